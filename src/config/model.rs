@@ -1,0 +1,137 @@
+//! Serde models of the two signed payloads (root and config) exactly as
+//! DESIGN.md specifies them. Unknown fields are ignored so that newer servers
+//! can add fields; missing required fields fail to parse.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// `payloadType` of a root document.
+pub const ROOT_PAYLOAD_TYPE: &str = "application/vnd.miui.cloudsync.root+json";
+/// `payloadType` of a regional config.
+pub const CONFIG_PAYLOAD_TYPE: &str = "application/vnd.miui.cloudsync.config+json";
+
+/// Root of trust: keys and the roles that may sign roots and configs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RootPayload {
+    /// Monotonic version; rotations step by exactly one.
+    pub version: u64,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    /// keyid → key.
+    pub keys: BTreeMap<String, KeyEntry>,
+    /// The `root` and `config` roles.
+    pub roles: Roles,
+}
+
+/// A public key listed in a root.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyEntry {
+    /// Only `ed25519` is accepted.
+    #[serde(rename = "type")]
+    pub key_type: String,
+    /// 64 lowercase hex characters (the raw 32-byte key).
+    pub public: String,
+}
+
+/// The two roles a root defines.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Roles {
+    /// Keys that sign the next root.
+    pub root: Role,
+    /// Keys that sign configs.
+    pub config: Role,
+}
+
+/// Keys of a role and how many distinct ones must sign.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Role {
+    /// Key ids (must be listed in `keys`).
+    pub keyids: Vec<String>,
+    /// Distinct keys needed; at least 1 and at most the number of keys.
+    pub threshold: u64,
+}
+
+/// The regional config: which country goes to which region, and each region's endpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigPayload {
+    /// Monotonic version.
+    pub version: u64,
+    /// RFC 3339 UTC; raises the freeze-safe clock floor.
+    pub issued_at: String,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    /// Upper-case ISO 3166-1 alpha-2 (or `*`) → region id.
+    pub countries: BTreeMap<String, String>,
+    /// Region id → region.
+    pub regions: BTreeMap<String, RegionSpec>,
+}
+
+/// One region as written in the config.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegionSpec {
+    /// Service name (e.g. `backup`) → endpoint.
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Host rules every URL of this region must pass.
+    pub allowed_hosts: Vec<String>,
+    /// Base64 SHA-256 of a SubjectPublicKeyInfo; if any, the chain must contain one.
+    #[serde(default)]
+    pub pins: Vec<String>,
+    /// CIDRs the resolved peer must fall in; if any.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Extra trust anchors (PEM) for this region only.
+    #[serde(default)]
+    pub ca_certs: Vec<String>,
+}
+
+/// One service endpoint.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceSpec {
+    /// `https` URL.
+    pub url: String,
+    /// Only `tus` is known.
+    pub protocol: String,
+}
+
+/// Parses an RFC 3339 UTC timestamp (`2027-05-01T00:00:00Z`) to seconds since the epoch.
+pub fn parse_time(field: &'static str, s: &str) -> Result<u64> {
+    let t = humantime::parse_rfc3339(s)
+        .map_err(|_| Error::malformed("timestamp", format!("{field} is not RFC 3339 UTC")))?;
+    Ok(unix_secs(t))
+}
+
+/// Seconds since the epoch (0 for times before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// RFC 3339 rendering of seconds since the epoch.
+pub fn format_time(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let s = parse_time("t", "2027-05-01T00:00:00Z").unwrap();
+        assert_eq!(s, 1_809_129_600);
+        assert_eq!(format_time(s), "2027-05-01T00:00:00Z");
+        assert!(parse_time("t", "2027-05-01").is_err());
+        assert!(parse_time("t", "").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_ignored_missing_fail() {
+        let ok = r#"{"services":{},"allowed_hosts":[],"future":1}"#;
+        assert!(serde_json::from_str::<RegionSpec>(ok).is_ok());
+        let missing = r#"{"services":{}}"#;
+        assert!(serde_json::from_str::<RegionSpec>(missing).is_err());
+    }
+}

@@ -1,0 +1,430 @@
+//! One internal [`Error`] for the whole crate and the small public [`ErrorKind`]
+//! that crosses the FFI edge.
+//!
+//! Messages name the problem, never the data: no file paths, URLs, account ids
+//! or config contents appear in `Display` output, because these strings reach
+//! logcat, crash reports and QA logs.
+
+use std::fmt;
+
+/// The category of a failure, stable across releases: Java exception classes
+/// and C status codes are derived from it (see [`ErrorKind::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An envelope carried no valid signature from a trusted key of the role.
+    BadSignature,
+    /// Some, but fewer than the threshold of, distinct trusted keys signed.
+    ThresholdNotMet,
+    /// A version went down, or the same version arrived with different bytes.
+    Rollback,
+    /// A root version skipped ahead by more than one.
+    VersionGap,
+    /// The root or config is past `expires_at` (against the freeze-safe clock).
+    Expired,
+    /// The envelope's `payloadType` is not the one expected.
+    WrongPayloadType,
+    /// Input bytes could not be parsed or miss required fields.
+    Malformed,
+    /// A config endpoint or host rule breaks the residency rules.
+    InvalidEndpoint,
+    /// No verified config is installed (uploads are off).
+    NoConfig,
+    /// No region is approved for this account (uploads are off).
+    NoRegion,
+    /// A URL or peer outside the approved region was refused before any byte was sent.
+    Residency,
+    /// Another runner holds the queue lease, or the database is locked.
+    Busy,
+    /// The database file is damaged.
+    StorageCorrupt,
+    /// The file is not an SQLite database.
+    NotADatabase,
+    /// The database cannot be opened or written (read-only or missing directory).
+    StorageUnavailable,
+    /// The disk (or the database's page budget) is full.
+    StorageFull,
+    /// The database was written by a newer cloudsync with a newer schema.
+    SchemaTooNew,
+    /// Any other SQLite failure.
+    Storage,
+    /// A source file could not be read.
+    SourceIo,
+    /// Connecting, TLS, or a transfer failed (retryable).
+    Network,
+    /// A server answered something the protocol does not allow.
+    Protocol,
+    /// The server refused the upload for good (e.g. 413); the item is dead.
+    Rejected,
+    /// The run was cancelled.
+    Cancelled,
+    /// No item with that id.
+    NotFound,
+    /// A caller passed an invalid argument (null, empty, out of range).
+    InvalidArgument,
+    /// A bug: a panic was caught at the FFI edge, or an invariant broke.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Stable snake_case name, used by the CLI and in logs.
+    pub fn name(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            BadSignature => "bad_signature",
+            ThresholdNotMet => "threshold_not_met",
+            Rollback => "rollback",
+            VersionGap => "version_gap",
+            Expired => "expired",
+            WrongPayloadType => "wrong_payload_type",
+            Malformed => "malformed",
+            InvalidEndpoint => "invalid_endpoint",
+            NoConfig => "no_config",
+            NoRegion => "no_region",
+            Residency => "residency",
+            Busy => "busy",
+            StorageCorrupt => "storage_corrupt",
+            NotADatabase => "not_a_database",
+            StorageUnavailable => "storage_unavailable",
+            StorageFull => "storage_full",
+            SchemaTooNew => "schema_too_new",
+            Storage => "storage",
+            SourceIo => "source_io",
+            Network => "network",
+            Protocol => "protocol",
+            Rejected => "rejected",
+            Cancelled => "cancelled",
+            NotFound => "not_found",
+            InvalidArgument => "invalid_argument",
+            Internal => "internal",
+        }
+    }
+
+    /// The C status code (`cs_status` in `include/cloudsync.h`); 0 is success.
+    pub fn code(self) -> i32 {
+        use ErrorKind::*;
+        match self {
+            BadSignature => 10,
+            ThresholdNotMet => 11,
+            Rollback => 12,
+            VersionGap => 13,
+            Expired => 14,
+            WrongPayloadType => 15,
+            Malformed => 16,
+            InvalidEndpoint => 17,
+            NoConfig => 18,
+            NoRegion => 20,
+            Residency => 21,
+            Busy => 30,
+            StorageCorrupt => 40,
+            NotADatabase => 41,
+            StorageUnavailable => 42,
+            StorageFull => 43,
+            SchemaTooNew => 44,
+            Storage => 45,
+            SourceIo => 46,
+            Network => 50,
+            Protocol => 51,
+            Rejected => 52,
+            Cancelled => 60,
+            NotFound => 61,
+            InvalidArgument => 62,
+            Internal => 99,
+        }
+    }
+
+    /// The Java exception class (JNI name) that carries this kind.
+    pub fn java_class(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            BadSignature | ThresholdNotMet | Rollback | VersionGap | Expired | WrongPayloadType
+            | Malformed | InvalidEndpoint | NoConfig => "com/miui/cloudsync/ConfigException",
+            NoRegion | Residency => "com/miui/cloudsync/ResidencyException",
+            Busy => "com/miui/cloudsync/BusyException",
+            StorageCorrupt | NotADatabase | StorageUnavailable | StorageFull | SchemaTooNew
+            | Storage => "com/miui/cloudsync/StorageException",
+            Network | Protocol | Rejected => "com/miui/cloudsync/NetworkException",
+            SourceIo | Cancelled | NotFound | InvalidArgument | Internal => {
+                "com/miui/cloudsync/SyncException"
+            }
+        }
+    }
+
+    /// All kinds, for exhaustive tests of the mappings.
+    pub const ALL: [ErrorKind; 26] = {
+        use ErrorKind::*;
+        [
+            BadSignature,
+            ThresholdNotMet,
+            Rollback,
+            VersionGap,
+            Expired,
+            WrongPayloadType,
+            Malformed,
+            InvalidEndpoint,
+            NoConfig,
+            NoRegion,
+            Residency,
+            Busy,
+            StorageCorrupt,
+            NotADatabase,
+            StorageUnavailable,
+            StorageFull,
+            SchemaTooNew,
+            Storage,
+            SourceIo,
+            Network,
+            Protocol,
+            Rejected,
+            Cancelled,
+            NotFound,
+            InvalidArgument,
+            Internal,
+        ]
+    };
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every failure in cloudsync. Variants hold only non-sensitive detail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No signature from a trusted key of `role` verified.
+    #[error("no valid signature from a trusted {role} key")]
+    BadSignature {
+        /// `root` or `config`.
+        role: &'static str,
+    },
+    /// Fewer than `threshold` distinct trusted keys of `role` signed.
+    #[error("{role} threshold not met: {valid} of {threshold} distinct trusted keys signed")]
+    ThresholdNotMet {
+        /// `root`, `config`, or `root (new)` for a rotation's own keys.
+        role: &'static str,
+        /// Distinct keys with a valid signature.
+        valid: usize,
+        /// Keys required.
+        threshold: usize,
+    },
+    /// A version older than the installed one.
+    #[error("{what} version {offered} is older than installed version {installed}")]
+    Rollback {
+        /// `root` or `config`.
+        what: &'static str,
+        /// Version in the rejected document.
+        offered: u64,
+        /// Version in force.
+        installed: u64,
+    },
+    /// Same version, different bytes.
+    #[error("{what} version {version} is already installed with different content")]
+    SameVersionDifferent {
+        /// `root` or `config`.
+        what: &'static str,
+        /// The version.
+        version: u64,
+    },
+    /// Root versions must step by exactly one.
+    #[error("root version {offered} does not follow installed version {installed}")]
+    VersionGap {
+        /// Version in the rejected root.
+        offered: u64,
+        /// Version in force.
+        installed: u64,
+    },
+    /// Past its expiry.
+    #[error("{what} expired")]
+    Expired {
+        /// `root` or `config`.
+        what: &'static str,
+    },
+    /// Wrong `payloadType` (the offered type is not echoed).
+    #[error("wrong payload type: expected {expected}")]
+    WrongPayloadType {
+        /// The type that was required.
+        expected: &'static str,
+    },
+    /// Could not parse.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// What was being parsed.
+        what: &'static str,
+        /// Why, without echoing input.
+        reason: String,
+    },
+    /// An endpoint or host rule breaks the residency rules.
+    #[error("invalid endpoint: {0}")]
+    InvalidEndpoint(&'static str),
+    /// No config installed.
+    #[error("no verified config is installed")]
+    NoConfig,
+    /// No region approved.
+    #[error("no region is approved for this account")]
+    NoRegion,
+    /// Residency guard refused a URL or peer.
+    #[error("residency guard refused: {0}")]
+    Residency(&'static str),
+    /// Lease held by another runner.
+    #[error("another runner holds the queue lease")]
+    Busy,
+    /// SQLite failure, classified.
+    #[error("storage: {reason}")]
+    Storage {
+        /// The classified kind.
+        kind: ErrorKind,
+        /// SQLite's description (never contains paths or row data).
+        reason: String,
+    },
+    /// DB schema is newer than this build.
+    #[error("database schema version {found} is newer than supported version {supported}")]
+    SchemaTooNew {
+        /// Version in the file.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+    /// Source file unreadable.
+    #[error("source file unreadable: {0}")]
+    SourceIo(std::io::ErrorKind),
+    /// Transport failure.
+    #[error("network: {0}")]
+    Network(String),
+    /// Protocol violation by the server.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// Permanent refusal by the server.
+    #[error("server rejected the upload: HTTP {0}")]
+    Rejected(u16),
+    /// Cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// Unknown id.
+    #[error("no such item")]
+    NotFound,
+    /// Bad argument.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// A caught panic or broken invariant.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The public category.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::BadSignature { .. } => ErrorKind::BadSignature,
+            Error::ThresholdNotMet { .. } => ErrorKind::ThresholdNotMet,
+            Error::Rollback { .. } | Error::SameVersionDifferent { .. } => ErrorKind::Rollback,
+            Error::VersionGap { .. } => ErrorKind::VersionGap,
+            Error::Expired { .. } => ErrorKind::Expired,
+            Error::WrongPayloadType { .. } => ErrorKind::WrongPayloadType,
+            Error::Malformed { .. } => ErrorKind::Malformed,
+            Error::InvalidEndpoint(_) => ErrorKind::InvalidEndpoint,
+            Error::NoConfig => ErrorKind::NoConfig,
+            Error::NoRegion => ErrorKind::NoRegion,
+            Error::Residency(_) => ErrorKind::Residency,
+            Error::Busy => ErrorKind::Busy,
+            Error::Storage { kind, .. } => *kind,
+            Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
+            Error::SourceIo(_) => ErrorKind::SourceIo,
+            Error::Network(_) => ErrorKind::Network,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Rejected(_) => ErrorKind::Rejected,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::NotFound => ErrorKind::NotFound,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Error {
+        Error::Malformed {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    /// serde_json's messages can quote input values ("invalid type: string \"…\""),
+    /// so only the category, position and missing field names survive.
+    pub(crate) fn from_json(what: &'static str, e: &serde_json::Error) -> Error {
+        let msg = e.to_string();
+        let reason = if let Some(rest) = msg.strip_prefix("missing field ") {
+            let field = rest.split(" at line").next().unwrap_or(rest);
+            format!("missing field {field}")
+        } else {
+            let cat = match e.classify() {
+                serde_json::error::Category::Io => "i/o error",
+                serde_json::error::Category::Syntax => "syntax error",
+                serde_json::error::Category::Data => "invalid value",
+                serde_json::error::Category::Eof => "unexpected end of input",
+            };
+            format!("{cat} at line {} column {}", e.line(), e.column())
+        };
+        Error::Malformed { what, reason }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        use rusqlite::ffi::ErrorCode as C;
+        let kind = match e.sqlite_error_code() {
+            Some(C::DatabaseCorrupt) => ErrorKind::StorageCorrupt,
+            Some(C::NotADatabase) => ErrorKind::NotADatabase,
+            Some(C::DiskFull) => ErrorKind::StorageFull,
+            Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => {
+                ErrorKind::StorageUnavailable
+            }
+            Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => ErrorKind::Busy,
+            _ => ErrorKind::Storage,
+        };
+        // rusqlite's Display for SqliteFailure is SQLite's own message, which
+        // never includes the file path; for other variants keep only a category.
+        let reason = match &e {
+            rusqlite::Error::SqliteFailure(err, _) => format!("{:?}", err.code),
+            rusqlite::Error::QueryReturnedNoRows => "no rows".to_string(),
+            other => format!("{}", short_variant(other)),
+        };
+        Error::Storage { kind, reason }
+    }
+}
+
+fn short_variant(e: &rusqlite::Error) -> &'static str {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..) => "unexpected column type",
+        rusqlite::Error::IntegralValueOutOfRange(..) => "integer out of range",
+        rusqlite::Error::InvalidColumnType(..) => "invalid column type",
+        rusqlite::Error::Utf8Error(..) => "invalid utf-8 in column",
+        _ => "sqlite error",
+    }
+}
+
+/// Crate-wide result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_and_names_are_unique_and_nonzero() {
+        let codes: HashSet<i32> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        let names: HashSet<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        assert!(!codes.contains(&0));
+    }
+
+    #[test]
+    fn json_errors_do_not_echo_input() {
+        let e = serde_json::from_str::<u64>("\"secret-account-42\"").unwrap_err();
+        let msg = Error::from_json("config", &e).to_string();
+        assert!(!msg.contains("secret"), "{msg}");
+        assert_eq!(Error::from_json("config", &e).kind(), ErrorKind::Malformed);
+    }
+}

@@ -1,0 +1,1 @@
+//! The FFI shell (JNI and C). Every `unsafe` and `extern` of the crate lives here.

@@ -1,0 +1,205 @@
+//! `cloudsync`: the command-line tool for QA engineers and emulator tests.
+//! Exit codes: 0 ok, 1 rejected input or failed operation, 2 usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod cli;
+
+/// On-device backup sync agent: signed regional config, durable queue, region-locked uploads.
+#[derive(Parser)]
+#[command(name = "cloudsync", version, about)]
+struct Cli {
+    /// Database file (queue + trust store). Required by the stateful commands.
+    #[arg(long, global = true, value_name = "DB")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DocType {
+    Root,
+    Config,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a new Ed25519 private key file (mode 0600); print its keyid and public key.
+    Keygen {
+        /// Output key file (must not exist).
+        out: PathBuf,
+    },
+    /// Sign a root or config payload; print the DSSE envelope JSON.
+    Sign {
+        /// Payload type to sign as.
+        #[arg(long = "type", value_enum)]
+        doc_type: DocType,
+        /// Private key file (repeat for several signatures).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Payload JSON file.
+        payload: PathBuf,
+    },
+    /// Offline check of an envelope against a root; print its version or the error kind.
+    Verify {
+        /// Trusted root envelope.
+        #[arg(long)]
+        root: PathBuf,
+        /// Envelope to check (a root rotation or a config).
+        envelope: PathBuf,
+    },
+    /// Create the database, trusting ROOT (the firmware's initial root).
+    Init {
+        /// Initial root envelope.
+        #[arg(long)]
+        root: PathBuf,
+    },
+    /// Install or show the signed config.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Set or show the account country / approved region.
+    #[command(subcommand)]
+    Region(RegionCmd),
+    /// Enqueue files; print one id per line.
+    Enqueue {
+        /// Service name in the config.
+        #[arg(long, default_value = "backup")]
+        service: String,
+        /// Higher runs first.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+        /// Files to enqueue.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Counts per state and pending bytes.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List queue items.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Only items in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Restamp held items to the approved region (requires the user's consent).
+    Rehome,
+    /// Delete held items (nothing is sent anywhere).
+    Discard,
+    /// Revive dead items.
+    RetryDead,
+    /// Remove one item.
+    Remove {
+        /// Item id.
+        id: i64,
+    },
+    /// Upload due items of the approved region.
+    Run {
+        /// Stop after this many seconds.
+        #[arg(long)]
+        max_seconds: Option<u64>,
+        /// Trust this extra CA (PEM) for every region: for loopback test servers only.
+        #[arg(long, hide = true)]
+        test_ca: Option<PathBuf>,
+        /// Bytes per PATCH.
+        #[arg(long, hide = true)]
+        chunk_size: Option<u64>,
+    },
+    /// Finished uploads.
+    Audit {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Only rows after this id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// End-to-end demo on loopback: three regions, signed config, uploads, proof of residency.
+    Demo(cli::demo::DemoArgs),
+    /// Run the loopback tus test server (benchmarks, emulator tests).
+    #[command(hide = true)]
+    DevServer(cli::devserver::DevServerArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Install a root or config envelope (told apart by payloadType).
+    Install {
+        /// Envelope file.
+        envelope: PathBuf,
+    },
+    /// Show version, expiry and region ids.
+    Show {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegionCmd {
+    /// Set the account country (ISO 3166-1 alpha-2).
+    SetCountry {
+        /// Country code.
+        country: String,
+    },
+    /// Print the approved region id, or `none`.
+    Show,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(cli::Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(cli::Failure::Op(e)) => {
+            eprintln!("error: {}: {e}", e.kind());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
+    use cli::cmds;
+    let db = || cli.db.clone().ok_or(cli::Failure::Usage("--db DB is required for this command".into()));
+    match cli.cmd {
+        Cmd::Keygen { out } => cmds::keygen(&out),
+        Cmd::Sign { doc_type, keys, payload } => cmds::sign(matches!(doc_type, DocType::Root), &keys, &payload),
+        Cmd::Verify { root, envelope } => cmds::verify(&root, &envelope),
+        Cmd::Init { root } => cmds::init(&db()?, &root),
+        Cmd::Config(ConfigCmd::Install { envelope }) => cmds::config_install(&db()?, &envelope),
+        Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
+        Cmd::Region(RegionCmd::SetCountry { country }) => cmds::set_country(&db()?, &country),
+        Cmd::Region(RegionCmd::Show) => cmds::region_show(&db()?),
+        Cmd::Enqueue { service, priority, files } => cmds::enqueue(&db()?, &service, priority, &files),
+        Cmd::Status { json } => cmds::status(&db()?, json),
+        Cmd::List { json, state, limit } => cmds::list(&db()?, json, state.as_deref(), limit),
+        Cmd::Rehome => cmds::rehome(&db()?),
+        Cmd::Discard => cmds::discard(&db()?),
+        Cmd::RetryDead => cmds::retry_dead(&db()?),
+        Cmd::Remove { id } => cmds::remove(&db()?, id),
+        Cmd::Run { max_seconds, test_ca, chunk_size } => {
+            cmds::run(&db()?, max_seconds, test_ca.as_deref(), chunk_size)
+        }
+        Cmd::Audit { json, after, limit } => cmds::audit(&db()?, json, after, limit),
+        Cmd::Demo(args) => cli::demo::run(args),
+        Cmd::DevServer(args) => cli::devserver::run(args),
+    }
+}

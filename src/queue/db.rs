@@ -1,0 +1,68 @@
+//! Opening the database (pragmas, migrations) and the one write helper.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use super::schema;
+use crate::error::Result;
+
+/// One SQLite connection with cloudsync's pragmas applied and schema migrated.
+#[derive(Debug)]
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<Db> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database (tests, dry runs).
+    pub fn open_in_memory() -> Result<Db> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Db> {
+        // Another process (a second CLI, a crashed runner's successor) may hold
+        // the write lock briefly; wait rather than fail.
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL lets readers (stats from the UI thread) run beside the uploader.
+        // The first statement also tells a non-SQLite file from a database.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // FULL: a returned enqueue survives power loss, not just process death.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        schema::migrate(&mut conn)?;
+        Ok(Db { conn })
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction that commits only if `f` succeeds.
+    /// Every write in cloudsync goes through here.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Read-only access.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Caps the file size (pages); used to simulate a full disk in tests.
+    pub fn set_max_page_count(&self, pages: u64) -> Result<()> {
+        let _: i64 = self
+            .conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Versioned schema. `PRAGMA user_version` holds the version; each step in
+//! [`MIGRATIONS`] upgrades from the previous one inside one transaction.
+//! Never edit a shipped step: add a new one and a migration test.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Step `i` upgrades version `i` to version `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: the trust store (signed root and config, clock floor, account country).
+    "CREATE TABLE trust (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        root        BLOB NOT NULL,
+        config      BLOB,
+        clock_floor INTEGER NOT NULL DEFAULT 0,
+        country     TEXT
+    );",
+    // v2: the upload queue, the audit trail, the runner lease, pending terminations.
+    "CREATE TABLE items (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        path             TEXT NOT NULL,
+        service          TEXT NOT NULL,
+        priority         INTEGER NOT NULL DEFAULT 0,
+        size             INTEGER NOT NULL,
+        mtime_ns         INTEGER NOT NULL,
+        sha256           BLOB,
+        region           TEXT,
+        state            TEXT NOT NULL CHECK (state IN ('pending','uploading','failed','dead','held')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER NOT NULL,
+        upload_url       TEXT,
+        upload_len       INTEGER,
+        upload_mtime_ns  INTEGER,
+        upload_sha256    BLOB,
+        confirmed_offset INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    CREATE INDEX items_due ON items (region, priority DESC, next_attempt_at, id)
+        WHERE state IN ('pending', 'failed');
+    CREATE UNIQUE INDEX items_active_path ON items (path, service)
+        WHERE state IN ('pending', 'uploading', 'failed', 'held');
+    CREATE INDEX items_state ON items (state, region);
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id     INTEGER NOT NULL,
+        service     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        host        TEXT NOT NULL,
+        peer_ip     TEXT,
+        bytes       INTEGER NOT NULL,
+        sha256      BLOB NOT NULL,
+        finished_at INTEGER NOT NULL
+    );
+    CREATE TABLE lease (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        owner      TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE terminations (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        region     TEXT NOT NULL,
+        upload_url TEXT NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`CURRENT_VERSION`]. Fails with `SchemaTooNew`
+/// (touching nothing) if a newer build wrote it.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > CURRENT_VERSION {
+        return Err(Error::SchemaTooNew { found, supported: CURRENT_VERSION });
+    }
+    if found < 0 {
+        return Err(Error::Storage {
+            kind: crate::ErrorKind::StorageCorrupt,
+            reason: "negative schema version".into(),
+        });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Re-check under the write lock: another process may have migrated meanwhile.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_db_reaches_current_version_and_is_idempotent() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        migrate(&mut c).unwrap();
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_untouched() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+        let e = migrate(&mut c).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::SchemaTooNew);
+        let tables: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+}
