@@ -5,16 +5,20 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::envelope::Envelope;
 use crate::config::model::unix_secs;
 use crate::config::store::{self, StoredTrust};
 use crate::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::queue::ops::{self, now_ms};
 use crate::queue::{AuditRecord, Db, ItemInfo, QueueStats, RetryPolicy, State};
-use crate::region::{self, ApprovedRegion};
+use crate::queue::ops::SourceMeta;
+use crate::region::{self, ApprovedRegion, GuardedUrl};
+use crate::upload::http::RegionHttp;
+use crate::upload::tus::{Capabilities, Failure, TusResult};
+use crate::upload::{Progress, Stop};
 
 /// Seconds-since-epoch clock; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -370,6 +374,240 @@ impl Agent {
     /// Asks a running [`Agent::run_once`] (on another thread) to stop soon.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Why [`Agent::run_once`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// No due item of the approved region is left.
+    Drained,
+    /// `max_duration` elapsed.
+    TimeUp,
+    /// [`Agent::cancel`] was called, or the progress callback asked to stop.
+    Cancelled,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunReport {
+    /// The region uploaded to.
+    pub region: String,
+    /// Items confirmed and moved to the audit trail.
+    pub uploaded: u64,
+    /// Bytes of those items.
+    pub bytes: u64,
+    /// Attempts that failed (items now `failed` or `dead`).
+    pub failed: u64,
+    /// Items that went `dead` in this run.
+    pub dead: u64,
+    /// Items held for another region.
+    pub held: u64,
+    /// Items still queued for the approved region (pending, failed, uploading).
+    pub remaining: u64,
+    /// Why the run ended.
+    pub stopped: StopReason,
+}
+
+/// How long a runner's lease lasts without renewal; a killed runner's lease
+/// expires after this and the next runner takes over its items.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+struct QueueLedger<'a> {
+    agent: &'a Agent,
+    owner: &'a str,
+    last_renew: Instant,
+}
+
+impl QueueLedger<'_> {
+    fn renew(&mut self, inner: &mut Inner) -> Result<()> {
+        if self.last_renew.elapsed() > LEASE_TTL / 4 {
+            inner.db.write(|tx| ops::acquire_lease(tx, self.owner, now_ms(), LEASE_TTL))?;
+            self.last_renew = Instant::now();
+        }
+        Ok(())
+    }
+}
+
+impl crate::upload::Ledger for QueueLedger<'_> {
+    fn session(&mut self, id: i64, url: Option<&GuardedUrl>, meta: SourceMeta, sha: &[u8; 32], offset: u64) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.renew(&mut g)?;
+        let url_s = url.map(|u| u.as_str());
+        g.db.write(|tx| {
+            ops::set_source(tx, id, meta, sha)?;
+            ops::set_session(
+                tx,
+                id,
+                url_s.as_deref(),
+                url.map(|_| meta.size),
+                url.map(|_| meta.mtime_ns),
+                url.map(|_| sha),
+                offset,
+                now_ms(),
+            )
+        })
+    }
+
+    fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.renew(&mut g)?;
+        g.db.write(|tx| ops::set_offset(tx, id, offset, now_ms()))
+    }
+}
+
+impl Agent {
+    /// Uploads due items of the approved region until none is due, `max`
+    /// elapsed, or [`Agent::cancel`] is called from another thread.
+    /// `progress` runs on this thread; returning `false` cancels the run.
+    ///
+    /// Fails with `NoConfig`, `Expired` or `NoRegion` when uploads are off
+    /// (fail closed), and with `Busy` while another runner holds the lease.
+    pub fn run_once(&self, max: Duration, progress: &mut dyn FnMut(Progress) -> bool) -> Result<RunReport> {
+        self.cancel.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + max;
+        let owner = {
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
+            hex::encode(b)
+        };
+        let (region, held) = {
+            let mut g = self.lock();
+            let inner = &mut *g;
+            if inner.trust.config.is_none() {
+                return Err(Error::NoConfig);
+            }
+            let region = self.approved_locked(&inner.trust)?.ok_or(Error::NoRegion)?;
+            let now = now_ms();
+            let held = inner.db.write(|tx| {
+                ops::acquire_lease(tx, &owner, now, LEASE_TTL)?;
+                ops::reconcile_regions(tx, region.id(), now)
+            })?;
+            (region, held)
+        };
+        let result = self.run_leased(&region, &owner, held, deadline, progress);
+        let mut g = self.lock();
+        if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {
+            log::warn!("lease release failed ({}); it expires on its own", e.kind());
+        }
+        result
+    }
+
+    fn run_leased(
+        &self,
+        region: &ApprovedRegion,
+        owner: &str,
+        held: u64,
+        deadline: Instant,
+        progress: &mut dyn FnMut(Progress) -> bool,
+    ) -> Result<RunReport> {
+        let opts = &self.options.upload;
+        let http = RegionHttp::new(region, opts)?;
+        let mut caps: std::collections::HashMap<String, (GuardedUrl, Capabilities)> = Default::default();
+        let mut report = RunReport {
+            region: region.id().to_string(),
+            uploaded: 0,
+            bytes: 0,
+            failed: 0,
+            dead: 0,
+            held,
+            remaining: 0,
+            stopped: StopReason::Drained,
+        };
+        let stop = Stop { cancel: &self.cancel, deadline };
+        self.process_terminations(&http, region)?;
+        loop {
+            if self.cancel.load(Ordering::SeqCst) {
+                report.stopped = StopReason::Cancelled;
+                break;
+            }
+            if Instant::now() >= deadline {
+                report.stopped = StopReason::TimeUp;
+                break;
+            }
+            let item = {
+                let mut g = self.lock();
+                let Some(item) = ops::next_due(g.db.conn(), region.id(), now_ms())? else { break };
+                g.db.write(|tx| {
+                    ops::acquire_lease(tx, owner, now_ms(), LEASE_TTL)?;
+                    ops::claim(tx, item.id, now_ms())
+                })?;
+                item
+            };
+            let attempt = (|| -> TusResult<crate::upload::Finished> {
+                if !caps.contains_key(&item.service) {
+                    let endpoint = region.endpoint(&item.service)?;
+                    let c = http.tus_options(&endpoint)?;
+                    if !c.creation {
+                        return Err(Error::Protocol("server does not offer tus creation".into()).into());
+                    }
+                    caps.insert(item.service.clone(), (endpoint, c));
+                }
+                let (endpoint, c) = caps.get(&item.service).expect("inserted above");
+                let mut ledger = QueueLedger { agent: self, owner, last_renew: Instant::now() };
+                crate::upload::upload_item(&http, c, endpoint, &item, opts, &mut ledger, &stop, progress)
+            })();
+            let mut g = self.lock();
+            match attempt {
+                Ok(done) => {
+                    let rec = AuditRecord {
+                        id: 0,
+                        item_id: item.id,
+                        service: item.service.clone(),
+                        region: region.id().to_string(),
+                        host: done.host,
+                        peer_ip: done.peer_ip.map(|ip| ip.to_string()),
+                        bytes: done.bytes,
+                        sha256: hex::encode(done.sha256),
+                        finished_at: now_ms(),
+                    };
+                    g.db.write(|tx| ops::complete(tx, &rec))?;
+                    log::info!("item {} uploaded ({} bytes)", item.id, done.bytes);
+                    report.uploaded += 1;
+                    report.bytes += done.bytes;
+                }
+                Err(Failure { error: Error::Cancelled, .. }) => {
+                    g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
+                    report.stopped =
+                        if self.cancel.load(Ordering::SeqCst) { StopReason::Cancelled } else { StopReason::TimeUp };
+                    break;
+                }
+                Err(Failure { error, retry_after }) => {
+                    let permanent = matches!(error.kind(), ErrorKind::Rejected | ErrorKind::InvalidArgument)
+                        || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound);
+                    let reason = format!("{}: {}", error.kind(), error);
+                    let st = g.db.write(|tx| {
+                        ops::fail(tx, item.id, &reason, permanent, retry_after, &self.options.retry, now_ms())
+                    })?;
+                    log::warn!("item {} failed ({}), now {}", item.id, error.kind(), st);
+                    report.failed += 1;
+                    if st == State::Dead {
+                        report.dead += 1;
+                    }
+                }
+            }
+        }
+        let s = ops::stats(self.lock().db.conn())?;
+        report.remaining = s.pending + s.failed + s.uploading;
+        Ok(report)
+    }
+
+    /// Sends queued `DELETE`s for removed items of the approved region, when the server offers termination.
+    fn process_terminations(&self, http: &RegionHttp, region: &ApprovedRegion) -> Result<()> {
+        let pending = ops::terminations(self.lock().db.conn(), region.id())?;
+        for (id, url) in pending {
+            // Guarded again: the URL was read back from disk.
+            if let Ok(u) = region.guard(&url) {
+                if let Err(f) = http.tus_delete(&u) {
+                    if f.error.kind() == ErrorKind::Network {
+                        continue; // try again next run
+                    }
+                }
+            }
+            self.lock().db.write(|tx| ops::drop_termination(tx, id))?;
+        }
+        Ok(())
     }
 }
 

@@ -290,6 +290,9 @@ pub enum Error {
     /// Source file unreadable.
     #[error("source file unreadable: {0}")]
     SourceIo(std::io::ErrorKind),
+    /// The source file changed while it was being read; the upload restarts.
+    #[error("source file changed during upload")]
+    SourceChanged,
     /// Transport failure.
     #[error("network: {0}")]
     Network(String),
@@ -331,7 +334,7 @@ impl Error {
             Error::Busy => ErrorKind::Busy,
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
-            Error::SourceIo(_) => ErrorKind::SourceIo,
+            Error::SourceIo(_) | Error::SourceChanged => ErrorKind::SourceIo,
             Error::Network(_) => ErrorKind::Network,
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Rejected(_) => ErrorKind::Rejected,
@@ -387,7 +390,7 @@ impl From<rusqlite::Error> for Error {
         let reason = match &e {
             rusqlite::Error::SqliteFailure(err, _) => format!("{:?}", err.code),
             rusqlite::Error::QueryReturnedNoRows => "no rows".to_string(),
-            other => format!("{}", short_variant(other)),
+            other => short_variant(other).to_string(),
         };
         Error::Storage { kind, reason }
     }

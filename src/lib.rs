@@ -57,6 +57,7 @@ pub mod devserver;
 #[allow(unsafe_code)]
 pub mod ffi;
 
-pub use agent::{Agent, AgentOptions, ConfigInfo, Installed};
+pub use agent::{Agent, AgentOptions, ConfigInfo, Installed, RunReport, StopReason};
+pub use upload::Progress;
 pub use error::{Error, ErrorKind, Result};
 pub use queue::State;

@@ -32,3 +32,287 @@ impl Default for UploadOptions {
         }
     }
 }
+
+pub mod http;
+pub mod tus;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::queue::ops::{stat_source, ItemRow, SourceMeta};
+use crate::region::GuardedUrl;
+use http::RegionHttp;
+use tus::{Capabilities, Failure, HeadResult, PatchOutcome, TusResult};
+
+/// Read buffer for hashing and sending: memory stays flat whatever the file size.
+const BUF: usize = 256 * 1024;
+
+/// Progress of the item being uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Item id.
+    pub item_id: i64,
+    /// Bytes the server holds (confirmed, plus the chunk in flight).
+    pub sent: u64,
+    /// Total bytes of the item.
+    pub total: u64,
+}
+
+/// Where the uploader records what the server confirmed (the queue).
+pub trait Ledger {
+    /// A new (or cleared, with `None`) upload session and its confirmed offset.
+    fn session(&mut self, id: i64, url: Option<&GuardedUrl>, meta: SourceMeta, sha256: &[u8; 32], offset: u64) -> Result<()>;
+    /// A newly confirmed offset.
+    fn offset(&mut self, id: i64, offset: u64) -> Result<()>;
+}
+
+/// Stop conditions checked while bytes flow.
+pub struct Stop<'a> {
+    /// Set by [`crate::Agent::cancel`] (or a progress callback) from another thread.
+    pub cancel: &'a AtomicBool,
+    /// Time limit of the run.
+    pub deadline: Instant,
+}
+
+impl Stop<'_> {
+    fn check(&self) -> Result<()> {
+        // Cancel and time-up both end the attempt the same way; the run tells them apart.
+        if self.cancel.load(Ordering::SeqCst) || Instant::now() >= self.deadline {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A finished upload, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// `host:port` of the upload URL.
+    pub host: String,
+    /// Peer the bytes went to.
+    pub peer_ip: Option<std::net::IpAddr>,
+    /// Bytes.
+    pub bytes: u64,
+    /// Content SHA-256.
+    pub sha256: [u8; 32],
+}
+
+/// SHA-256 of a whole file, streamed.
+pub fn hash_file(path: &Path) -> Result<[u8; 32]> {
+    let mut f = File::open(path).map_err(|e| Error::SourceIo(e.kind()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::SourceIo(e.kind()))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
+}
+
+fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
+    f.seek(SeekFrom::Start(offset)).map_err(|e| Error::SourceIo(e.kind()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; BUF];
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left.min(BUF as u64)).expect("bounded by BUF");
+        let n = f.read(&mut buf[..want]).map_err(|e| Error::SourceIo(e.kind()))?;
+        if n == 0 {
+            return Err(Error::SourceIo(std::io::ErrorKind::UnexpectedEof));
+        }
+        ctx.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
+}
+
+/// Reads exactly one chunk from the file, checking the stop conditions and
+/// reporting progress as bytes leave.
+struct ChunkReader<'a> {
+    file: &'a mut File,
+    left: u64,
+    sent_before: u64,
+    sent: u64,
+    stop: &'a Stop<'a>,
+    progress: &'a mut dyn FnMut(Progress) -> bool,
+    item_id: i64,
+    total: u64,
+    last_report: u64,
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        if self.stop.check().is_err() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        let want = usize::try_from(self.left.min(buf.len() as u64)).expect("bounded by buf.len()");
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            // The file shrank under us: fail rather than send a short body.
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source shrank"));
+        }
+        self.left -= n as u64;
+        self.sent += n as u64;
+        if self.sent - self.last_report >= 1024 * 1024 || self.left == 0 {
+            self.last_report = self.sent;
+            let p = Progress { item_id: self.item_id, sent: self.sent_before + self.sent, total: self.total };
+            if !(self.progress)(p) {
+                self.stop.cancel.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Uploads one item of the region `http` serves. The caller has claimed it.
+#[allow(clippy::too_many_arguments)]
+pub fn upload_item(
+    http: &RegionHttp,
+    caps: &Capabilities,
+    endpoint: &GuardedUrl,
+    item: &ItemRow,
+    opts: &UploadOptions,
+    ledger: &mut dyn Ledger,
+    stop: &Stop<'_>,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> TusResult<Finished> {
+    let path = Path::new(&item.path);
+    let meta = stat_source(path)?;
+    if let Some(max) = caps.max_size {
+        if meta.size > max {
+            return Err(Error::Rejected(413).into());
+        }
+    }
+    stop.check()?;
+    // The hash is taken before anything is sent; the file is re-checked after.
+    let sha = hash_file(path)?;
+    if stat_source(path)? != meta {
+        return Err(Error::SourceChanged.into());
+    }
+
+    // Resume the stored session only if it was made for exactly this content
+    // and its URL still passes the guard (it was read back from disk).
+    let mut session: Option<(GuardedUrl, u64)> = None;
+    if let Some(stored) = item.upload_url.as_deref() {
+        let same_content = item.upload_len == Some(meta.size)
+            && item.upload_mtime_ns == Some(meta.mtime_ns)
+            && item.upload_sha256 == Some(sha);
+        match http.region().guard(stored) {
+            Ok(url) if same_content => match http.tus_head(&url)? {
+                HeadResult::Offset(off, len) if len.is_none_or(|l| l == meta.size) && off <= meta.size => {
+                    session = Some((url, off));
+                }
+                _ => log::info!("item {}: stored upload is gone; creating a new one", item.id),
+            },
+            Ok(url) => {
+                log::info!("item {}: source changed since its upload began; restarting", item.id);
+                if caps.termination {
+                    let _ = http.tus_delete(&url);
+                }
+            }
+            Err(e) => log::warn!("item {}: stored upload URL refused by the guard ({})", item.id, e.kind()),
+        }
+        if session.is_none() {
+            ledger.session(item.id, None, meta, &sha, 0)?;
+        }
+    }
+
+    let (url, mut offset) = match session {
+        Some(s) => s,
+        None => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+            let id = item.id.to_string();
+            let sha_hex = hex::encode(sha);
+            let md: [(&str, &[u8]); 3] =
+                [("filename", name.as_bytes()), ("item", id.as_bytes()), ("sha256", sha_hex.as_bytes())];
+            let (url, off) = http.tus_create(endpoint, meta.size, &md)?;
+            // Persist at once: a crash after this line resumes this very upload.
+            ledger.session(item.id, Some(&url), meta, &sha, off.min(meta.size))?;
+            (url, off.min(meta.size))
+        }
+    };
+
+    let mut file = File::open(path).map_err(|e| Failure::from(Error::SourceIo(e.kind())))?;
+    let mut inline_retries = 0;
+    while offset < meta.size {
+        stop.check()?;
+        let len = opts.chunk_size.max(1).min(meta.size - offset);
+        let checksum = if caps.checksum_sha256 { Some(hash_range(&mut file, offset, len)?) } else { None };
+        file.seek(SeekFrom::Start(offset)).map_err(|e| Failure::from(Error::SourceIo(e.kind())))?;
+        let mut reader = ChunkReader {
+            file: &mut file,
+            left: len,
+            sent_before: offset,
+            sent: 0,
+            stop,
+            progress: &mut *progress,
+            item_id: item.id,
+            total: meta.size,
+            last_report: 0,
+        };
+        let outcome = http.tus_patch(&url, offset, len, checksum.as_ref(), &mut reader);
+        stop.check()?;
+        match outcome {
+            Ok(PatchOutcome::Offset(new)) if new > offset && new <= meta.size => {
+                offset = new;
+                ledger.offset(item.id, offset)?;
+            }
+            Ok(PatchOutcome::Offset(_)) => {
+                return Err(Error::Protocol("PATCH answered an offset that does not advance".into()).into())
+            }
+            Ok(PatchOutcome::Gone) => {
+                ledger.session(item.id, None, meta, &sha, 0)?;
+                return Err(Error::Network("upload vanished on the server; will start over".into()).into());
+            }
+            Ok(PatchOutcome::Conflict) | Ok(PatchOutcome::ChecksumMismatch) | Err(Failure { error: Error::Network(_), .. })
+                if inline_retries < 3 =>
+            {
+                // A dropped connection or a disagreement: ask the server where it is, and go on from there.
+                inline_retries += 1;
+                match http.tus_head(&url)? {
+                    HeadResult::Offset(off, _) if off <= meta.size => {
+                        offset = off;
+                        ledger.offset(item.id, offset)?;
+                    }
+                    _ => {
+                        ledger.session(item.id, None, meta, &sha, 0)?;
+                        return Err(Error::Network("upload vanished on the server; will start over".into()).into());
+                    }
+                }
+            }
+            Ok(PatchOutcome::Conflict) => return Err(Error::Protocol("offset conflict persists".into()).into()),
+            Ok(PatchOutcome::ChecksumMismatch) => {
+                return Err(Error::Network("checksum mismatch persists".into()).into())
+            }
+            Err(f) => return Err(f),
+        }
+    }
+
+    // The bytes sent were read while the file had this size and mtime; if it
+    // changed meanwhile the server copy may be torn: throw it away.
+    if stat_source(path)? != meta {
+        if caps.termination {
+            let _ = http.tus_delete(&url);
+        }
+        ledger.session(item.id, None, meta, &sha, 0)?;
+        return Err(Error::SourceChanged.into());
+    }
+    let _ = progress(Progress { item_id: item.id, sent: meta.size, total: meta.size });
+    Ok(Finished {
+        host: url.host_port(),
+        peer_ip: http.peer_ip(&url.host_port()),
+        bytes: meta.size,
+        sha256: sha,
+    })
+}

@@ -1,0 +1,400 @@
+//! The HTTP layer of one region: a ureq agent whose only way to the network
+//! is [`GuardConnector`]. It re-checks every connection against the region
+//! (host rules, resolved peer in `networks`), speaks TLS with a verifier that
+//! enforces the region's pins, follows no redirects and uses no proxy.
+//!
+//! This is the layer that cannot be bypassed: even a URL that somehow skipped
+//! [`crate::region::ApprovedRegion::guard`] would be refused here before a
+//! single byte is written.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
+};
+
+use super::UploadOptions;
+use crate::error::{Error, Result};
+use crate::region::{ApprovedRegion, Region};
+
+/// Why the guard refused a connection (read back after a failed request).
+type Refusal = Arc<Mutex<Option<&'static str>>>;
+
+fn refuse(r: &Refusal, why: &'static str) -> ureq::Error {
+    *r.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    ureq::Error::Io(std::io::Error::other(why))
+}
+
+/// The ring provider, explicitly: no process-wide default is consulted.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// WebPKI verification (Mozilla roots + the region's `ca_certs`), then pins.
+struct PinningVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    pins: Vec<[u8; 32]>,
+    refusal: Refusal,
+}
+
+impl fmt::Debug for PinningVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinningVerifier").field("pins", &self.pins.len()).finish()
+    }
+}
+
+/// SHA-256 of the DER SubjectPublicKeyInfo of a certificate.
+pub fn spki_sha256(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+    let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
+    let spki = parsed.subject_public_key_info();
+    let d = ring::digest::digest(&ring::digest::SHA256, spki.as_ref());
+    d.as_ref().try_into().ok()
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let ok = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        if self.pins.is_empty() {
+            return Ok(ok);
+        }
+        let matched = std::iter::once(end_entity)
+            .chain(intermediates)
+            .filter_map(spki_sha256)
+            .any(|h| self.pins.contains(&h));
+        if matched {
+            Ok(ok)
+        } else {
+            *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some("certificate chain matches no pin");
+            Err(rustls::Error::General("certificate chain matches no pin".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn tls_config(region: &Region, opts: &UploadOptions, refusal: Refusal) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    if !opts.no_public_roots {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    // The region's own CAs are trusted for this region's agent only.
+    for c in opts.extra_roots.iter().chain(region.ca_certs()) {
+        roots
+            .add(c.clone())
+            .map_err(|_| Error::malformed("config", "ca_certs entry is not a usable trust anchor"))?;
+    }
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|_| Error::Internal("no trust anchors for this region".into()))?;
+    let verifier = PinningVerifier { inner, pins: region.pins().to_vec(), refusal };
+    let cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|_| Error::Internal("TLS provider rejected default versions".into()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Resolves with the system resolver, then keeps only addresses inside the
+/// region's `networks`: nothing outside them is ever dialled.
+#[derive(Debug)]
+struct GuardResolver {
+    region: Arc<Region>,
+    inner: DefaultResolver,
+    refusal: Refusal,
+}
+
+impl Resolver for GuardResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let all = self.inner.resolve(uri, config, timeout)?;
+        let mut kept = self.empty();
+        kept.truncate(0);
+        for a in all.iter().filter(|a| self.region.allows_peer(a.ip())) {
+            kept.push(*a);
+        }
+        if kept.is_empty() {
+            return Err(refuse(&self.refusal, "resolved address is outside the region's networks"));
+        }
+        Ok(kept)
+    }
+}
+
+/// TCP + TLS, with the residency checks in front of each step.
+struct GuardConnector {
+    region: Arc<Region>,
+    tls: Arc<ClientConfig>,
+    connect_timeout: Duration,
+    refusal: Refusal,
+    peers: Arc<Mutex<HashMap<String, IpAddr>>>,
+}
+
+impl fmt::Debug for GuardConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardConnector").field("region", &self.region.id()).finish()
+    }
+}
+
+impl Connector<()> for GuardConnector {
+    type Out = TlsTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> std::result::Result<Option<TlsTransport>, ureq::Error> {
+        let uri = details.uri;
+        if uri.scheme_str() != Some("https") {
+            return Err(refuse(&self.refusal, "not https"));
+        }
+        let authority = uri.authority().ok_or_else(|| refuse(&self.refusal, "no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(refuse(&self.refusal, "userinfo in URL"));
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(443);
+        if !self.region.allows_host(&host, port) {
+            return Err(refuse(&self.refusal, "host is not in the region's allowed_hosts"));
+        }
+        let mut last_err = None;
+        let mut stream = None;
+        for addr in details.addrs.iter() {
+            if !self.region.allows_peer(addr.ip()) {
+                last_err = Some(refuse(&self.refusal, "peer is outside the region's networks"));
+                continue;
+            }
+            match TcpStream::connect_timeout(addr, self.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_err = Some(ureq::Error::Io(e)),
+            }
+        }
+        let stream = stream.ok_or_else(|| last_err.unwrap_or(ureq::Error::ConnectionFailed))?;
+        // Belt and braces: the address we actually reached.
+        let peer: SocketAddr = stream.peer_addr()?;
+        if !self.region.allows_peer(peer.ip()) {
+            return Err(refuse(&self.refusal, "peer is outside the region's networks"));
+        }
+        stream.set_nodelay(true)?;
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host_port(&host, port), peer.ip());
+        let name = ServerName::try_from(host.clone()).map_err(|_| ureq::Error::Tls("invalid server name"))?;
+        let mut conn = ClientConnection::new(self.tls.clone(), name)?;
+        let cfg = details.config;
+        let mut sock = stream;
+        set_timeouts(&sock, details.timeout)?;
+        conn.complete_io(&mut sock)?;
+        let buffers = LazyBuffers::new(cfg.input_buffer_size(), cfg.output_buffer_size());
+        Ok(Some(TlsTransport { buffers, stream: StreamOwned { conn, sock } }))
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn set_timeouts(sock: &TcpStream, timeout: NextTimeout) -> std::io::Result<()> {
+    let t = timeout.not_zero().map(|d| *d);
+    sock.set_read_timeout(t)?;
+    sock.set_write_timeout(t)
+}
+
+/// rustls directly over a `TcpStream` (ureq's own `RustlsTransport` cannot
+/// take our verifier, so this mirrors it).
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TcpStream>,
+}
+
+impl fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsTransport").finish()
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        set_timeouts(self.stream.get_ref(), timeout)?;
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        set_timeouts(self.stream.get_ref(), timeout)?;
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // A pooled connection the server closed reads as EOF; peek without blocking.
+        let sock = self.stream.get_ref();
+        if sock.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        let open = match sock.peek(&mut b) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        };
+        sock.set_nonblocking(false).is_ok() && open
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// A ureq agent bound to one approved region.
+pub struct RegionHttp {
+    agent: ureq::Agent,
+    region: ApprovedRegion,
+    refusal: Refusal,
+    peers: Arc<Mutex<HashMap<String, IpAddr>>>,
+}
+
+impl fmt::Debug for RegionHttp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegionHttp").field("region", &self.region.id()).finish()
+    }
+}
+
+impl RegionHttp {
+    /// Builds the agent for `region`.
+    pub fn new(region: &ApprovedRegion, opts: &UploadOptions) -> Result<RegionHttp> {
+        let refusal: Refusal = Arc::new(Mutex::new(None));
+        let peers = Arc::new(Mutex::new(HashMap::new()));
+        let r = Arc::new(region.region().clone());
+        let config = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_per_read(Some(opts.io_timeout))
+            .timeout_per_write(Some(opts.io_timeout))
+            .user_agent(concat!("cloudsync/", env!("CARGO_PKG_VERSION")))
+            .input_buffer_size(128 * 1024)
+            .output_buffer_size(128 * 1024)
+            .build();
+        let connector = GuardConnector {
+            region: r.clone(),
+            tls: tls_config(&r, opts, refusal.clone())?,
+            connect_timeout: opts.connect_timeout,
+            refusal: refusal.clone(),
+            peers: peers.clone(),
+        };
+        let resolver = GuardResolver { region: r, inner: DefaultResolver::default(), refusal: refusal.clone() };
+        Ok(RegionHttp {
+            agent: ureq::Agent::with_parts(config, connector, resolver),
+            region: region.clone(),
+            refusal,
+            peers,
+        })
+    }
+
+    /// The region this agent serves.
+    pub fn region(&self) -> &ApprovedRegion {
+        &self.region
+    }
+
+    /// The underlying ureq agent (only reachable through guarded URLs in `tus`).
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// The peer address last connected for `host:port`.
+    pub fn peer_ip(&self, host_port: &str) -> Option<IpAddr> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).get(host_port).copied()
+    }
+
+    /// Maps a ureq failure to our error, preferring the guard's reason.
+    pub(crate) fn classify(&self, e: ureq::Error) -> Error {
+        if let Some(why) = self.refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Error::Residency(why);
+        }
+        Error::Network(
+            match e {
+                ureq::Error::Timeout(_) => "timed out",
+                ureq::Error::HostNotFound => "host not found",
+                ureq::Error::ConnectionFailed => "connection failed",
+                ureq::Error::Io(ref io) => match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "connection refused",
+                    std::io::ErrorKind::ConnectionReset => "connection reset",
+                    std::io::ErrorKind::ConnectionAborted => "connection aborted",
+                    std::io::ErrorKind::BrokenPipe => "connection closed while sending",
+                    std::io::ErrorKind::UnexpectedEof => "connection closed early",
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out",
+                    std::io::ErrorKind::InvalidData => "TLS or protocol failure",
+                    _ => "i/o error",
+                },
+                ureq::Error::Tls(_) => "TLS failure",
+                ureq::Error::Protocol(_) => "HTTP protocol error",
+                _ => "transport error",
+            }
+            .to_string(),
+        )
+    }
+
+    /// Clears a stale refusal before a new request.
+    pub(crate) fn reset_refusal(&self) {
+        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}

@@ -1,0 +1,231 @@
+//! tus 1.0.0 client requests (core, creation, checksum, termination):
+//! <https://tus.io/protocols/resumable-upload>. Every function takes a
+//! [`GuardedUrl`]; every `Location` is resolved and guarded before use.
+
+use std::io::Read;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ureq::http::Response;
+use ureq::Body;
+
+use super::http::RegionHttp;
+use crate::error::{Error, Result};
+use crate::region::GuardedUrl;
+
+const TUS_VERSION: &str = "1.0.0";
+
+/// A failed request with what the retry logic needs to know.
+#[derive(Debug)]
+pub struct Failure {
+    /// The error recorded on the item.
+    pub error: Error,
+    /// The server's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure { error, retry_after: None }
+    }
+}
+
+/// Result of a tus request.
+pub type TusResult<T> = std::result::Result<T, Failure>;
+
+/// What the server offers (from `OPTIONS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `creation` extension.
+    pub creation: bool,
+    /// `checksum` extension with `sha256`.
+    pub checksum_sha256: bool,
+    /// `termination` extension.
+    pub termination: bool,
+    /// `Tus-Max-Size`.
+    pub max_size: Option<u64>,
+}
+
+/// Outcome of `HEAD` on an upload URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadResult {
+    /// The upload exists at this offset (with the declared length, if sent).
+    Offset(u64, Option<u64>),
+    /// 404/410: the server no longer has it.
+    Gone,
+}
+
+fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn parse_u64(r: &Response<Body>, name: &str) -> Result<Option<u64>> {
+    match header(r, name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| Error::Protocol(format!("{name} is not a number"))),
+    }
+}
+
+fn retry_after(r: &Response<Body>) -> Option<Duration> {
+    // Only the delta-seconds form; an HTTP date falls back to our own backoff.
+    header(r, "retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+/// Maps statuses that end an attempt. 2xx returns `Ok`.
+fn check_status(r: &Response<Body>, what: &str) -> TusResult<()> {
+    let s = r.status().as_u16();
+    match s {
+        200..=299 => Ok(()),
+        300..=399 => Err(Error::Residency("redirect refused").into()),
+        429 | 500..=599 => Err(Failure {
+            error: Error::Network(format!("{what}: HTTP {s}")),
+            retry_after: retry_after(r),
+        }),
+        408 => Err(Error::Network(format!("{what}: HTTP {s}")).into()),
+        400..=499 => Err(Error::Rejected(s).into()),
+        _ => Err(Error::Protocol(format!("{what}: unexpected HTTP {s}")).into()),
+    }
+}
+
+fn drain(mut r: Response<Body>) {
+    // Small bodies only: keeps the connection reusable; errors are irrelevant.
+    let _ = std::io::copy(&mut r.body_mut().as_reader().take(64 * 1024), &mut std::io::sink());
+}
+
+impl RegionHttp {
+    fn send_empty(&self, method: &str, url: &GuardedUrl, headers: &[(&str, String)]) -> TusResult<Response<Body>> {
+        self.reset_refusal();
+        let mut req = ureq::http::Request::builder().method(method).uri(url.uri().clone());
+        req = req.header("Tus-Resumable", TUS_VERSION);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req.body(()).map_err(|_| Error::Internal("request build failed".into()))?;
+        self.agent().run(req).map_err(|e| Failure::from(self.classify(e)))
+    }
+
+    /// `OPTIONS`: what the server supports.
+    pub fn tus_options(&self, endpoint: &GuardedUrl) -> TusResult<Capabilities> {
+        let r = self.send_empty("OPTIONS", endpoint, &[])?;
+        check_status(&r, "OPTIONS")?;
+        let ext = header(&r, "tus-extension").unwrap_or("").to_ascii_lowercase();
+        let exts: Vec<&str> = ext.split(',').map(str::trim).collect();
+        let algos = header(&r, "tus-checksum-algorithm").unwrap_or("").to_ascii_lowercase();
+        let caps = Capabilities {
+            creation: exts.contains(&"creation"),
+            checksum_sha256: exts.contains(&"checksum") && algos.split(',').any(|a| a.trim() == "sha256"),
+            termination: exts.contains(&"termination"),
+            max_size: parse_u64(&r, "tus-max-size")?,
+        };
+        drain(r);
+        Ok(caps)
+    }
+
+    /// `POST` creation. Returns the guarded upload URL and, if the server
+    /// resumed an existing upload for the same item, its offset.
+    pub fn tus_create(
+        &self,
+        endpoint: &GuardedUrl,
+        length: u64,
+        metadata: &[(&str, &[u8])],
+    ) -> TusResult<(GuardedUrl, u64)> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let meta = metadata
+            .iter()
+            .map(|(k, v)| format!("{k} {}", b64.encode(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let r = self.send_empty(
+            "POST",
+            endpoint,
+            &[("Upload-Length", length.to_string()), ("Upload-Metadata", meta), ("Content-Length", "0".into())],
+        )?;
+        check_status(&r, "POST")?;
+        if r.status().as_u16() != 201 {
+            return Err(Error::Protocol(format!("POST answered {} instead of 201", r.status().as_u16())).into());
+        }
+        let loc = header(&r, "location").ok_or_else(|| Error::Protocol("POST answered without Location".into()))?;
+        // The Location is a URL the server hands back: guard it before anything connects to it.
+        let url = self.region().resolve(endpoint, loc)?;
+        let offset = parse_u64(&r, "upload-offset")?.unwrap_or(0);
+        drain(r);
+        Ok((url, offset))
+    }
+
+    /// `HEAD`: the server's offset for an upload.
+    pub fn tus_head(&self, url: &GuardedUrl) -> TusResult<HeadResult> {
+        let r = self.send_empty("HEAD", url, &[])?;
+        if matches!(r.status().as_u16(), 404 | 410 | 403) {
+            return Ok(HeadResult::Gone);
+        }
+        check_status(&r, "HEAD")?;
+        let off = parse_u64(&r, "upload-offset")?.ok_or_else(|| Error::Protocol("HEAD without Upload-Offset".into()))?;
+        let len = parse_u64(&r, "upload-length")?;
+        Ok(HeadResult::Offset(off, len))
+    }
+
+    /// `PATCH` of `len` bytes read from `body` at `offset`. Returns the new offset.
+    pub fn tus_patch(
+        &self,
+        url: &GuardedUrl,
+        offset: u64,
+        len: u64,
+        checksum: Option<&[u8; 32]>,
+        body: &mut dyn Read,
+    ) -> TusResult<PatchOutcome> {
+        self.reset_refusal();
+        let mut req = ureq::http::Request::builder()
+            .method("PATCH")
+            .uri(url.uri().clone())
+            .header("Tus-Resumable", TUS_VERSION)
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Length", len.to_string());
+        if let Some(sum) = checksum {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(sum);
+            req = req.header("Upload-Checksum", format!("sha256 {b64}"));
+        }
+        let req = req
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|_| Error::Internal("request build failed".into()))?;
+        let r = self.agent().run(req).map_err(|e| Failure::from(self.classify(e)))?;
+        match r.status().as_u16() {
+            404 | 410 => return Ok(PatchOutcome::Gone),
+            409 => return Ok(PatchOutcome::Conflict),
+            460 | 417 => return Ok(PatchOutcome::ChecksumMismatch),
+            _ => {}
+        }
+        check_status(&r, "PATCH")?;
+        let off = parse_u64(&r, "upload-offset")?.ok_or_else(|| Error::Protocol("PATCH without Upload-Offset".into()))?;
+        drain(r);
+        Ok(PatchOutcome::Offset(off))
+    }
+
+    /// `DELETE` (termination).
+    pub fn tus_delete(&self, url: &GuardedUrl) -> TusResult<()> {
+        let r = self.send_empty("DELETE", url, &[])?;
+        if matches!(r.status().as_u16(), 404 | 410) {
+            return Ok(());
+        }
+        check_status(&r, "DELETE")?;
+        drain(r);
+        Ok(())
+    }
+}
+
+/// Outcome of a `PATCH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// Accepted; the server's new offset.
+    Offset(u64),
+    /// 404/410: the upload is gone.
+    Gone,
+    /// 409: our offset disagrees with the server's.
+    Conflict,
+    /// 460/417: the chunk's checksum did not match.
+    ChecksumMismatch,
+}
