@@ -345,6 +345,11 @@ impl Error {
         }
     }
 
+    /// A key file that does not parse.
+    pub fn malformed_key() -> Error {
+        Error::malformed("key", "not a cloudsync key file")
+    }
+
     pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Error {
         Error::Malformed {
             what,

@@ -207,8 +207,8 @@ def build():
         install_as="root", expect="threshold_not_met",
         note="signed r4,r3: new (v2) threshold met, old (v1) threshold only 1 of 2 (r3)")
     add("root_v3_skip.json", envelope(ROOT_TYPE, encode_payload(ROOT_V3), K("r1", "r2", "r3", "r4")),
-        install_as="root", expect="rollback",
-        note="root version 3 while v1 is current: root versions must step by exactly one (version-ordering error; no separate kind exists)")
+        install_as="root", expect="version_gap",
+        note="root version 3 while v1 is current: root versions must step by exactly one (cloudsync's own kind: version_gap)")
     bad_thr = copy.deepcopy(ROOT_V2)
     bad_thr["roles"]["config"]["threshold"] = 0
     add("root_bad_threshold.json", envelope(ROOT_TYPE, encode_payload(bad_thr), K("r1", "r2", "r3", "r4")),
@@ -467,8 +467,10 @@ class Store:
             else:
                 check_threshold(*count_valid(self.root, "root", pt, payload, sigs), "old root")
                 check_threshold(*count_valid(new, "root", pt, payload, sigs), "new root")
-                if new["version"] != self.root["version"] + 1:
+                if new["version"] <= self.root["version"]:
                     raise Reject("rollback", f"root version {new['version']} after {self.root['version']}")
+                if new["version"] != self.root["version"] + 1:
+                    raise Reject("version_gap", f"root version {new['version']} after {self.root['version']}")
             if ts(new["expires_at"]) <= now:
                 raise Reject("expired", "root")
             self.root = new

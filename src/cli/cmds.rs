@@ -1,0 +1,246 @@
+//! One function per subcommand. Output is plain text, or JSON with `--json`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cloudsync::config::model::{format_time, unix_secs};
+use cloudsync::config::sign::{sign_envelope, SigningKey};
+use cloudsync::config::{verify_offline, TrustedRoot, Verified, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
+use cloudsync::{Agent, AgentOptions, Error, Installed, State};
+
+use super::{read, Failure};
+
+type Out = Result<ExitCode, Failure>;
+
+fn ok() -> Out {
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open(db: &Path) -> Result<Agent, Failure> {
+    if !db.exists() {
+        return Err(Failure::Usage("database does not exist; run `cloudsync --db DB init --root ROOT.json` first".into()));
+    }
+    Ok(Agent::open_existing(db)?)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Out {
+    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+    ok()
+}
+
+pub fn keygen(out: &Path) -> Out {
+    let key = SigningKey::generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(out).map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
+    f.write_all(key.to_file_text().as_bytes()).map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
+    println!("keyid {}", key.keyid());
+    println!("public {}", key.public_hex());
+    ok()
+}
+
+pub fn sign(root: bool, keys: &[std::path::PathBuf], payload: &Path) -> Out {
+    let keys = keys
+        .iter()
+        .map(|k| {
+            let text = String::from_utf8(read(k)?).map_err(|_| Failure::Op(Error::malformed_key()))?;
+            Ok(SigningKey::from_file_text(&text)?)
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let body = read(payload)?;
+    // Refuse to sign what the agent would refuse to parse.
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| Failure::Op(Error::Malformed { what: "payload", reason: format!("not JSON at line {}", e.line()) }))?;
+    let pt = if root { ROOT_PAYLOAD_TYPE } else { CONFIG_PAYLOAD_TYPE };
+    let refs: Vec<&SigningKey> = keys.iter().collect();
+    std::io::stdout().write_all(&sign_envelope(pt, &body, &refs)).expect("stdout");
+    println!();
+    ok()
+}
+
+pub fn verify(root: &Path, envelope: &Path) -> Out {
+    let now = unix_secs(std::time::SystemTime::now());
+    let (root, envelope) = (read(root)?, read(envelope)?);
+    let result = TrustedRoot::from_initial(&root, now).and_then(|r| verify_offline(&r, &envelope, now));
+    match result {
+        Ok(Verified::Root { version }) => println!("ok root version {version}"),
+        Ok(Verified::Config { version, expires_at }) => {
+            println!("ok config version {version} expires {}", format_time(expires_at))
+        }
+        Err(e) => {
+            println!("{}", e.kind());
+            return Err(e.into());
+        }
+    }
+    ok()
+}
+
+pub fn init(db: &Path, root: &Path) -> Out {
+    let agent = Agent::open(db, &read(root)?)?;
+    println!("ok root version {}", agent.config_info().root_version);
+    ok()
+}
+
+pub fn config_install(db: &Path, envelope: &Path) -> Out {
+    match open(db)?.install(&read(envelope)?)? {
+        Installed::Root { version } => println!("installed root version {version}"),
+        Installed::Config { version } => println!("installed config version {version}"),
+        Installed::Unchanged => println!("unchanged"),
+    }
+    ok()
+}
+
+pub fn config_show(db: &Path, as_json: bool) -> Out {
+    let info = open(db)?.config_info();
+    if as_json {
+        return json(&info);
+    }
+    println!("root version   {}", info.root_version);
+    match info.config_version {
+        Some(v) => println!("config version {v}"),
+        None => println!("config version none"),
+    }
+    println!("expires        {}{}", info.expires_at.as_deref().unwrap_or("-"), if info.expired { " (EXPIRED)" } else { "" });
+    println!("regions        {}", info.regions.join(" "));
+    ok()
+}
+
+pub fn set_country(db: &Path, cc: &str) -> Out {
+    let agent = open(db)?;
+    agent.set_account_country(cc)?;
+    println!("{}", agent.approved_region().ok().flatten().map(|r| r.id().to_string()).unwrap_or_else(|| "none".into()));
+    ok()
+}
+
+pub fn region_show(db: &Path) -> Out {
+    match open(db)?.approved_region() {
+        Ok(Some(r)) => println!("{}", r.id()),
+        Ok(None) => println!("none"),
+        Err(e) => {
+            println!("none ({})", e.kind());
+        }
+    }
+    ok()
+}
+
+pub fn enqueue(db: &Path, service: &str, priority: i32, files: &[std::path::PathBuf]) -> Out {
+    let agent = open(db)?;
+    let abs = files
+        .iter()
+        .map(|f| std::path::absolute(f).map_err(|e| Failure::Op(Error::SourceIo(e.kind()))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in agent.enqueue_all(&abs, service, priority)? {
+        println!("{id}");
+    }
+    ok()
+}
+
+pub fn status(db: &Path, as_json: bool) -> Out {
+    let s = open(db)?.stats()?;
+    if as_json {
+        return json(&s);
+    }
+    println!(
+        "pending {} uploading {} failed {} dead {} held {} done {} pending_bytes {}",
+        s.pending, s.uploading, s.failed, s.dead, s.held, s.done, s.pending_bytes
+    );
+    ok()
+}
+
+pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
+    let state = state
+        .map(|s| s.parse::<State>().map_err(|_| Failure::Usage(format!("unknown state {s:?}"))))
+        .transpose()?;
+    let items = open(db)?.list(state, limit)?;
+    if as_json {
+        return json(&items);
+    }
+    for i in items {
+        println!("{}\t{}\t{}\t{}\t{}/{}\t{}", i.id, i.state, i.region.as_deref().unwrap_or("-"), i.service, i.confirmed_offset, i.size, i.path);
+    }
+    ok()
+}
+
+pub fn rehome(db: &Path) -> Out {
+    println!("{}", open(db)?.rehome()?);
+    ok()
+}
+
+pub fn discard(db: &Path) -> Out {
+    println!("{}", open(db)?.discard_held()?);
+    ok()
+}
+
+pub fn retry_dead(db: &Path) -> Out {
+    println!("{}", open(db)?.retry_dead()?);
+    ok()
+}
+
+pub fn remove(db: &Path, id: i64) -> Out {
+    open(db)?.remove(id)?;
+    ok()
+}
+
+pub fn run(db: &Path, max_seconds: Option<u64>, test_ca: Option<&Path>, chunk: Option<u64>) -> Out {
+    if !db.exists() {
+        return Err(Failure::Usage("database does not exist".into()));
+    }
+    let mut opts = AgentOptions::default();
+    if let Some(ca) = test_ca {
+        use rustls::pki_types::pem::PemObject as _;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(&read(ca)?)
+            .map_err(|_| Failure::Usage("--test-ca is not a PEM certificate".into()))?;
+        opts.upload.extra_roots.push(der);
+    }
+    if let Some(c) = chunk {
+        opts.upload.chunk_size = c;
+    }
+    let agent = Agent::open_with(db, None, opts)?;
+    let max = Duration::from_secs(max_seconds.unwrap_or(24 * 3600));
+    let report = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        let r = agent.run_once(max, &mut |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.sent);
+            bar.set_message(format!("item {}", p.item_id));
+            true
+        });
+        bar.finish_and_clear();
+        r?
+    } else {
+        agent.run_once(max, &mut |_| true)?
+    };
+    println!(
+        "region {} uploaded {} bytes {} failed {} dead {} held {} remaining {} stopped {:?}",
+        report.region, report.uploaded, report.bytes, report.failed, report.dead, report.held, report.remaining, report.stopped
+    );
+    let stats = agent.stats()?;
+    if report.failed > 0 || stats.pending + stats.failed > 0 {
+        Ok(ExitCode::from(1))
+    } else {
+        ok()
+    }
+}
+
+pub fn audit(db: &Path, as_json: bool, after: i64, limit: u32) -> Out {
+    let rows = open(db)?.audit(after, limit)?;
+    if as_json {
+        return json(&rows);
+    }
+    for r in rows {
+        println!("{}\titem {}\t{}\t{}\t{}\t{} bytes\t{}", r.id, r.item_id, r.region, r.host, r.peer_ip.as_deref().unwrap_or("-"), r.bytes, r.sha256);
+    }
+    ok()
+}
