@@ -34,7 +34,13 @@ pub struct RegionSetup {
 impl RegionSetup {
     /// Defaults: checksum and termination on, absolute Locations.
     pub fn new(id: &str, addr: Ipv4Addr) -> RegionSetup {
-        RegionSetup { id: id.into(), addr, checksum: true, termination: true, relative_location: false }
+        RegionSetup {
+            id: id.into(),
+            addr,
+            checksum: true,
+            termination: true,
+            relative_location: false,
+        }
     }
 }
 
@@ -73,7 +79,14 @@ impl World {
         let config_key = SigningKey::generate().map_err(io::Error::other)?;
         let root_envelope = sign_envelope(
             ROOT_PAYLOAD_TYPE,
-            &root_payload(1, "2099-01-01T00:00:00Z", &[&root_key], 1, &[&config_key], 1),
+            &root_payload(
+                1,
+                "2099-01-01T00:00:00Z",
+                &[&root_key],
+                1,
+                &[&config_key],
+                1,
+            ),
             &[&root_key],
         );
         let mut servers = BTreeMap::new();
@@ -83,14 +96,28 @@ impl World {
             let ip = IpAddr::V4(r.addr);
             let leaf = ca.issue(&[], &[ip]);
             pins.insert(r.id.clone(), leaf.spki_sha256_b64());
-            let mut opts = ServerOptions::new(SocketAddr::new(ip, 0), leaf, dir.join(&r.id), r.addr.to_string());
+            let mut opts = ServerOptions::new(
+                SocketAddr::new(ip, 0),
+                leaf,
+                dir.join(&r.id),
+                r.addr.to_string(),
+            );
             opts.checksum = r.checksum;
             opts.termination = r.termination;
             opts.relative_location = r.relative_location;
             servers.insert(r.id.clone(), TusServer::start(opts)?);
             setups.insert(r.id.clone(), r);
         }
-        Ok(World { ca, root_key, config_key, root_envelope, servers, setups, pins, dir: dir.to_path_buf() })
+        Ok(World {
+            ca,
+            root_key,
+            config_key,
+            root_envelope,
+            servers,
+            setups,
+            pins,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// `https://<addr>:<port>/files/` of a region's server.
@@ -122,7 +149,10 @@ impl World {
                     "networks": [format!("{}/32", setup.addr)],
                 }),
             );
-            countries.insert(id.to_ascii_uppercase(), serde_json::Value::String(id.clone()));
+            countries.insert(
+                id.to_ascii_uppercase(),
+                serde_json::Value::String(id.clone()),
+            );
         }
         if let Some(first) = self.setups.keys().next() {
             countries.insert("*".into(), serde_json::Value::String(first.clone()));
@@ -138,7 +168,11 @@ impl World {
 
     /// Signs a config payload with the world's config key.
     pub fn sign_config(&self, payload: &serde_json::Value) -> Vec<u8> {
-        sign_envelope(CONFIG_PAYLOAD_TYPE, &serde_json::to_vec(payload).expect("JSON"), &[&self.config_key])
+        sign_envelope(
+            CONFIG_PAYLOAD_TYPE,
+            &serde_json::to_vec(payload).expect("JSON"),
+            &[&self.config_key],
+        )
     }
 
     /// The standard signed config, version `version`.
@@ -172,7 +206,10 @@ impl World {
 
     /// Bytes of user data each region's server received (decrypted HTTP bytes).
     pub fn bytes_by_region(&self) -> BTreeMap<String, u64> {
-        self.servers.iter().map(|(id, s)| (id.clone(), s.stats().app_bytes_received)).collect()
+        self.servers
+            .iter()
+            .map(|(id, s)| (id.clone(), s.stats().app_bytes_received))
+            .collect()
     }
 
     /// Writes `root.json`, `config.json`, `ca.pem` into the world dir and a

@@ -1,0 +1,761 @@
+//! Just enough HTTP/1.1 for a tus server: request heads, request bodies (Content-Length or
+//! chunked), and small responses. Bodies are streamed straight into the caller's buffer.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Largest accepted request head (request line plus headers).
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// Largest accepted chunk-size or trailer line in a chunked body.
+const MAX_LINE: usize = 4096;
+/// Size of the connection's read-ahead buffer (a head never exceeds [`MAX_HEAD`]).
+const BUF_SIZE: usize = MAX_HEAD + 32 * 1024;
+
+/// Why a request head could not be read.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// Transport failed or the peer went away mid-head.
+    Io(io::Error),
+    /// Syntax error: answer 400 and close.
+    Malformed(&'static str),
+    /// Head larger than [`MAX_HEAD`]: answer 431 and close.
+    TooLarge,
+}
+
+impl From<io::Error> for HeadError {
+    fn from(e: io::Error) -> Self {
+        HeadError::Io(e)
+    }
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// Method as sent (tus methods are upper case).
+    pub method: String,
+    /// Request target with any scheme/authority and query removed.
+    pub path: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+/// How the request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `Content-Length` (or no body at all: length 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl Request {
+    /// First value of a header, case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn connection_has(&self, token: &str) -> bool {
+        self.headers_named("connection")
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// Whether the connection may stay open after this request.
+    pub fn keep_alive(&self) -> bool {
+        if self.minor == 0 {
+            self.connection_has("keep-alive")
+        } else {
+            !self.connection_has("close")
+        }
+    }
+
+    /// Whether the client waits for `100 Continue` before sending the body.
+    pub fn expects_continue(&self) -> bool {
+        self.minor >= 1
+            && self
+                .header("expect")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+    }
+
+    /// The body framing, or an error message for a 400.
+    pub fn framing(&self) -> Result<Framing, &'static str> {
+        let mut te = self.headers_named("transfer-encoding").peekable();
+        if te.peek().is_some() {
+            let codings: Vec<&str> = te
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if codings.len() != 1 || !codings[0].eq_ignore_ascii_case("chunked") {
+                return Err("unsupported Transfer-Encoding");
+            }
+            if self.header("content-length").is_some() {
+                return Err("both Content-Length and Transfer-Encoding");
+            }
+            return Ok(Framing::Chunked);
+        }
+        let mut length: Option<u64> = None;
+        for v in self.headers_named("content-length") {
+            for part in v.split(',') {
+                let n = parse_u64(part.trim()).ok_or("invalid Content-Length")?;
+                if length.is_some_and(|l| l != n) {
+                    return Err("conflicting Content-Length");
+                }
+                length = Some(n);
+            }
+        }
+        Ok(Framing::Length(length.unwrap_or(0)))
+    }
+}
+
+/// Parses a non-negative decimal integer (digits only, no sign, no spaces).
+pub(crate) fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Parses a complete head (without the final empty line).
+fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
+    let text = std::str::from_utf8(head).map_err(|_| HeadError::Malformed("head is not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().ok_or(HeadError::Malformed("empty head"))?;
+    let mut parts = request_line.split(' ');
+    let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(t), Some(v), None) => (m, t, v),
+        _ => return Err(HeadError::Malformed("bad request line")),
+    };
+    if method.is_empty() || !method.bytes().all(is_tchar) {
+        return Err(HeadError::Malformed("bad method"));
+    }
+    let minor = match version {
+        "HTTP/1.1" => 1,
+        "HTTP/1.0" => 0,
+        _ => return Err(HeadError::Malformed("unsupported HTTP version")),
+    };
+    let path = origin_path(target).ok_or(HeadError::Malformed("bad request target"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            return Err(HeadError::Malformed("obsolete header line folding"));
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(HeadError::Malformed("header line without colon"))?;
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(HeadError::Malformed("bad header name"));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(HeadError::Malformed("bad header value"));
+        }
+        headers.push((
+            name.to_string(),
+            value.trim_matches([' ', '\t']).to_string(),
+        ));
+    }
+    Ok(Request {
+        method: method.to_string(),
+        path,
+        minor,
+        headers,
+    })
+}
+
+/// Reduces a request target to its path: strips `scheme://authority` (absolute form),
+/// the query and the fragment.
+fn origin_path(target: &str) -> Option<String> {
+    let rest = if target.starts_with('/') {
+        target
+    } else if target == "*" {
+        return Some("*".to_string());
+    } else {
+        let after_scheme = target.split_once("://")?.1;
+        match after_scheme.find('/') {
+            Some(i) => &after_scheme[i..],
+            None => "/",
+        }
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}
+
+/// A buffered HTTP connection over any byte stream (here: a rustls stream).
+pub(crate) struct Conn<S> {
+    stream: S,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    app_bytes: Arc<AtomicU64>,
+    body_bytes: Arc<AtomicU64>,
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// Wraps a stream; every byte read from it is added to `app_bytes`, every request body
+    /// byte delivered to `body_bytes`.
+    pub fn new(stream: S, app_bytes: Arc<AtomicU64>, body_bytes: Arc<AtomicU64>) -> Self {
+        Conn {
+            stream,
+            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            app_bytes,
+            body_bytes,
+        }
+    }
+
+    /// Whether bytes read ahead from the stream are waiting in this connection's buffer.
+    pub fn has_buffered(&self) -> bool {
+        self.pos < self.end
+    }
+
+    /// The underlying stream.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The underlying stream.
+    pub fn stream_ref(&self) -> &S {
+        &self.stream
+    }
+
+    fn raw_read(stream: &mut S, app_bytes: &AtomicU64, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match stream.read(out) {
+                Ok(n) => {
+                    app_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer (compacting first if needed). Returns 0 at EOF.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        let n = Self::raw_read(&mut self.stream, &self.app_bytes, &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads the next request head. `Ok(None)` means the peer closed the connection
+    /// cleanly between requests.
+    pub fn read_head(&mut self) -> Result<Option<Request>, HeadError> {
+        let mut scanned = 0usize;
+        loop {
+            // Tolerate empty lines before the request line (RFC 9112 section 2.2).
+            while self.end - self.pos >= 2 && &self.buf[self.pos..self.pos + 2] == b"\r\n" {
+                self.pos += 2;
+                scanned = 0;
+            }
+            let avail = &self.buf[self.pos..self.end];
+            let from = scanned.saturating_sub(3);
+            if let Some(i) = find(&avail[from..], b"\r\n\r\n") {
+                let head_len = from + i;
+                let req = parse_head(&avail[..head_len]);
+                self.pos += head_len + 4;
+                return req.map(Some);
+            }
+            scanned = avail.len();
+            if scanned >= MAX_HEAD {
+                return Err(HeadError::TooLarge);
+            }
+            if self.fill()? == 0 {
+                return if self.pos == self.end {
+                    Ok(None)
+                } else {
+                    Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into()))
+                };
+            }
+        }
+    }
+
+    /// Reads one CRLF-terminated line (chunked framing), without the line ending.
+    fn read_line(&mut self) -> io::Result<Vec<u8>> {
+        let mut scanned = 0usize;
+        loop {
+            let avail = &self.buf[self.pos..self.end];
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                let line_end = scanned + i;
+                let mut line = avail[..line_end].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.pos += line_end + 1;
+                return Ok(line);
+            }
+            scanned = avail.len();
+            if scanned > MAX_LINE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "chunked line too long",
+                ));
+            }
+            if self.fill()? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Reads up to `out.len()` bytes: buffered bytes first, otherwise straight from the
+    /// stream into `out` (no extra copy). Returns 0 at EOF.
+    fn read_some(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.pos < self.end {
+            let n = out.len().min(self.end - self.pos);
+            out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        Self::raw_read(&mut self.stream, &self.app_bytes, out)
+    }
+
+    /// Writes all bytes and flushes.
+    pub fn write_all_flush(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// Sends `100 Continue`.
+    pub fn send_continue(&mut self) -> io::Result<()> {
+        self.write_all_flush(b"HTTP/1.1 100 Continue\r\n\r\n")
+    }
+
+    /// Writes a complete response.
+    pub fn send(&mut self, resp: &Response) -> io::Result<()> {
+        self.write_all_flush(&resp.to_bytes())
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(u64),
+    DataEnd,
+    Done,
+}
+
+/// Incremental reader for one request body.
+#[derive(Debug)]
+pub(crate) struct Body {
+    kind: BodyKind,
+    /// Body (payload) bytes delivered so far.
+    pub delivered: u64,
+}
+
+#[derive(Debug)]
+enum BodyKind {
+    Length(u64),
+    Chunked(ChunkState),
+}
+
+impl Body {
+    /// A reader for a body with the given framing.
+    pub fn new(framing: Framing) -> Self {
+        Body {
+            kind: match framing {
+                Framing::Length(n) => BodyKind::Length(n),
+                Framing::Chunked => BodyKind::Chunked(ChunkState::Size),
+            },
+            delivered: 0,
+        }
+    }
+
+    /// Whether the whole body has been read.
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self.kind,
+            BodyKind::Length(0) | BodyKind::Chunked(ChunkState::Done)
+        )
+    }
+
+    /// Bytes still to come, if known.
+    pub fn remaining_hint(&self) -> Option<u64> {
+        match self.kind {
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Chunked(ChunkState::Done) => Some(0),
+            BodyKind::Chunked(_) => None,
+        }
+    }
+
+    /// Reads body bytes into `out`. Returns 0 once the body is complete; a peer that goes
+    /// away early is an `UnexpectedEof` error; broken chunked framing is `InvalidData`.
+    pub fn read<S: Read + Write>(
+        &mut self,
+        conn: &mut Conn<S>,
+        out: &mut [u8],
+    ) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match &mut self.kind {
+                BodyKind::Length(0) => return Ok(0),
+                BodyKind::Length(remaining) => {
+                    let want = clamp(out.len(), *remaining);
+                    let n = conn.read_some(&mut out[..want])?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    *remaining -= n as u64;
+                    self.delivered += n as u64;
+                    conn.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    return Ok(n);
+                }
+                BodyKind::Chunked(state) => match *state {
+                    ChunkState::Done => return Ok(0),
+                    ChunkState::Size => {
+                        let line = conn.read_line()?;
+                        let size = parse_chunk_size(&line)?;
+                        *state = if size == 0 {
+                            // Trailer section: skip fields up to the empty line.
+                            loop {
+                                if conn.read_line()?.is_empty() {
+                                    break;
+                                }
+                            }
+                            ChunkState::Done
+                        } else {
+                            ChunkState::Data(size)
+                        };
+                    }
+                    ChunkState::Data(left) => {
+                        let want = clamp(out.len(), left);
+                        let n = conn.read_some(&mut out[..want])?;
+                        if n == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        let left = left - n as u64;
+                        *state = if left == 0 {
+                            ChunkState::DataEnd
+                        } else {
+                            ChunkState::Data(left)
+                        };
+                        self.delivered += n as u64;
+                        conn.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        return Ok(n);
+                    }
+                    ChunkState::DataEnd => {
+                        if !conn.read_line()?.is_empty() {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "chunk data not followed by CRLF",
+                            ));
+                        }
+                        *state = ChunkState::Size;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Reads and throws away the rest of the body, up to `limit` bytes. Returns whether
+    /// the body was fully consumed.
+    pub fn discard<S: Read + Write>(&mut self, conn: &mut Conn<S>, limit: u64) -> bool {
+        if self.remaining_hint().is_some_and(|r| r > limit) {
+            return false;
+        }
+        let mut scratch = vec![0u8; 64 * 1024];
+        let start = self.delivered;
+        loop {
+            if self.delivered - start > limit {
+                return false;
+            }
+            match self.read(conn, &mut scratch) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn clamp(len: usize, remaining: u64) -> usize {
+    usize::try_from(remaining).map_or(len, |r| r.min(len))
+}
+
+fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad chunk size line");
+    let size_part = match line.iter().position(|&b| b == b';') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let text = std::str::from_utf8(size_part).map_err(|_| bad())?.trim();
+    if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    u64::from_str_radix(text, 16).map_err(|_| bad())
+}
+
+/// A small response (tus responses have empty or tiny bodies).
+#[derive(Debug, Clone)]
+pub(crate) struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields (besides the framing ones this type adds).
+    pub headers: Vec<(&'static str, String)>,
+    /// Body (sent unless the status forbids one or `head_request`).
+    pub body: Vec<u8>,
+    /// Adds `Connection: close`.
+    pub close: bool,
+    /// The response answers a HEAD request: no body and no Content-Length.
+    pub head_request: bool,
+}
+
+impl Response {
+    /// A response with the given status and no body.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            close: false,
+            head_request: false,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets a plain-text body.
+    pub fn text(mut self, body: &str) -> Self {
+        self.body = format!("{body}\n").into_bytes();
+        self.headers
+            .push(("Content-Type", "text/plain; charset=utf-8".to_string()));
+        self
+    }
+
+    fn body_allowed(&self) -> bool {
+        !(self.status < 200 || self.status == 204 || self.status == 304 || self.head_request)
+    }
+
+    /// Serialises status line, headers and body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(
+            format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes(),
+        );
+        for (name, value) in &self.headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        let body_allowed = self.body_allowed();
+        if body_allowed {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        if self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if body_allowed {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+}
+
+/// Reason phrase for the status codes this server uses.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        423 => "Locked",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        460 => "Checksum Mismatch",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// A Read+Write over an in-memory input, delivering at most `step` bytes per read.
+    struct Mem {
+        input: Cursor<Vec<u8>>,
+        step: usize,
+        written: Vec<u8>,
+    }
+
+    impl Read for Mem {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step);
+            self.input.read(&mut buf[..n])
+        }
+    }
+
+    impl Write for Mem {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn conn(input: &[u8], step: usize) -> Conn<Mem> {
+        Conn::new(
+            Mem {
+                input: Cursor::new(input.to_vec()),
+                step,
+                written: Vec::new(),
+            },
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        )
+    }
+
+    fn read_body(c: &mut Conn<Mem>, req: &Request) -> io::Result<Vec<u8>> {
+        let mut body = Body::new(req.framing().unwrap());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = body.read(c, &mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn parses_pipelined_requests_with_both_framings() {
+        let input =
+            b"\r\nPATCH /files/ab?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello\
+PATCH https://h:1/files/cd HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        for step in [1, 3, 1000] {
+            let mut c = conn(input, step);
+            let r1 = c.read_head().unwrap().unwrap();
+            assert_eq!(r1.method, "PATCH");
+            assert_eq!(r1.path, "/files/ab");
+            assert!(r1.keep_alive());
+            assert_eq!(read_body(&mut c, &r1).unwrap(), b"hello");
+            let r2 = c.read_head().unwrap().unwrap();
+            assert_eq!(r2.path, "/files/cd");
+            assert!(!r2.keep_alive());
+            assert_eq!(r2.framing().unwrap(), Framing::Chunked);
+            assert_eq!(
+                read_body(&mut c, &r2).unwrap(),
+                b"abc0123456789abcdef".to_vec()
+            );
+            assert!(c.read_head().unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_and_oversized() {
+        let mut c = conn(b"GARBAGE\r\n\r\n", 100);
+        assert!(matches!(c.read_head(), Err(HeadError::Malformed(_))));
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
+        let mut c = conn(&big, 10_000);
+        assert!(matches!(c.read_head(), Err(HeadError::TooLarge)));
+        let mut c = conn(b"GET / HTTP/1.1\r\nHost", 100);
+        assert!(matches!(c.read_head(), Err(HeadError::Io(_))));
+        let mut c = conn(
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            100,
+        );
+        assert!(c.read_head().unwrap().unwrap().framing().is_err());
+        let mut c = conn(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            100,
+        );
+        let r = c.read_head().unwrap().unwrap();
+        assert_eq!(
+            read_body(&mut c, &r).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn truncated_body_is_unexpected_eof() {
+        let mut c = conn(b"PATCH / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 100);
+        let r = c.read_head().unwrap().unwrap();
+        assert_eq!(
+            read_body(&mut c, &r).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn response_framing() {
+        let r = Response::new(204)
+            .header("Tus-Resumable", "1.0.0")
+            .to_bytes();
+        assert_eq!(
+            r,
+            b"HTTP/1.1 204 No Content\r\nTus-Resumable: 1.0.0\r\n\r\n".to_vec()
+        );
+        let mut r = Response::new(404).text("nope");
+        r.close = true;
+        let s = String::from_utf8(r.to_bytes()).unwrap();
+        assert!(s.contains("Content-Length: 5\r\n"));
+        assert!(s.contains("Connection: close\r\n"));
+        assert!(s.ends_with("\r\n\r\nnope\n"));
+    }
+}
