@@ -12,9 +12,9 @@ use crate::config::model::unix_secs;
 use crate::config::store::{self, StoredTrust};
 use crate::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
 use crate::error::{Error, ErrorKind, Result};
+use crate::queue::ops::SourceMeta;
 use crate::queue::ops::{self, now_ms};
 use crate::queue::{AuditRecord, Db, ItemInfo, QueueStats, RetryPolicy, State};
-use crate::queue::ops::SourceMeta;
 use crate::region::{self, ApprovedRegion, GuardedUrl};
 use crate::upload::http::RegionHttp;
 use crate::upload::tus::{Capabilities, Failure, TusResult};
@@ -46,7 +46,9 @@ impl Default for AgentOptions {
 
 impl std::fmt::Debug for AgentOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentOptions").field("retry", &self.retry).finish_non_exhaustive()
+        f.debug_struct("AgentOptions")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,27 +159,46 @@ impl Agent {
             (None, None) => return Err(Error::NoConfig),
             (None, Some(bytes)) => {
                 let root = TrustedRoot::from_initial(bytes, now)?;
-                let t = Trust { root, config: None, floor: 0, country: None };
+                let t = Trust {
+                    root,
+                    config: None,
+                    floor: 0,
+                    country: None,
+                };
                 db.write(|tx| store::save(tx, &t.stored()))?;
                 t
             }
             (Some(s), initial) => {
                 let mut root = TrustedRoot::reload(&s.root)?;
                 // A tampered or now-invalid stored config is dropped (fail closed), not fatal.
-                let config = s.config.as_deref().and_then(|c| VerifiedConfig::verify(&root, c).ok());
-                let mut t = Trust { root: root.clone(), config, floor: s.clock_floor, country: s.country };
+                let config = s
+                    .config
+                    .as_deref()
+                    .and_then(|c| VerifiedConfig::verify(&root, c).ok());
+                let mut t = Trust {
+                    root: root.clone(),
+                    config,
+                    floor: s.clock_floor,
+                    country: s.country,
+                };
                 if let Some(bytes) = initial {
                     if let Ok(Some(next)) = root.verify_next(bytes, now.max(t.floor)) {
                         root = next;
                         t.root = root;
-                        t.config = t.config.filter(|c| VerifiedConfig::verify(&t.root, c.envelope()).is_ok());
+                        t.config = t
+                            .config
+                            .filter(|c| VerifiedConfig::verify(&t.root, c.envelope()).is_ok());
                         db.write(|tx| store::save(tx, &t.stored()))?;
                     }
                 }
                 t
             }
         };
-        Ok(Agent { inner: Mutex::new(Inner { db, trust }), cancel: AtomicBool::new(false), options })
+        Ok(Agent {
+            inner: Mutex::new(Inner { db, trust }),
+            cancel: AtomicBool::new(false),
+            options,
+        })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -198,7 +219,9 @@ impl Agent {
         match env.payload_type.as_str() {
             ROOT_PAYLOAD_TYPE => self.install_root(envelope),
             CONFIG_PAYLOAD_TYPE => self.install_config(envelope),
-            _ => Err(Error::WrongPayloadType { expected: "a root or config payload type" }),
+            _ => Err(Error::WrongPayloadType {
+                expected: "a root or config payload type",
+            }),
         }
     }
 
@@ -216,7 +239,12 @@ impl Agent {
             .config
             .as_ref()
             .and_then(|c| VerifiedConfig::verify(&next, c.envelope()).ok());
-        let t = Trust { root: next, config, floor: inner.trust.floor, country: inner.trust.country.clone() };
+        let t = Trust {
+            root: next,
+            config,
+            floor: inner.trust.floor,
+            country: inner.trust.country.clone(),
+        };
         inner.db.write(|tx| store::save(tx, &t.stored()))?;
         let version = t.root.version();
         inner.trust = t;
@@ -248,7 +276,12 @@ impl Agent {
         };
         inner.db.write(|tx| store::save(tx, &t.stored()))?;
         inner.trust = t;
-        let version = inner.trust.config.as_ref().map(|c| c.version()).unwrap_or(0);
+        let version = inner
+            .trust
+            .config
+            .as_ref()
+            .map(|c| c.version())
+            .unwrap_or(0);
         log::info!("config version {version} installed");
         Ok(Installed::Config { version })
     }
@@ -273,13 +306,18 @@ impl Agent {
     }
 
     pub(crate) fn approved_locked(&self, trust: &Trust) -> Result<Option<ApprovedRegion>> {
-        let Some(cfg) = &trust.config else { return Ok(None) };
+        let Some(cfg) = &trust.config else {
+            return Ok(None);
+        };
         let now = self.now_secs(trust);
         cfg.check_fresh(now)?;
         if trust.root.expires_at() <= now {
             return Err(Error::Expired { what: "root" });
         }
-        Ok(trust.country.as_deref().and_then(|cc| region::select(cfg, cc)))
+        Ok(trust
+            .country
+            .as_deref()
+            .and_then(|cc| region::select(cfg, cc)))
     }
 
     /// What is installed (safe to show: versions, expiry, region ids).
@@ -287,14 +325,29 @@ impl Agent {
         let g = self.lock();
         let t = &g.trust;
         let now = self.now_secs(t);
-        let approved = self.approved_locked(t).ok().flatten().map(|r| r.id().to_string());
+        let approved = self
+            .approved_locked(t)
+            .ok()
+            .flatten()
+            .map(|r| r.id().to_string());
         ConfigInfo {
             root_version: t.root.version(),
             config_version: t.config.as_ref().map(|c| c.version()),
-            expires_at: t.config.as_ref().map(|c| crate::config::model::format_time(c.expires_at())),
-            expired: t.config.as_ref().map(|c| c.check_fresh(now).is_err()).unwrap_or(false)
+            expires_at: t
+                .config
+                .as_ref()
+                .map(|c| crate::config::model::format_time(c.expires_at())),
+            expired: t
+                .config
+                .as_ref()
+                .map(|c| c.check_fresh(now).is_err())
+                .unwrap_or(false)
                 || t.root.expires_at() <= now,
-            regions: t.config.as_ref().map(|c| c.regions().keys().cloned().collect()).unwrap_or_default(),
+            regions: t
+                .config
+                .as_ref()
+                .map(|c| c.regions().keys().cloned().collect())
+                .unwrap_or_default(),
             country: t.country.clone(),
             approved_region: approved,
         }
@@ -308,7 +361,12 @@ impl Agent {
     }
 
     /// Enqueues many files in one transaction: all or none.
-    pub fn enqueue_all<P: AsRef<Path>>(&self, paths: &[P], service: &str, priority: i32) -> Result<Vec<i64>> {
+    pub fn enqueue_all<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        service: &str,
+        priority: i32,
+    ) -> Result<Vec<i64>> {
         if service.is_empty() || service.len() > 64 {
             return Err(Error::InvalidArgument("service must be 1..=64 characters"));
         }
@@ -318,7 +376,9 @@ impl Agent {
             if !p.is_absolute() {
                 return Err(Error::InvalidArgument("path must be absolute"));
             }
-            let s = p.to_str().ok_or(Error::InvalidArgument("path is not valid UTF-8"))?;
+            let s = p
+                .to_str()
+                .ok_or(Error::InvalidArgument("path is not valid UTF-8"))?;
             items.push((s.to_string(), ops::stat_source(p)?));
         }
         let mut g = self.lock();
@@ -328,7 +388,17 @@ impl Agent {
         inner.db.write(|tx| {
             items
                 .iter()
-                .map(|(path, meta)| ops::enqueue(tx, path, service, priority, *meta, region.as_ref().map(|r| r.id()), now))
+                .map(|(path, meta)| {
+                    ops::enqueue(
+                        tx,
+                        path,
+                        service,
+                        priority,
+                        *meta,
+                        region.as_ref().map(|r| r.id()),
+                        now,
+                    )
+                })
                 .collect()
         })
     }
@@ -423,7 +493,9 @@ struct QueueLedger<'a> {
 impl QueueLedger<'_> {
     fn renew(&mut self, inner: &mut Inner) -> Result<()> {
         if self.last_renew.elapsed() > LEASE_TTL / 4 {
-            inner.db.write(|tx| ops::acquire_lease(tx, self.owner, now_ms(), LEASE_TTL))?;
+            inner
+                .db
+                .write(|tx| ops::acquire_lease(tx, self.owner, now_ms(), LEASE_TTL))?;
             self.last_renew = Instant::now();
         }
         Ok(())
@@ -431,7 +503,14 @@ impl QueueLedger<'_> {
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
-    fn session(&mut self, id: i64, url: Option<&GuardedUrl>, meta: SourceMeta, sha: &[u8; 32], offset: u64) -> Result<()> {
+    fn session(
+        &mut self,
+        id: i64,
+        url: Option<&GuardedUrl>,
+        meta: SourceMeta,
+        sha: &[u8; 32],
+        offset: u64,
+    ) -> Result<()> {
         let mut g = self.agent.lock();
         self.renew(&mut g)?;
         let url_s = url.map(|u| u.as_str());
@@ -464,7 +543,11 @@ impl Agent {
     ///
     /// Fails with `NoConfig`, `Expired` or `NoRegion` when uploads are off
     /// (fail closed), and with `Busy` while another runner holds the lease.
-    pub fn run_once(&self, max: Duration, progress: &mut dyn FnMut(Progress) -> bool) -> Result<RunReport> {
+    pub fn run_once(
+        &self,
+        max: Duration,
+        progress: &mut dyn FnMut(Progress) -> bool,
+    ) -> Result<RunReport> {
         self.cancel.store(false, Ordering::SeqCst);
         let deadline = Instant::now() + max;
         let owner = {
@@ -504,7 +587,8 @@ impl Agent {
     ) -> Result<RunReport> {
         let opts = &self.options.upload;
         let http = RegionHttp::new(region, opts)?;
-        let mut caps: std::collections::HashMap<String, (GuardedUrl, Capabilities)> = Default::default();
+        let mut caps: std::collections::HashMap<String, (GuardedUrl, Capabilities)> =
+            Default::default();
         let mut report = RunReport {
             region: region.id().to_string(),
             uploaded: 0,
@@ -515,7 +599,11 @@ impl Agent {
             remaining: 0,
             stopped: StopReason::Drained,
         };
-        let stop = Stop { cancel: &self.cancel, deadline };
+        let stop = Stop {
+            cancel: &self.cancel,
+            deadline,
+        };
+        let mut attempted: Vec<i64> = Vec::new();
         self.process_terminations(&http, region)?;
         loop {
             if self.cancel.load(Ordering::SeqCst) {
@@ -528,7 +616,13 @@ impl Agent {
             }
             let item = {
                 let mut g = self.lock();
-                let Some(item) = ops::next_due(g.db.conn(), region.id(), now_ms())? else { break };
+                // One attempt per item per run: a failing item never hot-loops.
+                let Some(item) =
+                    ops::next_due_excluding(g.db.conn(), region.id(), now_ms(), &attempted)?
+                else {
+                    break;
+                };
+                attempted.push(item.id);
                 g.db.write(|tx| {
                     ops::acquire_lease(tx, owner, now_ms(), LEASE_TTL)?;
                     ops::claim(tx, item.id, now_ms())
@@ -540,13 +634,28 @@ impl Agent {
                     let endpoint = region.endpoint(&item.service)?;
                     let c = http.tus_options(&endpoint)?;
                     if !c.creation {
-                        return Err(Error::Protocol("server does not offer tus creation".into()).into());
+                        return Err(
+                            Error::Protocol("server does not offer tus creation".into()).into()
+                        );
                     }
                     caps.insert(item.service.clone(), (endpoint, c));
                 }
                 let (endpoint, c) = caps.get(&item.service).expect("inserted above");
-                let mut ledger = QueueLedger { agent: self, owner, last_renew: Instant::now() };
-                crate::upload::upload_item(&http, c, endpoint, &item, opts, &mut ledger, &stop, progress)
+                let mut ledger = QueueLedger {
+                    agent: self,
+                    owner,
+                    last_renew: Instant::now(),
+                };
+                crate::upload::upload_item(
+                    &http,
+                    c,
+                    endpoint,
+                    &item,
+                    opts,
+                    &mut ledger,
+                    &stop,
+                    progress,
+                )
             })();
             let mut g = self.lock();
             match attempt {
@@ -567,18 +676,35 @@ impl Agent {
                     report.uploaded += 1;
                     report.bytes += done.bytes;
                 }
-                Err(Failure { error: Error::Cancelled, .. }) => {
+                Err(Failure {
+                    error: Error::Cancelled,
+                    ..
+                }) => {
                     g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
-                    report.stopped =
-                        if self.cancel.load(Ordering::SeqCst) { StopReason::Cancelled } else { StopReason::TimeUp };
+                    report.stopped = if self.cancel.load(Ordering::SeqCst) {
+                        StopReason::Cancelled
+                    } else {
+                        StopReason::TimeUp
+                    };
                     break;
                 }
                 Err(Failure { error, retry_after }) => {
-                    let permanent = matches!(error.kind(), ErrorKind::Rejected | ErrorKind::InvalidArgument)
-                        || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound);
-                    let reason = format!("{}: {}", error.kind(), error);
+                    let permanent = matches!(
+                        error.kind(),
+                        ErrorKind::Rejected | ErrorKind::InvalidArgument
+                    ) || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound);
+                    let (kind, msg) = (error.kind().name(), error.to_string());
+                    let reason = if msg.starts_with(kind) { msg } else { format!("{kind}: {msg}") };
                     let st = g.db.write(|tx| {
-                        ops::fail(tx, item.id, &reason, permanent, retry_after, &self.options.retry, now_ms())
+                        ops::fail(
+                            tx,
+                            item.id,
+                            &reason,
+                            permanent,
+                            retry_after,
+                            &self.options.retry,
+                            now_ms(),
+                        )
                     })?;
                     log::warn!("item {} failed ({}), now {}", item.id, error.kind(), st);
                     report.failed += 1;
@@ -622,7 +748,11 @@ mod tests {
 
     fn root(version: u64, signers: &[&SigningKey]) -> Vec<u8> {
         let (r, c) = (key(1), key(2));
-        sign_envelope(ROOT_PAYLOAD_TYPE, &root_payload(version, "2100-01-01T00:00:00Z", &[&r], 1, &[&c], 1), signers)
+        sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &root_payload(version, "2100-01-01T00:00:00Z", &[&r], 1, &[&c], 1),
+            signers,
+        )
     }
 
     fn config(version: u64, issued: &str, expires: &str) -> Vec<u8> {
@@ -634,11 +764,18 @@ mod tests {
                 "sg": {"services": {"backup": {"url": "https://b.sg.test/files/", "protocol": "tus"}}, "allowed_hosts": ["b.sg.test"]}
             }
         });
-        sign_envelope(CONFIG_PAYLOAD_TYPE, &serde_json::to_vec(&p).unwrap(), &[&key(2)])
+        sign_envelope(
+            CONFIG_PAYLOAD_TYPE,
+            &serde_json::to_vec(&p).unwrap(),
+            &[&key(2)],
+        )
     }
 
     fn agent_at(now: u64) -> Agent {
-        let opts = AgentOptions { clock: Arc::new(move || now), ..Default::default() };
+        let opts = AgentOptions {
+            clock: Arc::new(move || now),
+            ..Default::default()
+        };
         Agent::open_in_memory(&root(1, &[&key(1)]), opts).unwrap()
     }
 
@@ -648,23 +785,35 @@ mod tests {
     fn select_region_with_default_and_none() {
         let a = agent_at(NOW);
         assert!(a.approved_region().unwrap().is_none(), "no config yet");
-        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z")).unwrap();
+        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap();
         assert!(a.approved_region().unwrap().is_none(), "no country yet");
         a.set_account_country("in").unwrap();
         assert_eq!(a.approved_region().unwrap().unwrap().id(), "in");
         a.set_account_country("FR").unwrap();
-        assert_eq!(a.approved_region().unwrap().unwrap().id(), "sg", "default region");
-        assert_eq!(a.set_account_country("FRA").unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(
+            a.approved_region().unwrap().unwrap().id(),
+            "sg",
+            "default region"
+        );
+        assert_eq!(
+            a.set_account_country("FRA").unwrap_err().kind(),
+            crate::ErrorKind::InvalidArgument
+        );
     }
 
     #[test]
     fn clock_floor_blocks_a_clock_set_back() {
         let a = agent_at(NOW);
-        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z")).unwrap();
+        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap();
         // A later config issued in 2028 raises the floor past config 1's expiry...
-        a.install(&config(2, "2028-01-01T00:00:00Z", "2028-06-01T00:00:00Z")).unwrap();
+        a.install(&config(2, "2028-01-01T00:00:00Z", "2028-06-01T00:00:00Z"))
+            .unwrap();
         // ...so replaying an older-dated but higher version fails as expired even though the wall clock says 2026.
-        let e = a.install(&config(3, "2026-11-02T00:00:00Z", "2027-11-01T00:00:00Z")).unwrap_err();
+        let e = a
+            .install(&config(3, "2026-11-02T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Expired);
         assert_eq!(a.config_info().config_version, Some(2));
     }
@@ -673,6 +822,9 @@ mod tests {
     fn wrong_type_is_refused() {
         let a = agent_at(NOW);
         let env = sign_envelope("application/json", b"{}", &[&key(2)]);
-        assert_eq!(a.install(&env).unwrap_err().kind(), crate::ErrorKind::WrongPayloadType);
+        assert_eq!(
+            a.install(&env).unwrap_err().kind(),
+            crate::ErrorKind::WrongPayloadType
+        );
     }
 }

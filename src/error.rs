@@ -266,7 +266,7 @@ pub enum Error {
     #[error("no region is approved for this account")]
     NoRegion,
     /// Residency guard refused a URL or peer.
-    #[error("residency guard refused: {0}")]
+    #[error("residency: refused: {0}")]
     Residency(&'static str),
     /// Lease held by another runner.
     #[error("another runner holds the queue lease")]

@@ -39,7 +39,10 @@ pub fn stat_source(path: &Path) -> Result<SourceMeta> {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    Ok(SourceMeta { size: md.len(), mtime_ns })
+    Ok(SourceMeta {
+        size: md.len(),
+        mtime_ns,
+    })
 }
 
 fn to_i64(v: u64) -> Result<i64> {
@@ -60,18 +63,26 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base: Duration::from_secs(2), cap: Duration::from_secs(3600), max_attempts: 10 }
+        RetryPolicy {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(3600),
+            max_attempts: 10,
+        }
     }
 }
 
 impl RetryPolicy {
     /// Delay before attempt number `attempts + 1`: uniform in `[0, min(cap, base·2^attempts)]`.
     pub fn delay(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base.saturating_mul(1u32.checked_shl(attempts.min(31)).unwrap_or(u32::MAX));
+        let exp = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempts.min(31)).unwrap_or(u32::MAX));
         let ceiling = exp.min(self.cap);
         let mut buf = [0u8; 8];
         // If the OS RNG fails, no jitter is still a correct (if less kind) schedule.
-        let r = getrandom::fill(&mut buf).map(|_| u64::from_le_bytes(buf)).unwrap_or(u64::MAX);
+        let r = getrandom::fill(&mut buf)
+            .map(|_| u64::from_le_bytes(buf))
+            .unwrap_or(u64::MAX);
         let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
         let jittered = Duration::from_millis(if ms == 0 { 0 } else { r % (ms + 1) });
         match retry_after {
@@ -123,7 +134,11 @@ fn hash32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
 
 fn state_of(s: String) -> rusqlite::Result<State> {
     s.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, "bad state".into())
+        rusqlite::Error::FromSqlConversionFailure(
+            7,
+            rusqlite::types::Type::Text,
+            "bad state".into(),
+        )
     })
 }
 
@@ -189,7 +204,10 @@ pub fn enqueue(
 /// stamp, items of other regions become `held`, and held items of this region
 /// (the account moved back) become `pending` again. Returns the held count.
 pub fn reconcile_regions(tx: &Transaction<'_>, approved: &str, now: i64) -> Result<u64> {
-    tx.execute("UPDATE items SET region = ?1, updated_at = ?2 WHERE region IS NULL", params![approved, now])?;
+    tx.execute(
+        "UPDATE items SET region = ?1, updated_at = ?2 WHERE region IS NULL",
+        params![approved, now],
+    )?;
     tx.execute(
         "UPDATE items SET state = 'held', updated_at = ?2
          WHERE region != ?1 AND state IN ('pending','failed','uploading')",
@@ -199,7 +217,11 @@ pub fn reconcile_regions(tx: &Transaction<'_>, approved: &str, now: i64) -> Resu
         "UPDATE items SET state = 'pending', updated_at = ?2 WHERE region = ?1 AND state = 'held'",
         params![approved, now],
     )?;
-    Ok(tx.query_row("SELECT count(*) FROM items WHERE state = 'held'", [], |r| r.get::<_, i64>(0))? as u64)
+    Ok(
+        tx.query_row("SELECT count(*) FROM items WHERE state = 'held'", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64,
+    )
 }
 
 /// The next item to upload for `region`: highest priority, then the oldest
@@ -218,11 +240,40 @@ pub fn next_due(conn: &Connection, region: &str, now: i64) -> Result<Option<Item
         .optional()?)
 }
 
+/// [`next_due`], skipping the ids in `exclude` (items already tried in this run).
+pub fn next_due_excluding(
+    conn: &Connection,
+    region: &str,
+    now: i64,
+    exclude: &[i64],
+) -> Result<Option<ItemRow>> {
+    if exclude.is_empty() {
+        return next_due(conn, region, now);
+    }
+    let ids = serde_json::to_string(exclude).expect("integers serialise");
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {ITEM_COLS} FROM items INDEXED BY items_due
+                 WHERE state IN ('pending', 'failed') AND region = ?1 AND next_attempt_at <= ?2
+                   AND id NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1"
+            ),
+            params![region, now, ids],
+            item_row,
+        )
+        .optional()?)
+}
+
 /// One item by id.
 pub fn get(conn: &Connection, id: i64) -> Result<ItemRow> {
-    conn.query_row(&format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"), [id], item_row)
-        .optional()?
-        .ok_or(Error::NotFound)
+    conn.query_row(
+        &format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"),
+        [id],
+        item_row,
+    )
+    .optional()?
+    .ok_or(Error::NotFound)
 }
 
 /// `pending|failed → uploading` for the lease holder.
@@ -256,13 +307,26 @@ pub fn set_session(
         "UPDATE items SET upload_url = ?2, upload_len = ?3, upload_mtime_ns = ?4,
                 upload_sha256 = ?5, confirmed_offset = ?6, updated_at = ?7
          WHERE id = ?1",
-        params![id, url, len, mtime_ns, sha256.map(|h| h.to_vec()), to_i64(offset)?, now],
+        params![
+            id,
+            url,
+            len,
+            mtime_ns,
+            sha256.map(|h| h.to_vec()),
+            to_i64(offset)?,
+            now
+        ],
     )?;
     Ok(())
 }
 
 /// Records the refreshed source metadata the uploader saw.
-pub fn set_source(tx: &Transaction<'_>, id: i64, meta: SourceMeta, sha256: &[u8; 32]) -> Result<()> {
+pub fn set_source(
+    tx: &Transaction<'_>,
+    id: i64,
+    meta: SourceMeta,
+    sha256: &[u8; 32],
+) -> Result<()> {
     tx.execute(
         "UPDATE items SET size = ?2, mtime_ns = ?3, sha256 = ?4 WHERE id = ?1",
         params![id, to_i64(meta.size)?, meta.mtime_ns, sha256.to_vec()],
@@ -318,7 +382,8 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord) -> Result<i64> {
             rec.host,
             rec.peer_ip,
             to_i64(rec.bytes)?,
-            hex::decode(&rec.sha256).map_err(|_| Error::Internal("audit hash is not hex".into()))?,
+            hex::decode(&rec.sha256)
+                .map_err(|_| Error::Internal("audit hash is not hex".into()))?,
             rec.finished_at
         ],
     )?;
@@ -337,7 +402,9 @@ pub fn fail(
     now: i64,
 ) -> Result<State> {
     let attempts: i64 = tx
-        .query_row("SELECT attempts FROM items WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT attempts FROM items WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()?
         .ok_or(Error::NotFound)?;
     let attempts = attempts.saturating_add(1);
@@ -387,13 +454,18 @@ pub fn discard_held(tx: &Transaction<'_>) -> Result<u64> {
 /// termination (`DELETE`) is queued for the next run.
 pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
     let row: Option<(Option<String>, Option<String>)> = tx
-        .query_row("SELECT region, upload_url FROM items WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT region, upload_url FROM items WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let (region, url) = row.ok_or(Error::NotFound)?;
     if let (Some(region), Some(url)) = (region, url) {
-        tx.execute("INSERT INTO terminations (region, upload_url) VALUES (?1, ?2)", params![region, url])?;
+        tx.execute(
+            "INSERT INTO terminations (region, upload_url) VALUES (?1, ?2)",
+            params![region, url],
+        )?;
     }
     tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
     Ok(())
@@ -401,7 +473,8 @@ pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
 
 /// Pending terminations for a region: `(id, url)`.
 pub fn terminations(conn: &Connection, region: &str) -> Result<Vec<(i64, String)>> {
-    let mut st = conn.prepare("SELECT id, upload_url FROM terminations WHERE region = ?1 ORDER BY id")?;
+    let mut st =
+        conn.prepare("SELECT id, upload_url FROM terminations WHERE region = ?1 ORDER BY id")?;
     let rows = st.query_map([region], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -460,7 +533,9 @@ pub fn stats(conn: &Connection) -> Result<QueueStats> {
             _ => {}
         }
     }
-    s.done = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))?.max(0) as u64;
+    s.done = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))?
+        .max(0) as u64;
     s.pending_bytes = conn
         .query_row(
             "SELECT coalesce(sum(max(size - confirmed_offset, 0)), 0) FROM items
@@ -551,7 +626,11 @@ pub fn audit(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec<AuditRe
 /// to `pending`, keeping their upload URL and offset.
 pub fn acquire_lease(tx: &Transaction<'_>, owner: &str, now: i64, ttl: Duration) -> Result<()> {
     let cur: Option<(String, i64)> = tx
-        .query_row("SELECT owner, expires_at FROM lease WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT owner, expires_at FROM lease WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     if let Some((o, exp)) = &cur {
         if o != owner && *exp > now {
@@ -559,7 +638,10 @@ pub fn acquire_lease(tx: &Transaction<'_>, owner: &str, now: i64, ttl: Duration)
         }
     }
     if cur.as_ref().map(|(o, _)| o != owner).unwrap_or(true) {
-        tx.execute("UPDATE items SET state = 'pending', updated_at = ?1 WHERE state = 'uploading'", [now])?;
+        tx.execute(
+            "UPDATE items SET state = 'pending', updated_at = ?1 WHERE state = 'uploading'",
+            [now],
+        )?;
     }
     let exp = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
     tx.execute(
@@ -574,7 +656,10 @@ pub fn acquire_lease(tx: &Transaction<'_>, owner: &str, now: i64, ttl: Duration)
 pub fn release_lease(tx: &Transaction<'_>, owner: &str, now: i64) -> Result<()> {
     let n = tx.execute("DELETE FROM lease WHERE id = 1 AND owner = ?1", [owner])?;
     if n == 1 {
-        tx.execute("UPDATE items SET state = 'pending', updated_at = ?1 WHERE state = 'uploading'", [now])?;
+        tx.execute(
+            "UPDATE items SET state = 'pending', updated_at = ?1 WHERE state = 'uploading'",
+            [now],
+        )?;
     }
     Ok(())
 }
@@ -584,7 +669,10 @@ mod tests {
     use super::*;
     use crate::queue::Db;
 
-    const META: SourceMeta = SourceMeta { size: 100, mtime_ns: 5 };
+    const META: SourceMeta = SourceMeta {
+        size: 100,
+        mtime_ns: 5,
+    };
 
     fn db() -> Db {
         Db::open_in_memory().unwrap()
@@ -593,28 +681,56 @@ mod tests {
     #[test]
     fn enqueue_dedupes_active_path_and_refreshes() {
         let mut db = db();
-        let a = db.write(|tx| enqueue(tx, "/a", "backup", 0, META, Some("in"), 1)).unwrap();
+        let a = db
+            .write(|tx| enqueue(tx, "/a", "backup", 0, META, Some("in"), 1))
+            .unwrap();
         let b = db
-            .write(|tx| enqueue(tx, "/a", "backup", 3, SourceMeta { size: 7, mtime_ns: 9 }, Some("in"), 2))
+            .write(|tx| {
+                enqueue(
+                    tx,
+                    "/a",
+                    "backup",
+                    3,
+                    SourceMeta {
+                        size: 7,
+                        mtime_ns: 9,
+                    },
+                    Some("in"),
+                    2,
+                )
+            })
             .unwrap();
         assert_eq!(a, b);
         let row = get(db.conn(), a).unwrap();
         assert_eq!((row.size, row.mtime_ns, row.priority), (7, 9, 3));
-        let c = db.write(|tx| enqueue(tx, "/a", "photos", 0, META, Some("in"), 3)).unwrap();
+        let c = db
+            .write(|tx| enqueue(tx, "/a", "photos", 0, META, Some("in"), 3))
+            .unwrap();
         assert_ne!(a, c);
     }
 
     #[test]
     fn next_due_orders_by_priority_then_age_and_skips_other_regions() {
         let mut db = db();
-        let old = db.write(|tx| enqueue(tx, "/old", "b", 0, META, Some("in"), 10)).unwrap();
-        let _new = db.write(|tx| enqueue(tx, "/new", "b", 0, META, Some("in"), 20)).unwrap();
-        let _sg = db.write(|tx| enqueue(tx, "/sg", "b", 9, META, Some("sg"), 5)).unwrap();
+        let old = db
+            .write(|tx| enqueue(tx, "/old", "b", 0, META, Some("in"), 10))
+            .unwrap();
+        let _new = db
+            .write(|tx| enqueue(tx, "/new", "b", 0, META, Some("in"), 20))
+            .unwrap();
+        let _sg = db
+            .write(|tx| enqueue(tx, "/sg", "b", 9, META, Some("sg"), 5))
+            .unwrap();
         assert_eq!(next_due(db.conn(), "in", 100).unwrap().unwrap().id, old);
-        let hi = db.write(|tx| enqueue(tx, "/hi", "b", 5, META, Some("in"), 30)).unwrap();
+        let hi = db
+            .write(|tx| enqueue(tx, "/hi", "b", 5, META, Some("in"), 30))
+            .unwrap();
         assert_eq!(next_due(db.conn(), "in", 100).unwrap().unwrap().id, hi);
         assert!(next_due(db.conn(), "in", 15).unwrap().is_some());
-        assert!(next_due(db.conn(), "in", 5).unwrap().is_none(), "nothing due yet");
+        assert!(
+            next_due(db.conn(), "in", 5).unwrap().is_none(),
+            "nothing due yet"
+        );
         let plan: String = db
             .conn()
             .query_row(
@@ -625,23 +741,36 @@ mod tests {
                 |r| r.get(3),
             )
             .unwrap();
-        assert!(plan.contains("items_due") && !plan.contains("TEMP B-TREE"), "{plan}");
+        assert!(
+            plan.contains("items_due") && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
     }
 
     #[test]
     fn fail_backs_off_then_dies() {
         let mut db = db();
-        let id = db.write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0)).unwrap();
-        let p = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(4), max_attempts: 3 };
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(4),
+            max_attempts: 3,
+        };
         for expect in [State::Failed, State::Failed, State::Dead] {
-            let st = db.write(|tx| fail(tx, id, "network: x", false, None, &p, 1000)).unwrap();
+            let st = db
+                .write(|tx| fail(tx, id, "network: x", false, None, &p, 1000))
+                .unwrap();
             assert_eq!(st, expect);
         }
         let r = list(db.conn(), Some(State::Dead), 10).unwrap();
         assert_eq!(r[0].last_error.as_deref(), Some("network: x"));
         assert_eq!(db.write(|tx| retry_dead(tx, 0)).unwrap(), 1);
         assert_eq!(get(db.conn(), id).unwrap().state, State::Pending);
-        let st = db.write(|tx| fail(tx, id, "rejected", true, None, &p, 0)).unwrap();
+        let st = db
+            .write(|tx| fail(tx, id, "rejected", true, None, &p, 0))
+            .unwrap();
         assert_eq!(st, State::Dead, "permanent errors die at once");
     }
 
@@ -658,38 +787,70 @@ mod tests {
     #[test]
     fn regions_stamp_hold_and_rehome() {
         let mut db = db();
-        let none = db.write(|tx| enqueue(tx, "/n", "b", 0, META, None, 0)).unwrap();
-        let sg = db.write(|tx| enqueue(tx, "/s", "b", 0, META, Some("sg"), 0)).unwrap();
-        db.write(|tx| set_session(tx, sg, Some("https://x/1"), Some(100), Some(5), None, 40, 0)).unwrap();
+        let none = db
+            .write(|tx| enqueue(tx, "/n", "b", 0, META, None, 0))
+            .unwrap();
+        let sg = db
+            .write(|tx| enqueue(tx, "/s", "b", 0, META, Some("sg"), 0))
+            .unwrap();
+        db.write(|tx| set_session(tx, sg, Some("https://x/1"), Some(100), Some(5), None, 40, 0))
+            .unwrap();
         assert_eq!(db.write(|tx| reconcile_regions(tx, "in", 1)).unwrap(), 1);
         assert_eq!(get(db.conn(), none).unwrap().region.as_deref(), Some("in"));
         assert_eq!(get(db.conn(), sg).unwrap().state, State::Held);
-        assert!(next_due(db.conn(), "sg", i64::MAX).unwrap().is_none(), "held is never due");
+        assert!(
+            next_due(db.conn(), "sg", i64::MAX).unwrap().is_none(),
+            "held is never due"
+        );
         assert_eq!(db.write(|tx| rehome(tx, "in", 2)).unwrap(), 1);
         let row = get(db.conn(), sg).unwrap();
-        assert_eq!((row.region.as_deref(), row.state, row.upload_url, row.confirmed_offset), (Some("in"), State::Pending, None, 0));
+        assert_eq!(
+            (
+                row.region.as_deref(),
+                row.state,
+                row.upload_url,
+                row.confirmed_offset
+            ),
+            (Some("in"), State::Pending, None, 0)
+        );
     }
 
     #[test]
     fn lease_is_exclusive_and_expires() {
         let mut db = db();
-        let id = db.write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0)).unwrap();
-        db.write(|tx| acquire_lease(tx, "A", 0, Duration::from_secs(10))).unwrap();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        db.write(|tx| acquire_lease(tx, "A", 0, Duration::from_secs(10)))
+            .unwrap();
         db.write(|tx| claim(tx, id, 0)).unwrap();
-        db.write(|tx| set_session(tx, id, Some("https://h/u"), Some(100), Some(5), None, 50, 0)).unwrap();
-        let e = db.write(|tx| acquire_lease(tx, "B", 5_000, Duration::from_secs(10))).unwrap_err();
+        db.write(|tx| set_session(tx, id, Some("https://h/u"), Some(100), Some(5), None, 50, 0))
+            .unwrap();
+        let e = db
+            .write(|tx| acquire_lease(tx, "B", 5_000, Duration::from_secs(10)))
+            .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Busy);
-        assert_eq!(get(db.conn(), id).unwrap().state, State::Uploading, "a refused lease changes nothing");
-        db.write(|tx| acquire_lease(tx, "B", 10_001, Duration::from_secs(10))).unwrap();
+        assert_eq!(
+            get(db.conn(), id).unwrap().state,
+            State::Uploading,
+            "a refused lease changes nothing"
+        );
+        db.write(|tx| acquire_lease(tx, "B", 10_001, Duration::from_secs(10)))
+            .unwrap();
         let row = get(db.conn(), id).unwrap();
         assert_eq!(row.state, State::Pending);
-        assert_eq!((row.upload_url.as_deref(), row.confirmed_offset), (Some("https://h/u"), 50));
+        assert_eq!(
+            (row.upload_url.as_deref(), row.confirmed_offset),
+            (Some("https://h/u"), 50)
+        );
     }
 
     #[test]
     fn complete_moves_to_audit_and_remove_queues_termination() {
         let mut db = db();
-        let id = db.write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0)).unwrap();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
         let rec = AuditRecord {
             id: 0,
             item_id: id,
@@ -706,11 +867,31 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].sha256, rec.sha256);
         assert_eq!(stats(db.conn()).unwrap().done, 1);
-        assert_eq!(get(db.conn(), id).unwrap_err().kind(), crate::ErrorKind::NotFound);
-        let id2 = db.write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), 0)).unwrap();
-        db.write(|tx| set_session(tx, id2, Some("https://h/u2"), Some(100), Some(5), None, 0, 0)).unwrap();
+        assert_eq!(
+            get(db.conn(), id).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        let id2 = db
+            .write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        db.write(|tx| {
+            set_session(
+                tx,
+                id2,
+                Some("https://h/u2"),
+                Some(100),
+                Some(5),
+                None,
+                0,
+                0,
+            )
+        })
+        .unwrap();
         db.write(|tx| remove(tx, id2)).unwrap();
         assert_eq!(terminations(db.conn(), "in").unwrap().len(), 1);
-        assert_eq!(db.write(|tx| remove(tx, id2)).unwrap_err().kind(), crate::ErrorKind::NotFound);
+        assert_eq!(
+            db.write(|tx| remove(tx, id2)).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
     }
 }

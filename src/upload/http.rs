@@ -49,7 +49,9 @@ struct PinningVerifier {
 
 impl fmt::Debug for PinningVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PinningVerifier").field("pins", &self.pins.len()).finish()
+        f.debug_struct("PinningVerifier")
+            .field("pins", &self.pins.len())
+            .finish()
     }
 }
 
@@ -70,7 +72,9 @@ impl ServerCertVerifier for PinningVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let ok = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        let ok =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
         if self.pins.is_empty() {
             return Ok(ok);
         }
@@ -81,8 +85,11 @@ impl ServerCertVerifier for PinningVerifier {
         if matched {
             Ok(ok)
         } else {
-            *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some("certificate chain matches no pin");
-            Err(rustls::Error::General("certificate chain matches no pin".into()))
+            *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some("certificate chain matches no pin");
+            Err(rustls::Error::General(
+                "certificate chain matches no pin".into(),
+            ))
         }
     }
 
@@ -109,21 +116,29 @@ impl ServerCertVerifier for PinningVerifier {
     }
 }
 
-fn tls_config(region: &Region, opts: &UploadOptions, refusal: Refusal) -> Result<Arc<ClientConfig>> {
+fn tls_config(
+    region: &Region,
+    opts: &UploadOptions,
+    refusal: Refusal,
+) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     if !opts.no_public_roots {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     // The region's own CAs are trusted for this region's agent only.
     for c in opts.extra_roots.iter().chain(region.ca_certs()) {
-        roots
-            .add(c.clone())
-            .map_err(|_| Error::malformed("config", "ca_certs entry is not a usable trust anchor"))?;
+        roots.add(c.clone()).map_err(|_| {
+            Error::malformed("config", "ca_certs entry is not a usable trust anchor")
+        })?;
     }
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
         .map_err(|_| Error::Internal("no trust anchors for this region".into()))?;
-    let verifier = PinningVerifier { inner, pins: region.pins().to_vec(), refusal };
+    let verifier = PinningVerifier {
+        inner,
+        pins: region.pins().to_vec(),
+        refusal,
+    };
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|_| Error::Internal("TLS provider rejected default versions".into()))?
@@ -156,7 +171,10 @@ impl Resolver for GuardResolver {
             kept.push(*a);
         }
         if kept.is_empty() {
-            return Err(refuse(&self.refusal, "resolved address is outside the region's networks"));
+            return Err(refuse(
+                &self.refusal,
+                "resolved address is outside the region's networks",
+            ));
         }
         Ok(kept)
     }
@@ -173,7 +191,9 @@ struct GuardConnector {
 
 impl fmt::Debug for GuardConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuardConnector").field("region", &self.region.id()).finish()
+        f.debug_struct("GuardConnector")
+            .field("region", &self.region.id())
+            .finish()
     }
 }
 
@@ -189,20 +209,32 @@ impl Connector<()> for GuardConnector {
         if uri.scheme_str() != Some("https") {
             return Err(refuse(&self.refusal, "not https"));
         }
-        let authority = uri.authority().ok_or_else(|| refuse(&self.refusal, "no host"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| refuse(&self.refusal, "no host"))?;
         if authority.as_str().contains('@') {
             return Err(refuse(&self.refusal, "userinfo in URL"));
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         let port = authority.port_u16().unwrap_or(443);
         if !self.region.allows_host(&host, port) {
-            return Err(refuse(&self.refusal, "host is not in the region's allowed_hosts"));
+            return Err(refuse(
+                &self.refusal,
+                "host is not in the region's allowed_hosts",
+            ));
         }
         let mut last_err = None;
         let mut stream = None;
         for addr in details.addrs.iter() {
             if !self.region.allows_peer(addr.ip()) {
-                last_err = Some(refuse(&self.refusal, "peer is outside the region's networks"));
+                last_err = Some(refuse(
+                    &self.refusal,
+                    "peer is outside the region's networks",
+                ));
                 continue;
             }
             match TcpStream::connect_timeout(addr, self.connect_timeout) {
@@ -217,21 +249,28 @@ impl Connector<()> for GuardConnector {
         // Belt and braces: the address we actually reached.
         let peer: SocketAddr = stream.peer_addr()?;
         if !self.region.allows_peer(peer.ip()) {
-            return Err(refuse(&self.refusal, "peer is outside the region's networks"));
+            return Err(refuse(
+                &self.refusal,
+                "peer is outside the region's networks",
+            ));
         }
         stream.set_nodelay(true)?;
         self.peers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(host_port(&host, port), peer.ip());
-        let name = ServerName::try_from(host.clone()).map_err(|_| ureq::Error::Tls("invalid server name"))?;
+        let name = ServerName::try_from(host.clone())
+            .map_err(|_| ureq::Error::Tls("invalid server name"))?;
         let mut conn = ClientConnection::new(self.tls.clone(), name)?;
         let cfg = details.config;
         let mut sock = stream;
         set_timeouts(&sock, details.timeout)?;
         conn.complete_io(&mut sock)?;
         let buffers = LazyBuffers::new(cfg.input_buffer_size(), cfg.output_buffer_size());
-        Ok(Some(TlsTransport { buffers, stream: StreamOwned { conn, sock } }))
+        Ok(Some(TlsTransport {
+            buffers,
+            stream: StreamOwned { conn, sock },
+        }))
     }
 }
 
@@ -267,7 +306,11 @@ impl Transport for TlsTransport {
         &mut self.buffers
     }
 
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> std::result::Result<(), ureq::Error> {
         set_timeouts(self.stream.get_ref(), timeout)?;
         let output = &self.buffers.output()[..amount];
         self.stream.write_all(output)?;
@@ -312,7 +355,9 @@ pub struct RegionHttp {
 
 impl fmt::Debug for RegionHttp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegionHttp").field("region", &self.region.id()).finish()
+        f.debug_struct("RegionHttp")
+            .field("region", &self.region.id())
+            .finish()
     }
 }
 
@@ -341,7 +386,11 @@ impl RegionHttp {
             refusal: refusal.clone(),
             peers: peers.clone(),
         };
-        let resolver = GuardResolver { region: r, inner: DefaultResolver::default(), refusal: refusal.clone() };
+        let resolver = GuardResolver {
+            region: r,
+            inner: DefaultResolver::default(),
+            refusal: refusal.clone(),
+        };
         Ok(RegionHttp {
             agent: ureq::Agent::with_parts(config, connector, resolver),
             region: region.clone(),
@@ -362,12 +411,21 @@ impl RegionHttp {
 
     /// The peer address last connected for `host:port`.
     pub fn peer_ip(&self, host_port: &str) -> Option<IpAddr> {
-        self.peers.lock().unwrap_or_else(|p| p.into_inner()).get(host_port).copied()
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host_port)
+            .copied()
     }
 
     /// Maps a ureq failure to our error, preferring the guard's reason.
     pub(crate) fn classify(&self, e: ureq::Error) -> Error {
-        if let Some(why) = self.refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(why) = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             return Error::Residency(why);
         }
         Error::Network(

@@ -65,7 +65,14 @@ pub struct Progress {
 /// Where the uploader records what the server confirmed (the queue).
 pub trait Ledger {
     /// A new (or cleared, with `None`) upload session and its confirmed offset.
-    fn session(&mut self, id: i64, url: Option<&GuardedUrl>, meta: SourceMeta, sha256: &[u8; 32], offset: u64) -> Result<()>;
+    fn session(
+        &mut self,
+        id: i64,
+        url: Option<&GuardedUrl>,
+        meta: SourceMeta,
+        sha256: &[u8; 32],
+        offset: u64,
+    ) -> Result<()>;
     /// A newly confirmed offset.
     fn offset(&mut self, id: i64, offset: u64) -> Result<()>;
 }
@@ -114,24 +121,35 @@ pub fn hash_file(path: &Path) -> Result<[u8; 32]> {
         }
         ctx.update(&buf[..n]);
     }
-    Ok(ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
+    Ok(ctx
+        .finish()
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes"))
 }
 
 fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
-    f.seek(SeekFrom::Start(offset)).map_err(|e| Error::SourceIo(e.kind()))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::SourceIo(e.kind()))?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; BUF];
     let mut left = len;
     while left > 0 {
         let want = usize::try_from(left.min(BUF as u64)).expect("bounded by BUF");
-        let n = f.read(&mut buf[..want]).map_err(|e| Error::SourceIo(e.kind()))?;
+        let n = f
+            .read(&mut buf[..want])
+            .map_err(|e| Error::SourceIo(e.kind()))?;
         if n == 0 {
             return Err(Error::SourceIo(std::io::ErrorKind::UnexpectedEof));
         }
         ctx.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok(ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
+    Ok(ctx
+        .finish()
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes"))
 }
 
 /// Reads exactly one chunk from the file, checking the stop conditions and
@@ -160,13 +178,20 @@ impl Read for ChunkReader<'_> {
         let n = self.file.read(&mut buf[..want])?;
         if n == 0 {
             // The file shrank under us: fail rather than send a short body.
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source shrank"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "source shrank",
+            ));
         }
         self.left -= n as u64;
         self.sent += n as u64;
         if self.sent - self.last_report >= 1024 * 1024 || self.left == 0 {
             self.last_report = self.sent;
-            let p = Progress { item_id: self.item_id, sent: self.sent_before + self.sent, total: self.total };
+            let p = Progress {
+                item_id: self.item_id,
+                sent: self.sent_before + self.sent,
+                total: self.total,
+            };
             if !(self.progress)(p) {
                 self.stop.cancel.store(true, Ordering::SeqCst);
             }
@@ -210,18 +235,30 @@ pub fn upload_item(
             && item.upload_sha256 == Some(sha);
         match http.region().guard(stored) {
             Ok(url) if same_content => match http.tus_head(&url)? {
-                HeadResult::Offset(off, len) if len.is_none_or(|l| l == meta.size) && off <= meta.size => {
+                HeadResult::Offset(off, len)
+                    if len.is_none_or(|l| l == meta.size) && off <= meta.size =>
+                {
                     session = Some((url, off));
                 }
-                _ => log::info!("item {}: stored upload is gone; creating a new one", item.id),
+                _ => log::info!(
+                    "item {}: stored upload is gone; creating a new one",
+                    item.id
+                ),
             },
             Ok(url) => {
-                log::info!("item {}: source changed since its upload began; restarting", item.id);
+                log::info!(
+                    "item {}: source changed since its upload began; restarting",
+                    item.id
+                );
                 if caps.termination {
                     let _ = http.tus_delete(&url);
                 }
             }
-            Err(e) => log::warn!("item {}: stored upload URL refused by the guard ({})", item.id, e.kind()),
+            Err(e) => log::warn!(
+                "item {}: stored upload URL refused by the guard ({})",
+                item.id,
+                e.kind()
+            ),
         }
         if session.is_none() {
             ledger.session(item.id, None, meta, &sha, 0)?;
@@ -234,8 +271,11 @@ pub fn upload_item(
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
             let id = item.id.to_string();
             let sha_hex = hex::encode(sha);
-            let md: [(&str, &[u8]); 3] =
-                [("filename", name.as_bytes()), ("item", id.as_bytes()), ("sha256", sha_hex.as_bytes())];
+            let md: [(&str, &[u8]); 3] = [
+                ("filename", name.as_bytes()),
+                ("item", id.as_bytes()),
+                ("sha256", sha_hex.as_bytes()),
+            ];
             let (url, off) = http.tus_create(endpoint, meta.size, &md)?;
             // Persist at once: a crash after this line resumes this very upload.
             ledger.session(item.id, Some(&url), meta, &sha, off.min(meta.size))?;
@@ -248,8 +288,13 @@ pub fn upload_item(
     while offset < meta.size {
         stop.check()?;
         let len = opts.chunk_size.max(1).min(meta.size - offset);
-        let checksum = if caps.checksum_sha256 { Some(hash_range(&mut file, offset, len)?) } else { None };
-        file.seek(SeekFrom::Start(offset)).map_err(|e| Failure::from(Error::SourceIo(e.kind())))?;
+        let checksum = if caps.checksum_sha256 {
+            Some(hash_range(&mut file, offset, len)?)
+        } else {
+            None
+        };
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Failure::from(Error::SourceIo(e.kind())))?;
         let mut reader = ChunkReader {
             file: &mut file,
             left: len,
@@ -262,22 +307,36 @@ pub fn upload_item(
             last_report: 0,
         };
         let outcome = http.tus_patch(&url, offset, len, checksum.as_ref(), &mut reader);
-        stop.check()?;
-        match outcome {
-            Ok(PatchOutcome::Offset(new)) if new > offset && new <= meta.size => {
+        if let Ok(PatchOutcome::Offset(new)) = outcome {
+            if new > offset && new <= meta.size {
+                // Record what the server confirmed before anything else, even a cancel.
                 offset = new;
                 ledger.offset(item.id, offset)?;
+                continue;
             }
+        }
+        // A cancel mid-body surfaces as an I/O error: report it as the cancel it is.
+        stop.check()?;
+        match outcome {
             Ok(PatchOutcome::Offset(_)) => {
-                return Err(Error::Protocol("PATCH answered an offset that does not advance".into()).into())
+                return Err(Error::Protocol(
+                    "PATCH answered an offset that does not advance".into(),
+                )
+                .into())
             }
             Ok(PatchOutcome::Gone) => {
                 ledger.session(item.id, None, meta, &sha, 0)?;
-                return Err(Error::Network("upload vanished on the server; will start over".into()).into());
+                return Err(Error::Network(
+                    "upload vanished on the server; will start over".into(),
+                )
+                .into());
             }
-            Ok(PatchOutcome::Conflict) | Ok(PatchOutcome::ChecksumMismatch) | Err(Failure { error: Error::Network(_), .. })
-                if inline_retries < 3 =>
-            {
+            Ok(PatchOutcome::Conflict)
+            | Ok(PatchOutcome::ChecksumMismatch)
+            | Err(Failure {
+                error: Error::Network(_),
+                ..
+            }) if inline_retries < 3 => {
                 // A dropped connection or a disagreement: ask the server where it is, and go on from there.
                 inline_retries += 1;
                 match http.tus_head(&url)? {
@@ -287,11 +346,16 @@ pub fn upload_item(
                     }
                     _ => {
                         ledger.session(item.id, None, meta, &sha, 0)?;
-                        return Err(Error::Network("upload vanished on the server; will start over".into()).into());
+                        return Err(Error::Network(
+                            "upload vanished on the server; will start over".into(),
+                        )
+                        .into());
                     }
                 }
             }
-            Ok(PatchOutcome::Conflict) => return Err(Error::Protocol("offset conflict persists".into()).into()),
+            Ok(PatchOutcome::Conflict) => {
+                return Err(Error::Protocol("offset conflict persists".into()).into())
+            }
             Ok(PatchOutcome::ChecksumMismatch) => {
                 return Err(Error::Network("checksum mismatch persists".into()).into())
             }
@@ -308,7 +372,11 @@ pub fn upload_item(
         ledger.session(item.id, None, meta, &sha, 0)?;
         return Err(Error::SourceChanged.into());
     }
-    let _ = progress(Progress { item_id: item.id, sent: meta.size, total: meta.size });
+    let _ = progress(Progress {
+        item_id: item.id,
+        sent: meta.size,
+        total: meta.size,
+    });
     Ok(Finished {
         host: url.host_port(),
         peer_ip: http.peer_ip(&url.host_port()),

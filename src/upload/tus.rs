@@ -26,7 +26,10 @@ pub struct Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        Failure { error, retry_after: None }
+        Failure {
+            error,
+            retry_after: None,
+        }
     }
 }
 
@@ -72,7 +75,9 @@ fn parse_u64(r: &Response<Body>, name: &str) -> Result<Option<u64>> {
 
 fn retry_after(r: &Response<Body>) -> Option<Duration> {
     // Only the delta-seconds form; an HTTP date falls back to our own backoff.
-    header(r, "retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+    header(r, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// Maps statuses that end an attempt. 2xx returns `Ok`.
@@ -93,31 +98,50 @@ fn check_status(r: &Response<Body>, what: &str) -> TusResult<()> {
 
 fn drain(mut r: Response<Body>) {
     // Small bodies only: keeps the connection reusable; errors are irrelevant.
-    let _ = std::io::copy(&mut r.body_mut().as_reader().take(64 * 1024), &mut std::io::sink());
+    let _ = std::io::copy(
+        &mut r.body_mut().as_reader().take(64 * 1024),
+        &mut std::io::sink(),
+    );
 }
 
 impl RegionHttp {
-    fn send_empty(&self, method: &str, url: &GuardedUrl, headers: &[(&str, String)]) -> TusResult<Response<Body>> {
+    fn send_empty(
+        &self,
+        method: &str,
+        url: &GuardedUrl,
+        headers: &[(&str, String)],
+    ) -> TusResult<Response<Body>> {
         self.reset_refusal();
-        let mut req = ureq::http::Request::builder().method(method).uri(url.uri().clone());
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(url.uri().clone());
         req = req.header("Tus-Resumable", TUS_VERSION);
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        let req = req.body(()).map_err(|_| Error::Internal("request build failed".into()))?;
-        self.agent().run(req).map_err(|e| Failure::from(self.classify(e)))
+        let req = req
+            .body(())
+            .map_err(|_| Error::Internal("request build failed".into()))?;
+        self.agent()
+            .run(req)
+            .map_err(|e| Failure::from(self.classify(e)))
     }
 
     /// `OPTIONS`: what the server supports.
     pub fn tus_options(&self, endpoint: &GuardedUrl) -> TusResult<Capabilities> {
         let r = self.send_empty("OPTIONS", endpoint, &[])?;
         check_status(&r, "OPTIONS")?;
-        let ext = header(&r, "tus-extension").unwrap_or("").to_ascii_lowercase();
+        let ext = header(&r, "tus-extension")
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let exts: Vec<&str> = ext.split(',').map(str::trim).collect();
-        let algos = header(&r, "tus-checksum-algorithm").unwrap_or("").to_ascii_lowercase();
+        let algos = header(&r, "tus-checksum-algorithm")
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let caps = Capabilities {
             creation: exts.contains(&"creation"),
-            checksum_sha256: exts.contains(&"checksum") && algos.split(',').any(|a| a.trim() == "sha256"),
+            checksum_sha256: exts.contains(&"checksum")
+                && algos.split(',').any(|a| a.trim() == "sha256"),
             termination: exts.contains(&"termination"),
             max_size: parse_u64(&r, "tus-max-size")?,
         };
@@ -142,13 +166,22 @@ impl RegionHttp {
         let r = self.send_empty(
             "POST",
             endpoint,
-            &[("Upload-Length", length.to_string()), ("Upload-Metadata", meta), ("Content-Length", "0".into())],
+            &[
+                ("Upload-Length", length.to_string()),
+                ("Upload-Metadata", meta),
+                ("Content-Length", "0".into()),
+            ],
         )?;
         check_status(&r, "POST")?;
         if r.status().as_u16() != 201 {
-            return Err(Error::Protocol(format!("POST answered {} instead of 201", r.status().as_u16())).into());
+            return Err(Error::Protocol(format!(
+                "POST answered {} instead of 201",
+                r.status().as_u16()
+            ))
+            .into());
         }
-        let loc = header(&r, "location").ok_or_else(|| Error::Protocol("POST answered without Location".into()))?;
+        let loc = header(&r, "location")
+            .ok_or_else(|| Error::Protocol("POST answered without Location".into()))?;
         // The Location is a URL the server hands back: guard it before anything connects to it.
         let url = self.region().resolve(endpoint, loc)?;
         let offset = parse_u64(&r, "upload-offset")?.unwrap_or(0);
@@ -163,7 +196,8 @@ impl RegionHttp {
             return Ok(HeadResult::Gone);
         }
         check_status(&r, "HEAD")?;
-        let off = parse_u64(&r, "upload-offset")?.ok_or_else(|| Error::Protocol("HEAD without Upload-Offset".into()))?;
+        let off = parse_u64(&r, "upload-offset")?
+            .ok_or_else(|| Error::Protocol("HEAD without Upload-Offset".into()))?;
         let len = parse_u64(&r, "upload-length")?;
         Ok(HeadResult::Offset(off, len))
     }
@@ -192,7 +226,10 @@ impl RegionHttp {
         let req = req
             .body(ureq::SendBody::from_reader(body))
             .map_err(|_| Error::Internal("request build failed".into()))?;
-        let r = self.agent().run(req).map_err(|e| Failure::from(self.classify(e)))?;
+        let r = self
+            .agent()
+            .run(req)
+            .map_err(|e| Failure::from(self.classify(e)))?;
         match r.status().as_u16() {
             404 | 410 => return Ok(PatchOutcome::Gone),
             409 => return Ok(PatchOutcome::Conflict),
@@ -200,7 +237,8 @@ impl RegionHttp {
             _ => {}
         }
         check_status(&r, "PATCH")?;
-        let off = parse_u64(&r, "upload-offset")?.ok_or_else(|| Error::Protocol("PATCH without Upload-Offset".into()))?;
+        let off = parse_u64(&r, "upload-offset")?
+            .ok_or_else(|| Error::Protocol("PATCH without Upload-Offset".into()))?;
         drain(r);
         Ok(PatchOutcome::Offset(off))
     }
