@@ -32,6 +32,9 @@ pub struct AgentOptions {
     pub retry: RetryPolicy,
     /// Upload tuning (chunk size, timeouts, extra trust for tests).
     pub upload: crate::upload::UploadOptions,
+    /// How long the runner lease lasts without renewal: a killed runner's
+    /// items are taken over after this.
+    pub lease_ttl: Duration,
 }
 
 impl Default for AgentOptions {
@@ -40,6 +43,7 @@ impl Default for AgentOptions {
             clock: Arc::new(|| unix_secs(SystemTime::now())),
             retry: RetryPolicy::default(),
             upload: crate::upload::UploadOptions::default(),
+            lease_ttl: LEASE_TTL,
         }
     }
 }
@@ -480,8 +484,8 @@ pub struct RunReport {
     pub stopped: StopReason,
 }
 
-/// How long a runner's lease lasts without renewal; a killed runner's lease
-/// expires after this and the next runner takes over its items.
+/// Default lifetime of a runner's lease without renewal; a killed runner's
+/// lease expires after this and the next runner takes over its items.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 struct QueueLedger<'a> {
@@ -492,10 +496,11 @@ struct QueueLedger<'a> {
 
 impl QueueLedger<'_> {
     fn renew(&mut self, inner: &mut Inner) -> Result<()> {
-        if self.last_renew.elapsed() > LEASE_TTL / 4 {
+        let ttl = self.agent.options.lease_ttl;
+        if self.last_renew.elapsed() > ttl / 4 {
             inner
                 .db
-                .write(|tx| ops::acquire_lease(tx, self.owner, now_ms(), LEASE_TTL))?;
+                .write(|tx| ops::acquire_lease(tx, self.owner, now_ms(), ttl))?;
             self.last_renew = Instant::now();
         }
         Ok(())
@@ -564,7 +569,7 @@ impl Agent {
             let region = self.approved_locked(&inner.trust)?.ok_or(Error::NoRegion)?;
             let now = now_ms();
             let held = inner.db.write(|tx| {
-                ops::acquire_lease(tx, &owner, now, LEASE_TTL)?;
+                ops::acquire_lease(tx, &owner, now, self.options.lease_ttl)?;
                 ops::reconcile_regions(tx, region.id(), now)
             })?;
             (region, held)
@@ -624,7 +629,7 @@ impl Agent {
                 };
                 attempted.push(item.id);
                 g.db.write(|tx| {
-                    ops::acquire_lease(tx, owner, now_ms(), LEASE_TTL)?;
+                    ops::acquire_lease(tx, owner, now_ms(), self.options.lease_ttl)?;
                     ops::claim(tx, item.id, now_ms())
                 })?;
                 item

@@ -115,6 +115,9 @@ enum Cmd {
         /// Bytes per PATCH.
         #[arg(long, hide = true)]
         chunk_size: Option<u64>,
+        /// Runner lease lifetime in seconds (tests that kill runners use a short one).
+        #[arg(long, hide = true)]
+        lease_secs: Option<u64>,
     },
     /// Finished uploads.
     Audit {
@@ -178,26 +181,41 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
     use cli::cmds;
-    let db = || cli.db.clone().ok_or(cli::Failure::Usage("--db DB is required for this command".into()));
+    let db = || {
+        cli.db.clone().ok_or(cli::Failure::Usage(
+            "--db DB is required for this command".into(),
+        ))
+    };
     match cli.cmd {
         Cmd::Keygen { out } => cmds::keygen(&out),
-        Cmd::Sign { doc_type, keys, payload } => cmds::sign(matches!(doc_type, DocType::Root), &keys, &payload),
+        Cmd::Sign {
+            doc_type,
+            keys,
+            payload,
+        } => cmds::sign(matches!(doc_type, DocType::Root), &keys, &payload),
         Cmd::Verify { root, envelope } => cmds::verify(&root, &envelope),
         Cmd::Init { root } => cmds::init(&db()?, &root),
         Cmd::Config(ConfigCmd::Install { envelope }) => cmds::config_install(&db()?, &envelope),
         Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
         Cmd::Region(RegionCmd::SetCountry { country }) => cmds::set_country(&db()?, &country),
         Cmd::Region(RegionCmd::Show) => cmds::region_show(&db()?),
-        Cmd::Enqueue { service, priority, files } => cmds::enqueue(&db()?, &service, priority, &files),
+        Cmd::Enqueue {
+            service,
+            priority,
+            files,
+        } => cmds::enqueue(&db()?, &service, priority, &files),
         Cmd::Status { json } => cmds::status(&db()?, json),
         Cmd::List { json, state, limit } => cmds::list(&db()?, json, state.as_deref(), limit),
         Cmd::Rehome => cmds::rehome(&db()?),
         Cmd::Discard => cmds::discard(&db()?),
         Cmd::RetryDead => cmds::retry_dead(&db()?),
         Cmd::Remove { id } => cmds::remove(&db()?, id),
-        Cmd::Run { max_seconds, test_ca, chunk_size } => {
-            cmds::run(&db()?, max_seconds, test_ca.as_deref(), chunk_size)
-        }
+        Cmd::Run {
+            max_seconds,
+            test_ca,
+            chunk_size,
+            lease_secs,
+        } => cmds::run(&db()?, max_seconds, test_ca.as_deref(), chunk_size, lease_secs),
         Cmd::Audit { json, after, limit } => cmds::audit(&db()?, json, after, limit),
         Cmd::Demo(args) => cli::demo::run(args),
         Cmd::DevServer(args) => cli::devserver::run(args),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use cloudsync::config::model::{format_time, unix_secs};
 use cloudsync::config::sign::{sign_envelope, SigningKey};
-use cloudsync::config::{verify_offline, TrustedRoot, Verified, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
+use cloudsync::config::{
+    verify_offline, TrustedRoot, Verified, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE,
+};
 use cloudsync::{Agent, AgentOptions, Error, Installed, State};
 
 use super::{read, Failure};
@@ -20,7 +22,9 @@ fn ok() -> Out {
 
 fn open(db: &Path) -> Result<Agent, Failure> {
     if !db.exists() {
-        return Err(Failure::Usage("database does not exist; run `cloudsync --db DB init --root ROOT.json` first".into()));
+        return Err(Failure::Usage(
+            "database does not exist; run `cloudsync --db DB init --root ROOT.json` first".into(),
+        ));
     }
     Ok(Agent::open_existing(db)?)
 }
@@ -39,8 +43,11 @@ pub fn keygen(out: &Path) -> Out {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(out).map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
-    f.write_all(key.to_file_text().as_bytes()).map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
+    let mut f = opts
+        .open(out)
+        .map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
+    f.write_all(key.to_file_text().as_bytes())
+        .map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
     println!("keyid {}", key.keyid());
     println!("public {}", key.public_hex());
     ok()
@@ -50,17 +57,28 @@ pub fn sign(root: bool, keys: &[std::path::PathBuf], payload: &Path) -> Out {
     let keys = keys
         .iter()
         .map(|k| {
-            let text = String::from_utf8(read(k)?).map_err(|_| Failure::Op(Error::malformed_key()))?;
+            let text =
+                String::from_utf8(read(k)?).map_err(|_| Failure::Op(Error::malformed_key()))?;
             Ok(SigningKey::from_file_text(&text)?)
         })
         .collect::<Result<Vec<_>, Failure>>()?;
     let body = read(payload)?;
     // Refuse to sign what the agent would refuse to parse.
-    serde_json::from_slice::<serde_json::Value>(&body)
-        .map_err(|e| Failure::Op(Error::Malformed { what: "payload", reason: format!("not JSON at line {}", e.line()) }))?;
-    let pt = if root { ROOT_PAYLOAD_TYPE } else { CONFIG_PAYLOAD_TYPE };
+    serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| {
+        Failure::Op(Error::Malformed {
+            what: "payload",
+            reason: format!("not JSON at line {}", e.line()),
+        })
+    })?;
+    let pt = if root {
+        ROOT_PAYLOAD_TYPE
+    } else {
+        CONFIG_PAYLOAD_TYPE
+    };
     let refs: Vec<&SigningKey> = keys.iter().collect();
-    std::io::stdout().write_all(&sign_envelope(pt, &body, &refs)).expect("stdout");
+    std::io::stdout()
+        .write_all(&sign_envelope(pt, &body, &refs))
+        .expect("stdout");
     println!();
     ok()
 }
@@ -68,11 +86,18 @@ pub fn sign(root: bool, keys: &[std::path::PathBuf], payload: &Path) -> Out {
 pub fn verify(root: &Path, envelope: &Path) -> Out {
     let now = unix_secs(std::time::SystemTime::now());
     let (root, envelope) = (read(root)?, read(envelope)?);
-    let result = TrustedRoot::from_initial(&root, now).and_then(|r| verify_offline(&r, &envelope, now));
+    let result =
+        TrustedRoot::from_initial(&root, now).and_then(|r| verify_offline(&r, &envelope, now));
     match result {
         Ok(Verified::Root { version }) => println!("ok root version {version}"),
-        Ok(Verified::Config { version, expires_at }) => {
-            println!("ok config version {version} expires {}", format_time(expires_at))
+        Ok(Verified::Config {
+            version,
+            expires_at,
+        }) => {
+            println!(
+                "ok config version {version} expires {}",
+                format_time(expires_at)
+            )
         }
         Err(e) => {
             println!("{}", e.kind());
@@ -107,7 +132,11 @@ pub fn config_show(db: &Path, as_json: bool) -> Out {
         Some(v) => println!("config version {v}"),
         None => println!("config version none"),
     }
-    println!("expires        {}{}", info.expires_at.as_deref().unwrap_or("-"), if info.expired { " (EXPIRED)" } else { "" });
+    println!(
+        "expires        {}{}",
+        info.expires_at.as_deref().unwrap_or("-"),
+        if info.expired { " (EXPIRED)" } else { "" }
+    );
     println!("regions        {}", info.regions.join(" "));
     ok()
 }
@@ -115,7 +144,15 @@ pub fn config_show(db: &Path, as_json: bool) -> Out {
 pub fn set_country(db: &Path, cc: &str) -> Out {
     let agent = open(db)?;
     agent.set_account_country(cc)?;
-    println!("{}", agent.approved_region().ok().flatten().map(|r| r.id().to_string()).unwrap_or_else(|| "none".into()));
+    println!(
+        "{}",
+        agent
+            .approved_region()
+            .ok()
+            .flatten()
+            .map(|r| r.id().to_string())
+            .unwrap_or_else(|| "none".into())
+    );
     ok()
 }
 
@@ -156,14 +193,26 @@ pub fn status(db: &Path, as_json: bool) -> Out {
 
 pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
     let state = state
-        .map(|s| s.parse::<State>().map_err(|_| Failure::Usage(format!("unknown state {s:?}"))))
+        .map(|s| {
+            s.parse::<State>()
+                .map_err(|_| Failure::Usage(format!("unknown state {s:?}")))
+        })
         .transpose()?;
     let items = open(db)?.list(state, limit)?;
     if as_json {
         return json(&items);
     }
     for i in items {
-        println!("{}\t{}\t{}\t{}\t{}/{}\t{}", i.id, i.state, i.region.as_deref().unwrap_or("-"), i.service, i.confirmed_offset, i.size, i.path);
+        println!(
+            "{}\t{}\t{}\t{}\t{}/{}\t{}",
+            i.id,
+            i.state,
+            i.region.as_deref().unwrap_or("-"),
+            i.service,
+            i.confirmed_offset,
+            i.size,
+            i.path
+        );
     }
     ok()
 }
@@ -188,7 +237,7 @@ pub fn remove(db: &Path, id: i64) -> Out {
     ok()
 }
 
-pub fn run(db: &Path, max_seconds: Option<u64>, test_ca: Option<&Path>, chunk: Option<u64>) -> Out {
+pub fn run(db: &Path, max_seconds: Option<u64>, test_ca: Option<&Path>, chunk: Option<u64>, lease: Option<u64>) -> Out {
     if !db.exists() {
         return Err(Failure::Usage("database does not exist".into()));
     }
@@ -202,14 +251,19 @@ pub fn run(db: &Path, max_seconds: Option<u64>, test_ca: Option<&Path>, chunk: O
     if let Some(c) = chunk {
         opts.upload.chunk_size = c;
     }
+    if let Some(l) = lease {
+        opts.lease_ttl = Duration::from_secs(l.max(1));
+    }
     let agent = Agent::open_with(db, None, opts)?;
     let max = Duration::from_secs(max_seconds.unwrap_or(24 * 3600));
     let report = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("static template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
         let r = agent.run_once(max, &mut |p| {
             bar.set_length(p.total);
@@ -224,7 +278,14 @@ pub fn run(db: &Path, max_seconds: Option<u64>, test_ca: Option<&Path>, chunk: O
     };
     println!(
         "region {} uploaded {} bytes {} failed {} dead {} held {} remaining {} stopped {:?}",
-        report.region, report.uploaded, report.bytes, report.failed, report.dead, report.held, report.remaining, report.stopped
+        report.region,
+        report.uploaded,
+        report.bytes,
+        report.failed,
+        report.dead,
+        report.held,
+        report.remaining,
+        report.stopped
     );
     let stats = agent.stats()?;
     if report.failed > 0 || stats.pending + stats.failed > 0 {
@@ -240,7 +301,16 @@ pub fn audit(db: &Path, as_json: bool, after: i64, limit: u32) -> Out {
         return json(&rows);
     }
     for r in rows {
-        println!("{}\titem {}\t{}\t{}\t{}\t{} bytes\t{}", r.id, r.item_id, r.region, r.host, r.peer_ip.as_deref().unwrap_or("-"), r.bytes, r.sha256);
+        println!(
+            "{}\titem {}\t{}\t{}\t{}\t{} bytes\t{}",
+            r.id,
+            r.item_id,
+            r.region,
+            r.host,
+            r.peer_ip.as_deref().unwrap_or("-"),
+            r.bytes,
+            r.sha256
+        );
     }
     ok()
 }
