@@ -58,6 +58,6 @@ pub mod devserver;
 pub mod ffi;
 
 pub use agent::{Agent, AgentOptions, ConfigInfo, Installed, RunReport, StopReason};
-pub use upload::Progress;
 pub use error::{Error, ErrorKind, Result};
 pub use queue::State;
+pub use upload::Progress;

@@ -34,7 +34,10 @@ impl HostRule {
     /// Parses one rule.
     pub fn parse(s: &str) -> Result<HostRule> {
         let bad = || Error::InvalidEndpoint("allowed_hosts entry is not host[:port]");
-        if s.is_empty() || s.len() > 300 || s.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+        if s.is_empty()
+            || s.len() > 300
+            || s.chars().any(|c| c.is_whitespace() || c == '/' || c == '@')
+        {
             return Err(bad());
         }
         let (wildcard, rest) = match s.strip_prefix("*.") {
@@ -125,11 +128,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -164,7 +171,9 @@ pub struct Region {
 impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Endpoints and pins stay out of Debug output (it reaches logs).
-        f.debug_struct("Region").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Region")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,7 +181,10 @@ impl Region {
     /// Validates a region from the config payload.
     pub(crate) fn from_spec(id: &str, spec: &RegionSpec) -> Result<Region> {
         if id.is_empty() || id.len() > 64 {
-            return Err(Error::malformed("config", "region id must be 1..=64 characters"));
+            return Err(Error::malformed(
+                "config",
+                "region id must be 1..=64 characters",
+            ));
         }
         if spec.allowed_hosts.is_empty() {
             return Err(Error::InvalidEndpoint("region has no allowed_hosts"));
@@ -202,10 +214,12 @@ impl Region {
             .ca_certs
             .iter()
             .map(|pem| {
-                let der = CertificateDer::from_pem_slice(pem.as_bytes())
-                    .map_err(|_| Error::malformed("config", "ca_certs entry is not a PEM certificate"))?;
-                webpki::anchor_from_trusted_cert(&der)
-                    .map_err(|_| Error::malformed("config", "ca_certs entry is not a usable trust anchor"))?;
+                let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
+                    Error::malformed("config", "ca_certs entry is not a PEM certificate")
+                })?;
+                webpki::anchor_from_trusted_cert(&der).map_err(|_| {
+                    Error::malformed("config", "ca_certs entry is not a usable trust anchor")
+                })?;
                 Ok(der)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -226,7 +240,12 @@ impl Region {
             if guarded.uri.path_and_query().is_none() {
                 return Err(Error::InvalidEndpoint("service URL has no path"));
             }
-            region.services.insert(name.clone(), Service { url: svc.url.clone() });
+            region.services.insert(
+                name.clone(),
+                Service {
+                    url: svc.url.clone(),
+                },
+            );
         }
         if region.services.is_empty() {
             return Err(Error::InvalidEndpoint("region has no services"));
@@ -296,7 +315,9 @@ impl ApprovedRegion {
             .region
             .services
             .get(service)
-            .ok_or(Error::InvalidArgument("service not offered by the approved region"))?;
+            .ok_or(Error::InvalidArgument(
+                "service not offered by the approved region",
+            ))?;
         self.guard(&svc.url)
     }
 
@@ -313,7 +334,9 @@ impl ApprovedRegion {
     /// absolute-path or relative) against `base`, then guards it.
     pub fn resolve(&self, base: &GuardedUrl, location: &str) -> Result<GuardedUrl> {
         if location.is_empty() || location.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(Error::Protocol("Location header is empty or has control characters".into()));
+            return Err(Error::Protocol(
+                "Location header is empty or has control characters".into(),
+            ));
         }
         let authority = base.uri.authority().map(|a| a.as_str()).unwrap_or("");
         let absolute = if has_scheme(location) {
@@ -337,7 +360,9 @@ fn has_scheme(s: &str) -> bool {
         Some(i) if i > 0 => {
             let scheme = &s[..i];
             scheme.as_bytes()[0].is_ascii_alphabetic()
-                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
                 && !s[..i].contains('/')
         }
         _ => false,
@@ -346,7 +371,9 @@ fn has_scheme(s: &str) -> bool {
 
 fn parse_guarded(region: &Region, url: &str) -> Result<GuardedUrl> {
     if url.len() > 4096 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Error::InvalidEndpoint("URL has whitespace or control characters"));
+        return Err(Error::InvalidEndpoint(
+            "URL has whitespace or control characters",
+        ));
     }
     if !url.starts_with("https://") {
         return Err(Error::InvalidEndpoint("URL is not https"));
@@ -379,7 +406,9 @@ fn parse_guarded(region: &Region, url: &str) -> Result<GuardedUrl> {
         None => 443,
     };
     if !region.allows_host(&host, port) {
-        return Err(Error::InvalidEndpoint("host is not in the region's allowed_hosts"));
+        return Err(Error::InvalidEndpoint(
+            "host is not in the region's allowed_hosts",
+        ));
     }
     Ok(GuardedUrl {
         uri,
@@ -462,7 +491,9 @@ pub fn normalize_country(cc: &str) -> Result<String> {
     if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_alphabetic()) {
         Ok(cc.to_ascii_uppercase())
     } else {
-        Err(Error::InvalidArgument("country must be an ISO 3166-1 alpha-2 code"))
+        Err(Error::InvalidArgument(
+            "country must be an ISO 3166-1 alpha-2 code",
+        ))
     }
 }
 
@@ -491,10 +522,24 @@ mod tests {
         assert!(!r.allows(".storage.in.example.net", 8443));
         let r = HostRule::parse("Backup.IN.example.net").unwrap();
         assert!(r.allows("backup.in.example.net", 443));
-        assert!(!r.allows("backup.in.example.net", 8443), "no port means 443 only");
+        assert!(
+            !r.allows("backup.in.example.net", 8443),
+            "no port means 443 only"
+        );
         let r = HostRule::parse("[::1]:9000").unwrap();
         assert!(r.allows("::1", 9000));
-        for bad in ["", "a b", "host:0", "host:99999", "host:", "*.1.2.3.4", "::1", "u@h", "h/p", "*"] {
+        for bad in [
+            "",
+            "a b",
+            "host:0",
+            "host:99999",
+            "host:",
+            "*.1.2.3.4",
+            "::1",
+            "u@h",
+            "h/p",
+            "*",
+        ] {
             assert!(HostRule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -505,8 +550,12 @@ mod tests {
         assert!(n.contains("203.0.113.7".parse().unwrap()));
         assert!(n.contains("::ffff:203.0.113.7".parse().unwrap()));
         assert!(!n.contains("203.0.114.1".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(IpNet::parse("::1/128").unwrap().contains("::1".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("::1/128")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
         for bad in ["1.2.3.4", "1.2.3.4/33", "x/8", "1.2.3.4/+8", "::/129"] {
             assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
@@ -514,15 +563,23 @@ mod tests {
 
     #[test]
     fn guard_and_resolve() {
-        let r = region(&["backup.in.example.net", "*.storage.in.example.net:8443"], &[]);
-        let a = ApprovedRegion { region: Arc::new(r), config_version: 1 };
+        let r = region(
+            &["backup.in.example.net", "*.storage.in.example.net:8443"],
+            &[],
+        );
+        let a = ApprovedRegion {
+            region: Arc::new(r),
+            config_version: 1,
+        };
         let base = a.guard("https://backup.in.example.net/files/").unwrap();
         assert_eq!(base.host_port(), "backup.in.example.net:443");
         let abs = a.resolve(&base, "/files/abc").unwrap();
         assert_eq!(abs.as_str(), "https://backup.in.example.net/files/abc");
         let rel = a.resolve(&base, "abc?x=1").unwrap();
         assert_eq!(rel.as_str(), "https://backup.in.example.net/files/abc?x=1");
-        let other = a.resolve(&base, "https://eu.storage.in.example.net:8443/u/1").unwrap();
+        let other = a
+            .resolve(&base, "https://eu.storage.in.example.net:8443/u/1")
+            .unwrap();
         assert_eq!(other.port(), 8443);
         for evil in [
             "https://backup.sg.example.net/files/x",
@@ -536,7 +593,10 @@ mod tests {
             let e = a.resolve(&base, evil).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Residency, "{evil}");
         }
-        assert_eq!(a.resolve(&base, "a\r\nb").unwrap_err().kind(), crate::ErrorKind::Protocol);
+        assert_eq!(
+            a.resolve(&base, "a\r\nb").unwrap_err().kind(),
+            crate::ErrorKind::Protocol
+        );
     }
 
     #[test]

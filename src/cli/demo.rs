@@ -78,13 +78,21 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     let mut checks = Checks { ok: true };
 
     println!("== 1. Regional endpoints on loopback (TLS, throwaway CA)");
-    let world = World::start(&dir.join("servers"), standard_regions(&["in", "sg", "us", "br"])).map_err(io)?;
+    let world = World::start(
+        &dir.join("servers"),
+        standard_regions(&["in", "sg", "us", "br"]),
+    )
+    .map_err(io)?;
     for id in world.servers.keys() {
         println!("  region {id:<3} tus server at {}", world.host_port(id));
     }
 
     println!("== 2. Signed config (throwaway root and config keys, DSSE + Ed25519)");
-    let agent = Agent::open_with(dir.join("queue.db"), Some(&world.root_envelope), world.agent_options())?;
+    let agent = Agent::open_with(
+        dir.join("queue.db"),
+        Some(&world.root_envelope),
+        world.agent_options(),
+    )?;
     agent.install(&world.config_envelope(1))?;
     agent.set_account_country(&args.country)?;
     let region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
@@ -100,7 +108,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     println!("== 3. Enqueue generated files");
     let files_dir = dir.join("files");
     std::fs::create_dir_all(&files_dir).map_err(io)?;
-    let sizes = [0u64, 1, 1000, 100 * 1024, 1024 * 1024 + 7, args.big_mib * 1024 * 1024];
+    let sizes = [
+        0u64,
+        1,
+        1000,
+        100 * 1024,
+        1024 * 1024 + 7,
+        args.big_mib * 1024 * 1024,
+    ];
     let mut paths = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
         let p = files_dir.join(format!("photo-{i}.bin"));
@@ -108,16 +123,23 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         paths.push(p);
     }
     let ids = agent.enqueue_all(&paths, "backup", 0)?;
-    println!("  enqueued {} files ({} bytes) as ids {:?}", ids.len(), sizes.iter().sum::<u64>(), ids);
+    println!(
+        "  enqueued {} files ({} bytes) as ids {:?}",
+        ids.len(),
+        sizes.iter().sum::<u64>(),
+        ids
+    );
 
     println!("== 4. Upload to the approved region");
     let before = world.bytes_by_region();
     let report = if std::io::stdout().is_terminal() {
         let bar = indicatif::ProgressBar::new(sizes.iter().sum());
         bar.set_style(
-            indicatif::ProgressStyle::with_template("  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("static template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
         let mut done_before = 0u64;
         let mut current = (0i64, 0u64);
@@ -135,11 +157,17 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     } else {
         agent.run_once(Duration::from_secs(600), &mut |_| true)?
     };
-    println!("  uploaded {} items, {} bytes, failed {}, stopped: {:?}", report.uploaded, report.bytes, report.failed, report.stopped);
+    println!(
+        "  uploaded {} items, {} bytes, failed {}, stopped: {:?}",
+        report.uploaded, report.bytes, report.failed, report.stopped
+    );
 
     println!("== 5. Audit trail");
     let audit = agent.audit(0, 1000)?;
-    println!("  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10}  sha256", "row", "item", "region", "host", "peer", "bytes");
+    println!(
+        "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10}  sha256",
+        "row", "item", "region", "host", "peer", "bytes"
+    );
     for r in &audit {
         println!(
             "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10}  {}…",
@@ -154,8 +182,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     }
 
     println!("== 6. Checks");
-    checks.check(&format!("all {} items uploaded", ids.len()), report.uploaded == ids.len() as u64 && report.failed == 0);
-    checks.check("every audit row names the approved region", audit.iter().all(|r| r.region == region.id()));
+    checks.check(
+        &format!("all {} items uploaded", ids.len()),
+        report.uploaded == ids.len() as u64 && report.failed == 0,
+    );
+    checks.check(
+        "every audit row names the approved region",
+        audit.iter().all(|r| r.region == region.id()),
+    );
     checks.check(
         "every audit host is the approved region's server",
         audit.iter().all(|r| r.host == world.host_port(region.id())),
@@ -171,7 +205,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
             .map(|got| got == want)
             .unwrap_or(false)
     });
-    checks.check("the server's copies are byte-identical to the sources", stored_ok);
+    checks.check(
+        "the server's copies are byte-identical to the sources",
+        stored_ok,
+    );
     let after = world.bytes_by_region();
     for (id, bytes) in &after {
         let got = bytes - before[id];
@@ -181,7 +218,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         }
     }
 
-    println!("== 7. The account moves: {} -> {}", args.country.to_ascii_uppercase(), args.switch_to.to_ascii_uppercase());
+    println!(
+        "== 7. The account moves: {} -> {}",
+        args.country.to_ascii_uppercase(),
+        args.switch_to.to_ascii_uppercase()
+    );
     let later: Vec<PathBuf> = (0..3)
         .map(|i| {
             let p = files_dir.join(format!("later-{i}.bin"));
@@ -190,27 +231,59 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         .collect::<Result<_, _>>()
         .map_err(io)?;
     let later_ids = agent.enqueue_all(&later, "backup", 0)?;
-    println!("  enqueued {} more items under region {} (not yet uploaded)", later_ids.len(), region.id());
+    println!(
+        "  enqueued {} more items under region {} (not yet uploaded)",
+        later_ids.len(),
+        region.id()
+    );
     agent.set_account_country(&args.switch_to)?;
     let new_region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
     println!("  approved region is now {}", new_region.id());
     let before = world.bytes_by_region();
     let report2 = agent.run_once(Duration::from_secs(60), &mut |_| true)?;
     let held = agent.list(Some(State::Held), 100)?;
-    println!("  run: uploaded {}, held {}", report2.uploaded, report2.held);
+    println!(
+        "  run: uploaded {}, held {}",
+        report2.uploaded, report2.held
+    );
     for h in &held {
-        println!("  held item {} (stamped {})", h.id, h.region.as_deref().unwrap_or("-"));
+        println!(
+            "  held item {} (stamped {})",
+            h.id,
+            h.region.as_deref().unwrap_or("-")
+        );
     }
     let after = world.bytes_by_region();
     checks.check(
         "old-region items are held, not uploaded anywhere",
         report2.uploaded == 0 && held.len() == later_ids.len(),
     );
-    checks.check("no server received a byte after the switch", after == before);
+    checks.check(
+        "no server received a byte after the switch",
+        after == before,
+    );
 
     println!("== Summary");
-    println!("  residency (R): uploads reached only region {}; others: 0 bytes", region.id());
-    println!("  nothing lost (N): {} items audited, {} held awaiting consent (rehome) or discard", audit.len(), held.len());
-    println!("  result: {}", if checks.ok { "ALL CHECKS PASSED" } else { "SOME CHECKS FAILED" });
-    Ok(if checks.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "  residency (R): uploads reached only region {}; others: 0 bytes",
+        region.id()
+    );
+    println!(
+        "  nothing lost (N): {} items audited, {} held awaiting consent (rehome) or discard",
+        audit.len(),
+        held.len()
+    );
+    println!(
+        "  result: {}",
+        if checks.ok {
+            "ALL CHECKS PASSED"
+        } else {
+            "SOME CHECKS FAILED"
+        }
+    );
+    Ok(if checks.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

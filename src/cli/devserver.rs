@@ -31,8 +31,10 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
     for s in &mut setups {
         s.checksum = !args.no_checksum;
     }
-    std::fs::create_dir_all(&args.dir).map_err(|e| Failure::Usage(format!("cannot create --dir: {e}")))?;
-    let world = World::start(&args.dir, setups).map_err(|e| Failure::Usage(format!("cannot start servers: {e}")))?;
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| Failure::Usage(format!("cannot create --dir: {e}")))?;
+    let world = World::start(&args.dir, setups)
+        .map_err(|e| Failure::Usage(format!("cannot start servers: {e}")))?;
     world
         .write_ready_file(&args.ready_file)
         .map_err(|e| Failure::Usage(format!("cannot write --ready-file: {e}")))?;

@@ -193,7 +193,9 @@ mod tests {
         let env = signed("t", b"x", &[&a, &a, &c]);
         assert_eq!(env.count_valid(&ids, &keys), 1);
         assert_eq!(
-            env.require_threshold("config", &ids, 2, &keys).unwrap_err().to_string(),
+            env.require_threshold("config", &ids, 2, &keys)
+                .unwrap_err()
+                .to_string(),
             "config threshold not met: 1 of 2 distinct trusted keys signed"
         );
         let env = signed("t", b"x", &[&a, &b]);
@@ -210,7 +212,9 @@ mod tests {
         let mut env = signed("t", b"payload", &[&a]);
         env.payload[0] ^= 1;
         assert_eq!(
-            env.require_threshold("root", &ids, 1, &keys).unwrap_err().kind(),
+            env.require_threshold("root", &ids, 1, &keys)
+                .unwrap_err()
+                .kind(),
             crate::ErrorKind::BadSignature
         );
         let mut env = signed("t", b"payload", &[&a]);
@@ -220,8 +224,17 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in [&b""[..], b"{}", b"null", b"\x00\xff", br#"{"payloadType":"t","payload":"***","signatures":[]}"#] {
-            assert_eq!(Envelope::parse(bad).unwrap_err().kind(), crate::ErrorKind::Malformed);
+        for bad in [
+            &b""[..],
+            b"{}",
+            b"null",
+            b"\x00\xff",
+            br#"{"payloadType":"t","payload":"***","signatures":[]}"#,
+        ] {
+            assert_eq!(
+                Envelope::parse(bad).unwrap_err().kind(),
+                crate::ErrorKind::Malformed
+            );
         }
     }
 }

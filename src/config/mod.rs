@@ -41,6 +41,9 @@ pub fn verify_offline(root: &TrustedRoot, envelope: &[u8], now: u64) -> Result<V
     } else {
         let cfg = VerifiedConfig::verify(root, envelope)?;
         cfg.check_fresh(now.max(cfg.issued_at()))?;
-        Ok(Verified::Config { version: cfg.version(), expires_at: cfg.expires_at() })
+        Ok(Verified::Config {
+            version: cfg.version(),
+            expires_at: cfg.expires_at(),
+        })
     }
 }

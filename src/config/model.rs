@@ -106,7 +106,9 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<u64> {
 
 /// Seconds since the epoch (0 for times before it).
 pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// RFC 3339 rendering of seconds since the epoch.

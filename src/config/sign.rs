@@ -55,7 +55,11 @@ impl SigningKey {
 
     /// Raw public key.
     pub fn public(&self) -> [u8; 32] {
-        self.pair.public_key().as_ref().try_into().expect("ed25519 public keys are 32 bytes")
+        self.pair
+            .public_key()
+            .as_ref()
+            .try_into()
+            .expect("ed25519 public keys are 32 bytes")
     }
 
     /// Lowercase hex public key.
@@ -79,8 +83,10 @@ struct OutSig<'a> {
 pub fn sign_envelope(payload_type: &str, payload: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let msg = pae(payload_type.as_bytes(), payload);
-    let sigs: Vec<(String, String)> =
-        keys.iter().map(|k| (k.keyid(), b64.encode(k.pair.sign(&msg)))).collect();
+    let sigs: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.keyid(), b64.encode(k.pair.sign(&msg))))
+        .collect();
     let env = serde_json::json!({
         "payloadType": payload_type,
         "payload": b64.encode(payload),
@@ -100,7 +106,10 @@ pub fn root_payload(
 ) -> Vec<u8> {
     let mut keys = serde_json::Map::new();
     for k in root_keys.iter().chain(config_keys) {
-        keys.insert(k.keyid(), serde_json::json!({"type": "ed25519", "public": k.public_hex()}));
+        keys.insert(
+            k.keyid(),
+            serde_json::json!({"type": "ed25519", "public": k.public_hex()}),
+        );
     }
     let ids = |ks: &[&SigningKey]| ks.iter().map(|k| k.keyid()).collect::<Vec<_>>();
     serde_json::to_vec(&serde_json::json!({

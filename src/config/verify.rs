@@ -31,7 +31,9 @@ pub struct TrustedRoot {
 
 impl fmt::Debug for TrustedRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustedRoot").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("TrustedRoot")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,13 +47,19 @@ fn expect_type(env: &Envelope, expected: &'static str) -> Result<()> {
 
 fn check_role(role: &Role, keys: &BTreeMap<String, [u8; 32]>) -> Result<()> {
     if role.threshold == 0 {
-        return Err(Error::malformed("root", "role threshold must be at least 1"));
+        return Err(Error::malformed(
+            "root",
+            "role threshold must be at least 1",
+        ));
     }
     let mut distinct: Vec<&String> = role.keyids.iter().collect();
     distinct.sort();
     distinct.dedup();
     if distinct.iter().any(|k| !keys.contains_key(*k)) {
-        return Err(Error::malformed("root", "role lists a key that is not in keys"));
+        return Err(Error::malformed(
+            "root",
+            "role lists a key that is not in keys",
+        ));
     }
     if (distinct.len() as u64) < role.threshold {
         return Err(Error::malformed("root", "role threshold is unreachable"));
@@ -76,7 +84,10 @@ impl TrustedRoot {
                 .and_then(|v| <[u8; 32]>::try_from(v).ok())
                 .ok_or_else(|| Error::malformed("root", "public key is not 64 hex characters"))?;
             if keyid(&raw) != *id {
-                return Err(Error::malformed("root", "keyid is not the SHA-256 of its key"));
+                return Err(Error::malformed(
+                    "root",
+                    "keyid is not the SHA-256 of its key",
+                ));
             }
             keys.insert(id.clone(), raw);
         }
@@ -95,7 +106,12 @@ impl TrustedRoot {
     }
 
     fn require_self_signed(&self, env: &Envelope) -> Result<()> {
-        env.require_threshold("root", &self.root_role.keyids, self.root_role.threshold, &self.keys)
+        env.require_threshold(
+            "root",
+            &self.root_role.keyids,
+            self.root_role.threshold,
+            &self.keys,
+        )
     }
 
     /// Trusts an initial root shipped with the firmware: it must be signed by
@@ -126,7 +142,10 @@ impl TrustedRoot {
                 if next.payload == self.payload {
                     return Ok(None);
                 }
-                return Err(Error::SameVersionDifferent { what: "root", version: next.version });
+                return Err(Error::SameVersionDifferent {
+                    what: "root",
+                    version: next.version,
+                });
             }
             return Err(Error::Rollback {
                 what: "root",
@@ -135,15 +154,27 @@ impl TrustedRoot {
             });
         }
         if next.version != self.version + 1 {
-            return Err(Error::VersionGap { offered: next.version, installed: self.version });
+            return Err(Error::VersionGap {
+                offered: next.version,
+                installed: self.version,
+            });
         }
         // The old root vouches for the new one, and the new keys prove possession.
-        env.require_threshold("root", &self.root_role.keyids, self.root_role.threshold, &self.keys)?;
+        env.require_threshold(
+            "root",
+            &self.root_role.keyids,
+            self.root_role.threshold,
+            &self.keys,
+        )?;
         next.require_self_signed(&env).map_err(|e| match e {
             Error::BadSignature { .. } => Error::BadSignature { role: "new root" },
-            Error::ThresholdNotMet { valid, threshold, .. } => {
-                Error::ThresholdNotMet { role: "new root", valid, threshold }
-            }
+            Error::ThresholdNotMet {
+                valid, threshold, ..
+            } => Error::ThresholdNotMet {
+                role: "new root",
+                valid,
+                threshold,
+            },
             other => other,
         })?;
         if next.expires_at <= now {
@@ -183,7 +214,9 @@ pub struct VerifiedConfig {
 
 impl fmt::Debug for VerifiedConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifiedConfig").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("VerifiedConfig")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,19 +238,29 @@ impl VerifiedConfig {
         let issued_at = parse_time("issued_at", &p.issued_at)?;
         let expires_at = parse_time("expires_at", &p.expires_at)?;
         if expires_at <= issued_at {
-            return Err(Error::malformed("config", "expires_at is not after issued_at"));
+            return Err(Error::malformed(
+                "config",
+                "expires_at is not after issued_at",
+            ));
         }
         let mut regions = BTreeMap::new();
         for (id, spec) in &p.regions {
             regions.insert(id.clone(), Arc::new(Region::from_spec(id, spec)?));
         }
         for (cc, region) in &p.countries {
-            let valid_cc = cc == "*" || (cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()));
+            let valid_cc =
+                cc == "*" || (cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()));
             if !valid_cc {
-                return Err(Error::malformed("config", "country keys must be upper-case ISO 3166-1 alpha-2 or *"));
+                return Err(Error::malformed(
+                    "config",
+                    "country keys must be upper-case ISO 3166-1 alpha-2 or *",
+                ));
             }
             if !regions.contains_key(region) {
-                return Err(Error::malformed("config", "a country names a region that does not exist"));
+                return Err(Error::malformed(
+                    "config",
+                    "a country names a region that does not exist",
+                ));
             }
         }
         Ok(VerifiedConfig {
@@ -255,7 +298,10 @@ impl VerifiedConfig {
             if self.payload == current.payload {
                 return Ok(false);
             }
-            return Err(Error::SameVersionDifferent { what: "config", version: self.version });
+            return Err(Error::SameVersionDifferent {
+                what: "config",
+                version: self.version,
+            });
         }
         Ok(true)
     }

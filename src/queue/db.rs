@@ -34,8 +34,11 @@ impl Db {
         // Another process (a second CLI, a crashed runner's successor) may hold
         // the write lock briefly; wait rather than fail.
         conn.busy_timeout(Duration::from_secs(5))?;
+        // Read-only first: this tells a non-SQLite file from a database, and
+        // refuses a newer build's file before anything is written (switching
+        // a rollback-journal file to WAL below rewrites its header).
+        schema::check_version(&conn)?;
         // WAL lets readers (stats from the UI thread) run beside the uploader.
-        // The first statement also tells a non-SQLite file from a database.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         // FULL: a returned enqueue survives power loss, not just process death.
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -47,7 +50,9 @@ impl Db {
     /// Runs `f` in an IMMEDIATE transaction that commits only if `f` succeeds.
     /// Every write in cloudsync goes through here.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -62,7 +67,9 @@ impl Db {
     pub fn set_max_page_count(&self, pages: u64) -> Result<()> {
         let _: i64 = self
             .conn
-            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })?;
         Ok(())
     }
 }

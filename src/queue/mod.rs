@@ -32,8 +32,14 @@ pub enum State {
 
 impl State {
     /// Every state.
-    pub const ALL: [State; 6] =
-        [State::Pending, State::Uploading, State::Failed, State::Dead, State::Held, State::Done];
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Uploading,
+        State::Failed,
+        State::Dead,
+        State::Held,
+        State::Done,
+    ];
 
     /// The name stored in the database and shown by the CLI.
     pub fn as_str(self) -> &'static str {

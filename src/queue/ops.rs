@@ -485,11 +485,18 @@ pub fn drop_termination(tx: &Transaction<'_>, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Revives dead items: `pending`, attempts reset.
+/// Revives dead items: `pending`, attempts reset. Only the newest dead item
+/// of a (path, service) comes back, and none whose path is active again: at
+/// most one active item per (path, service), as `items_active_path` demands.
 pub fn retry_dead(tx: &Transaction<'_>, now: i64) -> Result<u64> {
+    // The subqueries see the table as it was before the UPDATE, so two dead
+    // items of one path would both pass NOT EXISTS; the max(id) test keeps
+    // it to one (else the unique index fails the whole call).
     Ok(tx.execute(
         "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1
          WHERE state = 'dead'
+           AND id = (SELECT max(d.id) FROM items AS d WHERE d.path = items.path
+                     AND d.service = items.service AND d.state = 'dead')
            AND NOT EXISTS (SELECT 1 FROM items AS o WHERE o.path = items.path
                            AND o.service = items.service
                            AND o.state IN ('pending','uploading','failed','held'))",
@@ -772,6 +779,23 @@ mod tests {
             .write(|tx| fail(tx, id, "rejected", true, None, &p, 0))
             .unwrap();
         assert_eq!(st, State::Dead, "permanent errors die at once");
+    }
+
+    #[test]
+    fn retry_dead_revives_one_item_per_path() {
+        // Two items of one path died in turn (the second enqueued after the
+        // first went dead): reviving both would break the unique active index.
+        let mut db = db();
+        let p = RetryPolicy::default();
+        let a = db.write(|tx| enqueue(tx, "/a", "b", 0, META, None, 0)).unwrap();
+        db.write(|tx| fail(tx, a, "x", true, None, &p, 0)).unwrap();
+        let b = db.write(|tx| enqueue(tx, "/a", "b", 0, META, None, 1)).unwrap();
+        assert_ne!(a, b);
+        db.write(|tx| fail(tx, b, "x", true, None, &p, 1)).unwrap();
+        assert_eq!(db.write(|tx| retry_dead(tx, 2)).unwrap(), 1);
+        assert_eq!(get(db.conn(), b).unwrap().state, State::Pending, "the newest comes back");
+        assert_eq!(get(db.conn(), a).unwrap().state, State::Dead);
+        assert_eq!(db.write(|tx| retry_dead(tx, 3)).unwrap(), 0, "its path is active again");
     }
 
     #[test]

@@ -69,12 +69,16 @@ pub const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the database to [`CURRENT_VERSION`]. Fails with `SchemaTooNew`
-/// (touching nothing) if a newer build wrote it.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
+/// Reads the schema version without writing anything: `SchemaTooNew` if a
+/// newer build wrote the file, `StorageCorrupt` if the version is negative.
+/// [`super::Db`] calls it before any pragma that could rewrite the file.
+pub fn check_version(conn: &Connection) -> Result<i64> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > CURRENT_VERSION {
-        return Err(Error::SchemaTooNew { found, supported: CURRENT_VERSION });
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: CURRENT_VERSION,
+        });
     }
     if found < 0 {
         return Err(Error::Storage {
@@ -82,6 +86,13 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             reason: "negative schema version".into(),
         });
     }
+    Ok(found)
+}
+
+/// Brings the database to [`CURRENT_VERSION`]. Fails with `SchemaTooNew`
+/// (touching nothing) if a newer build wrote it.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let found = check_version(conn)?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Re-check under the write lock: another process may have migrated meanwhile.
@@ -105,14 +116,17 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         migrate(&mut c).unwrap();
         migrate(&mut c).unwrap();
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, CURRENT_VERSION);
     }
 
     #[test]
     fn newer_schema_is_refused_untouched() {
         let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+        c.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
         let e = migrate(&mut c).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::SchemaTooNew);
         let tables: i64 = c
