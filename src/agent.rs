@@ -461,6 +461,8 @@ pub enum StopReason {
     TimeUp,
     /// [`Agent::cancel`] was called, or the progress callback asked to stop.
     Cancelled,
+    /// The approved region changed, or the config expired, during the run.
+    RegionChanged,
 }
 
 /// What a run did.
@@ -604,13 +606,23 @@ impl Agent {
             remaining: 0,
             stopped: StopReason::Drained,
         };
+        let region_id = region.id().to_string();
+        let still_approved = move || {
+            let g = self.lock();
+            matches!(self.approved_locked(&g.trust), Ok(Some(r)) if r.id() == region_id)
+        };
         let stop = Stop {
             cancel: &self.cancel,
             deadline,
+            still_approved: &still_approved,
         };
         let mut attempted: Vec<i64> = Vec::new();
         self.process_terminations(&http, region)?;
         loop {
+            if !still_approved() {
+                report.stopped = StopReason::RegionChanged;
+                break;
+            }
             if self.cancel.load(Ordering::SeqCst) {
                 report.stopped = StopReason::Cancelled;
                 break;
@@ -680,6 +692,15 @@ impl Agent {
                     log::info!("item {} uploaded ({} bytes)", item.id, done.bytes);
                     report.uploaded += 1;
                     report.bytes += done.bytes;
+                }
+                Err(Failure {
+                    error: Error::RegionChanged,
+                    ..
+                }) => {
+                    // Not the item's fault: it waits (it will be held) and keeps its session.
+                    g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
+                    report.stopped = StopReason::RegionChanged;
+                    break;
                 }
                 Err(Failure {
                     error: Error::Cancelled,

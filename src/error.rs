@@ -268,6 +268,9 @@ pub enum Error {
     /// Residency guard refused a URL or peer.
     #[error("residency: refused: {0}")]
     Residency(&'static str),
+    /// The approved region changed (or its config expired) during a run.
+    #[error("residency: the approved region changed during the run")]
+    RegionChanged,
     /// Lease held by another runner.
     #[error("another runner holds the queue lease")]
     Busy,
@@ -330,7 +333,7 @@ impl Error {
             Error::InvalidEndpoint(_) => ErrorKind::InvalidEndpoint,
             Error::NoConfig => ErrorKind::NoConfig,
             Error::NoRegion => ErrorKind::NoRegion,
-            Error::Residency(_) => ErrorKind::Residency,
+            Error::Residency(_) | Error::RegionChanged => ErrorKind::Residency,
             Error::Busy => ErrorKind::Busy,
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,

@@ -343,3 +343,31 @@ fn no_config_or_no_region_fails_closed_and_enqueue_still_works() {
     assert_eq!(agent.audit(0, 1).unwrap()[0].item_id, id, "stamped at the first run that had a region");
     let _ = State::Done;
 }
+
+#[test]
+fn a_region_change_mid_upload_stops_the_bytes_at_once() {
+    let e = env();
+    let p = file(e.dir.path(), "a", 6 * MIB, 1);
+    let id = e.agent.enqueue(&p, "backup", 0).unwrap();
+    let agent = &e.agent;
+    let mut switched_at = None;
+    let r = agent
+        .run_once(Duration::from_secs(60), &mut |p| {
+            if p.sent >= 2 * MIB && switched_at.is_none() {
+                // The app moves the account while bytes flow (here: on the run thread).
+                agent.set_account_country("SG").unwrap();
+                switched_at = Some(p.sent);
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!((r.stopped, r.uploaded), (StopReason::RegionChanged, 0), "{r:?}");
+    let in_body = e.world.servers["in"].stats().body_bytes_received;
+    assert!(in_body < 6 * MIB, "the upload to the old region stopped: {in_body}");
+    untouched(&e.world, "sg");
+    let r = run(&e.agent);
+    assert_eq!((r.region.as_str(), r.held, r.uploaded), ("sg", 1, 0));
+    assert_eq!(item(&e.agent, id).state, "held");
+    assert_eq!(e.world.servers["in"].stats().body_bytes_received, in_body, "nothing more to in");
+    untouched(&e.world, "sg");
+}

@@ -83,6 +83,9 @@ pub struct Stop<'a> {
     pub cancel: &'a AtomicBool,
     /// Time limit of the run.
     pub deadline: Instant,
+    /// Whether the region being uploaded to is still the approved one (the
+    /// account country or the config may change on another thread mid-run).
+    pub still_approved: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl Stop<'_> {
@@ -90,6 +93,9 @@ impl Stop<'_> {
         // Cancel and time-up both end the attempt the same way; the run tells them apart.
         if self.cancel.load(Ordering::SeqCst) || Instant::now() >= self.deadline {
             Err(Error::Cancelled)
+        } else if !(self.still_approved)() {
+            // Checked per buffer: not one more byte once the region is no longer approved.
+            Err(Error::RegionChanged)
         } else {
             Ok(())
         }
@@ -172,7 +178,7 @@ impl Read for ChunkReader<'_> {
             return Ok(0);
         }
         if self.stop.check().is_err() {
-            return Err(std::io::Error::other("cancelled"));
+            return Err(std::io::Error::other("stopped"));
         }
         let want = usize::try_from(self.left.min(buf.len() as u64)).expect("bounded by buf.len()");
         let n = self.file.read(&mut buf[..want])?;
