@@ -1,0 +1,96 @@
+// Android library module for cloudsync: the Java API (com.miui.cloudsync) plus
+// libcloudsync.so for arm64-v8a, armeabi-v7a and x86_64, built from the Rust
+// crate one directory up with `cargo ndk` before the JNI libs are merged.
+// Include it from an app's settings.gradle.kts (see README.md):
+//   include(":cloudsync"); project(":cloudsync").projectDir = file("<path>/android")
+
+import org.gradle.api.tasks.Exec
+
+plugins {
+    id("com.android.library")
+}
+
+val crateDir: File = projectDir.parentFile
+val abis = listOf("arm64-v8a", "armeabi-v7a", "x86_64")
+val rustJniLibs = layout.buildDirectory.dir("rustJniLibs")
+val minSdkVersion = 24
+
+android {
+    namespace = "com.miui.cloudsync"
+    compileSdk = 34
+
+    defaultConfig {
+        minSdk = minSdkVersion
+        testInstrumentationRunner = "androidx.test.runner.AndroidJUnitRunner"
+        consumerProguardFiles("consumer-rules.pro")
+        ndk {
+            abiFilters += abis
+        }
+    }
+
+    compileOptions {
+        sourceCompatibility = JavaVersion.VERSION_11
+        targetCompatibility = JavaVersion.VERSION_11
+    }
+
+    sourceSets {
+        getByName("main") {
+            // cargo ndk writes <abi>/libcloudsync.so here.
+            jniLibs.srcDir(rustJniLibs)
+        }
+    }
+
+    testOptions {
+        unitTests.all {
+            // src/test holds host-JVM tests that load the *host* build of the
+            // library (target/debug); scripts/test-jvm.sh is the canonical runner.
+            it.useJUnitPlatform()
+            it.jvmArgs("-Xcheck:jni")
+            it.systemProperty("java.library.path", File(crateDir, "target/debug").path)
+            it.dependsOn("cargoHostBuild")
+        }
+    }
+}
+
+// Release build of the .so for every ABI. Needs: cargo install cargo-ndk,
+// rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android,
+// and ANDROID_NDK_HOME (or the NDK installed through the SDK manager).
+val cargoNdkBuild = tasks.register<Exec>("cargoNdkBuild") {
+    group = "build"
+    description = "Builds libcloudsync.so for $abis with cargo ndk."
+    workingDir = crateDir
+    val args = mutableListOf("cargo", "ndk")
+    abis.forEach { args += listOf("-t", it) }
+    args += listOf(
+        "--platform", minSdkVersion.toString(),
+        "-o", rustJniLibs.get().asFile.path,
+        "build", "--release", "--lib", "--no-default-features",
+    )
+    commandLine(args)
+    inputs.dir(File(crateDir, "src"))
+    inputs.files(File(crateDir, "Cargo.toml"), File(crateDir, "Cargo.lock"))
+    outputs.dir(rustJniLibs)
+}
+
+// Host build with the test hooks, for the host-JVM unit tests in src/test.
+tasks.register<Exec>("cargoHostBuild") {
+    group = "build"
+    description = "Builds the host libcloudsync.so with ffi-test-hooks for src/test."
+    workingDir = crateDir
+    commandLine("cargo", "build", "--lib", "--no-default-features", "--features", "ffi-test-hooks")
+}
+
+// Every variant's merge<Variant>JniLibFolders task packs the .so files.
+tasks.configureEach {
+    if (name.startsWith("merge") && name.endsWith("JniLibFolders")) {
+        dependsOn(cargoNdkBuild)
+    }
+}
+
+dependencies {
+    testImplementation("org.junit.jupiter:junit-jupiter:5.9.2")
+    testRuntimeOnly("org.junit.platform:junit-platform-launcher:1.9.2")
+    androidTestImplementation("androidx.test:runner:1.5.2")
+    androidTestImplementation("androidx.test.ext:junit:1.1.5")
+    androidTestImplementation("junit:junit:4.13.2")
+}

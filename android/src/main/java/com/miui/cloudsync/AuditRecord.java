@@ -1,0 +1,99 @@
+package com.miui.cloudsync;
+
+/**
+ * One confirmed upload in the audit trail, from {@link SyncAgent#audit(long, int)}: which item
+ * went to which region and host, how many bytes, and their SHA-256.
+ *
+ * <p><b>Threading:</b> immutable; safe to pass between threads.
+ */
+public final class AuditRecord {
+    private final long id;
+    private final long itemId;
+    private final String service;
+    private final String region;
+    private final String host;
+    private final String peerIp;
+    private final long bytes;
+    private final String sha256;
+    private final long finishedAtMillis;
+
+    /**
+     * Built by native code (signature {@code
+     * (JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JLjava/lang/String;J)V};
+     * kept in {@code consumer-rules.pro}).
+     */
+    AuditRecord(
+            long id,
+            long itemId,
+            String service,
+            String region,
+            String host,
+            String peerIp,
+            long bytes,
+            String sha256,
+            long finishedAtMillis) {
+        this.id = id;
+        this.itemId = itemId;
+        this.service = service;
+        this.region = region;
+        this.host = host;
+        this.peerIp = peerIp;
+        this.bytes = bytes;
+        this.sha256 = sha256;
+        this.finishedAtMillis = finishedAtMillis;
+    }
+
+    /** @return the audit row id (pass the last one seen as {@code afterId} to page) */
+    public long getId() {
+        return id;
+    }
+
+    /** @return the queue item id that {@link SyncAgent#enqueue} returned */
+    public long getItemId() {
+        return itemId;
+    }
+
+    /** @return the service the item was uploaded to (e.g. {@code "backup"}) */
+    public String getService() {
+        return service;
+    }
+
+    /** @return the id of the region the bytes went to */
+    public String getRegion() {
+        return region;
+    }
+
+    /** @return {@code host:port} of the upload URL */
+    public String getHost() {
+        return host;
+    }
+
+    /** @return the IP address of the peer the bytes went to, or {@code null} if unknown */
+    public String getPeerIp() {
+        return peerIp;
+    }
+
+    /** @return the number of bytes confirmed */
+    public long getBytes() {
+        return bytes;
+    }
+
+    /** @return the lowercase hex SHA-256 of the content */
+    public String getSha256() {
+        return sha256;
+    }
+
+    /** @return when the server confirmed the upload, in milliseconds since the epoch */
+    public long getFinishedAtMillis() {
+        return finishedAtMillis;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "AuditRecord{id=" + id + ", itemId=" + itemId + ", service=" + service
+                + ", region=" + region + ", host=" + host + ", peerIp=" + peerIp
+                + ", bytes=" + bytes + ", sha256=" + sha256
+                + ", finishedAtMillis=" + finishedAtMillis + "}";
+    }
+}

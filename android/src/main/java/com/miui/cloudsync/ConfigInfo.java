@@ -1,0 +1,91 @@
+package com.miui.cloudsync;
+
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * What is installed, from {@link SyncAgent#configInfo()}: versions, expiry, region ids, the
+ * account country and the approved region. No keys and no URLs.
+ *
+ * <p><b>Threading:</b> immutable; safe to pass between threads.
+ */
+public final class ConfigInfo {
+    private final long rootVersion;
+    private final long configVersion;
+    private final String expiresAt;
+    private final boolean expired;
+    private final List<String> regions;
+    private final String country;
+    private final String approvedRegion;
+
+    /**
+     * Built by native code (signature {@code
+     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V}; kept in
+     * {@code consumer-rules.pro}).
+     */
+    ConfigInfo(
+            long rootVersion,
+            long configVersion,
+            String expiresAt,
+            boolean expired,
+            String[] regions,
+            String country,
+            String approvedRegion) {
+        this.rootVersion = rootVersion;
+        this.configVersion = configVersion;
+        this.expiresAt = expiresAt;
+        this.expired = expired;
+        this.regions = Collections.unmodifiableList(Arrays.asList(regions.clone()));
+        this.country = country;
+        this.approvedRegion = approvedRegion;
+    }
+
+    /** @return the version of the root of trust in force */
+    public long getRootVersion() {
+        return rootVersion;
+    }
+
+    /** @return whether a verified config is installed */
+    public boolean hasConfig() {
+        return configVersion >= 0;
+    }
+
+    /** @return the installed config's version, or {@code -1} when none is installed */
+    public long getConfigVersion() {
+        return configVersion;
+    }
+
+    /** @return the config's expiry as RFC 3339 UTC text, or {@code null} when none is installed */
+    public String getExpiresAt() {
+        return expiresAt;
+    }
+
+    /** @return whether the config or root is expired (uploads are then off) */
+    public boolean isExpired() {
+        return expired;
+    }
+
+    /** @return the region ids the config defines (empty without a config), sorted */
+    public List<String> getRegions() {
+        return regions;
+    }
+
+    /** @return the account country (upper-case ISO 3166-1 alpha-2), or {@code null} if unset */
+    public String getCountry() {
+        return country;
+    }
+
+    /** @return the approved region id, or {@code null} when uploads are off */
+    public String getApprovedRegion() {
+        return approvedRegion;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "ConfigInfo{rootVersion=" + rootVersion + ", configVersion=" + configVersion
+                + ", expiresAt=" + expiresAt + ", expired=" + expired + ", regions=" + regions
+                + ", country=" + country + ", approvedRegion=" + approvedRegion + "}";
+    }
+}

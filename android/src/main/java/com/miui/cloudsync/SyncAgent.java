@@ -1,0 +1,379 @@
+package com.miui.cloudsync;
+
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * The on-device backup sync agent: verifies the signed regional config, keeps the durable upload
+ * queue (an SQLite file in the app's private directory) and uploads queued files, over tus, only
+ * to the region approved for the account's country.
+ *
+ * <p>Typical use: {@link #open} once per process with the root envelope shipped in the app,
+ * {@link #installConfig} whenever a new config arrives, {@link #setAccountCountry} when the
+ * account's country is known or changes, {@link #enqueue} from anywhere, and {@link #runOnce} from
+ * a background job (WorkManager). Call {@link #close()} (or use try-with-resources) when done;
+ * an agent that is never closed keeps its database open until the process dies.
+ *
+ * <p><b>Threading:</b> every method is thread-safe and may be called from any thread. Methods
+ * that touch the database block briefly (milliseconds) and should not run on the main thread in
+ * production; {@link #runOnce} blocks for the whole upload run and must run on a background
+ * thread. {@link #cancel()} never blocks. {@link #close()} waits for calls in progress on other
+ * threads (after cancelling a run in progress). After {@link #close()}, every method except
+ * {@link #close()} and {@link #cancel()} throws {@link IllegalStateException}.
+ *
+ * <p><b>Errors:</b> failures are checked {@link SyncException}s (see its subclasses); null
+ * arguments throw {@link NullPointerException}. A bug in the native library (a panic) arrives as
+ * a {@link SyncException} of kind {@code internal} and never crashes the app.
+ */
+public final class SyncAgent implements AutoCloseable {
+    /** The native handle; 0 once closed. Swapped to 0 only under the write lock. */
+    private final AtomicLong handle;
+    /**
+     * Every native call holds the read lock, so {@link #close()} (write lock) waits for calls in
+     * flight and no call can use a freed handle.
+     */
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+
+    private SyncAgent(long handle) {
+        this.handle = new AtomicLong(handle);
+    }
+
+    /**
+     * Opens (or creates) the agent's database.
+     *
+     * <p>A database that already trusts a root keeps it; a newer {@code initialRoot} is installed
+     * only if it chains from the stored one (so shipping a rotated root in an app update works).
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O). Open one agent per database file and
+     * share it; a second agent on the same file works but contends for the queue ({@link
+     * BusyException} from {@link #runOnce}).
+     *
+     * @param dbPath absolute path of the database file, e.g. {@code new File(context.getFilesDir(),
+     *     "cloudsync.db").getPath()}; its directory must exist
+     * @param initialRoot the signed root envelope shipped with the app
+     * @return the open agent
+     * @throws ConfigException if the root does not verify (kind {@code malformed}, {@code
+     *     bad_signature}, {@code expired}, ...)
+     * @throws StorageException if the database cannot be opened (kind {@code storage_unavailable},
+     *     {@code not_a_database}, {@code storage_corrupt}, {@code schema_too_new}, ...)
+     * @throws SyncException for other failures
+     * @throws NullPointerException if an argument is null
+     */
+    public static SyncAgent open(String dbPath, byte[] initialRoot) throws SyncException {
+        Objects.requireNonNull(dbPath, "dbPath");
+        Objects.requireNonNull(initialRoot, "initialRoot");
+        return new SyncAgent(NativeBridge.open(dbPath, initialRoot));
+    }
+
+    /**
+     * Test only: like {@link #open}, and also trusts the PEM certificates in {@code extraCaPem}
+     * for every region (a loopback test server's CA). Needs a native library built with the
+     * {@code ffi-test-hooks} feature; otherwise throws {@link UnsatisfiedLinkError}. Never
+     * available to apps (package-private).
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @param dbPath absolute path of the database file
+     * @param initialRoot the signed root envelope
+     * @param extraCaPem one or more PEM certificates
+     * @return the open agent
+     * @throws SyncException as {@link #open}, or kind {@code malformed} for bad PEM
+     */
+    static SyncAgent openForTest(String dbPath, byte[] initialRoot, byte[] extraCaPem)
+            throws SyncException {
+        Objects.requireNonNull(dbPath, "dbPath");
+        Objects.requireNonNull(initialRoot, "initialRoot");
+        Objects.requireNonNull(extraCaPem, "extraCaPem");
+        return new SyncAgent(NativeBridge.openForTest(dbPath, initialRoot, extraCaPem));
+    }
+
+    /** A native call made with the handle while holding the read lock. */
+    private interface Call<T> {
+        T call(long handle) throws SyncException;
+    }
+
+    private <T> T withHandle(Call<T> call) throws SyncException {
+        Lock read = lock.readLock();
+        read.lock();
+        try {
+            long h = handle.get();
+            if (h == 0) {
+                throw new IllegalStateException("SyncAgent is closed");
+            }
+            return call.call(h);
+        } finally {
+            read.unlock();
+        }
+    }
+
+    /**
+     * Installs a signed envelope: the next root (key rotation) or a config, told apart by its
+     * payload type. A rejected envelope changes nothing; the last good config stays in force.
+     * Installing the document already in force is a no-op.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @param envelope the DSSE envelope bytes as received from the server
+     * @throws ConfigException if it does not verify, is older than the installed one ({@code
+     *     rollback}), expired, or malformed
+     * @throws StorageException if it cannot be stored
+     * @throws SyncException for other failures
+     * @throws NullPointerException if {@code envelope} is null
+     * @throws IllegalStateException if the agent is closed
+     */
+    public void installConfig(byte[] envelope) throws SyncException {
+        Objects.requireNonNull(envelope, "envelope");
+        withHandle(h -> {
+            NativeBridge.install(h, envelope);
+            return null;
+        });
+    }
+
+    /**
+     * Describes what is installed: root and config versions, expiry, region ids, the account
+     * country and the approved region.
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @return a snapshot
+     * @throws SyncException if the native call fails (kind {@code internal} only)
+     * @throws IllegalStateException if the agent is closed
+     */
+    public ConfigInfo configInfo() throws SyncException {
+        return withHandle(NativeBridge::configInfo);
+    }
+
+    /**
+     * Sets the account's country, which selects the approved region through the config. Items
+     * already queued for another region are then held until {@link #rehome()} or {@link
+     * #discardHeld()}.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @param iso2 ISO 3166-1 alpha-2 code, any case (e.g. {@code "IN"})
+     * @throws SyncException kind {@code invalid_argument} if it is not two ASCII letters
+     * @throws StorageException if it cannot be stored
+     * @throws NullPointerException if {@code iso2} is null
+     * @throws IllegalStateException if the agent is closed
+     */
+    public void setAccountCountry(String iso2) throws SyncException {
+        Objects.requireNonNull(iso2, "iso2");
+        withHandle(h -> {
+            NativeBridge.setAccountCountry(h, iso2);
+            return null;
+        });
+    }
+
+    /**
+     * The region uploads go to.
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @return the region id, or {@code null} when no config is installed, no country is set, or
+     *     the config maps the country to no region
+     * @throws ConfigException kind {@code expired} if the config or root has expired
+     * @throws IllegalStateException if the agent is closed
+     */
+    public String approvedRegion() throws SyncException {
+        return withHandle(NativeBridge::approvedRegion);
+    }
+
+    /**
+     * Adds a file to the upload queue. Durable when it returns: the item survives process death
+     * and reboot. Works without an approved region (the item is stamped with one at the first
+     * run that has one). The file is read at upload time; if it changes meanwhile the upload
+     * restarts, never sending a torn mix.
+     *
+     * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
+     *
+     * @param path absolute path of a readable regular file
+     * @param service the config's service name, e.g. {@code "backup"} (1 to 64 characters)
+     * @param priority higher runs first
+     * @return the item id
+     * @throws SyncException kind {@code invalid_argument} (relative path, bad service) or {@code
+     *     source_io} (the file cannot be read)
+     * @throws StorageException if the queue cannot be written
+     * @throws NullPointerException if an argument is null
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long enqueue(String path, String service, int priority) throws SyncException {
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(service, "service");
+        return withHandle(h -> NativeBridge.enqueue(h, path, service, priority));
+    }
+
+    /**
+     * Adds many files in one transaction: all are queued, or none.
+     *
+     * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
+     *
+     * @param paths absolute paths of readable regular files
+     * @param service the config's service name
+     * @param priority higher runs first
+     * @return the item ids, in the order of {@code paths}
+     * @throws SyncException as {@link #enqueue}
+     * @throws NullPointerException if an argument or an element of {@code paths} is null
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long[] enqueueAll(String[] paths, String service, int priority) throws SyncException {
+        Objects.requireNonNull(paths, "paths");
+        for (String p : paths) {
+            Objects.requireNonNull(p, "paths contains null");
+        }
+        Objects.requireNonNull(service, "service");
+        String[] copy = paths.clone();
+        return withHandle(h -> NativeBridge.enqueueAll(h, copy, service, priority));
+    }
+
+    /**
+     * Uploads due items of the approved region until none is due, {@code maxMillis} elapsed, or
+     * {@link #cancel()} is called. Failed items are retried in later runs with backoff; their
+     * failures are counted in the report, not thrown. Only one run at a time per database
+     * (across agents and processes).
+     *
+     * <p><b>Threading:</b> blocks; call from a background thread (e.g. a WorkManager worker),
+     * never the main thread. {@code listener} is called on this same thread.
+     *
+     * @param maxMillis time budget in milliseconds (the current chunk may overrun it slightly)
+     * @param listener progress callback, or {@code null}; if it throws, the run is cancelled and
+     *     its exception is rethrown from here
+     * @return what the run did
+     * @throws ConfigException kind {@code no_config} or {@code expired}: uploads are off
+     * @throws ResidencyException kind {@code no_region}: no region is approved for the account
+     * @throws BusyException another run holds the queue
+     * @throws StorageException if the queue cannot be read or written
+     * @throws SyncException for other failures, e.g. kind {@code invalid_argument} for a negative
+     *     {@code maxMillis}
+     * @throws IllegalStateException if the agent is closed
+     */
+    public RunReport runOnce(long maxMillis, ProgressListener listener) throws SyncException {
+        return withHandle(h -> NativeBridge.runOnce(h, maxMillis, listener));
+    }
+
+    /**
+     * Asks a {@link #runOnce} in progress on another thread to stop soon (between reads of the
+     * file being sent; a request waiting on the network ends at its timeout). A cancel while no
+     * run is in progress has no effect on later runs. A no-op once the agent is closed.
+     *
+     * <p><b>Threading:</b> any thread; never blocks, not even while {@link #close()} waits.
+     */
+    public void cancel() {
+        Lock read = lock.readLock();
+        // tryLock barges past a waiting close(); it fails only while close() holds the write
+        // lock, and then no run is in progress.
+        if (!read.tryLock()) {
+            return;
+        }
+        try {
+            long h = handle.get();
+            if (h != 0) {
+                NativeBridge.cancel(h);
+            }
+        } catch (SyncException e) {
+            throw new IllegalStateException("native cancel failed", e);
+        } finally {
+            read.unlock();
+        }
+    }
+
+    /**
+     * Counts queue items per state.
+     *
+     * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
+     *
+     * @return a snapshot of the counters
+     * @throws StorageException if the queue cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    public QueueStats stats() throws SyncException {
+        return withHandle(NativeBridge::stats);
+    }
+
+    /**
+     * Reads the audit trail of confirmed uploads, oldest first.
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @param afterId return records with an id greater than this ({@code 0} for the start)
+     * @param limit maximum number of records (0 or more)
+     * @return the records
+     * @throws SyncException kind {@code invalid_argument} for a negative limit
+     * @throws StorageException if the trail cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    public AuditRecord[] audit(long afterId, int limit) throws SyncException {
+        return withHandle(h -> NativeBridge.audit(h, afterId, limit));
+    }
+
+    /**
+     * Restamps held items (queued for a previous region) to the approved region, so they upload
+     * there. Call only with the user's explicit consent: it moves their data to another region.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @return the number of items restamped
+     * @throws ResidencyException kind {@code no_region} if no region is approved
+     * @throws ConfigException kind {@code expired} if the config expired
+     * @throws StorageException if the queue cannot be written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long rehome() throws SyncException {
+        return withHandle(NativeBridge::rehome);
+    }
+
+    /**
+     * Deletes held items from the queue; nothing is sent anywhere.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @return the number of items deleted
+     * @throws StorageException if the queue cannot be written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long discardHeld() throws SyncException {
+        return withHandle(NativeBridge::discardHeld);
+    }
+
+    /**
+     * Closes the database and frees the native agent. Cancels a run in progress, then waits for
+     * calls in progress on other threads to return. Idempotent: later calls do nothing.
+     *
+     * <p><b>Threading:</b> any thread, but not from inside a {@link ProgressListener} of this
+     * agent (that would wait for itself; it throws {@link IllegalStateException} instead).
+     *
+     * @throws IllegalStateException if called from inside a call on this agent, or if the native
+     *     library reports a bug while closing
+     */
+    @Override
+    public void close() {
+        if (lock.getReadHoldCount() > 0) {
+            throw new IllegalStateException("close() called from inside a call on this SyncAgent");
+        }
+        cancel();
+        Lock write = lock.writeLock();
+        write.lock();
+        try {
+            long h = handle.getAndSet(0);
+            if (h != 0) {
+                NativeBridge.close(h);
+            }
+        } catch (SyncException e) {
+            throw new IllegalStateException("native close failed", e);
+        } finally {
+            write.unlock();
+        }
+    }
+
+    /**
+     * Whether {@link #close()} has been called.
+     *
+     * <p><b>Threading:</b> any thread; never blocks.
+     *
+     * @return {@code true} once closed
+     */
+    public boolean isClosed() {
+        return handle.get() == 0;
+    }
+}

@@ -1,0 +1,169 @@
+/*
+ * cloudsync.h — C ABI of libcloudsync (on-device backup sync agent).
+ *
+ * Hand-written; tests/c_header.rs checks it against src/ffi/capi.rs and
+ * ErrorKind::code() (function names, parameter types, struct fields, status
+ * codes), so the two cannot drift apart. tests/c/test_capi.c exercises it.
+ *
+ * Conventions
+ *  - Every function returns a cs_status: CS_OK (0) or the code of the failure.
+ *    cs_last_error() then describes it (per thread).
+ *  - NULL pointers are CS_INVALID_ARGUMENT, never a crash (cs_close(NULL) is a
+ *    no-op, like free(NULL)).
+ *  - A panic inside the library is trapped and returned as CS_INTERNAL.
+ *  - Strings are NUL-terminated UTF-8.
+ *  - A cs_agent may be used from several threads at once (cs_cancel is meant
+ *    to be called from another thread while cs_run_once runs), but cs_close
+ *    must only be called once no other call on it is in progress; the handle
+ *    is invalid afterwards.
+ */
+#ifndef CLOUDSYNC_H
+#define CLOUDSYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque agent handle, from cs_open, freed by cs_close. */
+typedef struct cs_agent cs_agent;
+
+/** CS_OK or one of the codes below (equal to ErrorKind::code() in Rust). */
+typedef int32_t cs_status;
+
+/** Status codes. Stable across releases; new codes may be added. */
+enum cs_status_code {
+    CS_OK = 0, /**< Success */
+    CS_BAD_SIGNATURE = 10, /**< An envelope carried no valid signature from a trusted key of the role */
+    CS_THRESHOLD_NOT_MET = 11, /**< Some, but fewer than the threshold of, distinct trusted keys signed */
+    CS_ROLLBACK = 12, /**< A version went down, or the same version arrived with different bytes */
+    CS_VERSION_GAP = 13, /**< A root version skipped ahead by more than one */
+    CS_EXPIRED = 14, /**< The root or config is past expires_at (against the freeze-safe clock) */
+    CS_WRONG_PAYLOAD_TYPE = 15, /**< The envelope's payloadType is not the one expected */
+    CS_MALFORMED = 16, /**< Input bytes could not be parsed or miss required fields */
+    CS_INVALID_ENDPOINT = 17, /**< A config endpoint or host rule breaks the residency rules */
+    CS_NO_CONFIG = 18, /**< No verified config is installed (uploads are off) */
+    CS_NO_REGION = 20, /**< No region is approved for this account (uploads are off) */
+    CS_RESIDENCY = 21, /**< A URL or peer outside the approved region was refused before any byte was sent */
+    CS_BUSY = 30, /**< Another runner holds the queue lease, or the database is locked */
+    CS_STORAGE_CORRUPT = 40, /**< The database file is damaged */
+    CS_NOT_A_DATABASE = 41, /**< The file is not an SQLite database */
+    CS_STORAGE_UNAVAILABLE = 42, /**< The database cannot be opened or written (read-only or missing directory) */
+    CS_STORAGE_FULL = 43, /**< The disk (or the database's page budget) is full */
+    CS_SCHEMA_TOO_NEW = 44, /**< The database was written by a newer cloudsync with a newer schema */
+    CS_STORAGE = 45, /**< Any other SQLite failure */
+    CS_SOURCE_IO = 46, /**< A source file could not be read */
+    CS_NETWORK = 50, /**< Connecting, TLS, or a transfer failed (retryable) */
+    CS_PROTOCOL = 51, /**< A server answered something the protocol does not allow */
+    CS_REJECTED = 52, /**< The server refused the upload for good (e.g. 413); the item is dead */
+    CS_CANCELLED = 60, /**< The run was cancelled */
+    CS_NOT_FOUND = 61, /**< No item with that id */
+    CS_INVALID_ARGUMENT = 62, /**< A caller passed an invalid argument (null, empty, out of range) */
+    CS_INTERNAL = 99 /**< A bug: a panic was caught at the FFI edge, or an invariant broke */
+};
+
+/** cs_run_report.stopped values. */
+enum cs_stop_reason {
+    CS_STOP_DRAINED = 0, /**< No due item of the approved region is left */
+    CS_STOP_TIME_UP = 1, /**< max_ms elapsed */
+    CS_STOP_CANCELLED = 2, /**< cs_cancel, or the progress callback returned non-zero */
+    CS_STOP_REGION_CHANGED = 3 /**< The approved region changed (or the config expired) mid-run */
+};
+
+/**
+ * Progress callback of cs_run_once, called on the thread running it with the
+ * `user` pointer given to cs_run_once. Return 0 to continue; any other value
+ * cancels the run. Must not unwind (C++ exceptions) or longjmp out.
+ */
+typedef int (*cs_progress_fn)(void *user, int64_t item_id, uint64_t sent, uint64_t total);
+
+/** Queue counters (cs_stats). */
+typedef struct cs_queue_stats {
+    uint64_t pending;       /**< Items waiting for a run */
+    uint64_t uploading;     /**< Items claimed by the current runner */
+    uint64_t failed;        /**< Items waiting for a retry */
+    uint64_t dead;          /**< Items given up on */
+    uint64_t held;          /**< Items held for another region */
+    uint64_t done;          /**< Items confirmed (audit rows) */
+    uint64_t pending_bytes; /**< Bytes not yet confirmed */
+} cs_queue_stats;
+
+/** What one cs_run_once did. */
+typedef struct cs_run_report {
+    char region[64];    /**< Region id uploaded to, NUL-terminated (truncated to 63 bytes) */
+    uint64_t uploaded;  /**< Items confirmed */
+    uint64_t bytes;     /**< Bytes of those items */
+    uint64_t failed;    /**< Attempts that failed */
+    uint64_t dead;      /**< Items that went dead in this run */
+    uint64_t held;      /**< Items held for another region */
+    uint64_t remaining; /**< Items still queued for the approved region */
+    int32_t stopped;    /**< A cs_stop_reason */
+} cs_run_report;
+
+/**
+ * Opens (or creates) the database at db_path with the firmware's initial root
+ * envelope (root_len bytes). On success *out receives the handle; on failure
+ * *out is set to NULL (when out is not NULL).
+ */
+cs_status cs_open(const char *db_path, const uint8_t *root, size_t root_len, cs_agent **out);
+
+/** Installs a root or config envelope (told apart by its payload type). */
+cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
+
+/** Sets the account country (ISO 3166-1 alpha-2, any case). */
+cs_status cs_set_country(cs_agent *agent, const char *iso2);
+
+/**
+ * Writes the approved region id into buf (len bytes, NUL-terminated): an empty
+ * string when no region is approved. CS_INVALID_ARGUMENT if it does not fit.
+ */
+cs_status cs_approved_region(const cs_agent *agent, char *buf, size_t len);
+
+/** Enqueues one file (absolute path) for service; its id goes to *out_id. Durable on return. */
+cs_status cs_enqueue(cs_agent *agent, const char *path, const char *service, int32_t priority,
+                     int64_t *out_id);
+
+/**
+ * Uploads due items of the approved region until none is due, max_ms elapsed,
+ * or cs_cancel is called from another thread. cb may be NULL. Per-item upload
+ * failures are counted in *out, not returned.
+ */
+cs_status cs_run_once(cs_agent *agent, uint64_t max_ms, cs_progress_fn cb, void *user,
+                      cs_run_report *out);
+
+/** Asks a cs_run_once running on another thread to stop soon. Never blocks. */
+cs_status cs_cancel(const cs_agent *agent);
+
+/** Writes the queue counters into *out. */
+cs_status cs_stats(const cs_agent *agent, cs_queue_stats *out);
+
+/** Restamps held items to the approved region (needs the user's consent); count in *out_count. */
+cs_status cs_rehome(cs_agent *agent, uint64_t *out_count);
+
+/** Deletes held items; count in *out_count. */
+cs_status cs_discard_held(cs_agent *agent, uint64_t *out_count);
+
+/** Frees the handle (closing the database). NULL is a no-op returning CS_OK. */
+cs_status cs_close(cs_agent *agent);
+
+/**
+ * The message of the last failed call on this thread ("" after a success).
+ * Never NULL; valid until the next cs_* call on the same thread.
+ */
+const char *cs_last_error(void);
+
+/** The stable name of a status code ("ok", "malformed", ...; "unknown" otherwise). Static. */
+const char *cs_status_name(cs_status status);
+
+#ifdef CLOUDSYNC_TEST_HOOKS
+/** Test builds only (cargo feature ffi-test-hooks): panics inside the library; returns CS_INTERNAL. */
+cs_status cs_test_panic(void);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CLOUDSYNC_H */

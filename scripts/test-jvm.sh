@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Host-JVM tests of the JNI layer: builds the host libcloudsync.so with the
+# test hooks, compiles the Java API and its JUnit 5 tests with javac, starts
+# `cloudsync dev-server` (loopback TLS tus servers) for the full-flow tests,
+# and runs everything under `java -Xcheck:jni`. Idempotent; exits non-zero on
+# any failure, including a -Xcheck:jni warning.
+#
+# env: CLOUDSYNC_JVM_NO_DEVSERVER=1  run without the dev server (its tests are skipped)
+#      JUNIT_ARGS="--select-method com.miui.cloudsync.SyncAgentTest#queueBasics"  narrow the run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/jvm-test
+JARS=/usr/share/java
+mkdir -p "$OUT"
+
+if [ ! -f "$JARS/junit-platform-console-standalone.jar" ]; then
+  echo "== installing junit5 (Debian)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends junit5
+fi
+command -v javac >/dev/null || { echo "javac (JDK >= 11) is required" >&2; exit 1; }
+
+# The dev server (CLI, default features) is built first: building it relinks
+# target/debug/libcloudsync.so without the test hooks, so the library build
+# below must come last.
+DEVSERVER=""
+if [ "${CLOUDSYNC_JVM_NO_DEVSERVER:-}" != 1 ]; then
+  echo "== cargo build --bin cloudsync (dev server)"
+  cargo build --bin cloudsync
+  DEVSERVER=$ROOT/target/debug/cloudsync
+fi
+
+echo "== cargo build --lib --no-default-features --features ffi-test-hooks"
+cargo build --lib --no-default-features --features ffi-test-hooks
+# A private copy, so another build in the shared target dir cannot swap the
+# library under the running JVM.
+mkdir -p "$OUT/native"
+cp -f target/debug/libcloudsync.so "$OUT/native/libcloudsync.so"
+if command -v nm >/dev/null && ! nm -D --defined-only "$OUT/native/libcloudsync.so" | grep -q nativePanicForTest; then
+  echo "libcloudsync.so lacks the ffi-test-hooks entry points" >&2
+  exit 1
+fi
+
+echo "== javac"
+CP=""
+for j in junit-platform-console-standalone junit-jupiter-api junit-jupiter-engine junit-platform-commons \
+         junit-platform-engine junit-platform-launcher junit-platform-reporting opentest4j apiguardian-api; do
+  [ -f "$JARS/$j.jar" ] || { echo "missing $JARS/$j.jar (apt-get install junit5)" >&2; exit 1; }
+  CP="$CP:$JARS/$j.jar"
+done
+CP=${CP#:}
+rm -rf "$OUT/classes" "$OUT/test-classes"
+mkdir -p "$OUT/classes" "$OUT/test-classes"
+javac -Xlint:all -Werror --release 11 -d "$OUT/classes" android/src/main/java/com/miui/cloudsync/*.java
+javac -Xlint:all,-processing,-path -Werror --release 11 -cp "$OUT/classes:$CP" -d "$OUT/test-classes" \
+  android/src/test/java/com/miui/cloudsync/*.java
+
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+if [ -n "$DEVSERVER" ]; then
+  echo "== starting cloudsync dev-server"
+  rm -rf "$OUT/devserver"
+  mkdir -p "$OUT/devserver"
+  READY=$OUT/devserver/ready.json
+  "$DEVSERVER" dev-server --regions in,sg --dir "$OUT/devserver/data" --ready-file "$READY" \
+    >"$OUT/devserver/log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    [ -s "$READY" ] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      cat "$OUT/devserver/log" >&2
+      echo "dev-server exited before it was ready" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  [ -s "$READY" ] || { cat "$OUT/devserver/log" >&2; echo "dev-server not ready after 30 s" >&2; exit 1; }
+  export CLOUDSYNC_DEVSERVER_READY=$READY
+else
+  unset CLOUDSYNC_DEVSERVER_READY
+  echo "== without dev server: full-flow tests will be skipped"
+fi
+
+echo "== java -Xcheck:jni (JUnit 5)"
+LOG=$OUT/junit.log
+set +e
+# shellcheck disable=SC2086
+java -Xcheck:jni -Djava.library.path="$OUT/native" \
+  -cp "$OUT/classes:$OUT/test-classes:$CP" org.junit.platform.console.ConsoleLauncher \
+  --disable-banner --details=tree --fail-if-no-tests \
+  ${JUNIT_ARGS:---select-package com.miui.cloudsync} 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "JVM tests failed (exit $status)" >&2
+  exit "$status"
+fi
+if grep -E "WARNING in native method|FATAL ERROR in native method" "$LOG" >/dev/null; then
+  echo "-Xcheck:jni reported a problem (see $LOG)" >&2
+  exit 1
+fi
+echo "== JVM tests passed"

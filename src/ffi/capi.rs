@@ -1,0 +1,505 @@
+//! The C ABI declared in `include/cloudsync.h` (for native firmware tests).
+//!
+//! Every function returns a `cs_status`: `CS_OK` (0) or the
+//! [`ErrorKind::code`] of the failure, with a message for [`cs_last_error`]
+//! kept per thread. Every body is one call to `run`, which traps panics
+//! (`run_ffi`) so that nothing unwinds into C. NULL pointers are
+//! `CS_INVALID_ARGUMENT`, never a crash (except [`cs_close`], which accepts
+//! NULL like `free`).
+//!
+//! `tests/c_header.rs` parses this file and the header and fails if their
+//! function names, parameter lists, struct fields or status codes drift apart.
+
+#![allow(non_camel_case_types)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::time::Duration;
+
+use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
+use crate::error::{Error, ErrorKind, Result};
+use crate::{Agent, Progress, StopReason};
+
+/// The opaque agent handle (`cs_agent` in C; the Rust [`Agent`]).
+pub type cs_agent = Agent;
+
+/// A status code: `CS_OK` (0) or an [`ErrorKind::code`].
+pub type cs_status = i32;
+
+/// Success.
+pub const CS_OK: cs_status = 0;
+
+/// `cs_run_report.stopped`: no due item of the approved region is left.
+pub const CS_STOP_DRAINED: i32 = 0;
+/// `cs_run_report.stopped`: `max_ms` elapsed.
+pub const CS_STOP_TIME_UP: i32 = 1;
+/// `cs_run_report.stopped`: cancelled (`cs_cancel` or the progress callback).
+pub const CS_STOP_CANCELLED: i32 = 2;
+/// `cs_run_report.stopped`: the approved region changed (or the config expired) mid-run.
+pub const CS_STOP_REGION_CHANGED: i32 = 3;
+
+/// Progress callback of [`cs_run_once`], called on the thread running it.
+/// Returns 0 to continue; any other value cancels the run. It must not
+/// unwind (C++ exceptions) or `longjmp` out.
+pub type cs_progress_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, item_id: i64, sent: u64, total: u64) -> c_int>;
+
+/// Queue counters (`cs_queue_stats` in C).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct cs_queue_stats {
+    /// Items waiting for a run.
+    pub pending: u64,
+    /// Items claimed by the current runner.
+    pub uploading: u64,
+    /// Items waiting for a retry.
+    pub failed: u64,
+    /// Items given up on.
+    pub dead: u64,
+    /// Items held for another region.
+    pub held: u64,
+    /// Items confirmed (audit rows).
+    pub done: u64,
+    /// Bytes not yet confirmed.
+    pub pending_bytes: u64,
+}
+
+/// What one [`cs_run_once`] did (`cs_run_report` in C).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct cs_run_report {
+    /// The region id uploaded to, NUL-terminated (truncated to 63 bytes).
+    pub region: [c_char; 64],
+    /// Items confirmed.
+    pub uploaded: u64,
+    /// Bytes of those items.
+    pub bytes: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// Items that went dead in this run.
+    pub dead: u64,
+    /// Items held for another region.
+    pub held: u64,
+    /// Items still queued for the approved region.
+    pub remaining: u64,
+    /// `CS_STOP_DRAINED`, `CS_STOP_TIME_UP`, `CS_STOP_CANCELLED` or `CS_STOP_REGION_CHANGED`.
+    pub stopped: i32,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    let _ = LAST_ERROR.try_with(|cell| *cell.borrow_mut() = c);
+}
+
+/// The single C runner: clears the thread's last error, runs `f` with panics
+/// trapped, and turns an error into its status code and message.
+fn run(f: impl FnOnce() -> Result<()>) -> cs_status {
+    run_quietly(|| set_last_error(""));
+    match run_ffi(f) {
+        Ok(()) => CS_OK,
+        Err(e) => {
+            let msg = e.to_string();
+            run_quietly(|| set_last_error(&msg));
+            e.kind().code()
+        }
+    }
+}
+
+/// Writes `value` through `out`, or fails on NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for writes of `T`.
+unsafe fn put<T>(out: *mut T, value: T, what: &'static str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::InvalidArgument(what));
+    }
+    // SAFETY: non-null and, per the contract, valid for writes.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// # Safety
+/// `s` is NULL or a NUL-terminated string that stays valid for the call.
+unsafe fn str_arg<'a>(s: *const c_char, null_msg: &'static str) -> Result<&'a str> {
+    if s.is_null() {
+        return Err(Error::InvalidArgument(null_msg));
+    }
+    // SAFETY: non-null, NUL-terminated per the contract.
+    unsafe { CStr::from_ptr(s) }
+        .to_str()
+        .map_err(|_| Error::InvalidArgument("string is not valid UTF-8"))
+}
+
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes.
+unsafe fn bytes_arg<'a>(p: *const u8, len: usize, null_msg: &'static str) -> Result<&'a [u8]> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(null_msg));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::InvalidArgument("length too large"));
+    }
+    // SAFETY: non-null, `len` readable bytes per the contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// # Safety
+/// `agent` is NULL or a live handle from `cs_open`.
+unsafe fn agent_ref<'a>(agent: *const cs_agent) -> Result<&'a Agent> {
+    // SAFETY: forwarded contract.
+    unsafe { borrow_handle(agent) }
+}
+
+/// Copies `s` into a C buffer of `len` bytes, NUL-terminated, or fails if it
+/// does not fit (the buffer then holds an empty string).
+///
+/// # Safety
+/// `buf` is NULL or valid for writes of `len` bytes.
+unsafe fn copy_str(buf: *mut c_char, len: usize, s: &str) -> Result<()> {
+    if buf.is_null() {
+        return Err(Error::InvalidArgument("buf is null"));
+    }
+    if len == 0 {
+        return Err(Error::InvalidArgument("buffer length is 0"));
+    }
+    // SAFETY: `buf` is valid for `len` bytes; `len` > 0.
+    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    if s.len() >= len {
+        out[0] = 0;
+        return Err(Error::InvalidArgument("buffer too small"));
+    }
+    out[..s.len()].copy_from_slice(s.as_bytes());
+    out[s.len()] = 0;
+    Ok(())
+}
+
+fn region_field(id: &str) -> [c_char; 64] {
+    let mut out = [0 as c_char; 64];
+    let mut n = id.len().min(63);
+    while !id.is_char_boundary(n) {
+        n -= 1;
+    }
+    for (o, b) in out.iter_mut().zip(&id.as_bytes()[..n]) {
+        *o = *b as c_char;
+    }
+    out
+}
+
+fn stop_code(s: StopReason) -> i32 {
+    match s {
+        StopReason::Drained => CS_STOP_DRAINED,
+        StopReason::TimeUp => CS_STOP_TIME_UP,
+        StopReason::Cancelled => CS_STOP_CANCELLED,
+        StopReason::RegionChanged => CS_STOP_REGION_CHANGED,
+    }
+}
+
+/// Opens (or creates) the database at `db_path` with the firmware's initial
+/// root envelope and stores a new handle in `*out` (NULL on failure).
+///
+/// # Safety
+/// `db_path` is NULL or NUL-terminated; `root` is NULL or points to
+/// `root_len` bytes; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_open(
+    db_path: *const c_char,
+    root: *const u8,
+    root_len: usize,
+    out: *mut *mut cs_agent,
+) -> cs_status {
+    run(|| unsafe {
+        put(out, std::ptr::null_mut(), "out is null")?;
+        let path = str_arg(db_path, "db_path is null")?;
+        if path.is_empty() {
+            return Err(Error::InvalidArgument("db_path is empty"));
+        }
+        let root = bytes_arg(root, root_len, "root is null")?;
+        let handle = into_handle(Agent::open(path, root)?);
+        put(out, handle, "out is null")
+    })
+}
+
+/// Installs a root or config envelope (told apart by its payload type).
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `envelope` is NULL or points to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cs_install(
+    agent: *mut cs_agent,
+    envelope: *const u8,
+    len: usize,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        a.install(bytes_arg(envelope, len, "envelope is null")?)
+            .map(drop)
+    })
+}
+
+/// Sets the account country (ISO 3166-1 alpha-2, any case).
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `iso2` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_char) -> cs_status {
+    run(|| unsafe { agent_ref(agent)?.set_account_country(str_arg(iso2, "iso2 is null")?) })
+}
+
+/// Writes the approved region id into `buf` (`len` bytes, NUL-terminated);
+/// an empty string when no region is approved.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `buf` is NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cs_approved_region(
+    agent: *const cs_agent,
+    buf: *mut c_char,
+    len: usize,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        // Check the buffer before asking the agent, so a bad buffer is always reported.
+        copy_str(buf, len, "")?;
+        let region = a.approved_region()?;
+        copy_str(buf, len, region.as_ref().map(|r| r.id()).unwrap_or(""))
+    })
+}
+
+/// Enqueues one file (absolute path) for `service`; its id goes to `*out_id`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; strings are NULL or NUL-terminated;
+/// `out_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_enqueue(
+    agent: *mut cs_agent,
+    path: *const c_char,
+    service: *const c_char,
+    priority: i32,
+    out_id: *mut i64,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        let path = str_arg(path, "path is null")?;
+        let service = str_arg(service, "service is null")?;
+        if out_id.is_null() {
+            return Err(Error::InvalidArgument("out_id is null"));
+        }
+        put(
+            out_id,
+            a.enqueue(path, service, priority)?,
+            "out_id is null",
+        )
+    })
+}
+
+/// Uploads due items of the approved region until none is due, `max_ms`
+/// elapsed, or `cs_cancel` is called from another thread. `cb` (may be NULL)
+/// is called on this thread with `user`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `cb` is NULL or a valid callback;
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_run_once(
+    agent: *mut cs_agent,
+    max_ms: u64,
+    cb: cs_progress_fn,
+    user: *mut c_void,
+    out: *mut cs_run_report,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out.is_null() {
+            return Err(Error::InvalidArgument("out is null"));
+        }
+        let mut progress = |p: Progress| -> bool {
+            match cb {
+                // SAFETY: the caller vouches for the callback and its `user`.
+                Some(f) => f(user, p.item_id, p.sent, p.total) == 0,
+                None => true,
+            }
+        };
+        let r = a.run_once(Duration::from_millis(max_ms), &mut progress)?;
+        let report = cs_run_report {
+            region: region_field(&r.region),
+            uploaded: r.uploaded,
+            bytes: r.bytes,
+            failed: r.failed,
+            dead: r.dead,
+            held: r.held,
+            remaining: r.remaining,
+            stopped: stop_code(r.stopped),
+        };
+        put(out, report, "out is null")
+    })
+}
+
+/// Asks a `cs_run_once` running on another thread to stop soon. Does not block.
+///
+/// # Safety
+/// `agent` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn cs_cancel(agent: *const cs_agent) -> cs_status {
+    run(|| unsafe {
+        agent_ref(agent)?.cancel();
+        Ok(())
+    })
+}
+
+/// Writes the queue counters into `*out`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_stats(agent: *const cs_agent, out: *mut cs_queue_stats) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out.is_null() {
+            return Err(Error::InvalidArgument("out is null"));
+        }
+        let s = a.stats()?;
+        let stats = cs_queue_stats {
+            pending: s.pending,
+            uploading: s.uploading,
+            failed: s.failed,
+            dead: s.dead,
+            held: s.held,
+            done: s.done,
+            pending_bytes: s.pending_bytes,
+        };
+        put(out, stats, "out is null")
+    })
+}
+
+/// Restamps held items to the approved region (user consent required); the
+/// count goes to `*out_count`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_rehome(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out_count.is_null() {
+            return Err(Error::InvalidArgument("out_count is null"));
+        }
+        put(out_count, a.rehome()?, "out_count is null")
+    })
+}
+
+/// Deletes held items; the count goes to `*out_count`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_discard_held(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out_count.is_null() {
+            return Err(Error::InvalidArgument("out_count is null"));
+        }
+        put(out_count, a.discard_held()?, "out_count is null")
+    })
+}
+
+/// Frees the handle (closing the database). NULL is a no-op, like `free`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle that no other thread is using; it must
+/// not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cs_close(agent: *mut cs_agent) -> cs_status {
+    run(|| {
+        // SAFETY: per the contract we hold the only reference.
+        unsafe { free_handle(agent) };
+        Ok(())
+    })
+}
+
+/// The message of the last failed call on this thread ("" after a success).
+/// Valid until the next `cs_*` call on the same thread; never NULL.
+#[no_mangle]
+pub extern "C" fn cs_last_error() -> *const c_char {
+    static EMPTY: &CStr = c"";
+    let mut p = EMPTY.as_ptr();
+    run_quietly(|| {
+        // The CString lives in the thread-local until the next call replaces it.
+        if let Ok(q) = LAST_ERROR.try_with(|cell| cell.borrow().as_ptr()) {
+            p = q;
+        }
+    });
+    p
+}
+
+/// The stable name of a status code (`"ok"`, `"malformed"`, ...; `"unknown"`
+/// for codes this build does not define). A static string.
+#[no_mangle]
+pub extern "C" fn cs_status_name(status: cs_status) -> *const c_char {
+    static NAMES: std::sync::OnceLock<Vec<(cs_status, CString)>> = std::sync::OnceLock::new();
+    let mut p = c"unknown".as_ptr();
+    run_quietly(|| {
+        let names = NAMES.get_or_init(|| {
+            let mut v = vec![(CS_OK, c"ok".to_owned())];
+            v.extend(
+                ErrorKind::ALL
+                    .iter()
+                    .map(|k| (k.code(), CString::new(k.name()).unwrap_or_default())),
+            );
+            v
+        });
+        if let Some((_, name)) = names.iter().find(|(code, _)| *code == status) {
+            p = name.as_ptr();
+        }
+    });
+    p
+}
+
+/// Panics inside the runner, to prove the panic arrives as `CS_INTERNAL`.
+/// Only in builds with the `ffi-test-hooks` feature.
+#[cfg(feature = "ffi-test-hooks")]
+#[no_mangle]
+pub extern "C" fn cs_test_panic() -> cs_status {
+    run(|| panic!("deliberate panic from cs_test_panic"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_field_truncates_on_a_char_boundary() {
+        let f = region_field("in");
+        assert_eq!(f[0] as u8, b'i');
+        assert_eq!(f[2], 0);
+        let long = "é".repeat(40); // 80 bytes
+        let f = region_field(&long);
+        assert_eq!(f[62], 0, "63rd byte would split a character");
+        assert_eq!(f[63], 0);
+    }
+
+    #[test]
+    fn nulls_are_argument_errors() {
+        // SAFETY: every pointer is NULL, which the functions must reject.
+        unsafe {
+            let st = cs_open(std::ptr::null(), std::ptr::null(), 0, std::ptr::null_mut());
+            assert_eq!(st, ErrorKind::InvalidArgument.code());
+            let msg = CStr::from_ptr(cs_last_error()).to_str().unwrap();
+            assert!(msg.contains("out is null"), "{msg}");
+            assert_eq!(
+                cs_cancel(std::ptr::null()),
+                ErrorKind::InvalidArgument.code()
+            );
+            assert_eq!(cs_close(std::ptr::null_mut()), CS_OK);
+            assert_eq!(CStr::from_ptr(cs_last_error()).to_bytes(), b"");
+        }
+        let name = unsafe { CStr::from_ptr(cs_status_name(16)) };
+        assert_eq!(name.to_str().unwrap(), "malformed");
+        let name = unsafe { CStr::from_ptr(cs_status_name(12345)) };
+        assert_eq!(name.to_str().unwrap(), "unknown");
+    }
+}

@@ -1,0 +1,223 @@
+/*
+ * C test of include/cloudsync.h against libcloudsync.so. Built and run by
+ * tests/c_abi.rs:
+ *
+ *   gcc -std=c11 -Wall -Wextra -Werror -pedantic -I include [-DCLOUDSYNC_TEST_HOOKS] \
+ *       tests/c/test_capi.c -L target/debug -lcloudsync -lpthread -o test_capi
+ *   LD_LIBRARY_PATH=target/debug ./test_capi ROOT.json CONFIG.json WORKDIR
+ *
+ * ROOT.json / CONFIG.json: a root envelope and a config signed under it that
+ * maps IN to region "in". Exits 0 when every check passes; prints the failed
+ * check otherwise.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cloudsync.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__,  \
+                    __LINE__, #cond, cs_last_error());                               \
+            failures++;                                                              \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_STATUS(call, expected)                                                     \
+    do {                                                                                 \
+        cs_status st_ = (call);                                                          \
+        if (st_ != (expected)) {                                                         \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s); last error: %s\n", \
+                    __FILE__, __LINE__, #call, (int)st_, cs_status_name(st_),             \
+                    (int)(expected), cs_status_name(expected), cs_last_error());          \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        perror("read");
+        exit(2);
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
+}
+
+/* A failing call on another thread must not touch this thread's last error. */
+static void *other_thread(void *arg) {
+    (void)arg;
+    cs_status st = cs_set_country(NULL, "IN");
+    return (void *)(intptr_t)(st == CS_INVALID_ARGUMENT && strstr(cs_last_error(), "null") != NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR\n", argv[0]);
+        return 2;
+    }
+    size_t root_len = 0, config_len = 0;
+    uint8_t *root = read_file(argv[1], &root_len);
+    uint8_t *config = read_file(argv[2], &config_len);
+    const char *dir = argv[3];
+    char db[4096], missing_db[4096], not_db[4096], file[4096];
+    snprintf(db, sizeof db, "%s/c.db", dir);
+    snprintf(missing_db, sizeof missing_db, "%s/no-such-dir/c.db", dir);
+    snprintf(not_db, sizeof not_db, "%s/not-a-db", dir);
+    snprintf(file, sizeof file, "%s/payload.bin", dir);
+
+    /* Status codes and names. */
+    CHECK(strcmp(cs_status_name(CS_OK), "ok") == 0);
+    CHECK(strcmp(cs_status_name(CS_MALFORMED), "malformed") == 0);
+    CHECK(strcmp(cs_status_name(CS_INTERNAL), "internal") == 0);
+    CHECK(strcmp(cs_status_name(12345), "unknown") == 0);
+
+    /* Open with garbage and with unusable paths: exact codes, *out cleared. */
+    cs_agent *agent = (cs_agent *)&failures; /* poison: must be reset to NULL */
+    const uint8_t garbage[] = "not an envelope";
+    CHECK_STATUS(cs_open(db, garbage, sizeof garbage - 1, &agent), CS_MALFORMED);
+    CHECK(agent == NULL);
+    CHECK(strstr(cs_last_error(), "malformed") != NULL);
+    CHECK_STATUS(cs_open(missing_db, root, root_len, &agent), CS_STORAGE_UNAVAILABLE);
+    CHECK(agent == NULL);
+    write_file(not_db, "this is not an SQLite database, it is just text\n"
+                       "this is not an SQLite database, it is just text\n");
+    CHECK_STATUS(cs_open(not_db, root, root_len, &agent), CS_NOT_A_DATABASE);
+
+    /* NULL arguments. */
+    CHECK_STATUS(cs_open(NULL, root, root_len, &agent), CS_INVALID_ARGUMENT);
+    CHECK(strlen(cs_last_error()) > 0);
+    CHECK_STATUS(cs_open(db, NULL, root_len, &agent), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_open(db, root, root_len, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_open("", root, root_len, &agent), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_install(NULL, config, config_len), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_set_country(NULL, "IN"), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_cancel(NULL), CS_INVALID_ARGUMENT);
+    cs_queue_stats stats;
+    CHECK_STATUS(cs_stats(NULL, &stats), CS_INVALID_ARGUMENT);
+    int64_t id = 0;
+    CHECK_STATUS(cs_enqueue(NULL, file, "backup", 0, &id), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_close(NULL), CS_OK);
+    CHECK(strcmp(cs_last_error(), "") == 0); /* a success clears the message */
+
+    /* A real agent. */
+    CHECK_STATUS(cs_open(db, root, root_len, &agent), CS_OK);
+    CHECK(agent != NULL);
+    if (agent == NULL) {
+        return 1;
+    }
+    CHECK_STATUS(cs_install(agent, NULL, 10), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_set_country(agent, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_stats(agent, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_enqueue(agent, NULL, "backup", 0, &id), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_enqueue(agent, file, NULL, 0, &id), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_enqueue(agent, file, "backup", 0, NULL), CS_INVALID_ARGUMENT);
+    char region[16];
+    CHECK_STATUS(cs_approved_region(agent, NULL, sizeof region), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_approved_region(agent, region, 0), CS_INVALID_ARGUMENT);
+    cs_run_report report;
+    CHECK_STATUS(cs_run_once(agent, 1000, NULL, NULL, NULL), CS_INVALID_ARGUMENT);
+    uint64_t count = 99;
+    CHECK_STATUS(cs_rehome(agent, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_discard_held(agent, NULL), CS_INVALID_ARGUMENT);
+
+    /* Fail closed: no config, then no country. */
+    CHECK_STATUS(cs_run_once(agent, 1000, NULL, NULL, &report), CS_NO_CONFIG);
+    CHECK_STATUS(cs_install(agent, garbage, sizeof garbage - 1), CS_MALFORMED);
+    CHECK_STATUS(cs_install(agent, config, config_len), CS_OK);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "") == 0);
+    CHECK_STATUS(cs_run_once(agent, 1000, NULL, NULL, &report), CS_NO_REGION);
+    CHECK_STATUS(cs_rehome(agent, &count), CS_NO_REGION);
+    CHECK_STATUS(cs_set_country(agent, "FRA"), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_set_country(agent, "in"), CS_OK);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "in") == 0);
+    CHECK_STATUS(cs_approved_region(agent, region, 2), CS_INVALID_ARGUMENT); /* "in" needs 3 */
+    CHECK(region[0] == '\0');
+
+    /* An empty queue drains without touching the network. */
+    memset(&report, 0xff, sizeof report);
+    CHECK_STATUS(cs_run_once(agent, 5000, NULL, NULL, &report), CS_OK);
+    CHECK(strcmp(report.region, "in") == 0);
+    CHECK(report.stopped == CS_STOP_DRAINED);
+    CHECK(report.uploaded == 0 && report.failed == 0 && report.remaining == 0);
+
+    /* Enqueue and stats. */
+    write_file(file, "hello, cloudsync\n");
+    CHECK_STATUS(cs_enqueue(agent, file, "backup", 3, &id), CS_OK);
+    CHECK(id > 0);
+    int64_t id2 = 0;
+    CHECK_STATUS(cs_enqueue(agent, "relative/path", "backup", 0, &id2), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_enqueue(agent, missing_db, "backup", 0, &id2), CS_SOURCE_IO);
+    memset(&stats, 0xff, sizeof stats);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1);
+    CHECK(stats.pending_bytes == strlen("hello, cloudsync\n"));
+    CHECK(stats.uploading == 0 && stats.failed == 0 && stats.dead == 0 && stats.held == 0 && stats.done == 0);
+    CHECK_STATUS(cs_discard_held(agent, &count), CS_OK);
+    CHECK(count == 0);
+    CHECK_STATUS(cs_cancel(agent), CS_OK);
+
+    /* The last error is per thread. */
+    CHECK_STATUS(cs_install(agent, garbage, sizeof garbage - 1), CS_MALFORMED);
+    pthread_t t;
+    void *ok = NULL;
+    CHECK(pthread_create(&t, NULL, other_thread, NULL) == 0);
+    CHECK(pthread_join(t, &ok) == 0);
+    CHECK(ok == (void *)1);
+    CHECK(strstr(cs_last_error(), "malformed") != NULL);
+
+#ifdef CLOUDSYNC_TEST_HOOKS
+    /* A panic inside the library arrives as a status code, and the process lives on. */
+    for (int i = 0; i < 3; i++) {
+        CHECK_STATUS(cs_test_panic(), CS_INTERNAL);
+        CHECK(strstr(cs_last_error(), "panic") != NULL);
+    }
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1);
+#else
+    fprintf(stderr, "note: built without CLOUDSYNC_TEST_HOOKS; panic check skipped\n");
+#endif
+
+    CHECK_STATUS(cs_close(agent), CS_OK);
+
+    /* Reopen: the enqueued item survived. */
+    agent = NULL;
+    CHECK_STATUS(cs_open(db, root, root_len, &agent), CS_OK);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1);
+    CHECK_STATUS(cs_close(agent), CS_OK);
+
+    free(root);
+    free(config);
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_capi: all checks passed\n");
+    return 0;
+}
