@@ -490,23 +490,10 @@ pub struct RunReport {
 /// lease expires after this and the next runner takes over its items.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
+/// The queue side of an upload: confirmed sessions and offsets. (The lease
+/// is renewed by the run's keepalive, checked as bytes flow.)
 struct QueueLedger<'a> {
     agent: &'a Agent,
-    owner: &'a str,
-    last_renew: Instant,
-}
-
-impl QueueLedger<'_> {
-    fn renew(&mut self, inner: &mut Inner) -> Result<()> {
-        let ttl = self.agent.options.lease_ttl;
-        if self.last_renew.elapsed() > ttl / 4 {
-            inner
-                .db
-                .write(|tx| ops::acquire_lease(tx, self.owner, now_ms(), ttl))?;
-            self.last_renew = Instant::now();
-        }
-        Ok(())
-    }
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
@@ -519,7 +506,6 @@ impl crate::upload::Ledger for QueueLedger<'_> {
         offset: u64,
     ) -> Result<()> {
         let mut g = self.agent.lock();
-        self.renew(&mut g)?;
         let url_s = url.map(|u| u.as_str());
         g.db.write(|tx| {
             ops::set_source(tx, id, meta, sha)?;
@@ -538,7 +524,6 @@ impl crate::upload::Ledger for QueueLedger<'_> {
 
     fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
         let mut g = self.agent.lock();
-        self.renew(&mut g)?;
         g.db.write(|tx| ops::set_offset(tx, id, offset, now_ms()))
     }
 }
@@ -611,10 +596,23 @@ impl Agent {
             let g = self.lock();
             matches!(self.approved_locked(&g.trust), Ok(Some(r)) if r.id() == region_id)
         };
+        let last_renew = Mutex::new(Instant::now());
+        let ttl = self.options.lease_ttl;
+        let keepalive = || -> Result<()> {
+            let mut last = last_renew.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() > ttl / 4 {
+                self.lock()
+                    .db
+                    .write(|tx| ops::acquire_lease(tx, owner, now_ms(), ttl))?;
+                *last = Instant::now();
+            }
+            Ok(())
+        };
         let stop = Stop {
             cancel: &self.cancel,
             deadline,
             still_approved: &still_approved,
+            keepalive: &keepalive,
         };
         let mut attempted: Vec<i64> = Vec::new();
         self.process_terminations(&http, region)?;
@@ -658,11 +656,7 @@ impl Agent {
                     caps.insert(item.service.clone(), (endpoint, c));
                 }
                 let (endpoint, c) = caps.get(&item.service).expect("inserted above");
-                let mut ledger = QueueLedger {
-                    agent: self,
-                    owner,
-                    last_renew: Instant::now(),
-                };
+                let mut ledger = QueueLedger { agent: self };
                 crate::upload::upload_item(
                     &http,
                     c,
@@ -720,7 +714,11 @@ impl Agent {
                         ErrorKind::Rejected | ErrorKind::InvalidArgument
                     ) || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound);
                     let (kind, msg) = (error.kind().name(), error.to_string());
-                    let reason = if msg.starts_with(kind) { msg } else { format!("{kind}: {msg}") };
+                    let reason = if msg.starts_with(kind) {
+                        msg
+                    } else {
+                        format!("{kind}: {msg}")
+                    };
                     let st = g.db.write(|tx| {
                         ops::fail(
                             tx,

@@ -86,6 +86,9 @@ pub struct Stop<'a> {
     /// Whether the region being uploaded to is still the approved one (the
     /// account country or the config may change on another thread mid-run).
     pub still_approved: &'a (dyn Fn() -> bool + Sync),
+    /// Renews the runner lease while bytes flow (a slow chunk may outlast
+    /// it); fails with `Busy` if another runner took the queue over.
+    pub keepalive: &'a (dyn Fn() -> Result<()> + Sync),
 }
 
 impl Stop<'_> {
@@ -97,7 +100,7 @@ impl Stop<'_> {
             // Checked per buffer: not one more byte once the region is no longer approved.
             Err(Error::RegionChanged)
         } else {
-            Ok(())
+            (self.keepalive)()
         }
     }
 }
