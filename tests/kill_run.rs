@@ -21,12 +21,15 @@ fn killed_runners_never_lose_or_double_an_upload() {
     std::fs::write(&ca, world.ca.cert_pem()).unwrap();
     let mut files = Vec::new();
     {
-        let agent = Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
+        let agent =
+            Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
         agent.install(&world.config_envelope(1)).unwrap();
         agent.set_account_country("IN").unwrap();
         for i in 0..4u8 {
             let p = dir.path().join(format!("f{i}"));
-            let data: Vec<u8> = (0..(16 * 1024 * 1024 + i as usize * 7777)).map(|j| (j as u8) ^ i.wrapping_mul(31)).collect();
+            let data: Vec<u8> = (0..(16 * 1024 * 1024 + i as usize * 7777))
+                .map(|j| (j as u8) ^ i.wrapping_mul(31))
+                .collect();
             std::fs::write(&p, data).unwrap();
             files.push((agent.enqueue(&p, "backup", 0).unwrap(), p));
         }
@@ -34,7 +37,13 @@ fn killed_runners_never_lose_or_double_an_upload() {
     let cli = env!("CARGO_BIN_EXE_cloudsync");
     let run = || {
         Command::new(cli)
-            .args(["--db", db.to_str().unwrap(), "run", "--test-ca", ca.to_str().unwrap()])
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "run",
+                "--test-ca",
+                ca.to_str().unwrap(),
+            ])
             .args(["--chunk-size", "131072", "--lease-secs", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -57,7 +66,10 @@ fn killed_runners_never_lose_or_double_an_upload() {
         // The killed runner's lease expires (1 s) before the next one may start.
         std::thread::sleep(Duration::from_millis(1100));
     }
-    assert!(kills >= 3, "the runner should have been killed mid-upload several times ({kills})");
+    assert!(
+        kills >= 3,
+        "the runner should have been killed mid-upload several times ({kills})"
+    );
     // Finish: run until nothing is left (bounded).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -65,7 +77,11 @@ fn killed_runners_never_lose_or_double_an_upload() {
         if out.status.success() {
             break;
         }
-        assert!(Instant::now() < deadline, "did not drain: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "did not drain: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(1100));
     }
     let agent = Agent::open_with(&db, None, world.agent_options()).unwrap();
@@ -78,9 +94,18 @@ fn killed_runners_never_lose_or_double_an_upload() {
             .into_iter()
             .filter(|u| u.metadata_value("item") == Some(id.to_string().as_bytes()))
             .collect();
-        assert_eq!(mine.len(), 1, "item {id}: exactly one upload on the server, got {}", mine.len());
+        assert_eq!(
+            mine.len(),
+            1,
+            "item {id}: exactly one upload on the server, got {}",
+            mine.len()
+        );
         assert!(mine[0].complete);
-        assert_eq!(server.upload_bytes(&mine[0].id).unwrap(), std::fs::read(path).unwrap(), "item {id}");
+        assert_eq!(
+            server.upload_bytes(&mine[0].id).unwrap(),
+            std::fs::read(path).unwrap(),
+            "item {id}"
+        );
     }
     assert_eq!(server.stats().uploads_created, files.len() as u64);
     let sg = world.servers["sg"].stats();

@@ -21,10 +21,19 @@ struct Env {
     agent: Agent,
 }
 
-fn env_with(setups: Vec<RegionSetup>, country: &str, tweak: impl FnOnce(&World, &mut serde_json::Value)) -> Env {
+fn env_with(
+    setups: Vec<RegionSetup>,
+    country: &str,
+    tweak: impl FnOnce(&World, &mut serde_json::Value),
+) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let agent = Agent::open_with(dir.path().join("q.db"), Some(&world.root_envelope), world.agent_options()).unwrap();
+    let agent = Agent::open_with(
+        dir.path().join("q.db"),
+        Some(&world.root_envelope),
+        world.agent_options(),
+    )
+    .unwrap();
     let mut cfg = world.config_json(1);
     tweak(&world, &mut cfg);
     agent.install(&world.sign_config(&cfg)).unwrap();
@@ -52,13 +61,19 @@ fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
 }
 
 fn run(agent: &Agent) -> cloudsync::RunReport {
-    agent.run_once(Duration::from_secs(60), &mut |_| true).unwrap()
+    agent
+        .run_once(Duration::from_secs(60), &mut |_| true)
+        .unwrap()
 }
 
 /// The server's stored copy of an item (found by the `item` metadata).
 fn server_copy(world: &World, region: &str, item: i64) -> Option<Vec<u8>> {
     let s = &world.servers[region];
-    let ups: Vec<_> = s.uploads().into_iter().filter(|u| u.metadata_value("item") == Some(item.to_string().as_bytes())).collect();
+    let ups: Vec<_> = s
+        .uploads()
+        .into_iter()
+        .filter(|u| u.metadata_value("item") == Some(item.to_string().as_bytes()))
+        .collect();
     let done: Vec<_> = ups.iter().filter(|u| u.complete).collect();
     assert!(done.len() <= 1, "item {item} completed more than once");
     done.first().map(|u| s.upload_bytes(&u.id).unwrap())
@@ -66,34 +81,60 @@ fn server_copy(world: &World, region: &str, item: i64) -> Option<Vec<u8>> {
 
 fn untouched(world: &World, region: &str) {
     let st = world.servers[region].stats();
-    assert_eq!((st.connections, st.app_bytes_received), (0, 0), "region {region} was contacted: {st:?}");
+    assert_eq!(
+        (st.connections, st.app_bytes_received),
+        (0, 0),
+        "region {region} was contacted: {st:?}"
+    );
 }
 
 fn item(agent: &Agent, id: i64) -> cloudsync::queue::ItemInfo {
-    agent.list(None, 1000).unwrap().into_iter().find(|i| i.id == id).expect("item still queued")
+    agent
+        .list(None, 1000)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == id)
+        .expect("item still queued")
 }
 
 #[test]
 fn files_of_every_shape_arrive_byte_identical_in_the_approved_region_only() {
     let e = env();
     let sizes = [0, 1, MIB, 3 * MIB + 12345];
-    let paths: Vec<PathBuf> = sizes.iter().enumerate().map(|(i, s)| file(e.dir.path(), &format!("f{i}"), *s, i as u8)).collect();
+    let paths: Vec<PathBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| file(e.dir.path(), &format!("f{i}"), *s, i as u8))
+        .collect();
     let ids = e.agent.enqueue_all(&paths, "backup", 0).unwrap();
     let mut last = 0;
-    let r = e.agent.run_once(Duration::from_secs(60), &mut |p| {
-        assert!(p.sent <= p.total);
-        last = p.sent;
-        true
-    }).unwrap();
-    assert_eq!((r.uploaded, r.failed, r.remaining, r.stopped), (4, 0, 0, StopReason::Drained));
+    let r = e
+        .agent
+        .run_once(Duration::from_secs(60), &mut |p| {
+            assert!(p.sent <= p.total);
+            last = p.sent;
+            true
+        })
+        .unwrap();
+    assert_eq!(
+        (r.uploaded, r.failed, r.remaining, r.stopped),
+        (4, 0, 0, StopReason::Drained)
+    );
     assert_eq!(r.bytes, sizes.iter().sum::<u64>());
     for (id, p) in ids.iter().zip(&paths) {
-        assert_eq!(server_copy(&e.world, "in", *id).as_deref(), Some(std::fs::read(p).unwrap().as_slice()), "item {id}");
+        assert_eq!(
+            server_copy(&e.world, "in", *id).as_deref(),
+            Some(std::fs::read(p).unwrap().as_slice()),
+            "item {id}"
+        );
     }
     let audit = e.agent.audit(0, 100).unwrap();
     assert_eq!(audit.len(), 4);
     for a in &audit {
-        assert_eq!((a.region.as_str(), a.host.clone(), a.peer_ip.as_deref()), ("in", e.world.host_port("in"), Some("127.0.0.2")));
+        assert_eq!(
+            (a.region.as_str(), a.host.clone(), a.peer_ip.as_deref()),
+            ("in", e.world.host_port("in"), Some("127.0.0.2"))
+        );
     }
     let sha = cloudsync::upload::hash_file(&paths[3]).unwrap();
     assert_eq!(audit[3].sha256, hex::encode(sha));
@@ -113,7 +154,10 @@ fn dropped_connection_resumes_the_same_upload() {
     s.push_fault(Fault::DropAfterBodyBytes(10));
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 1, "{r:?}");
-    assert_eq!(server_copy(&e.world, "in", id).unwrap(), std::fs::read(&p).unwrap());
+    assert_eq!(
+        server_copy(&e.world, "in", id).unwrap(),
+        std::fs::read(&p).unwrap()
+    );
     assert_eq!(s.stats().uploads_created, 1, "resumed, not re-created");
 }
 
@@ -123,7 +167,11 @@ fn server_errors_back_off_and_retry_after_is_honoured() {
     let p = file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let s = &e.world.servers["in"];
-    s.push_fault(Fault::Status { method: Some("POST"), status: 503, retry_after: None });
+    s.push_fault(Fault::Status {
+        method: Some("POST"),
+        status: 503,
+        retry_after: None,
+    });
     let r = run(&e.agent);
     // The 503 fails the attempt; with the test policy's millisecond backoff the same run may retry.
     assert!(r.failed >= 1);
@@ -133,14 +181,28 @@ fn server_errors_back_off_and_retry_after_is_honoured() {
     assert_eq!(r.uploaded, 1);
     let p2 = file(e.dir.path(), "b", 1000, 2);
     let id2 = e.agent.enqueue(&p2, "backup", 0).unwrap();
-    s.push_fault(Fault::Status { method: Some("POST"), status: 429, retry_after: Some(30) });
+    s.push_fault(Fault::Status {
+        method: Some("POST"),
+        status: 429,
+        retry_after: Some(30),
+    });
     let before = cloudsync::queue::ops::now_ms();
     let r = run(&e.agent);
     assert_eq!((r.uploaded, r.failed, r.remaining), (0, 1, 1));
     let it = item(&e.agent, id2);
     assert_eq!(it.state, "failed");
-    assert!(it.next_attempt_at >= before + 30_000, "Retry-After: 30 honoured");
-    assert!(it.last_error.as_deref().unwrap().starts_with("network: POST: HTTP 429"), "{:?}", it.last_error);
+    assert!(
+        it.next_attempt_at >= before + 30_000,
+        "Retry-After: 30 honoured"
+    );
+    assert!(
+        it.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("network: POST: HTTP 429"),
+        "{:?}",
+        it.last_error
+    );
     assert_ne!(id, id2);
 }
 
@@ -149,11 +211,21 @@ fn permanent_refusal_marks_dead_with_reason() {
     let e = env();
     let p = file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
-    e.world.servers["in"].push_fault(Fault::Status { method: Some("POST"), status: 413, retry_after: None });
+    e.world.servers["in"].push_fault(Fault::Status {
+        method: Some("POST"),
+        status: 413,
+        retry_after: None,
+    });
     let r = run(&e.agent);
     assert_eq!((r.dead, r.uploaded), (1, 0));
     let it = item(&e.agent, id);
-    assert_eq!((it.state.as_str(), it.last_error.as_deref()), ("dead", Some("rejected: server rejected the upload: HTTP 413")));
+    assert_eq!(
+        (it.state.as_str(), it.last_error.as_deref()),
+        (
+            "dead",
+            Some("rejected: server rejected the upload: HTTP 413")
+        )
+    );
     assert_eq!(e.agent.retry_dead().unwrap(), 1);
     assert_eq!(run(&e.agent).uploaded, 1);
 }
@@ -164,11 +236,18 @@ fn redirect_to_another_region_is_refused_before_connecting() {
     let p = file(e.dir.path(), "a", 200_000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let evil = format!("{}stolen", e.world.url("sg"));
-    e.world.servers["in"].push_fault(Fault::Redirect { method: Some("PATCH"), status: 307, location: evil });
+    e.world.servers["in"].push_fault(Fault::Redirect {
+        method: Some("PATCH"),
+        status: 307,
+        location: evil,
+    });
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 0, "{r:?}");
     let it = item(&e.agent, id);
-    assert_eq!(it.last_error.as_deref(), Some("residency: refused: redirect refused"));
+    assert_eq!(
+        it.last_error.as_deref(),
+        Some("residency: refused: redirect refused")
+    );
     untouched(&e.world, "sg");
     untouched(&e.world, "us");
 }
@@ -182,7 +261,10 @@ fn location_on_another_regions_host_is_refused() {
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 0);
     let it = item(&e.agent, id);
-    assert_eq!(it.last_error.as_deref(), Some("residency: refused: host is not in the region's allowed_hosts"));
+    assert_eq!(
+        it.last_error.as_deref(),
+        Some("residency: refused: host is not in the region's allowed_hosts")
+    );
     untouched(&e.world, "sg");
     // A relative Location on the right host is fine: the next attempt goes through.
     std::thread::sleep(Duration::from_millis(20));
@@ -199,9 +281,15 @@ fn certificate_missing_the_pin_fails_the_handshake() {
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 0);
-    assert_eq!(item(&e.agent, id).last_error.as_deref(), Some("residency: refused: certificate chain matches no pin"));
+    assert_eq!(
+        item(&e.agent, id).last_error.as_deref(),
+        Some("residency: refused: certificate chain matches no pin")
+    );
     let st = e.world.servers["in"].stats();
-    assert_eq!(st.app_bytes_received, 0, "not one HTTP byte after a failed pin: {st:?}");
+    assert_eq!(
+        st.app_bytes_received, 0,
+        "not one HTTP byte after a failed pin: {st:?}"
+    );
     untouched(&e.world, "sg");
 }
 
@@ -248,26 +336,40 @@ fn gone_uploads_and_changed_sources_start_over_without_torn_bytes() {
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let s = &e.world.servers["in"];
     // First attempt: cancel after the first chunk lands.
-    let r = e.agent.run_once(Duration::from_secs(60), &mut |p| p.sent < MIB).unwrap();
+    let r = e
+        .agent
+        .run_once(Duration::from_secs(60), &mut |p| p.sent < MIB)
+        .unwrap();
     assert_eq!(r.stopped, StopReason::Cancelled);
     let it = item(&e.agent, id);
-    assert_eq!(it.state, "pending", "cancel returns the item, it does not fail it");
+    assert_eq!(
+        it.state, "pending",
+        "cancel returns the item, it does not fail it"
+    );
     assert!(it.confirmed_offset >= MIB);
     // The source changes (same size, new bytes): the upload must restart with the new content.
     std::thread::sleep(Duration::from_millis(10));
     let p = file(e.dir.path(), "a", 3 * MIB, 9);
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 1, "{r:?}");
-    assert_eq!(server_copy(&e.world, "in", id).unwrap(), std::fs::read(&p).unwrap());
+    assert_eq!(
+        server_copy(&e.world, "in", id).unwrap(),
+        std::fs::read(&p).unwrap()
+    );
     // Gone: the server forgets an in-progress upload; a fresh one is created.
     let p2 = file(e.dir.path(), "b", 2 * MIB, 3);
     let id2 = e.agent.enqueue(&p2, "backup", 0).unwrap();
-    e.agent.run_once(Duration::from_secs(60), &mut |p| p.sent < MIB).unwrap();
+    e.agent
+        .run_once(Duration::from_secs(60), &mut |p| p.sent < MIB)
+        .unwrap();
     s.forget_uploads();
     let created = s.stats().uploads_created;
     assert_eq!(run(&e.agent).uploaded, 1);
     assert_eq!(s.stats().uploads_created, created + 1);
-    assert_eq!(server_copy(&e.world, "in", id2).unwrap(), std::fs::read(&p2).unwrap());
+    assert_eq!(
+        server_copy(&e.world, "in", id2).unwrap(),
+        std::fs::read(&p2).unwrap()
+    );
 }
 
 #[test]
@@ -280,7 +382,10 @@ fn servers_without_checksum_or_with_relative_locations_work() {
     let p = file(e.dir.path(), "a", 2 * MIB + 1, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     assert_eq!(run(&e.agent).uploaded, 1);
-    assert_eq!(server_copy(&e.world, "in", id).unwrap(), std::fs::read(&p).unwrap());
+    assert_eq!(
+        server_copy(&e.world, "in", id).unwrap(),
+        std::fs::read(&p).unwrap()
+    );
 }
 
 #[test]
@@ -296,7 +401,9 @@ fn cancel_from_another_thread_stops_a_blocked_run() {
         a2.cancel();
     });
     let start = Instant::now();
-    let r = agent.run_once(Duration::from_secs(60), &mut |_| true).unwrap();
+    let r = agent
+        .run_once(Duration::from_secs(60), &mut |_| true)
+        .unwrap();
     t.join().unwrap();
     // The blocked request ends when the server answers (3 s), then the run stops without another request.
     assert_eq!(r.stopped, StopReason::Cancelled, "{r:?}");
@@ -317,30 +424,64 @@ fn a_second_runner_is_busy() {
     let other_result = t.join().unwrap();
     // Exactly one of the two runs got the lease.
     let busy = [r.as_ref().err().map(|e| e.kind()), other_result.err()];
-    assert_eq!(busy.iter().filter(|k| **k == Some(cloudsync::ErrorKind::Busy)).count(), 1, "{busy:?}");
+    assert_eq!(
+        busy.iter()
+            .filter(|k| **k == Some(cloudsync::ErrorKind::Busy))
+            .count(),
+        1,
+        "{busy:?}"
+    );
 }
 
 fn other_run(a: Agent) -> Result<cloudsync::RunReport, cloudsync::ErrorKind> {
-    a.run_once(Duration::from_secs(60), &mut |_| true).map_err(|e| e.kind())
+    a.run_once(Duration::from_secs(60), &mut |_| true)
+        .map_err(|e| e.kind())
 }
 
 #[test]
 fn no_config_or_no_region_fails_closed_and_enqueue_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let world = World::start(&dir.path().join("s"), standard_regions(&["in"])).unwrap();
-    let agent = Agent::open_with(dir.path().join("q.db"), Some(&world.root_envelope), world.agent_options()).unwrap();
+    let agent = Agent::open_with(
+        dir.path().join("q.db"),
+        Some(&world.root_envelope),
+        world.agent_options(),
+    )
+    .unwrap();
     let p = file(dir.path(), "a", 10, 1);
     let id = agent.enqueue(&p, "backup", 0).unwrap();
-    assert_eq!(agent.run_once(Duration::from_secs(5), &mut |_| true).unwrap_err().kind(), cloudsync::ErrorKind::NoConfig);
+    assert_eq!(
+        agent
+            .run_once(Duration::from_secs(5), &mut |_| true)
+            .unwrap_err()
+            .kind(),
+        cloudsync::ErrorKind::NoConfig
+    );
     let mut cfg = world.config_json(1);
     cfg["countries"].as_object_mut().unwrap().remove("*");
     agent.install(&world.sign_config(&cfg)).unwrap();
     agent.set_account_country("FR").unwrap();
-    assert_eq!(agent.run_once(Duration::from_secs(5), &mut |_| true).unwrap_err().kind(), cloudsync::ErrorKind::NoRegion);
+    assert_eq!(
+        agent
+            .run_once(Duration::from_secs(5), &mut |_| true)
+            .unwrap_err()
+            .kind(),
+        cloudsync::ErrorKind::NoRegion
+    );
     untouched(&world, "in");
     agent.set_account_country("IN").unwrap();
-    assert_eq!(agent.run_once(Duration::from_secs(5), &mut |_| true).unwrap().uploaded, 1);
-    assert_eq!(agent.audit(0, 1).unwrap()[0].item_id, id, "stamped at the first run that had a region");
+    assert_eq!(
+        agent
+            .run_once(Duration::from_secs(5), &mut |_| true)
+            .unwrap()
+            .uploaded,
+        1
+    );
+    assert_eq!(
+        agent.audit(0, 1).unwrap()[0].item_id,
+        id,
+        "stamped at the first run that had a region"
+    );
     let _ = State::Done;
 }
 
@@ -361,13 +502,24 @@ fn a_region_change_mid_upload_stops_the_bytes_at_once() {
             true
         })
         .unwrap();
-    assert_eq!((r.stopped, r.uploaded), (StopReason::RegionChanged, 0), "{r:?}");
+    assert_eq!(
+        (r.stopped, r.uploaded),
+        (StopReason::RegionChanged, 0),
+        "{r:?}"
+    );
     let in_body = e.world.servers["in"].stats().body_bytes_received;
-    assert!(in_body < 6 * MIB, "the upload to the old region stopped: {in_body}");
+    assert!(
+        in_body < 6 * MIB,
+        "the upload to the old region stopped: {in_body}"
+    );
     untouched(&e.world, "sg");
     let r = run(&e.agent);
     assert_eq!((r.region.as_str(), r.held, r.uploaded), ("sg", 1, 0));
     assert_eq!(item(&e.agent, id).state, "held");
-    assert_eq!(e.world.servers["in"].stats().body_bytes_received, in_body, "nothing more to in");
+    assert_eq!(
+        e.world.servers["in"].stats().body_bytes_received,
+        in_body,
+        "nothing more to in"
+    );
     untouched(&e.world, "sg");
 }

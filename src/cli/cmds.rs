@@ -237,7 +237,13 @@ pub fn remove(db: &Path, id: i64) -> Out {
     ok()
 }
 
-pub fn run(db: &Path, max_seconds: Option<u64>, test_ca: Option<&Path>, chunk: Option<u64>, lease: Option<u64>) -> Out {
+pub fn run(
+    db: &Path,
+    max_seconds: Option<u64>,
+    test_ca: Option<&Path>,
+    chunk: Option<u64>,
+    lease: Option<u64>,
+) -> Out {
     if !db.exists() {
         return Err(Failure::Usage("database does not exist".into()));
     }

@@ -787,15 +787,27 @@ mod tests {
         // first went dead): reviving both would break the unique active index.
         let mut db = db();
         let p = RetryPolicy::default();
-        let a = db.write(|tx| enqueue(tx, "/a", "b", 0, META, None, 0)).unwrap();
+        let a = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, None, 0))
+            .unwrap();
         db.write(|tx| fail(tx, a, "x", true, None, &p, 0)).unwrap();
-        let b = db.write(|tx| enqueue(tx, "/a", "b", 0, META, None, 1)).unwrap();
+        let b = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, None, 1))
+            .unwrap();
         assert_ne!(a, b);
         db.write(|tx| fail(tx, b, "x", true, None, &p, 1)).unwrap();
         assert_eq!(db.write(|tx| retry_dead(tx, 2)).unwrap(), 1);
-        assert_eq!(get(db.conn(), b).unwrap().state, State::Pending, "the newest comes back");
+        assert_eq!(
+            get(db.conn(), b).unwrap().state,
+            State::Pending,
+            "the newest comes back"
+        );
         assert_eq!(get(db.conn(), a).unwrap().state, State::Dead);
-        assert_eq!(db.write(|tx| retry_dead(tx, 3)).unwrap(), 0, "its path is active again");
+        assert_eq!(
+            db.write(|tx| retry_dead(tx, 3)).unwrap(),
+            0,
+            "its path is active again"
+        );
     }
 
     #[test]
