@@ -120,21 +120,54 @@ pub struct Finished {
 
 /// SHA-256 of a whole file, streamed.
 pub fn hash_file(path: &Path) -> Result<[u8; 32]> {
+    Ok(hash_file_chunks(path, None)?.0)
+}
+
+fn sha_out(ctx: ring::digest::Context) -> [u8; 32] {
+    ctx.finish()
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
+/// SHA-256 of a whole file and, if `chunk` is given, of each `chunk`-sized
+/// piece from offset 0 — in one read pass, so the tus checksum of every
+/// aligned chunk costs no second pass over the file.
+fn hash_file_chunks(path: &Path, chunk: Option<u64>) -> Result<([u8; 32], Vec<[u8; 32]>)> {
     let mut f = File::open(path).map_err(|e| Error::SourceIo(e.kind()))?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut piece = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut in_piece = 0u64;
+    let mut pieces = Vec::new();
     let mut buf = vec![0u8; BUF];
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::SourceIo(e.kind()))?;
+        let want = match chunk {
+            Some(c) => usize::try_from((c - in_piece).min(BUF as u64)).expect("bounded by BUF"),
+            None => BUF,
+        };
+        let n = f
+            .read(&mut buf[..want])
+            .map_err(|e| Error::SourceIo(e.kind()))?;
         if n == 0 {
             break;
         }
-        ctx.update(&buf[..n]);
+        whole.update(&buf[..n]);
+        if let Some(c) = chunk {
+            piece.update(&buf[..n]);
+            in_piece += n as u64;
+            if in_piece == c {
+                pieces.push(sha_out(std::mem::replace(
+                    &mut piece,
+                    ring::digest::Context::new(&ring::digest::SHA256),
+                )));
+                in_piece = 0;
+            }
+        }
     }
-    Ok(ctx
-        .finish()
-        .as_ref()
-        .try_into()
-        .expect("SHA-256 is 32 bytes"))
+    if chunk.is_some() && in_piece > 0 {
+        pieces.push(sha_out(piece));
+    }
+    Ok((sha_out(whole), pieces))
 }
 
 fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
@@ -230,7 +263,8 @@ pub fn upload_item(
     }
     stop.check()?;
     // The hash is taken before anything is sent; the file is re-checked after.
-    let sha = hash_file(path)?;
+    let chunk_size = opts.chunk_size.max(1);
+    let (sha, chunk_sums) = hash_file_chunks(path, caps.checksum_sha256.then_some(chunk_size))?;
     if stat_source(path)? != meta {
         return Err(Error::SourceChanged.into());
     }
@@ -296,11 +330,17 @@ pub fn upload_item(
     let mut inline_retries = 0;
     while offset < meta.size {
         stop.check()?;
-        let len = opts.chunk_size.max(1).min(meta.size - offset);
-        let checksum = if caps.checksum_sha256 {
-            Some(hash_range(&mut file, offset, len)?)
-        } else {
-            None
+        // After a partial chunk, send up to the next boundary: chunks stay
+        // aligned, so their checksums come from the single hashing pass.
+        let len = (chunk_size - offset % chunk_size).min(meta.size - offset);
+        let aligned = usize::try_from(offset / chunk_size)
+            .ok()
+            .filter(|_| offset % chunk_size == 0)
+            .and_then(|i| chunk_sums.get(i).copied());
+        let checksum = match (caps.checksum_sha256, aligned) {
+            (false, _) => None,
+            (true, Some(sum)) => Some(sum),
+            (true, None) => Some(hash_range(&mut file, offset, len)?),
         };
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| Failure::from(Error::SourceIo(e.kind())))?;
@@ -392,4 +432,30 @@ pub fn upload_item(
         bytes: meta.size,
         sha256: sha,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sums_match_separate_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..(3 * BUF + 1234)).map(|i| (i * 7) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        for chunk in [1u64, 1000, BUF as u64, BUF as u64 + 1, 10 * BUF as u64] {
+            let (whole, sums) = hash_file_chunks(&p, Some(chunk)).unwrap();
+            let sha = |b: &[u8]| -> [u8; 32] {
+                ring::digest::digest(&ring::digest::SHA256, b)
+                    .as_ref()
+                    .try_into()
+                    .unwrap()
+            };
+            assert_eq!(whole, sha(&data));
+            let want: Vec<[u8; 32]> = data.chunks(chunk as usize).map(sha).collect();
+            assert_eq!(sums, want, "chunk {chunk}");
+        }
+        assert!(hash_file_chunks(&p, None).unwrap().1.is_empty());
+    }
 }
