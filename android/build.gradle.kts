@@ -64,7 +64,7 @@ val cargoNdkBuild = tasks.register<Exec>("cargoNdkBuild") {
     args += listOf(
         "--platform", minSdkVersion.toString(),
         "-o", rustJniLibs.get().asFile.path,
-        "build", "--release", "--lib", "--no-default-features",
+        "build", "--profile", "phone", "--lib", "--no-default-features",
     )
     commandLine(args)
     inputs.dir(File(crateDir, "src"))
