@@ -264,7 +264,12 @@ pub fn upload_item(
     stop.check()?;
     // The hash is taken before anything is sent; the file is re-checked after.
     let chunk_size = opts.chunk_size.max(1);
-    let (sha, chunk_sums) = hash_file_chunks(path, caps.checksum_sha256.then_some(chunk_size))?;
+    // A file that fits in one chunk has one checksum: the whole-file hash.
+    let per_chunk = caps.checksum_sha256 && meta.size > chunk_size;
+    let (sha, mut chunk_sums) = hash_file_chunks(path, per_chunk.then_some(chunk_size))?;
+    if caps.checksum_sha256 && !per_chunk {
+        chunk_sums = vec![sha];
+    }
     if stat_source(path)? != meta {
         return Err(Error::SourceChanged.into());
     }
