@@ -494,6 +494,8 @@ pub const LEASE_TTL: Duration = Duration::from_secs(60);
 /// is renewed by the run's keepalive, checked as bytes flow.)
 struct QueueLedger<'a> {
     agent: &'a Agent,
+    owner: &'a str,
+    region: &'a str,
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
@@ -507,7 +509,8 @@ impl crate::upload::Ledger for QueueLedger<'_> {
     ) -> Result<()> {
         let mut g = self.agent.lock();
         let url_s = url.map(|u| u.as_str());
-        g.db.write(|tx| {
+        let written = g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
             ops::set_source(tx, id, meta, sha)?;
             ops::set_session(
                 tx,
@@ -519,12 +522,20 @@ impl crate::upload::Ledger for QueueLedger<'_> {
                 offset,
                 now_ms(),
             )
-        })
+        });
+        if let (Err(Error::NotFound), Some(u)) = (&written, &url_s) {
+            // Removed while its upload was being created: terminate it next run.
+            g.db.write(|tx| ops::queue_termination(tx, self.region, u))?;
+        }
+        written
     }
 
     fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
         let mut g = self.agent.lock();
-        g.db.write(|tx| ops::set_offset(tx, id, offset, now_ms()))
+        g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_offset(tx, id, offset, now_ms())
+        })
     }
 }
 
@@ -540,7 +551,6 @@ impl Agent {
         max: Duration,
         progress: &mut dyn FnMut(Progress) -> bool,
     ) -> Result<RunReport> {
-        self.cancel.store(false, Ordering::SeqCst);
         let deadline = Instant::now() + max;
         let owner = {
             let mut b = [0u8; 16];
@@ -559,6 +569,9 @@ impl Agent {
                 ops::acquire_lease(tx, &owner, now, self.options.lease_ttl)?;
                 ops::reconcile_regions(tx, region.id(), now)
             })?;
+            // Cleared only once this run owns the queue: a run that fails
+            // with Busy must not swallow a cancel meant for the one running.
+            self.cancel.store(false, Ordering::SeqCst);
             (region, held)
         };
         let result = self.run_leased(&region, &owner, held, deadline, progress);
@@ -592,9 +605,13 @@ impl Agent {
             stopped: StopReason::Drained,
         };
         let region_id = region.id().to_string();
+        let config_version = region.config_version();
+        // Same region id is not enough: a newer config may have changed the
+        // region's hosts, pins or networks, and this run holds the old ones.
         let still_approved = move || {
             let g = self.lock();
-            matches!(self.approved_locked(&g.trust), Ok(Some(r)) if r.id() == region_id)
+            matches!(self.approved_locked(&g.trust),
+                     Ok(Some(r)) if r.id() == region_id && r.config_version() == config_version)
         };
         let last_renew = Mutex::new(Instant::now());
         let ttl = self.options.lease_ttl;
@@ -656,7 +673,11 @@ impl Agent {
                     caps.insert(item.service.clone(), (endpoint, c));
                 }
                 let (endpoint, c) = caps.get(&item.service).expect("inserted above");
-                let mut ledger = QueueLedger { agent: self };
+                let mut ledger = QueueLedger {
+                    agent: self,
+                    owner,
+                    region: region.id(),
+                };
                 crate::upload::upload_item(
                     &http,
                     c,
@@ -682,7 +703,11 @@ impl Agent {
                         sha256: hex::encode(done.sha256),
                         finished_at: now_ms(),
                     };
-                    g.db.write(|tx| ops::complete(tx, &rec))?;
+                    // Written only while this run still owns the queue; Busy ends the run.
+                    g.db.write(|tx| {
+                        ops::check_lease(tx, owner)?;
+                        ops::complete(tx, &rec, done.meta)
+                    })?;
                     log::info!("item {} uploaded ({} bytes)", item.id, done.bytes);
                     report.uploaded += 1;
                     report.bytes += done.bytes;
@@ -695,6 +720,21 @@ impl Agent {
                     g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
                     report.stopped = StopReason::RegionChanged;
                     break;
+                }
+                Err(Failure {
+                    error: Error::Busy, ..
+                }) => {
+                    // Another runner took the queue over (our lease lapsed): its
+                    // items are not ours to write any more.
+                    return Err(Error::Busy);
+                }
+                Err(Failure {
+                    error: Error::NotFound,
+                    ..
+                }) => {
+                    // The app removed the item during its upload; any new
+                    // session was queued for termination.
+                    continue;
                 }
                 Err(Failure {
                     error: Error::Cancelled,
@@ -720,6 +760,7 @@ impl Agent {
                         format!("{kind}: {msg}")
                     };
                     let st = g.db.write(|tx| {
+                        ops::check_lease(tx, owner)?;
                         ops::fail(
                             tx,
                             item.id,
@@ -729,7 +770,11 @@ impl Agent {
                             &self.options.retry,
                             now_ms(),
                         )
-                    })?;
+                    });
+                    let st = match st {
+                        Err(Error::NotFound) => continue, // removed meanwhile
+                        other => other?,
+                    };
                     log::warn!("item {} failed ({}), now {}", item.id, error.kind(), st);
                     report.failed += 1;
                     if st == State::Dead {
@@ -840,6 +885,34 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Expired);
         assert_eq!(a.config_info().config_version, Some(2));
+    }
+
+    #[test]
+    fn a_device_behind_steps_through_an_expired_intermediate_root() {
+        let a = agent_at(NOW);
+        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap();
+        a.set_account_country("IN").unwrap();
+        let (r, c) = (key(1), key(2));
+        let v2 = sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &root_payload(2, "2020-01-01T00:00:00Z", &[&r], 1, &[&c], 1),
+            &[&r],
+        );
+        let v3 = sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &root_payload(3, "2100-01-01T00:00:00Z", &[&r], 1, &[&c], 1),
+            &[&r],
+        );
+        assert_eq!(a.install(&v2).unwrap(), Installed::Root { version: 2 });
+        // An expired root in force stops uploads (fail closed)...
+        assert_eq!(
+            a.approved_region().unwrap_err().kind(),
+            crate::ErrorKind::Expired
+        );
+        // ...until the next step arrives.
+        assert_eq!(a.install(&v3).unwrap(), Installed::Root { version: 3 });
+        assert_eq!(a.approved_region().unwrap().unwrap().id(), "in");
     }
 
     #[test]

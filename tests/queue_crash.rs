@@ -227,7 +227,11 @@ fn child_main(db: &Path, files: &Path, seed: u64) {
                             finished_at: now_ms(),
                         };
                         say(&format!("@@completing {id}\n"));
-                        q.write(|tx| ops::complete(tx, &rec))
+                        let uploaded = ops::SourceMeta {
+                            size: row.size,
+                            mtime_ns: row.mtime_ns,
+                        };
+                        q.write(|tx| ops::complete(tx, &rec, uploaded))
                             .expect("child: complete");
                         say(&format!("@@completed {id}\n"));
                     }

@@ -303,7 +303,7 @@ pub fn set_session(
     now: i64,
 ) -> Result<()> {
     let len = len.map(to_i64).transpose()?;
-    tx.execute(
+    let n = tx.execute(
         "UPDATE items SET upload_url = ?2, upload_len = ?3, upload_mtime_ns = ?4,
                 upload_sha256 = ?5, confirmed_offset = ?6, updated_at = ?7
          WHERE id = ?1",
@@ -317,6 +317,11 @@ pub fn set_session(
             now
         ],
     )?;
+    if n == 0 {
+        // The app removed the item during its upload: a new session must
+        // still be terminated, so report it and let the caller queue that.
+        return Err(Error::NotFound);
+    }
     Ok(())
 }
 
@@ -334,12 +339,15 @@ pub fn set_source(
     Ok(())
 }
 
-/// Persists a server-confirmed offset.
+/// Persists a server-confirmed offset (`NotFound` if the item was removed meanwhile).
 pub fn set_offset(tx: &Transaction<'_>, id: i64, offset: u64, now: i64) -> Result<()> {
-    tx.execute(
+    let n = tx.execute(
         "UPDATE items SET confirmed_offset = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, to_i64(offset)?, now],
     )?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
     Ok(())
 }
 
@@ -366,12 +374,14 @@ pub struct AuditRecord {
     pub finished_at: i64,
 }
 
-/// Moves a finished item to the audit table (one transaction).
-pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord) -> Result<i64> {
-    let n = tx.execute("DELETE FROM items WHERE id = ?1", [rec.item_id])?;
-    if n != 1 {
-        return Err(Error::NotFound);
-    }
+/// Records a finished upload in the audit table and settles its item, in one
+/// transaction. The audit row is written whatever happened to the item
+/// meanwhile (the bytes did leave the device). The item leaves the queue only
+/// if it still describes what was uploaded (`uploaded`: size and mtime); if
+/// the app re-enqueued a changed file in the meantime, it stays `pending`
+/// with no session, so the new version is uploaded too; if the app removed
+/// it, there is nothing to settle.
+pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -> Result<i64> {
     tx.execute(
         "INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sha256, finished_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -387,7 +397,34 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord) -> Result<i64> {
             rec.finished_at
         ],
     )?;
-    Ok(tx.last_insert_rowid())
+    let audit_id = tx.last_insert_rowid();
+    let n = tx.execute(
+        "DELETE FROM items WHERE id = ?1 AND size = ?2 AND mtime_ns = ?3",
+        params![rec.item_id, to_i64(uploaded.size)?, uploaded.mtime_ns],
+    )?;
+    if n == 0 {
+        tx.execute(
+            "UPDATE items SET state = 'pending', upload_url = NULL, upload_len = NULL,
+                    upload_mtime_ns = NULL, upload_sha256 = NULL, confirmed_offset = 0,
+                    updated_at = ?2
+             WHERE id = ?1",
+            params![rec.item_id, rec.finished_at],
+        )?;
+    }
+    Ok(audit_id)
+}
+
+/// Fails with `Busy` unless `owner` holds the runner lease: a runner whose
+/// lease was taken over must not write another runner's items.
+pub fn check_lease(tx: &Transaction<'_>, owner: &str) -> Result<()> {
+    let cur: Option<String> = tx
+        .query_row("SELECT owner FROM lease WHERE id = 1", [], |r| r.get(0))
+        .optional()?;
+    if cur.as_deref() == Some(owner) {
+        Ok(())
+    } else {
+        Err(Error::Busy)
+    }
 }
 
 /// Records a failed attempt: `failed` with a backoff, or `dead` when the
@@ -462,12 +499,18 @@ pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
         .optional()?;
     let (region, url) = row.ok_or(Error::NotFound)?;
     if let (Some(region), Some(url)) = (region, url) {
-        tx.execute(
-            "INSERT INTO terminations (region, upload_url) VALUES (?1, ?2)",
-            params![region, url],
-        )?;
+        queue_termination(tx, &region, &url)?;
     }
     tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Queues a `DELETE` of an upload session for the next run in `region`.
+pub fn queue_termination(tx: &Transaction<'_>, region: &str, url: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO terminations (region, upload_url) VALUES (?1, ?2)",
+        params![region, url],
+    )?;
     Ok(())
 }
 
@@ -882,6 +925,68 @@ mod tests {
     }
 
     #[test]
+    fn complete_keeps_an_item_reenqueued_with_new_content() {
+        let mut db = db();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        db.write(|tx| {
+            set_session(
+                tx,
+                id,
+                Some("https://h/u"),
+                Some(100),
+                Some(5),
+                None,
+                100,
+                0,
+            )
+        })
+        .unwrap();
+        // The app rewrites the file and enqueues it again while the upload finishes.
+        let newer = SourceMeta {
+            size: 120,
+            mtime_ns: 6,
+        };
+        assert_eq!(
+            db.write(|tx| enqueue(tx, "/a", "b", 0, newer, Some("in"), 1))
+                .unwrap(),
+            id
+        );
+        let rec = AuditRecord {
+            id: 0,
+            item_id: id,
+            service: "b".into(),
+            region: "in".into(),
+            host: "h:443".into(),
+            peer_ip: None,
+            bytes: 100,
+            sha256: hex::encode([1u8; 32]),
+            finished_at: 2,
+        };
+        db.write(|tx| complete(tx, &rec, META)).unwrap();
+        assert_eq!(
+            audit(db.conn(), 0, 10).unwrap().len(),
+            1,
+            "the old bytes did leave"
+        );
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.state, row.upload_url, row.size),
+            (State::Pending, None, 120),
+            "the new version still goes"
+        );
+        // Removed during its upload: the audit row is still written, nothing else.
+        db.write(|tx| remove(tx, id)).unwrap();
+        db.write(|tx| complete(tx, &rec, newer)).unwrap();
+        assert_eq!(audit(db.conn(), 0, 10).unwrap().len(), 2);
+        assert_eq!(
+            db.write(|tx| set_offset(tx, id, 5, 3)).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
     fn complete_moves_to_audit_and_remove_queues_termination() {
         let mut db = db();
         let id = db
@@ -898,7 +1003,7 @@ mod tests {
             sha256: hex::encode([7u8; 32]),
             finished_at: 9,
         };
-        db.write(|tx| complete(tx, &rec)).unwrap();
+        db.write(|tx| complete(tx, &rec, META)).unwrap();
         let got = audit(db.conn(), 0, 10).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].sha256, rec.sha256);

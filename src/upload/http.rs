@@ -43,8 +43,57 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// WebPKI verification (Mozilla roots + the region's `ca_certs`), then pins.
 struct PinningVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    roots: Arc<RootCertStore>,
     pins: Vec<[u8; 32]>,
     refusal: Refusal,
+}
+
+impl PinningVerifier {
+    /// Pins are matched on the chain WebPKI actually *verified* (leaf,
+    /// intermediates, trust anchor), never on whatever extra certificates a
+    /// server presents: appending the pinned certificate to a chain that
+    /// verifies through another CA must not satisfy the pin.
+    fn verified_path_matches_pin(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> bool {
+        let Ok(ee) = webpki::EndEntityCert::try_from(end_entity) else {
+            return false;
+        };
+        let algs = rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .all;
+        let pins = &self.pins;
+        let hit = |der: &[u8]| {
+            let d = ring::digest::digest(&ring::digest::SHA256, der);
+            pins.iter().any(|p| p.as_slice() == d.as_ref())
+        };
+        // webpki may build several paths; accept if any verified path carries a pin.
+        let check = |path: &webpki::VerifiedPath<'_>| -> std::result::Result<(), webpki::Error> {
+            let found = hit(path.end_entity().subject_public_key_info().as_ref())
+                || path
+                    .intermediate_certificates()
+                    .any(|c| hit(c.subject_public_key_info().as_ref()))
+                || hit(webpki::spki_for_anchor(path.anchor()).as_ref());
+            if found {
+                Ok(())
+            } else {
+                Err(webpki::Error::UnknownIssuer)
+            }
+        };
+        ee.verify_for_usage(
+            algs,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&check),
+        )
+        .is_ok()
+    }
 }
 
 impl fmt::Debug for PinningVerifier {
@@ -78,11 +127,7 @@ impl ServerCertVerifier for PinningVerifier {
         if self.pins.is_empty() {
             return Ok(ok);
         }
-        let matched = std::iter::once(end_entity)
-            .chain(intermediates)
-            .filter_map(spki_sha256)
-            .any(|h| self.pins.contains(&h));
-        if matched {
+        if self.verified_path_matches_pin(end_entity, intermediates, now) {
             Ok(ok)
         } else {
             *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -131,11 +176,13 @@ fn tls_config(
             Error::malformed("config", "ca_certs entry is not a usable trust anchor")
         })?;
     }
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+    let roots = Arc::new(roots);
+    let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
         .build()
         .map_err(|_| Error::Internal("no trust anchors for this region".into()))?;
     let verifier = PinningVerifier {
         inner,
+        roots,
         pins: region.pins().to_vec(),
         refusal,
     };
@@ -454,5 +501,63 @@ impl RegionHttp {
     /// Clears a stale refusal before a new request.
     pub(crate) fn reset_refusal(&self) {
         *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+#[cfg(all(test, feature = "devserver"))]
+mod tests {
+    use super::*;
+    use crate::devserver::TestCa;
+    use base64::Engine as _;
+
+    fn verifier(ca: &TestCa, pins: Vec<[u8; 32]>) -> PinningVerifier {
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.cert_der())).unwrap();
+        let roots = Arc::new(roots);
+        let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .unwrap();
+        PinningVerifier {
+            inner,
+            roots,
+            pins,
+            refusal: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn pin(b64: &str) -> [u8; 32] {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+
+    #[test]
+    fn pins_match_only_the_verified_path() {
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let ca = TestCa::new("test CA");
+        let ours = ca.issue(&[], &[ip]);
+        let pinned = ca.issue(&[], &["127.0.0.3".parse().unwrap()]);
+        let name = ServerName::IpAddress(ip.into());
+        let leaf = CertificateDer::from(ours.chain_der[0].clone());
+        let now = UnixTime::now();
+        // The pinned certificate appended as a bogus "intermediate" must not satisfy the pin.
+        let v = verifier(&ca, vec![pin(&pinned.spki_sha256_b64())]);
+        let extra = [CertificateDer::from(pinned.chain_der[0].clone())];
+        assert!(v
+            .verify_server_cert(&leaf, &extra, &name, &[], now)
+            .is_err());
+        // The leaf's own key pins; so does the trust anchor's (servers never send the root).
+        let v = verifier(&ca, vec![pin(&ours.spki_sha256_b64())]);
+        assert!(v.verify_server_cert(&leaf, &[], &name, &[], now).is_ok());
+        let ca_der = CertificateDer::from(ca.cert_der());
+        let anchor = webpki::anchor_from_trusted_cert(&ca_der).unwrap();
+        let ca_pin = ring::digest::digest(
+            &ring::digest::SHA256,
+            webpki::spki_for_anchor(&anchor).as_ref(),
+        );
+        let v = verifier(&ca, vec![ca_pin.as_ref().try_into().unwrap()]);
+        assert!(v.verify_server_cert(&leaf, &[], &name, &[], now).is_ok());
     }
 }

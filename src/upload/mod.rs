@@ -116,11 +116,13 @@ pub struct Finished {
     pub bytes: u64,
     /// Content SHA-256.
     pub sha256: [u8; 32],
+    /// Size and mtime of the source that was uploaded.
+    pub meta: SourceMeta,
 }
 
 /// SHA-256 of a whole file, streamed.
 pub fn hash_file(path: &Path) -> Result<[u8; 32]> {
-    Ok(hash_file_chunks(path, None)?.0)
+    Ok(hash_file_chunks(path, None, &|| Ok(()))?.0)
 }
 
 fn sha_out(ctx: ring::digest::Context) -> [u8; 32] {
@@ -133,12 +135,19 @@ fn sha_out(ctx: ring::digest::Context) -> [u8; 32] {
 /// SHA-256 of a whole file and, if `chunk` is given, of each `chunk`-sized
 /// piece from offset 0 — in one read pass, so the tus checksum of every
 /// aligned chunk costs no second pass over the file.
-fn hash_file_chunks(path: &Path, chunk: Option<u64>) -> Result<([u8; 32], Vec<[u8; 32]>)> {
+/// `check` runs every 64 buffers (16 MiB): a cancel, a region change or a lost
+/// lease must not wait for a multi-GiB file to finish hashing.
+fn hash_file_chunks(
+    path: &Path,
+    chunk: Option<u64>,
+    check: &dyn Fn() -> Result<()>,
+) -> Result<([u8; 32], Vec<[u8; 32]>)> {
     let mut f = File::open(path).map_err(|e| Error::SourceIo(e.kind()))?;
     let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
     let mut piece = ring::digest::Context::new(&ring::digest::SHA256);
     let mut in_piece = 0u64;
     let mut pieces = Vec::new();
+    let mut reads = 0u64;
     let mut buf = vec![0u8; BUF];
     loop {
         let want = match chunk {
@@ -150,6 +159,10 @@ fn hash_file_chunks(path: &Path, chunk: Option<u64>) -> Result<([u8; 32], Vec<[u
             .map_err(|e| Error::SourceIo(e.kind()))?;
         if n == 0 {
             break;
+        }
+        reads += 1;
+        if reads % 64 == 0 {
+            check()?;
         }
         whole.update(&buf[..n]);
         if let Some(c) = chunk {
@@ -266,13 +279,15 @@ pub fn upload_item(
     let chunk_size = opts.chunk_size.max(1);
     // A file that fits in one chunk has one checksum: the whole-file hash.
     let per_chunk = caps.checksum_sha256 && meta.size > chunk_size;
-    let (sha, mut chunk_sums) = hash_file_chunks(path, per_chunk.then_some(chunk_size))?;
+    let (sha, mut chunk_sums) =
+        hash_file_chunks(path, per_chunk.then_some(chunk_size), &|| stop.check())?;
     if caps.checksum_sha256 && !per_chunk {
         chunk_sums = vec![sha];
     }
     if stat_source(path)? != meta {
         return Err(Error::SourceChanged.into());
     }
+    stop.check()?;
 
     // Resume the stored session only if it was made for exactly this content
     // and its URL still passes the guard (it was read back from disk).
@@ -324,10 +339,17 @@ pub fn upload_item(
                 ("item", id.as_bytes()),
                 ("sha256", sha_hex.as_bytes()),
             ];
+            stop.check()?;
             let (url, off) = http.tus_create(endpoint, meta.size, &md)?;
+            if off > meta.size {
+                return Err(Error::Protocol(
+                    "POST answered an offset beyond the upload length".into(),
+                )
+                .into());
+            }
             // Persist at once: a crash after this line resumes this very upload.
-            ledger.session(item.id, Some(&url), meta, &sha, off.min(meta.size))?;
-            (url, off.min(meta.size))
+            ledger.session(item.id, Some(&url), meta, &sha, off)?;
+            (url, off)
         }
     };
 
@@ -362,7 +384,8 @@ pub fn upload_item(
         };
         let outcome = http.tus_patch(&url, offset, len, checksum.as_ref(), &mut reader);
         if let Ok(PatchOutcome::Offset(new)) = outcome {
-            if new > offset && new <= meta.size {
+            // The server may confirm less than we sent, never more.
+            if new > offset && new <= offset + len {
                 // Record what the server confirmed before anything else, even a cancel.
                 offset = new;
                 ledger.offset(item.id, offset)?;
@@ -436,6 +459,7 @@ pub fn upload_item(
         peer_ip: http.peer_ip(&url.host_port()),
         bytes: meta.size,
         sha256: sha,
+        meta,
     })
 }
 
@@ -450,7 +474,7 @@ mod tests {
         let data: Vec<u8> = (0..(3 * BUF + 1234)).map(|i| (i * 7) as u8).collect();
         std::fs::write(&p, &data).unwrap();
         for chunk in [1u64, 1000, BUF as u64, BUF as u64 + 1, 10 * BUF as u64] {
-            let (whole, sums) = hash_file_chunks(&p, Some(chunk)).unwrap();
+            let (whole, sums) = hash_file_chunks(&p, Some(chunk), &|| Ok(())).unwrap();
             let sha = |b: &[u8]| -> [u8; 32] {
                 ring::digest::digest(&ring::digest::SHA256, b)
                     .as_ref()
@@ -461,6 +485,6 @@ mod tests {
             let want: Vec<[u8; 32]> = data.chunks(chunk as usize).map(sha).collect();
             assert_eq!(sums, want, "chunk {chunk}");
         }
-        assert!(hash_file_chunks(&p, None).unwrap().1.is_empty());
+        assert!(hash_file_chunks(&p, None, &|| Ok(())).unwrap().1.is_empty());
     }
 }
