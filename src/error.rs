@@ -299,6 +299,10 @@ pub enum Error {
     /// Transport failure.
     #[error("network: {0}")]
     Network(String),
+    /// The server answered 408, 429 or 5xx (retryable, through the queue's
+    /// backoff and `Retry-After`, never in a tight loop).
+    #[error("network: {0}")]
+    ServerStatus(String),
     /// Protocol violation by the server.
     #[error("protocol: {0}")]
     Protocol(String),
@@ -338,7 +342,7 @@ impl Error {
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
             Error::SourceIo(_) | Error::SourceChanged => ErrorKind::SourceIo,
-            Error::Network(_) => ErrorKind::Network,
+            Error::Network(_) | Error::ServerStatus(_) => ErrorKind::Network,
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Rejected(_) => ErrorKind::Rejected,
             Error::Cancelled => ErrorKind::Cancelled,

@@ -87,10 +87,10 @@ fn check_status(r: &Response<Body>, what: &str) -> TusResult<()> {
         200..=299 => Ok(()),
         300..=399 => Err(Error::Residency("redirect refused").into()),
         429 | 500..=599 => Err(Failure {
-            error: Error::Network(format!("{what}: HTTP {s}")),
+            error: Error::ServerStatus(format!("{what}: HTTP {s}")),
             retry_after: retry_after(r),
         }),
-        408 => Err(Error::Network(format!("{what}: HTTP {s}")).into()),
+        408 => Err(Error::ServerStatus(format!("{what}: HTTP {s}")).into()),
         400..=499 => Err(Error::Rejected(s).into()),
         _ => Err(Error::Protocol(format!("{what}: unexpected HTTP {s}")).into()),
     }
