@@ -418,6 +418,16 @@ fn parse_guarded(region: &Region, url: &str) -> Result<GuardedUrl> {
     })
 }
 
+/// `host:port` (IPv6 hosts in brackets): the key under which audit rows and
+/// the connector's peer map name an endpoint.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A URL that passed the residency guard of one region. Only the guard makes
 /// these, and the uploader accepts nothing else.
 #[derive(Clone, PartialEq, Eq)]
@@ -451,11 +461,7 @@ impl GuardedUrl {
 
     /// `host:port`, safe to log and audit (no path, no query).
     pub fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
     }
 
     /// The region whose guard approved it.

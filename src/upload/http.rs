@@ -305,7 +305,7 @@ impl Connector<()> for GuardConnector {
         self.peers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(host_port(&host, port), peer.ip());
+            .insert(crate::region::host_port(&host, port), peer.ip());
         let name = ServerName::try_from(host.clone())
             .map_err(|_| ureq::Error::Tls("invalid server name"))?;
         let mut conn = ClientConnection::new(self.tls.clone(), name)?;
@@ -318,14 +318,6 @@ impl Connector<()> for GuardConnector {
             buffers,
             stream: StreamOwned { conn, sock },
         }))
-    }
-}
-
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 
