@@ -45,6 +45,7 @@ enum cs_status_code {
     CS_MALFORMED = 16, /**< Input bytes could not be parsed or miss required fields */
     CS_INVALID_ENDPOINT = 17, /**< A config endpoint or host rule breaks the residency rules */
     CS_NO_CONFIG = 18, /**< No verified config is installed (uploads are off) */
+    CS_ROOT_MISMATCH = 19, /**< The database trusts a different root of the same version as the one offered at open */
     CS_NO_REGION = 20, /**< No region is approved for this account (uploads are off) */
     CS_RESIDENCY = 21, /**< A URL or peer outside the approved region was refused before any byte was sent */
     CS_BUSY = 30, /**< Another runner holds the queue lease, or the database is locked */

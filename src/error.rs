@@ -30,6 +30,8 @@ pub enum ErrorKind {
     InvalidEndpoint,
     /// No verified config is installed (uploads are off).
     NoConfig,
+    /// The database trusts a different root of the same version as the one offered at open.
+    RootMismatch,
     /// No region is approved for this account (uploads are off).
     NoRegion,
     /// A URL or peer outside the approved region was refused before any byte was sent.
@@ -80,6 +82,7 @@ impl ErrorKind {
             Malformed => "malformed",
             InvalidEndpoint => "invalid_endpoint",
             NoConfig => "no_config",
+            RootMismatch => "root_mismatch",
             NoRegion => "no_region",
             Residency => "residency",
             Busy => "busy",
@@ -113,6 +116,7 @@ impl ErrorKind {
             Malformed => 16,
             InvalidEndpoint => 17,
             NoConfig => 18,
+            RootMismatch => 19,
             NoRegion => 20,
             Residency => 21,
             Busy => 30,
@@ -138,7 +142,9 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadSignature | ThresholdNotMet | Rollback | VersionGap | Expired | WrongPayloadType
-            | Malformed | InvalidEndpoint | NoConfig => "com/miui/cloudsync/ConfigException",
+            | Malformed | InvalidEndpoint | NoConfig | RootMismatch => {
+                "com/miui/cloudsync/ConfigException"
+            }
             NoRegion | Residency => "com/miui/cloudsync/ResidencyException",
             Busy => "com/miui/cloudsync/BusyException",
             StorageCorrupt | NotADatabase | StorageUnavailable | StorageFull | SchemaTooNew
@@ -151,7 +157,7 @@ impl ErrorKind {
     }
 
     /// All kinds, for exhaustive tests of the mappings.
-    pub const ALL: [ErrorKind; 26] = {
+    pub const ALL: [ErrorKind; 27] = {
         use ErrorKind::*;
         [
             BadSignature,
@@ -163,6 +169,7 @@ impl ErrorKind {
             Malformed,
             InvalidEndpoint,
             NoConfig,
+            RootMismatch,
             NoRegion,
             Residency,
             Busy,
@@ -262,6 +269,12 @@ pub enum Error {
     /// No config installed.
     #[error("no verified config is installed")]
     NoConfig,
+    /// The root offered at open has the version of the stored root but other content.
+    #[error("the database trusts a different root of version {version}")]
+    RootMismatch {
+        /// The version both roots claim.
+        version: u64,
+    },
     /// No region approved.
     #[error("no region is approved for this account")]
     NoRegion,
@@ -339,6 +352,7 @@ impl Error {
             Error::NoRegion => ErrorKind::NoRegion,
             Error::Residency(_) | Error::RegionChanged => ErrorKind::Residency,
             Error::Busy => ErrorKind::Busy,
+            Error::RootMismatch { .. } => ErrorKind::RootMismatch,
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
             Error::SourceIo(_) | Error::SourceChanged => ErrorKind::SourceIo,

@@ -276,14 +276,22 @@ fn clock_moves_under_faketime() {
     );
     ft("2026-12-01 00:00:00", &["region", "set-country", "IN"]);
     assert_eq!(
+        out(&ft("2020-01-01 00:00:00", &["region", "show"])).trim(),
+        "in",
+        "floor = issued_at: a clock behind it is judged at issued_at"
+    );
+    assert_eq!(
         out(&ft("2027-06-02 00:00:00", &["region", "show"])).trim(),
         "none (expired)"
     );
-    assert_eq!(
-        out(&ft("2020-01-01 00:00:00", &["region", "show"])).trim(),
-        "in",
-        "floor = issued_at"
-    );
+    // Sticky: once seen expired, a clock set back does not revive it.
+    for when in ["2027-05-31 23:50:00", "2020-01-01 00:00:00"] {
+        assert_eq!(
+            out(&ft(when, &["region", "show"])).trim(),
+            "none (expired)",
+            "{when}"
+        );
+    }
     let o = ft(
         "2020-01-01 00:00:00",
         &["config", "install", s(&golden("config_expired.json"))],

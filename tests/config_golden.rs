@@ -87,7 +87,7 @@ fn every_manifest_entry_has_its_exact_outcome() {
         }
         agent.set_account_country("IN").unwrap();
         let before_row = trust_row(&db);
-        let before_info = agent.config_info();
+        let before_info = agent.config_info().unwrap();
         let got = match e.install_as.as_str() {
             "root" => agent.install_root(&bytes),
             _ => agent.install_config(&bytes),
@@ -106,11 +106,11 @@ fn every_manifest_entry_has_its_exact_outcome() {
                     );
                 }
                 // A rejected install changes nothing: not in memory, not on disk.
-                assert_eq!(agent.config_info(), before_info, "{}", e.file);
+                assert_eq!(agent.config_info().unwrap(), before_info, "{}", e.file);
                 assert_eq!(trust_row(&db), before_row, "{}", e.file);
                 drop(agent);
                 let reopened = agent_at(&db, None, now).unwrap();
-                assert_eq!(reopened.config_info(), before_info, "{}", e.file);
+                assert_eq!(reopened.config_info().unwrap(), before_info, "{}", e.file);
             }
             (other, want) => panic!("{}: expected {want}, got {other:?}", e.file),
         }
@@ -139,7 +139,7 @@ fn install_then_reopen_persists_root_config_and_region() {
     agent.set_account_country("br").unwrap();
     drop(agent);
     let agent = agent_at(&db, None, now).unwrap();
-    let info = agent.config_info();
+    let info = agent.config_info().unwrap();
     assert_eq!((info.root_version, info.config_version), (2, Some(7)));
     assert_eq!(info.regions, vec!["br", "in", "sg", "us"]);
     assert_eq!(agent.approved_region().unwrap().unwrap().id(), "br");
@@ -152,7 +152,7 @@ fn install_then_reopen_persists_root_config_and_region() {
     // The firmware's (older) root passed again at open does not walk trust back.
     drop(agent);
     let agent = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap();
-    assert_eq!(agent.config_info().root_version, 2);
+    assert_eq!(agent.config_info().unwrap().root_version, 2);
     // A root-v1-era rotation to v2 again is a no-op; v1 is a rollback.
     assert_eq!(
         agent.install(&golden("root_v2_good.json")).unwrap(),
@@ -178,18 +178,31 @@ fn expiry_follows_the_clock_and_the_floor() {
     agent.install(&golden("config_v8.json")).unwrap(); // issued 2026-11-15, expires 2027-06-01
     agent.set_account_country("IN").unwrap();
     drop(agent);
+    // Clock set back before issued_at: the floor (issued_at) holds the clock,
+    // so the config is judged at 2026-11-15, still valid, not at 2020.
+    let back = agent_at(&db, None, t("2020-01-01T00:00:00Z")).unwrap();
+    assert_eq!(back.approved_region().unwrap().unwrap().id(), "in");
+    drop(back);
     // Later than expiry: uploads stop (fail closed).
     let late = agent_at(&db, None, t("2027-06-02T00:00:00Z")).unwrap();
     assert_eq!(
         late.approved_region().unwrap_err().kind(),
         ErrorKind::Expired
     );
-    assert!(late.config_info().expired);
+    assert!(late.config_info().unwrap().expired);
     drop(late);
-    // Clock set back before issued_at: the floor (issued_at) holds the clock,
-    // so the config is judged at 2026-11-15, still valid, not at 2020.
+    // Sticky: the expiry was recorded, so setting the clock back (ten
+    // minutes, or years) does not revive config v8.
+    for when in ["2027-06-01T23:50:00Z", "2020-01-01T00:00:00Z"] {
+        let back = agent_at(&db, None, t(when)).unwrap();
+        assert_eq!(
+            back.approved_region().unwrap_err().kind(),
+            ErrorKind::Expired,
+            "{when}"
+        );
+        assert!(back.config_info().unwrap().expired, "{when}");
+    }
     let back = agent_at(&db, None, t("2020-01-01T00:00:00Z")).unwrap();
-    assert_eq!(back.approved_region().unwrap().unwrap().id(), "in");
     // And the expired config stays refused with the clock set back.
     assert_eq!(
         back.install(&golden("config_expired.json"))

@@ -795,7 +795,7 @@ fn sigkill_during_first_open_leaves_a_usable_database() {
         check_after_kill(&db, &mut model, round);
         // Whatever state the kill left, the next open works and trusts the root.
         let agent = Agent::open(&db, &root_v1()).expect("open after a kill during first open");
-        assert_eq!(agent.config_info().root_version, 1);
+        assert_eq!(agent.config_info().unwrap().root_version, 1);
         let c = Connection::open(&db).unwrap();
         assert_eq!(integrity(&c), "ok");
         let v: i64 = c

@@ -130,7 +130,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
     {
         let agent = Agent::open_with(&old, None, Default::default())
             .expect("v1 database opens and migrates");
-        let info = agent.config_info();
+        let info = agent.config_info().unwrap();
         assert_eq!(info.root_version, 1);
         assert_eq!(info.country.as_deref(), Some("IN"));
         assert_eq!(info.config_version, None, "v1 row had no config");
@@ -189,7 +189,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
         let agent = Agent::open_with(&old, None, fixed_clock()).unwrap();
         let cfg = std::fs::read(manifest_path("tests/golden/config_v7.json")).unwrap();
         agent.install_config(&cfg).unwrap();
-        let info = agent.config_info();
+        let info = agent.config_info().unwrap();
         assert_eq!(info.country.as_deref(), Some("IN"));
         assert_eq!(info.approved_region.as_deref(), Some("in"));
         assert_eq!(info.config_version, Some(7));
@@ -202,7 +202,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
     let items = agent.list(None, 10).unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!((items[0].id, items[0].region.as_deref()), (id, Some("in")));
-    assert_eq!(agent.config_info().approved_region.as_deref(), Some("in"));
+    assert_eq!(agent.config_info().unwrap().approved_region.as_deref(), Some("in"));
 }
 
 #[test]

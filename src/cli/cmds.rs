@@ -109,7 +109,7 @@ pub fn verify(root: &Path, envelope: &Path) -> Out {
 
 pub fn init(db: &Path, root: &Path) -> Out {
     let agent = Agent::open(db, &read(root)?)?;
-    println!("ok root version {}", agent.config_info().root_version);
+    println!("ok root version {}", agent.config_info()?.root_version);
     ok()
 }
 
@@ -123,7 +123,7 @@ pub fn config_install(db: &Path, envelope: &Path) -> Out {
 }
 
 pub fn config_show(db: &Path, as_json: bool) -> Out {
-    let info = open(db)?.config_info();
+    let info = open(db)?.config_info()?;
     if as_json {
         return json(&info);
     }

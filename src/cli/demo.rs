@@ -96,7 +96,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     agent.install(&world.config_envelope(1))?;
     agent.set_account_country(&args.country)?;
     let region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
-    let info = agent.config_info();
+    let info = agent.config_info()?;
     println!(
         "  config v{} expires {}; country {} -> approved region {}",
         info.config_version.unwrap_or(0),

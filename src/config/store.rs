@@ -1,10 +1,15 @@
-//! Persistence of the trust state (root, config, clock floor, country) in
-//! the queue's SQLite file, as one row. Callers write inside `Db::write`, so
-//! a rejected install never reaches the disk.
+//! Persistence of the trust state in the queue's SQLite file, as one row.
+//!
+//! The row is the single source of truth for every decision that lets bytes
+//! leave the device: each [`crate::Agent`] handle (and each process) keeps
+//! only a cache of it, keyed by [`StoredTrust::generation`]. Writers bump the
+//! generation inside the same IMMEDIATE transaction in which they read the
+//! row ([`save`] is a compare-and-swap on it), so a stale handle can never
+//! overwrite newer trust.
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The persisted trust state, as raw bytes (re-verified on load).
 #[derive(Debug, Clone, Default)]
@@ -17,32 +22,107 @@ pub struct StoredTrust {
     pub clock_floor: u64,
     /// Account country (upper-case ISO code).
     pub country: Option<String>,
+    /// Highest config version ever accepted; survives a rotation that drops the config.
+    pub config_version_floor: u64,
+    /// SHA-256 of the payload of that version (an equal version must match it).
+    pub config_floor_sha256: Option<Vec<u8>>,
+    /// Configs of this version or older were observed expired (0: none).
+    pub expired_config_version: u64,
+    /// Roots of this version or older were observed expired (0: none).
+    pub expired_root_version: u64,
+    /// Bumped by every write; the cheap change detector of the cached copies.
+    pub generation: i64,
+}
+
+const COLS: &str = "root, config, clock_floor, country, config_version_floor,
+    config_floor_sha256, expired_config_version, expired_root_version, generation";
+
+fn u64_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    Ok(r.get::<_, i64>(i)?.max(0) as u64)
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Loads the trust row, if the database has one.
 pub fn load(conn: &Connection) -> Result<Option<StoredTrust>> {
     Ok(conn
-        .query_row(
-            "SELECT root, config, clock_floor, country FROM trust WHERE id = 1",
-            [],
-            |r| {
-                Ok(StoredTrust {
-                    root: r.get(0)?,
-                    config: r.get(1)?,
-                    clock_floor: r.get::<_, i64>(2)?.max(0) as u64,
-                    country: r.get(3)?,
-                })
-            },
-        )
+        .prepare_cached(&format!("SELECT {COLS} FROM trust WHERE id = 1"))?
+        .query_row([], |r| {
+            Ok(StoredTrust {
+                root: r.get(0)?,
+                config: r.get(1)?,
+                clock_floor: u64_col(r, 2)?,
+                country: r.get(3)?,
+                config_version_floor: u64_col(r, 4)?,
+                config_floor_sha256: r.get(5)?,
+                expired_config_version: u64_col(r, 6)?,
+                expired_root_version: u64_col(r, 7)?,
+                generation: r.get(8)?,
+            })
+        })
         .optional()?)
 }
 
-/// Writes the whole trust row.
-pub fn save(tx: &Transaction<'_>, t: &StoredTrust) -> Result<()> {
-    tx.execute(
-        "INSERT INTO trust (id, root, config, clock_floor, country) VALUES (1, ?1, ?2, ?3, ?4)
-         ON CONFLICT (id) DO UPDATE SET root = ?1, config = ?2, clock_floor = ?3, country = ?4",
-        rusqlite::params![t.root, t.config, t.clock_floor as i64, t.country],
-    )?;
-    Ok(())
+/// The generation of the trust row (`None` before the first write): one
+/// indexed read, far cheaper than re-verifying the signatures.
+pub fn generation(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT generation FROM trust WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?)
+}
+
+/// SQLite's `PRAGMA data_version`: it changes when *another* connection (in
+/// this process or any other) commits to the file, and never for this
+/// connection's own commits. It needs no table read, so the per-buffer check
+/// of a run costs one pragma while nothing else writes.
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Writes the whole trust row if it is still at generation `expected`
+/// (`None`: no row yet) and returns the new generation. The caller read the
+/// row in the same transaction, so a mismatch means a bug, not a race; it
+/// fails rather than overwrite.
+pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Result<i64> {
+    let next = expected.map_or(1, |g| g.saturating_add(1));
+    let params = rusqlite::params![
+        t.root,
+        t.config,
+        i64_of(t.clock_floor),
+        t.country,
+        i64_of(t.config_version_floor),
+        t.config_floor_sha256,
+        i64_of(t.expired_config_version),
+        i64_of(t.expired_root_version),
+        next,
+        expected,
+    ];
+    let n = match expected {
+        None => tx.execute(
+            &format!(
+                "INSERT INTO trust (id, {COLS}) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            &params[..9], // the INSERT binds no expected generation
+
+        )?,
+        Some(_) => tx.execute(
+            "UPDATE trust SET root = ?1, config = ?2, clock_floor = ?3, country = ?4,
+                    config_version_floor = ?5, config_floor_sha256 = ?6,
+                    expired_config_version = ?7, expired_root_version = ?8, generation = ?9
+             WHERE id = 1 AND generation = ?10",
+            params,
+        )?,
+    };
+    if n != 1 {
+        return Err(Error::Internal(
+            "trust row changed under its write lock".into(),
+        ));
+    }
+    Ok(next)
 }

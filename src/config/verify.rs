@@ -198,6 +198,12 @@ impl TrustedRoot {
     pub fn envelope(&self) -> &[u8] {
         &self.envelope
     }
+
+    /// Whether `other` is the same signed document (payload bytes), whatever
+    /// signatures either envelope carries.
+    pub fn same_payload(&self, other: &TrustedRoot) -> bool {
+        self.payload == other.payload
+    }
 }
 
 /// A config whose signatures, structure and endpoints were verified under a
@@ -335,5 +341,12 @@ impl VerifiedConfig {
     /// The envelope bytes as installed.
     pub fn envelope(&self) -> &[u8] {
         &self.envelope
+    }
+
+    /// SHA-256 of the signed payload: what "the same config" means across
+    /// envelopes (a re-signing after a key rotation keeps the payload).
+    pub fn payload_sha256(&self) -> [u8; 32] {
+        let d = ring::digest::digest(&ring::digest::SHA256, &self.payload);
+        d.as_ref().try_into().expect("SHA-256 is 32 bytes")
     }
 }

@@ -424,7 +424,7 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_configInfo<'local>(
     handle: jlong,
 ) -> JObject<'local> {
     run(&mut env, |env| {
-        let info = agent(handle)?.config_info();
+        let info = agent(handle)?.config_info()?;
         config_info_object(env, &info)
     })
 }

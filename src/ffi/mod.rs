@@ -120,6 +120,7 @@ pub(crate) fn sample_error(kind: crate::ErrorKind) -> Error {
         K::Malformed => Error::malformed("test", "sample"),
         K::InvalidEndpoint => Error::InvalidEndpoint("sample"),
         K::NoConfig => Error::NoConfig,
+        K::RootMismatch => Error::RootMismatch { version: 1 },
         K::NoRegion => Error::NoRegion,
         K::Residency => Error::Residency("sample"),
         K::Busy => Error::Busy,

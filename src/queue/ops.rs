@@ -224,6 +224,17 @@ pub fn reconcile_regions(tx: &Transaction<'_>, approved: &str, now: i64) -> Resu
     )
 }
 
+/// Holds every stamped item that could still be sent: the account's country
+/// maps to no region, so no stamp is approved. Moving to a country that maps
+/// to an item's region makes it pending again ([`reconcile_regions`]).
+pub fn hold_all(tx: &Transaction<'_>, now: i64) -> Result<u64> {
+    Ok(tx.execute(
+        "UPDATE items SET state = 'held', updated_at = ?1
+         WHERE region IS NOT NULL AND state IN ('pending','failed','uploading')",
+        [now],
+    )? as u64)
+}
+
 /// The next item to upload for `region`: highest priority, then the oldest
 /// due. Served by the partial index `items_due`.
 pub fn next_due(conn: &Connection, region: &str, now: i64) -> Result<Option<ItemRow>> {
@@ -452,12 +463,16 @@ pub fn fail(
     };
     let delay = policy.delay(attempts.clamp(0, 31) as u32, retry_after);
     let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+    // An item held meanwhile (another handle moved the account) stays held:
+    // the attempt counts, but only consent may send it anywhere.
     tx.execute(
-        "UPDATE items SET state = ?2, attempts = ?3, last_error = ?4, next_attempt_at = ?5,
-                updated_at = ?6 WHERE id = ?1",
+        "UPDATE items SET state = CASE state WHEN 'held' THEN 'held' ELSE ?2 END,
+                attempts = ?3, last_error = ?4, next_attempt_at = ?5, updated_at = ?6
+         WHERE id = ?1",
         params![id, state.as_str(), attempts, reason, next, now],
     )?;
-    Ok(state)
+    let stored: String = tx.query_row("SELECT state FROM items WHERE id = ?1", [id], |r| r.get(0))?;
+    stored.parse()
 }
 
 /// Puts an `uploading` item back to `pending` (cancel, time up), keeping its session.

@@ -64,6 +64,15 @@ pub const MIGRATIONS: &[&str] = &[
         region     TEXT NOT NULL,
         upload_url TEXT NOT NULL
     );",
+    // v3: trust that holds across handles and processes: a generation counter
+    // (cheap change detection, compare-and-swap writes), the config version
+    // floor kept apart from the config row (a root rotation may drop the
+    // config, never the floor), and sticky expiry of configs and roots.
+    "ALTER TABLE trust ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trust ADD COLUMN config_version_floor INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trust ADD COLUMN config_floor_sha256 BLOB;
+    ALTER TABLE trust ADD COLUMN expired_config_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trust ADD COLUMN expired_root_version INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

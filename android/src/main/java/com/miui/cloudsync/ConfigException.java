@@ -4,7 +4,7 @@ package com.miui.cloudsync;
  * A problem with the signed config or root: a bad signature, a rollback, expiry, malformed
  * input, or no config installed. The last good config stays in force.
  *
- * <p>Kinds ({@link #getKind()}): {@code bad_signature}, {@code threshold_not_met}, {@code rollback}, {@code version_gap}, {@code expired}, {@code wrong_payload_type}, {@code malformed}, {@code invalid_endpoint}, {@code no_config}.
+ * <p>Kinds ({@link #getKind()}): {@code bad_signature}, {@code threshold_not_met}, {@code rollback}, {@code version_gap}, {@code expired}, {@code wrong_payload_type}, {@code malformed}, {@code invalid_endpoint}, {@code no_config}, {@code root_mismatch}.
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */

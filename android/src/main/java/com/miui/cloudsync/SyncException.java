@@ -36,6 +36,8 @@ public class SyncException extends Exception {
     public static final String KIND_INVALID_ENDPOINT = "invalid_endpoint";
     /** No verified config is installed ({@link ConfigException}). */
     public static final String KIND_NO_CONFIG = "no_config";
+    /** The database trusts a different root of the same version as the one passed to open ({@link ConfigException}). */
+    public static final String KIND_ROOT_MISMATCH = "root_mismatch";
     /** No region is approved for the account ({@link ResidencyException}). */
     public static final String KIND_NO_REGION = "no_region";
     /** A host outside the approved region was refused ({@link ResidencyException}). */

@@ -174,6 +174,7 @@ class SyncAgentTest {
             {"malformed", 16, ConfigException.class},
             {"invalid_endpoint", 17, ConfigException.class},
             {"no_config", 18, ConfigException.class},
+            {"root_mismatch", 19, ConfigException.class},
             {"no_region", 20, ResidencyException.class},
             {"residency", 21, ResidencyException.class},
             {"busy", 30, BusyException.class},

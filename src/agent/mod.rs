@@ -1,0 +1,384 @@
+//! [`Agent`]: the one object the app talks to. It wires the trust store,
+//! region selection, the queue and the uploader, and is safe to share
+//! between threads (the UI thread reads stats while a worker runs).
+//!
+//! Several handles, in one process or many, may share one database file:
+//! the trust state lives in the file, not in a handle ([`trust`]), and one
+//! runner at a time holds the queue lease ([`run`]).
+
+mod run;
+mod trust;
+
+pub use run::{RunReport, StopReason, LEASE_TTL};
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::config::model::unix_secs;
+use crate::config::store;
+use crate::config::TrustedRoot;
+use crate::error::{Error, Result};
+use crate::queue::ops::{self, now_ms};
+use crate::queue::{AuditRecord, Db, ItemInfo, QueueStats, RetryPolicy, State};
+use trust::Trust;
+
+/// Seconds-since-epoch clock; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Tunables of an [`Agent`].
+#[derive(Clone)]
+pub struct AgentOptions {
+    /// Wall clock in seconds (the freeze-safe floor is applied on top).
+    pub clock: Clock,
+    /// Retry schedule for failed uploads.
+    pub retry: RetryPolicy,
+    /// Upload tuning (chunk size, timeouts, extra trust for tests).
+    pub upload: crate::upload::UploadOptions,
+    /// How long the runner lease lasts without renewal: a killed runner's
+    /// items are taken over after this.
+    pub lease_ttl: Duration,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            clock: Arc::new(|| unix_secs(SystemTime::now())),
+            retry: RetryPolicy::default(),
+            upload: crate::upload::UploadOptions::default(),
+            lease_ttl: LEASE_TTL,
+        }
+    }
+}
+
+impl std::fmt::Debug for AgentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentOptions")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// A new root version is in force.
+    Root {
+        /// Its version.
+        version: u64,
+    },
+    /// A new config version is in force.
+    Config {
+        /// Its version.
+        version: u64,
+    },
+    /// The same document was already installed; nothing changed.
+    Unchanged,
+}
+
+/// A summary of the config in force (no keys, no URLs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigInfo {
+    /// Root version.
+    pub root_version: u64,
+    /// Config version, if one is installed.
+    pub config_version: Option<u64>,
+    /// RFC 3339 expiry of the config.
+    pub expires_at: Option<String>,
+    /// Whether it is expired against the freeze-safe clock.
+    pub expired: bool,
+    /// Region ids it defines.
+    pub regions: Vec<String>,
+    /// Account country, if set.
+    pub country: Option<String>,
+    /// Approved region id, if any.
+    pub approved_region: Option<String>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: Db,
+    /// This handle's cache of the trust row (see [`trust`]).
+    pub(crate) trust: Trust,
+    /// `PRAGMA data_version` when the cache was last checked.
+    pub(crate) data_version: i64,
+}
+
+/// The on-device sync agent. `Send + Sync`: share it in an `Arc`. Any
+/// number of handles and processes may open the same file.
+pub struct Agent {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) cancel: AtomicBool,
+    pub(crate) options: AgentOptions,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Opens (or creates) the database at `path` with `initial_root`, the root
+    /// envelope shipped with the firmware. It must be a valid self-signed
+    /// root even when the database exists (`malformed`, `bad_signature`, ...);
+    /// a different root of the stored version fails with `root_mismatch`. A
+    /// newer stored root wins over an older firmware root; a firmware root
+    /// one version ahead is installed only if it chains from the stored one.
+    pub fn open(path: impl AsRef<Path>, initial_root: &[u8]) -> Result<Agent> {
+        Self::open_with(path, Some(initial_root), AgentOptions::default())
+    }
+
+    /// Opens a database that was initialised before (the CLI's `--db`).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Agent> {
+        Self::open_with(path, None, AgentOptions::default())
+    }
+
+    /// [`Agent::open`] with options.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        initial_root: Option<&[u8]>,
+        options: AgentOptions,
+    ) -> Result<Agent> {
+        let db = Db::open(path.as_ref())?;
+        Self::from_db(db, initial_root, options)
+    }
+
+    /// An agent on an in-memory database (tests and dry runs).
+    pub fn open_in_memory(initial_root: &[u8], options: AgentOptions) -> Result<Agent> {
+        Self::from_db(Db::open_in_memory()?, Some(initial_root), options)
+    }
+
+    fn from_db(mut db: Db, initial_root: Option<&[u8]>, options: AgentOptions) -> Result<Agent> {
+        // Checked before any trust decision: junk is junk, new file or not.
+        let firmware = initial_root.map(TrustedRoot::reload).transpose()?;
+        let wall = (options.clock)();
+        let trust = db.write(|tx| trust::open_trust(tx, firmware.as_ref(), wall))?;
+        let data_version = store::data_version(db.conn())?;
+        Ok(Agent {
+            inner: Mutex::new(Inner {
+                db,
+                trust,
+                data_version,
+            }),
+            cancel: AtomicBool::new(false),
+            options,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock (caught at the FFI edge) must not
+        // brick the agent: the DB is transactional, so the state is consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enqueues one file for `service`; durable when it returns. Paths must
+    /// be absolute. Works without an approved region (the item is stamped at
+    /// the first run that has one).
+    pub fn enqueue(&self, path: impl AsRef<Path>, service: &str, priority: i32) -> Result<i64> {
+        Ok(self.enqueue_all(&[path], service, priority)?[0])
+    }
+
+    /// Enqueues many files in one transaction: all or none.
+    pub fn enqueue_all<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        service: &str,
+        priority: i32,
+    ) -> Result<Vec<i64>> {
+        if service.is_empty() || service.len() > 64 {
+            return Err(Error::InvalidArgument("service must be 1..=64 characters"));
+        }
+        let mut items = Vec::with_capacity(paths.len());
+        for p in paths {
+            let p = p.as_ref();
+            if !p.is_absolute() {
+                return Err(Error::InvalidArgument("path must be absolute"));
+            }
+            let s = p
+                .to_str()
+                .ok_or(Error::InvalidArgument("path is not valid UTF-8"))?;
+            items.push((s.to_string(), ops::stat_source(p)?));
+        }
+        let mut g = self.lock();
+        // Stamped under the trust stored now, in the same transaction: an
+        // item can never carry a region another handle just moved away from.
+        self.update_trust(&mut g, |t, tx, now| {
+            let region = t.approved(now).ok().flatten();
+            let at = now_ms();
+            let ids = items
+                .iter()
+                .map(|(path, meta)| {
+                    let stamp = region.as_ref().map(|r| r.id());
+                    ops::enqueue(tx, path, service, priority, *meta, stamp, at)
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            Ok((ids, false))
+        })
+    }
+
+    /// Counts per state and bytes left.
+    pub fn stats(&self) -> Result<QueueStats> {
+        ops::stats(self.lock().db.conn())
+    }
+
+    /// Items, optionally of one state (at most `limit`).
+    pub fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<ItemInfo>> {
+        ops::list(self.lock().db.conn(), state, limit)
+    }
+
+    /// Audit rows after `after_id`.
+    pub fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+        ops::audit(self.lock().db.conn(), after_id, limit)
+    }
+
+    /// Restamps held items to the approved region. Call only with the user's consent.
+    pub fn rehome(&self) -> Result<u64> {
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, tx, now| {
+            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
+            Ok((ops::rehome(tx, region.id(), now_ms())?, false))
+        })
+    }
+
+    /// Deletes held items (nothing is sent anywhere).
+    pub fn discard_held(&self) -> Result<u64> {
+        self.lock().db.write(ops::discard_held)
+    }
+
+    /// Removes one item (its server-side upload is terminated at the next run, if possible).
+    pub fn remove(&self, id: i64) -> Result<()> {
+        self.lock().db.write(|tx| ops::remove(tx, id))
+    }
+
+    /// Revives dead items.
+    pub fn retry_dead(&self) -> Result<u64> {
+        self.lock().db.write(|tx| ops::retry_dead(tx, now_ms()))
+    }
+
+    /// Asks a running [`Agent::run_once`] (on another thread) to stop soon.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::sign::{root_payload, sign_envelope, SigningKey};
+    use crate::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed([n; 32]).unwrap()
+    }
+
+    fn root(version: u64, signers: &[&SigningKey]) -> Vec<u8> {
+        let (r, c) = (key(1), key(2));
+        sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &root_payload(version, "2100-01-01T00:00:00Z", &[&r], 1, &[&c], 1),
+            signers,
+        )
+    }
+
+    fn config(version: u64, issued: &str, expires: &str) -> Vec<u8> {
+        let p = serde_json::json!({
+            "version": version, "issued_at": issued, "expires_at": expires,
+            "countries": {"IN": "in", "*": "sg"},
+            "regions": {
+                "in": {"services": {"backup": {"url": "https://b.in.test/files/", "protocol": "tus"}}, "allowed_hosts": ["b.in.test"]},
+                "sg": {"services": {"backup": {"url": "https://b.sg.test/files/", "protocol": "tus"}}, "allowed_hosts": ["b.sg.test"]}
+            }
+        });
+        sign_envelope(
+            CONFIG_PAYLOAD_TYPE,
+            &serde_json::to_vec(&p).unwrap(),
+            &[&key(2)],
+        )
+    }
+
+    fn agent_at(now: u64) -> Agent {
+        let opts = AgentOptions {
+            clock: Arc::new(move || now),
+            ..Default::default()
+        };
+        Agent::open_in_memory(&root(1, &[&key(1)]), opts).unwrap()
+    }
+
+    const NOW: u64 = 1_795_000_000; // 2026-11
+
+    #[test]
+    fn select_region_with_default_and_none() {
+        let a = agent_at(NOW);
+        assert!(a.approved_region().unwrap().is_none(), "no config yet");
+        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap();
+        assert!(a.approved_region().unwrap().is_none(), "no country yet");
+        a.set_account_country("in").unwrap();
+        assert_eq!(a.approved_region().unwrap().unwrap().id(), "in");
+        a.set_account_country("FR").unwrap();
+        assert_eq!(
+            a.approved_region().unwrap().unwrap().id(),
+            "sg",
+            "default region"
+        );
+        assert_eq!(
+            a.set_account_country("FRA").unwrap_err().kind(),
+            crate::ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn clock_floor_blocks_a_clock_set_back() {
+        let a = agent_at(NOW);
+        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap();
+        // A later config issued in 2028 raises the floor past config 1's expiry...
+        a.install(&config(2, "2028-01-01T00:00:00Z", "2028-06-01T00:00:00Z"))
+            .unwrap();
+        // ...so replaying an older-dated but higher version fails as expired even though the wall clock says 2026.
+        let e = a
+            .install(&config(3, "2026-11-02T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Expired);
+        assert_eq!(a.config_info().unwrap().config_version, Some(2));
+    }
+
+    #[test]
+    fn a_device_behind_steps_through_an_expired_intermediate_root() {
+        let a = agent_at(NOW);
+        a.install(&config(1, "2026-11-01T00:00:00Z", "2027-11-01T00:00:00Z"))
+            .unwrap();
+        a.set_account_country("IN").unwrap();
+        let (r, c) = (key(1), key(2));
+        let v2 = sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &root_payload(2, "2020-01-01T00:00:00Z", &[&r], 1, &[&c], 1),
+            &[&r],
+        );
+        let v3 = sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &root_payload(3, "2100-01-01T00:00:00Z", &[&r], 1, &[&c], 1),
+            &[&r],
+        );
+        assert_eq!(a.install(&v2).unwrap(), Installed::Root { version: 2 });
+        // An expired root in force stops uploads (fail closed)...
+        assert_eq!(
+            a.approved_region().unwrap_err().kind(),
+            crate::ErrorKind::Expired
+        );
+        // ...until the next step arrives.
+        assert_eq!(a.install(&v3).unwrap(), Installed::Root { version: 3 });
+        assert_eq!(a.approved_region().unwrap().unwrap().id(), "in");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let a = agent_at(NOW);
+        let env = sign_envelope("application/json", b"{}", &[&key(2)]);
+        assert_eq!(
+            a.install(&env).unwrap_err().kind(),
+            crate::ErrorKind::WrongPayloadType
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! [`Agent::run_once`]: one upload run under the runner lease. The region is
+//! fixed at the start; the database's trust is re-checked before each claim
+//! (in the claim's transaction) and before each buffer of bytes, so another
+//! handle or process that moves the account, installs a config or sees it
+//! expire stops the run at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Agent;
+use crate::error::{Error, ErrorKind, Result};
+use crate::queue::ops::{self, now_ms, ItemRow, SourceMeta};
+use crate::queue::{AuditRecord, State};
+use crate::region::{ApprovedRegion, GuardedUrl};
+use crate::upload::http::RegionHttp;
+use crate::upload::tus::{Capabilities, Failure, TusResult};
+use crate::upload::{Finished, Progress, Stop};
+
+/// Why [`Agent::run_once`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// No due item of the approved region is left.
+    Drained,
+    /// `max_duration` elapsed.
+    TimeUp,
+    /// [`Agent::cancel`] was called, or the progress callback asked to stop.
+    Cancelled,
+    /// The approved region changed, or the config expired, during the run
+    /// (through this handle or any other on the same database).
+    RegionChanged,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunReport {
+    /// The region uploaded to.
+    pub region: String,
+    /// Items confirmed and moved to the audit trail.
+    pub uploaded: u64,
+    /// Bytes of those items.
+    pub bytes: u64,
+    /// Attempts that failed (items now `failed` or `dead`).
+    pub failed: u64,
+    /// Items that went `dead` in this run.
+    pub dead: u64,
+    /// Items held for another region.
+    pub held: u64,
+    /// Items still queued for the approved region (pending, failed, uploading).
+    pub remaining: u64,
+    /// Why the run ended.
+    pub stopped: StopReason,
+}
+
+/// Default lifetime of a runner's lease without renewal; a killed runner's
+/// lease expires after this and the next runner takes over its items.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// What a run is allowed to do: upload to this region as defined by this
+/// config version. Anything else in the database ends the run.
+struct Mandate<'a> {
+    region: &'a ApprovedRegion,
+    owner: &'a str,
+}
+
+impl Mandate<'_> {
+    fn matches(&self, approved: &Result<Option<ApprovedRegion>>) -> bool {
+        // Same region id is not enough: a newer config may have changed the
+        // region's hosts, pins or networks, and this run holds the old ones.
+        matches!(approved, Ok(Some(r)) if r.id() == self.region.id()
+                 && r.config_version() == self.region.config_version())
+    }
+}
+
+impl Agent {
+    /// Uploads due items of the approved region until none is due, `max`
+    /// elapsed, or [`Agent::cancel`] is called from another thread.
+    /// `progress` runs on this thread; returning `false` cancels the run.
+    ///
+    /// Fails with `NoConfig`, `Expired` or `NoRegion` when uploads are off
+    /// (fail closed), and with `Busy` while another runner holds the lease.
+    pub fn run_once(
+        &self,
+        max: Duration,
+        progress: &mut dyn FnMut(Progress) -> bool,
+    ) -> Result<RunReport> {
+        let deadline = Instant::now() + max;
+        let owner = {
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
+            hex::encode(b)
+        };
+        let (region, held) = self.begin_run(&owner)?;
+        let mandate = Mandate {
+            region: &region,
+            owner: &owner,
+        };
+        let result = self.run_leased(&mandate, held, deadline, progress);
+        let mut g = self.lock();
+        if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {
+            log::warn!("lease release failed ({}); it expires on its own", e.kind());
+        }
+        result
+    }
+
+    /// Takes the lease and fixes the run's region, from the stored trust.
+    fn begin_run(&self, owner: &str) -> Result<(ApprovedRegion, u64)> {
+        let mut g = self.lock();
+        self.refresh(&mut g)?;
+        self.note_expiry(&mut g);
+        let ttl = self.options.lease_ttl;
+        let out = self.update_trust(&mut g, |t, tx, now| {
+            if t.config.is_none() {
+                return Err(Error::NoConfig);
+            }
+            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
+            let at = now_ms();
+            ops::acquire_lease(tx, owner, at, ttl)?;
+            let held = ops::reconcile_regions(tx, region.id(), at)?;
+            Ok(((region, held), false))
+        })?;
+        // Cleared only once this run owns the queue: a run that fails
+        // with Busy must not swallow a cancel meant for the one running.
+        self.cancel.store(false, Ordering::SeqCst);
+        Ok(out)
+    }
+
+    /// The per-buffer check: one `PRAGMA data_version` while nobody else
+    /// writes; a full comparison only when the trust row changed.
+    fn still_approved(&self, m: &Mandate<'_>, generation: &Mutex<i64>) -> bool {
+        let mut g = self.lock();
+        if let Err(e) = self.refresh(&mut g) {
+            log::warn!("trust re-check failed ({}); stopping", e.kind());
+            return false;
+        }
+        self.note_expiry(&mut g);
+        let now = self.now_secs(&g.trust);
+        let mut seen = generation.lock().unwrap_or_else(|p| p.into_inner());
+        if g.trust.generation == *seen {
+            return g.trust.live(now);
+        }
+        let ok = m.matches(&g.trust.approved(now));
+        if ok {
+            *seen = g.trust.generation;
+        }
+        ok
+    }
+
+    fn run_leased(
+        &self,
+        m: &Mandate<'_>,
+        held: u64,
+        deadline: Instant,
+        progress: &mut dyn FnMut(Progress) -> bool,
+    ) -> Result<RunReport> {
+        let opts = &self.options.upload;
+        let http = RegionHttp::new(m.region, opts)?;
+        let mut caps: HashMap<String, (GuardedUrl, Capabilities)> = HashMap::new();
+        let mut report = RunReport {
+            region: m.region.id().to_string(),
+            uploaded: 0,
+            bytes: 0,
+            failed: 0,
+            dead: 0,
+            held,
+            remaining: 0,
+            stopped: StopReason::Drained,
+        };
+        let generation = Mutex::new(self.lock().trust.generation);
+        let still_approved = || self.still_approved(m, &generation);
+        let last_renew = Mutex::new(Instant::now());
+        let keepalive = || self.keepalive(m.owner, &last_renew);
+        let stop = Stop {
+            cancel: &self.cancel,
+            deadline,
+            still_approved: &still_approved,
+            keepalive: &keepalive,
+        };
+        let mut attempted: Vec<i64> = Vec::new();
+        self.process_terminations(&http, m.region)?;
+        loop {
+            if let Some(why) = self.stop_reason(&stop) {
+                report.stopped = why;
+                break;
+            }
+            let item = match self.claim_next(m, &mut attempted)? {
+                Claim::Item(item) => item,
+                Claim::Drained | Claim::Gone => break,
+                Claim::RegionChanged => {
+                    report.stopped = StopReason::RegionChanged;
+                    break;
+                }
+            };
+            let attempt = self.attempt(&http, &mut caps, m, &item, &stop, progress);
+            match self.settle(m, &item, attempt, &mut report)? {
+                Settled::Next => {}
+                Settled::Stop(why) => {
+                    report.stopped = why;
+                    break;
+                }
+            }
+        }
+        let s = ops::stats(self.lock().db.conn())?;
+        report.remaining = s.pending + s.failed + s.uploading;
+        Ok(report)
+    }
+
+    fn stop_reason(&self, stop: &Stop<'_>) -> Option<StopReason> {
+        if !(stop.still_approved)() {
+            Some(StopReason::RegionChanged)
+        } else if self.cancel.load(Ordering::SeqCst) {
+            Some(StopReason::Cancelled)
+        } else if Instant::now() >= stop.deadline {
+            Some(StopReason::TimeUp)
+        } else {
+            None
+        }
+    }
+
+    /// Renews the lease while bytes flow (a slow chunk may outlast it).
+    fn keepalive(&self, owner: &str, last: &Mutex<Instant>) -> Result<()> {
+        let ttl = self.options.lease_ttl;
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() > ttl / 4 {
+            self.lock()
+                .db
+                .write(|tx| ops::acquire_lease(tx, owner, now_ms(), ttl))?;
+            *last = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Picks and claims the next due item, under the stored trust in the
+    /// claim's own transaction: a change committed by another process just
+    /// before cannot slip one more item through.
+    fn claim_next(&self, m: &Mandate<'_>, attempted: &mut Vec<i64>) -> Result<Claim> {
+        let mut g = self.lock();
+        let ttl = self.options.lease_ttl;
+        loop {
+            // One attempt per item per run: a failing item never hot-loops.
+            let Some(item) =
+                ops::next_due_excluding(g.db.conn(), m.region.id(), now_ms(), attempted)?
+            else {
+                return Ok(Claim::Drained);
+            };
+            attempted.push(item.id);
+            let claim = self.update_trust(&mut g, |t, tx, now| {
+                if !m.matches(&t.approved(now)) {
+                    return Ok((Claim::RegionChanged, false));
+                }
+                ops::acquire_lease(tx, m.owner, now_ms(), ttl)?;
+                match ops::claim(tx, item.id, now_ms()) {
+                    Ok(()) => Ok((Claim::Item(item), false)),
+                    // Held or removed since it was picked: the next one.
+                    Err(Error::NotFound) => Ok((Claim::Gone, false)),
+                    Err(e) => Err(e),
+                }
+            })?;
+            if !matches!(claim, Claim::Gone) {
+                return Ok(claim);
+            }
+        }
+    }
+
+    /// One upload attempt of `item` (capabilities are asked once per service).
+    fn attempt(
+        &self,
+        http: &RegionHttp,
+        caps: &mut HashMap<String, (GuardedUrl, Capabilities)>,
+        m: &Mandate<'_>,
+        item: &ItemRow,
+        stop: &Stop<'_>,
+        progress: &mut dyn FnMut(Progress) -> bool,
+    ) -> TusResult<Finished> {
+        if !caps.contains_key(&item.service) {
+            let endpoint = m.region.endpoint(&item.service)?;
+            let c = http.tus_options(&endpoint)?;
+            if !c.creation {
+                return Err(Error::Protocol("server does not offer tus creation".into()).into());
+            }
+            caps.insert(item.service.clone(), (endpoint, c));
+        }
+        let (endpoint, c) = caps.get(&item.service).expect("inserted above");
+        let mut ledger = QueueLedger {
+            agent: self,
+            owner: m.owner,
+            region: m.region.id(),
+        };
+        let opts = &self.options.upload;
+        crate::upload::upload_item(http, c, endpoint, item, opts, &mut ledger, stop, progress)
+    }
+
+    /// Writes the outcome of one attempt to the queue.
+    fn settle(
+        &self,
+        m: &Mandate<'_>,
+        item: &ItemRow,
+        attempt: TusResult<Finished>,
+        report: &mut RunReport,
+    ) -> Result<Settled> {
+        let mut g = self.lock();
+        let failure = match attempt {
+            Ok(done) => {
+                let rec = AuditRecord {
+                    id: 0,
+                    item_id: item.id,
+                    service: item.service.clone(),
+                    region: m.region.id().to_string(),
+                    host: done.host,
+                    peer_ip: done.peer_ip.map(|ip| ip.to_string()),
+                    bytes: done.bytes,
+                    sha256: hex::encode(done.sha256),
+                    finished_at: now_ms(),
+                };
+                // Written only while this run still owns the queue; Busy ends the run.
+                g.db.write(|tx| {
+                    ops::check_lease(tx, m.owner)?;
+                    ops::complete(tx, &rec, done.meta)
+                })?;
+                log::info!("item {} uploaded ({} bytes)", item.id, done.bytes);
+                report.uploaded += 1;
+                report.bytes += done.bytes;
+                return Ok(Settled::Next);
+            }
+            Err(f) => f,
+        };
+        let stopped = match failure.error {
+            // Not the item's fault: it waits (held, if it was) and keeps its session.
+            Error::RegionChanged => StopReason::RegionChanged,
+            Error::Cancelled if self.cancel.load(Ordering::SeqCst) => StopReason::Cancelled,
+            Error::Cancelled => StopReason::TimeUp,
+            // Another runner took the queue over (our lease lapsed): its
+            // items are not ours to write any more.
+            Error::Busy => return Err(Error::Busy),
+            // Removed during its upload; any new session was queued for termination.
+            Error::NotFound => return Ok(Settled::Next),
+            _ => {
+                self.record_failure(&mut g, m, item, failure, report)?;
+                return Ok(Settled::Next);
+            }
+        };
+        g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
+        Ok(Settled::Stop(stopped))
+    }
+
+    fn record_failure(
+        &self,
+        g: &mut super::Inner,
+        m: &Mandate<'_>,
+        item: &ItemRow,
+        Failure { error, retry_after }: Failure,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let permanent = matches!(
+            error.kind(),
+            ErrorKind::Rejected | ErrorKind::InvalidArgument
+        ) || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound);
+        let (kind, msg) = (error.kind().name(), error.to_string());
+        let reason = if msg.starts_with(kind) {
+            msg
+        } else {
+            format!("{kind}: {msg}")
+        };
+        let policy = &self.options.retry;
+        let st = g.db.write(|tx| {
+            ops::check_lease(tx, m.owner)?;
+            ops::fail(tx, item.id, &reason, permanent, retry_after, policy, now_ms())
+        });
+        let st = match st {
+            Err(Error::NotFound) => return Ok(()), // removed meanwhile
+            other => other?,
+        };
+        log::warn!("item {} failed ({}), now {}", item.id, error.kind(), st);
+        report.failed += 1;
+        if st == State::Dead {
+            report.dead += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends queued `DELETE`s for removed items of the approved region, when the server offers termination.
+    fn process_terminations(&self, http: &RegionHttp, region: &ApprovedRegion) -> Result<()> {
+        let pending = ops::terminations(self.lock().db.conn(), region.id())?;
+        for (id, url) in pending {
+            // Guarded again: the URL was read back from disk.
+            if let Ok(u) = region.guard(&url) {
+                if let Err(f) = http.tus_delete(&u) {
+                    if f.error.kind() == ErrorKind::Network {
+                        continue; // try again next run
+                    }
+                }
+            }
+            self.lock().db.write(|tx| ops::drop_termination(tx, id))?;
+        }
+        Ok(())
+    }
+}
+
+enum Claim {
+    Item(ItemRow),
+    /// Picked but no longer claimable (held or removed meanwhile).
+    Gone,
+    Drained,
+    RegionChanged,
+}
+
+enum Settled {
+    Next,
+    Stop(StopReason),
+}
+
+/// The queue side of an upload: confirmed sessions and offsets. (The lease
+/// is renewed by the run's keepalive, checked as bytes flow.)
+struct QueueLedger<'a> {
+    agent: &'a Agent,
+    owner: &'a str,
+    region: &'a str,
+}
+
+impl crate::upload::Ledger for QueueLedger<'_> {
+    fn session(
+        &mut self,
+        id: i64,
+        url: Option<&GuardedUrl>,
+        meta: SourceMeta,
+        sha: &[u8; 32],
+        offset: u64,
+    ) -> Result<()> {
+        let mut g = self.agent.lock();
+        let url_s = url.map(|u| u.as_str());
+        let written = g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_source(tx, id, meta, sha)?;
+            ops::set_session(
+                tx,
+                id,
+                url_s.as_deref(),
+                url.map(|_| meta.size),
+                url.map(|_| meta.mtime_ns),
+                url.map(|_| sha),
+                offset,
+                now_ms(),
+            )
+        });
+        if let (Err(Error::NotFound), Some(u)) = (&written, &url_s) {
+            // Removed while its upload was being created: terminate it next run.
+            g.db.write(|tx| ops::queue_termination(tx, self.region, u))?;
+        }
+        written
+    }
+
+    fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
+        let mut g = self.agent.lock();
+        g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_offset(tx, id, offset, now_ms())
+        })
+    }
+}

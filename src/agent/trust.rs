@@ -1,0 +1,456 @@
+//! Trust belongs to the database: the root, the config, the account country,
+//! the clock floor and the version floors are read from the trust row for
+//! every decision that lets bytes go out, and written back only by
+//! compare-and-swap.
+//!
+//! Each handle caches one verified snapshot ([`Trust`]) tagged with the
+//! generation of the row it came from. [`Agent::refresh`] keeps the cache
+//! honest in two cheap steps: `PRAGMA data_version` (changes only when
+//! another connection, in any process, commits to the file; no table read),
+//! and only then the row's `generation` (one indexed read). Signatures are
+//! re-verified only when the generation moved. The per-buffer check of a run
+//! therefore costs one pragma while nobody else writes (BENCHMARKS.md).
+//!
+//! Every trust write is a read-modify-write inside one IMMEDIATE transaction
+//! ([`Agent::update_trust`]): the closure sees the stored state, never the
+//! handle's memory, so a stale handle re-validates against the newest root,
+//! config and country and cannot roll any of them back.
+
+use rusqlite::Transaction;
+
+use super::{Agent, ConfigInfo, Inner, Installed};
+use crate::config::envelope::Envelope;
+use crate::config::model::format_time;
+use crate::config::store::{self, StoredTrust};
+use crate::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
+use crate::error::{Error, ErrorKind, Result};
+use crate::queue::ops::{self, now_ms};
+use crate::region::{self, ApprovedRegion};
+
+/// One verified generation of the trust row.
+#[derive(Clone)]
+pub(crate) struct Trust {
+    pub(crate) root: TrustedRoot,
+    pub(crate) config: Option<VerifiedConfig>,
+    /// Newest `issued_at` seen: the clock never runs behind it.
+    pub(crate) clock_floor: u64,
+    pub(crate) country: Option<String>,
+    /// Highest config version ever accepted and the SHA-256 of its payload.
+    config_floor: u64,
+    config_floor_sha256: Option<[u8; 32]>,
+    /// Configs / roots of these versions or older were seen expired: sticky.
+    expired_config: u64,
+    expired_root: u64,
+    /// Generation of the row this snapshot was read from (0: not yet stored).
+    pub(crate) generation: i64,
+}
+
+impl Trust {
+    fn new(root: TrustedRoot) -> Trust {
+        Trust {
+            root,
+            config: None,
+            clock_floor: 0,
+            country: None,
+            config_floor: 0,
+            config_floor_sha256: None,
+            expired_config: 0,
+            expired_root: 0,
+            generation: 0,
+        }
+    }
+
+    /// Re-verifies a stored row. A stored config that no longer verifies
+    /// (tampered file) is dropped, fail closed; its version floor stays.
+    fn from_stored(s: &StoredTrust) -> Result<Trust> {
+        let root = TrustedRoot::reload(&s.root)?;
+        let config = s
+            .config
+            .as_deref()
+            .and_then(|c| VerifiedConfig::verify(&root, c).ok());
+        let mut t = Trust {
+            root,
+            config: None,
+            clock_floor: s.clock_floor,
+            country: s.country.clone(),
+            config_floor: s.config_version_floor,
+            config_floor_sha256: s
+                .config_floor_sha256
+                .as_deref()
+                .and_then(|d| d.try_into().ok()),
+            expired_config: s.expired_config_version,
+            expired_root: s.expired_root_version,
+            generation: s.generation,
+        };
+        if let Some(c) = config {
+            // A row written before schema v3 has no floor yet: the config is it.
+            if c.version() > t.config_floor || t.config_floor_sha256.is_none() {
+                t.config_floor = c.version();
+                t.config_floor_sha256 = Some(c.payload_sha256());
+            }
+            t.config = Some(c);
+        }
+        Ok(t)
+    }
+
+    fn stored(&self) -> StoredTrust {
+        StoredTrust {
+            root: self.root.envelope().to_vec(),
+            config: self.config.as_ref().map(|c| c.envelope().to_vec()),
+            clock_floor: self.clock_floor,
+            country: self.country.clone(),
+            config_version_floor: self.config_floor,
+            config_floor_sha256: self.config_floor_sha256.map(|d| d.to_vec()),
+            expired_config_version: self.expired_config,
+            expired_root_version: self.expired_root,
+            generation: self.generation,
+        }
+    }
+
+    fn root_expired(&self, now: u64) -> bool {
+        self.root.version() <= self.expired_root || self.root.expires_at() <= now
+    }
+
+    fn config_expired(&self, cfg: &VerifiedConfig, now: u64) -> bool {
+        cfg.version() <= self.expired_config || cfg.expires_at() <= now
+    }
+
+    /// Whether `now` shows an expiry that is not recorded yet.
+    fn newly_expired(&self, now: u64) -> bool {
+        let cfg = self
+            .config
+            .as_ref()
+            .is_some_and(|c| c.expires_at() <= now && c.version() > self.expired_config);
+        cfg || (self.root.expires_at() <= now && self.root.version() > self.expired_root)
+    }
+
+    /// Records what `now` shows expired; `true` if anything changed.
+    fn record_expiry(&mut self, now: u64) -> bool {
+        let before = (self.expired_config, self.expired_root);
+        if let Some(c) = self.config.as_ref().filter(|c| c.expires_at() <= now) {
+            self.expired_config = self.expired_config.max(c.version());
+        }
+        if self.root.expires_at() <= now {
+            self.expired_root = self.expired_root.max(self.root.version());
+        }
+        before != (self.expired_config, self.expired_root)
+    }
+
+    /// Whether the config and root in force are unexpired (a run's fast path).
+    pub(crate) fn live(&self, now: u64) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| !self.config_expired(c, now))
+            && !self.root_expired(now)
+    }
+
+    /// The approved region: `Ok(None)` with no config, no country or no
+    /// matching region; `Err(Expired)` when the config or root expired.
+    pub(crate) fn approved(&self, now: u64) -> Result<Option<ApprovedRegion>> {
+        let Some(cfg) = &self.config else {
+            return Ok(None);
+        };
+        if self.config_expired(cfg, now) {
+            return Err(Error::Expired { what: "config" });
+        }
+        if self.root_expired(now) {
+            return Err(Error::Expired { what: "root" });
+        }
+        Ok(self
+            .country
+            .as_deref()
+            .and_then(|cc| region::select(cfg, cc)))
+    }
+
+    /// Takes `cfg` (verified under `self.root`) if it may replace what was
+    /// ever accepted: `Ok(false)` for the very document in force.
+    fn accept_config(&mut self, cfg: VerifiedConfig, now: u64) -> Result<bool> {
+        if self.root_expired(now) {
+            return Err(Error::Expired { what: "root" });
+        }
+        // Judged against the floor, not the config row: a rotation may have
+        // dropped the row, never the highest version seen.
+        if self.config_floor_sha256.is_some() && cfg.version() <= self.config_floor {
+            if cfg.version() < self.config_floor {
+                return Err(Error::Rollback {
+                    what: "config",
+                    offered: cfg.version(),
+                    installed: self.config_floor,
+                });
+            }
+            if self.config_floor_sha256 != Some(cfg.payload_sha256()) {
+                return Err(Error::SameVersionDifferent {
+                    what: "config",
+                    version: cfg.version(),
+                });
+            }
+            if self.config.as_ref().map(|c| c.version()) == Some(cfg.version()) {
+                return Ok(false);
+            }
+            // The same payload re-signed after a rotation dropped it: welcome back.
+        }
+        if self.config_expired(&cfg, now) {
+            return Err(Error::Expired { what: "config" });
+        }
+        self.clock_floor = self.clock_floor.max(cfg.issued_at());
+        self.config_floor = cfg.version();
+        self.config_floor_sha256 = Some(cfg.payload_sha256());
+        self.config = Some(cfg);
+        Ok(true)
+    }
+
+    /// Puts `next` in force; the config stays only if `next` still vouches for it.
+    fn rotate_root(&mut self, next: TrustedRoot) {
+        self.root = next;
+        let root = &self.root;
+        self.config = self
+            .config
+            .take()
+            .filter(|c| VerifiedConfig::verify(root, c.envelope()).is_ok());
+    }
+
+    /// Held at once: re-stamps the queue for the region this trust approves,
+    /// in the transaction that changed the trust, so `stats()` shows the
+    /// effect before any run. Expired or incomplete trust changes no stamp.
+    fn reconcile_items(&self, tx: &Transaction<'_>, now: u64) -> Result<()> {
+        match self.approved(now) {
+            Ok(Some(r)) => {
+                ops::reconcile_regions(tx, r.id(), now_ms())?;
+            }
+            Ok(None) if self.config.is_some() && self.country.is_some() => {
+                ops::hold_all(tx, now_ms())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The trust at open: the stored row, reconciled with the firmware's root.
+/// Runs inside the open's write transaction.
+pub(crate) fn open_trust(
+    tx: &Transaction<'_>,
+    firmware: Option<&TrustedRoot>,
+    wall: u64,
+) -> Result<Trust> {
+    let Some(stored) = store::load(tx)? else {
+        let root = firmware.ok_or(Error::NoConfig)?;
+        if root.expires_at() <= wall {
+            return Err(Error::Expired { what: "root" });
+        }
+        let mut t = Trust::new(root.clone());
+        t.generation = store::save(tx, &t.stored(), None)?;
+        return Ok(t);
+    };
+    let mut t = Trust::from_stored(&stored)?;
+    let Some(fw) = firmware else {
+        return Ok(t);
+    };
+    let (fw_v, cur_v) = (fw.version(), t.root.version());
+    if fw_v == cur_v && !fw.same_payload(&t.root) {
+        return Err(Error::RootMismatch { version: fw_v });
+    }
+    // Older (the device moved on) or the same: the stored root wins.
+    if fw_v <= cur_v {
+        return Ok(t);
+    }
+    let now = wall.max(t.clock_floor);
+    match t.root.verify_next(fw.envelope(), now) {
+        Ok(Some(next)) => {
+            t.rotate_root(next);
+            t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
+            t.reconcile_items(tx, now)?;
+            Ok(t)
+        }
+        Ok(None) => Ok(t),
+        // Several versions ahead: the steps in between arrive by install.
+        Err(Error::VersionGap { .. }) => {
+            log::warn!("firmware root is more than one version ahead; keeping the stored root");
+            Ok(t)
+        }
+        // The direct successor that does not chain can never be trusted here.
+        Err(e) => Err(e),
+    }
+}
+
+impl Agent {
+    /// The freeze-safe clock: wall time, but never behind the newest `issued_at` seen.
+    pub(crate) fn now_secs(&self, trust: &Trust) -> u64 {
+        (self.options.clock)().max(trust.clock_floor)
+    }
+
+    /// Brings the cached trust up to the database's (see the module docs).
+    pub(crate) fn refresh(&self, inner: &mut Inner) -> Result<()> {
+        let conn = inner.db.conn();
+        let dv = store::data_version(conn)?;
+        if dv == inner.data_version {
+            return Ok(());
+        }
+        match store::generation(conn)? {
+            Some(g) if g == inner.trust.generation => {}
+            Some(_) => {
+                let s = store::load(conn)?.ok_or_else(trust_row_missing)?;
+                inner.trust = Trust::from_stored(&s)?;
+            }
+            None => return Err(trust_row_missing()),
+        }
+        // Read before the generation: a commit in between shows up next time.
+        inner.data_version = dv;
+        Ok(())
+    }
+
+    /// Runs `f` on the stored trust inside one IMMEDIATE transaction; when it
+    /// reports a change, the row is written by compare-and-swap and the queue
+    /// re-stamped in the same transaction. `f` gets the freeze-safe `now`.
+    pub(crate) fn update_trust<T>(
+        &self,
+        inner: &mut Inner,
+        f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let clock = &self.options.clock;
+        let Inner { db, trust, .. } = inner;
+        let (out, next) = db.write(|tx| {
+            let stored = store::load(tx)?.ok_or_else(trust_row_missing)?;
+            let mut t = if stored.generation == trust.generation {
+                trust.clone()
+            } else {
+                Trust::from_stored(&stored)?
+            };
+            let now = clock().max(t.clock_floor);
+            let (out, changed) = f(&mut t, tx, now)?;
+            if changed {
+                t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
+                t.reconcile_items(tx, now)?;
+            }
+            Ok((out, t))
+        })?;
+        *trust = next;
+        Ok(out)
+    }
+
+    /// The approved region under the database's trust; an expiry seen for
+    /// the first time is persisted (sticky), whatever the clock says later.
+    pub(crate) fn approved_fresh(&self, inner: &mut Inner) -> Result<Option<ApprovedRegion>> {
+        self.refresh(inner)?;
+        self.note_expiry(inner);
+        let now = self.now_secs(&inner.trust);
+        inner.trust.approved(now)
+    }
+
+    /// Persists a newly observed expiry. A failed write is only logged: the
+    /// caller still sees the expiry from memory (fail closed).
+    pub(crate) fn note_expiry(&self, inner: &mut Inner) {
+        if !inner.trust.newly_expired(self.now_secs(&inner.trust)) {
+            return;
+        }
+        let noted = self.update_trust(inner, |t, _, now| Ok(((), t.record_expiry(now))));
+        match noted {
+            Ok(()) => log::info!("expiry recorded; it stays until a newer version arrives"),
+            Err(e) => log::warn!("could not record an expiry ({})", e.kind()),
+        }
+    }
+
+    /// Installs a root or a config envelope (told apart by `payloadType`).
+    /// A rejected envelope changes nothing, in memory or on disk.
+    pub fn install(&self, envelope: &[u8]) -> Result<Installed> {
+        let env = Envelope::parse(envelope)?;
+        match env.payload_type.as_str() {
+            ROOT_PAYLOAD_TYPE => self.install_root(envelope),
+            CONFIG_PAYLOAD_TYPE => self.install_config(envelope),
+            _ => Err(Error::WrongPayloadType {
+                expected: "a root or config payload type",
+            }),
+        }
+    }
+
+    /// Installs the next root (rotation), chained from the root stored in
+    /// the database (not this handle's memory).
+    pub fn install_root(&self, envelope: &[u8]) -> Result<Installed> {
+        let mut g = self.lock();
+        let installed = self.update_trust(&mut g, |t, _, now| {
+            let Some(next) = t.root.verify_next(envelope, now)? else {
+                return Ok((Installed::Unchanged, false));
+            };
+            t.rotate_root(next);
+            Ok((
+                Installed::Root {
+                    version: t.root.version(),
+                },
+                true,
+            ))
+        })?;
+        if let Installed::Root { version } = installed {
+            log::info!("root rotated to version {version}");
+        }
+        Ok(installed)
+    }
+
+    /// Installs a config signed under the root stored in the database.
+    pub fn install_config(&self, envelope: &[u8]) -> Result<Installed> {
+        let mut g = self.lock();
+        let installed = self.update_trust(&mut g, |t, _, now| {
+            let cfg = VerifiedConfig::verify(&t.root, envelope)?;
+            let version = cfg.version();
+            Ok(match t.accept_config(cfg, now)? {
+                true => (Installed::Config { version }, true),
+                false => (Installed::Unchanged, false),
+            })
+        })?;
+        if let Installed::Config { version } = installed {
+            log::info!("config version {version} installed");
+        }
+        Ok(installed)
+    }
+
+    /// Sets the account's country (ISO 3166-1 alpha-2, any case). Items
+    /// stamped for another region are `held` when this returns.
+    pub fn set_account_country(&self, country: &str) -> Result<()> {
+        let cc = region::normalize_country(country)?;
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, _, _| {
+            let changed = t.country.as_deref() != Some(cc.as_str());
+            t.country = Some(cc);
+            Ok(((), changed))
+        })
+    }
+
+    /// The approved region: `Ok(None)` with no config, no country or no
+    /// matching region; `Err(Expired)` when the config or root expired.
+    /// Reads the database's trust, so another handle's change shows at once.
+    pub fn approved_region(&self) -> Result<Option<ApprovedRegion>> {
+        let mut g = self.lock();
+        self.approved_fresh(&mut g)
+    }
+
+    /// What is installed (safe to show: versions, expiry, region ids), as
+    /// stored in the database now.
+    pub fn config_info(&self) -> Result<ConfigInfo> {
+        let mut g = self.lock();
+        let approved = match self.approved_fresh(&mut g) {
+            Ok(r) => r.map(|r| r.id().to_string()),
+            Err(e) if e.kind() == ErrorKind::Expired => None,
+            Err(e) => return Err(e),
+        };
+        let t = &g.trust;
+        let now = self.now_secs(t);
+        let cfg = t.config.as_ref();
+        Ok(ConfigInfo {
+            root_version: t.root.version(),
+            config_version: cfg.map(|c| c.version()),
+            expires_at: cfg.map(|c| format_time(c.expires_at())),
+            expired: cfg.is_some_and(|c| t.config_expired(c, now)) || t.root_expired(now),
+            regions: cfg
+                .map(|c| c.regions().keys().cloned().collect())
+                .unwrap_or_default(),
+            country: t.country.clone(),
+            approved_region: approved,
+        })
+    }
+}
+
+fn trust_row_missing() -> Error {
+    Error::Storage {
+        kind: ErrorKind::StorageCorrupt,
+        reason: "the trust row is missing".into(),
+    }
+}
