@@ -21,83 +21,9 @@ use crate::config::model::RegionSpec;
 use crate::config::VerifiedConfig;
 use crate::error::{Error, Result};
 
-/// One `allowed_hosts` entry: a host name or IP literal, optionally `*.` for
-/// any subdomain (never the apex), optionally `:port` (443 when absent).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostRule {
-    wildcard: bool,
-    host: String,
-    port: u16,
-}
+mod host;
 
-impl HostRule {
-    /// Parses one rule.
-    pub fn parse(s: &str) -> Result<HostRule> {
-        let bad = || Error::InvalidEndpoint("allowed_hosts entry is not host[:port]");
-        if s.is_empty()
-            || s.len() > 300
-            || s.chars().any(|c| c.is_whitespace() || c == '/' || c == '@')
-        {
-            return Err(bad());
-        }
-        let (wildcard, rest) = match s.strip_prefix("*.") {
-            Some(r) => (true, r),
-            None => (false, s),
-        };
-        let (host, port) = split_host_port(rest).ok_or_else(bad)?;
-        if host.is_empty() || host.contains('*') {
-            return Err(bad());
-        }
-        if wildcard && host.parse::<IpAddr>().is_ok() {
-            return Err(Error::InvalidEndpoint("wildcard on an IP literal"));
-        }
-        Ok(HostRule {
-            wildcard,
-            host: host.to_ascii_lowercase(),
-            port: port.unwrap_or(443),
-        })
-    }
-
-    /// Whether `host:port` passes this rule. `host` must be lowercase, IPv6 without brackets.
-    pub fn allows(&self, host: &str, port: u16) -> bool {
-        if port != self.port {
-            return false;
-        }
-        if self.wildcard {
-            // A proper subdomain: at least one non-empty label before ".apex".
-            host.len() > self.host.len() + 1
-                && host.ends_with(&self.host)
-                && host.as_bytes()[host.len() - self.host.len() - 1] == b'.'
-        } else {
-            host == self.host
-        }
-    }
-}
-
-/// Splits `host[:port]` / `[v6][:port]`; returns the bare host.
-fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        h.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            p => Some(parse_port(p.strip_prefix(':')?)?),
-        };
-        return Some((h, port));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Some((h, Some(parse_port(p)?))),
-        Some(_) => None, // bare IPv6 without brackets is ambiguous
-        None => Some((s, None)),
-    }
-}
-
-fn parse_port(p: &str) -> Option<u16> {
-    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    p.parse::<u16>().ok().filter(|&p| p != 0)
-}
+pub use host::HostRule;
 
 /// A CIDR block from a region's `networks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,14 +314,11 @@ fn parse_guarded(region: &Region, url: &str) -> Result<GuardedUrl> {
     if authority.as_str().contains('@') {
         return Err(Error::InvalidEndpoint("URL has userinfo"));
     }
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    if host.is_empty() {
+    if authority.host().is_empty() {
         return Err(Error::InvalidEndpoint("URL has no host"));
     }
+    // The same LDH / IP-literal checks as host rules (see `host`).
+    let host = host::url_host(authority.host())?;
     let port = match authority.port() {
         Some(p) => p
             .as_str()
@@ -517,37 +440,76 @@ mod tests {
         Region::from_spec("in", &spec).unwrap()
     }
 
+    fn spec(hosts: &[&str], url: &str) -> Result<Region> {
+        let spec: RegionSpec = serde_json::from_value(serde_json::json!({
+            "services": {"backup": {"url": url, "protocol": "tus"}},
+            "allowed_hosts": hosts,
+        }))
+        .unwrap();
+        Region::from_spec("in", &spec)
+    }
+
     #[test]
-    fn host_rules() {
-        let r = HostRule::parse("*.storage.in.example.net:8443").unwrap();
-        assert!(r.allows("a.storage.in.example.net", 8443));
-        assert!(r.allows("x.y.storage.in.example.net", 8443));
-        assert!(!r.allows("storage.in.example.net", 8443), "never the apex");
-        assert!(!r.allows("a.storage.in.example.net", 443));
-        assert!(!r.allows("evilstorage.in.example.net", 8443));
-        assert!(!r.allows(".storage.in.example.net", 8443));
-        let r = HostRule::parse("Backup.IN.example.net").unwrap();
-        assert!(r.allows("backup.in.example.net", 443));
-        assert!(
-            !r.allows("backup.in.example.net", 8443),
-            "no port means 443 only"
-        );
-        let r = HostRule::parse("[::1]:9000").unwrap();
-        assert!(r.allows("::1", 9000));
-        for bad in [
-            "",
-            "a b",
-            "host:0",
-            "host:99999",
-            "host:",
-            "*.1.2.3.4",
-            "::1",
-            "u@h",
-            "h/p",
-            "*",
+    fn service_url_hosts_are_checked_like_rules() {
+        let wild = ["*.storage.in.example.net:8443"];
+        let long = format!("https://{}.storage.in.example.net:8443/f/", "a".repeat(64));
+        for (hosts, url) in [
+            (&wild[..], "https://a..storage.in.example.net:8443/f/"),
+            (&wild[..], "https://a_b.storage.in.example.net:8443/f/"),
+            (&wild[..], "https://-a.storage.in.example.net:8443/f/"),
+            (&wild[..], "https://a.storage.in.example.net.:8443/f/"),
+            (&wild[..], long.as_str()),
+            (
+                &["backup.in.example.net"],
+                "https://backup.in.example.net./f/",
+            ),
+            (&["backup.in.example.net"], "https://b\u{fc}cher.example/f/"),
+            (&["*.0.0.9:8443"], "https://127.0.0.9:8443/f/"),
+            (&["127.0.0.9"], "https://127.0.0.09/f/"),
+            (&["127.0.0.9"], "https://[127.0.0.9]/f/"),
+            // The service must also pass its own region's rules (unchanged).
+            (
+                &["backup.in.example.net"],
+                "https://backup.sg.example.net/f/",
+            ),
         ] {
-            assert!(HostRule::parse(bad).is_err(), "{bad}");
+            let e = spec(hosts, url).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidEndpoint, "{url}");
+            assert!(!e.to_string().contains("example"), "{e}");
         }
+        for (hosts, url) in [
+            (&wild[..], "https://eu1.storage.in.example.net:8443/f/"),
+            (&["b.in.test:8443"], "https://B.IN.test:8443/f/"),
+            (&["127.0.0.2:8443"], "https://127.0.0.2:8443/f/"),
+            (&["[::1]:443"], "https://[::1]/f/"),
+            (
+                &["xn--bcher-kva.example"],
+                "https://xn--bcher-kva.example/f/",
+            ),
+        ] {
+            assert!(spec(hosts, url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn guard_refuses_malformed_hosts_as_residency() {
+        let r = region(&["*.storage.in.example.net:8443"], &[]);
+        let a = ApprovedRegion {
+            region: Arc::new(r),
+            config_version: 1,
+        };
+        for evil in [
+            "https://x..storage.in.example.net:8443/u/1",
+            "https://x.storage.in.example.net.:8443/u/1",
+            "https://x_y.storage.in.example.net:8443/u/1",
+        ] {
+            assert_eq!(
+                a.guard(evil).unwrap_err().kind(),
+                crate::ErrorKind::Residency,
+                "{evil}"
+            );
+        }
+        assert!(a.guard("https://x.storage.in.example.net:8443/u/1").is_ok());
     }
 
     #[test]
