@@ -8,8 +8,8 @@
 # Warnings in this crate fail the check (an Android-only path is never seen by
 # the host's clippy).
 #
-# Without the Android NDK, using only Debian packages (our recipe in
-# shared/scripts/android-check.sh): Debian's Rust 1.96 (rustc-web) with its std
+# Without the Android NDK, using only Debian packages (installed by this script
+# when missing): Debian's Rust 1.96 (rustc-web) with its std
 # sources (rust-web-src) through -Zbuild-std, and clang for the C parts of the
 # build scripts (ring, bundled SQLite). There is no bionic here, so glibc's
 # headers stand in for it: the C objects only type-check and are never linked or

@@ -2,7 +2,7 @@
 # "Runs on ARM": cross-build cloudsync for aarch64-unknown-linux-gnu and run its
 # Rust tests (unit + integration) under qemu-aarch64 user-mode emulation.
 #
-# Uses only Debian packages (our recipe in shared/scripts/cross-aarch64-test.sh):
+# Uses only Debian packages:
 # Debian's Rust 1.96 (rustc-web/cargo-web) with its multiarch arm64 std, the
 # aarch64 GNU cross compiler (ring's asm, bundled SQLite) and qemu-user.
 # Idempotent; run as root (CI is root). Installs what it needs.
