@@ -3,10 +3,16 @@
 //! `cargo test` built, and runs it (status codes, NULL arguments, enqueue,
 //! stats, close, and — with the `ffi-test-hooks` feature — a panic arriving
 //! as `CS_INTERNAL`). Without that feature the C program is compiled without
-//! `CLOUDSYNC_TEST_HOOKS` and skips only the panic check.
+//! `CLOUDSYNC_TEST_HOOKS` and skips only the panic check. It also checks that
+//! trust lives in the database (two handles on one file; roots at open), for
+//! which it gets a two-region config and a same-version foreign root.
+//!
+//! The program ends itself with `alarm()`; this side also kills it after
+//! [`CHILD_TIMEOUT`], so a hang can never stall `cargo test`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use cloudsync::config::sign::{root_payload, sign_envelope, SigningKey};
 use cloudsync::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
@@ -24,9 +30,24 @@ fn lib_dir() -> PathBuf {
     }
 }
 
-fn envelopes() -> (Vec<u8>, Vec<u8>) {
-    let root_key = SigningKey::from_seed([7; 32]).expect("seed");
-    let config_key = SigningKey::from_seed([8; 32]).expect("seed");
+/// How long the C program may run before it is killed.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The envelopes the C program gets.
+struct Envelopes {
+    /// Root version 1.
+    root: Vec<u8>,
+    /// Config v1 under `root`: IN -> in.
+    config: Vec<u8>,
+    /// Config v2 under `root`: IN -> in, SG -> sg (hosts never contacted).
+    config2: Vec<u8>,
+    /// Root version 1 with other keys: same version, different payload.
+    other_root: Vec<u8>,
+}
+
+fn root_v1(root_seed: u8, config_seed: u8) -> (Vec<u8>, SigningKey) {
+    let root_key = SigningKey::from_seed([root_seed; 32]).expect("seed");
+    let config_key = SigningKey::from_seed([config_seed; 32]).expect("seed");
     let root = sign_envelope(
         ROOT_PAYLOAD_TYPE,
         &root_payload(
@@ -39,6 +60,19 @@ fn envelopes() -> (Vec<u8>, Vec<u8>) {
         ),
         &[&root_key],
     );
+    (root, config_key)
+}
+
+fn region(id: &str) -> serde_json::Value {
+    let host = format!("backup.{id}.example.net");
+    serde_json::json!({"services": {"backup": {"url": format!("https://{host}/files/"),
+                                               "protocol": "tus"}},
+                       "allowed_hosts": [host]})
+}
+
+fn envelopes() -> Envelopes {
+    let (root, config_key) = root_v1(7, 8);
+    let (other_root, _) = root_v1(9, 10);
     let config = serde_json::json!({
         "version": 1, "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
         "countries": {"IN": "in"},
@@ -51,7 +85,22 @@ fn envelopes() -> (Vec<u8>, Vec<u8>) {
         &serde_json::to_vec(&config).expect("json"),
         &[&config_key],
     );
-    (root, config)
+    let config2 = serde_json::json!({
+        "version": 2, "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
+        "countries": {"IN": "in", "SG": "sg"},
+        "regions": {"in": region("in"), "sg": region("sg")}
+    });
+    let config2 = sign_envelope(
+        CONFIG_PAYLOAD_TYPE,
+        &serde_json::to_vec(&config2).expect("json"),
+        &[&config_key],
+    );
+    Envelopes {
+        root,
+        config,
+        config2,
+        other_root,
+    }
 }
 
 #[test]
@@ -84,28 +133,55 @@ fn c_program_passes_against_the_cdylib() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (root, config) = envelopes();
-    let root_path = tmp.path().join("root.json");
-    let config_path = tmp.path().join("config.json");
-    std::fs::write(&root_path, root).expect("write root");
-    std::fs::write(&config_path, config).expect("write config");
+    let env = envelopes();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).expect("write envelope");
+        p
+    };
+    let root_path = write("root.json", &env.root);
+    let config_path = write("config.json", &env.config);
+    let config2_path = write("config2.json", &env.config2);
+    let other_root_path = write("other-root.json", &env.other_root);
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).expect("work dir");
 
-    let out = Command::new(&exe)
+    // Output goes to files (no pipe to fill up while we poll for the exit).
+    let stdout_path = tmp.path().join("stdout");
+    let stderr_path = tmp.path().join("stderr");
+    let mut child = Command::new(&exe)
         .arg(&root_path)
         .arg(&config_path)
         .arg(&work)
+        .arg(&config2_path)
+        .arg(&other_root_path)
         .env("LD_LIBRARY_PATH", &lib)
         .env("RUST_BACKTRACE", "0")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .spawn()
         .expect("run test_capi");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for test_capi") {
+            break Some(st);
+        }
+        if started.elapsed() > CHILD_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let Some(status) = status else {
+        panic!("test_capi hung for {CHILD_TIMEOUT:?} and was killed:\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    };
     assert!(
-        out.status.success(),
-        "test_capi failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+        status.success(),
+        "test_capi failed ({status:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
     if cfg!(feature = "ffi-test-hooks") {

@@ -148,6 +148,16 @@ impl Agent {
         ok
     }
 
+    /// The check a run makes before every buffer of bytes, exposed for
+    /// `benches/trust.rs` only: whether `region`, approved when the run
+    /// started, is still approved by the database's trust.
+    #[doc(hidden)]
+    pub fn bench_buffer_check(&self, region: &ApprovedRegion) -> bool {
+        let generation = Mutex::new(self.lock().trust.generation);
+        let m = Mandate { region, owner: "" };
+        self.still_approved(&m, &generation)
+    }
+
     fn run_leased(
         &self,
         m: &Mandate<'_>,
@@ -252,7 +262,7 @@ impl Agent {
                 }
                 ops::acquire_lease(tx, m.owner, now_ms(), ttl)?;
                 match ops::claim(tx, item.id, now_ms()) {
-                    Ok(()) => Ok((Claim::Item(item), false)),
+                    Ok(()) => Ok((Claim::Item(Box::new(item)), false)),
                     // Held or removed since it was picked: the next one.
                     Err(Error::NotFound) => Ok((Claim::Gone, false)),
                     Err(e) => Err(e),
@@ -399,7 +409,7 @@ impl Agent {
 }
 
 enum Claim {
-    Item(ItemRow),
+    Item(Box<ItemRow>),
     /// Picked but no longer claimable (held or removed meanwhile).
     Gone,
     Drained,

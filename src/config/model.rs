@@ -1,5 +1,5 @@
 //! Serde models of the two signed payloads (root and config) exactly as
-//! DESIGN.md specifies them. Unknown fields are ignored so that newer servers
+//! docs/DESIGN.md specifies them. Unknown fields are ignored so that newer servers
 //! can add fields; missing required fields fail to parse.
 
 use std::collections::BTreeMap;

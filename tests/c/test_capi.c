@@ -4,11 +4,15 @@
  *
  *   gcc -std=c11 -Wall -Wextra -Werror -pedantic -I include [-DCLOUDSYNC_TEST_HOOKS] \
  *       tests/c/test_capi.c -L target/debug -lcloudsync -lpthread -o test_capi
- *   LD_LIBRARY_PATH=target/debug ./test_capi ROOT.json CONFIG.json WORKDIR
+ *   LD_LIBRARY_PATH=target/debug ./test_capi ROOT.json CONFIG.json WORKDIR \
+ *       CONFIG2.json OTHER_ROOT.json
  *
  * ROOT.json / CONFIG.json: a root envelope and a config signed under it that
- * maps IN to region "in". Exits 0 when every check passes; prints the failed
- * check otherwise.
+ * maps IN to region "in". CONFIG2.json: a config signed under ROOT.json that
+ * maps IN to "in" and SG to "sg" (hosts never contacted). OTHER_ROOT.json: a
+ * root of the same version as ROOT.json with other keys. Exits 0 when every
+ * check passes; prints the failed check otherwise. An alarm() ends a hung
+ * run (exit by SIGALRM), so a hang cannot stall the test.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cloudsync.h"
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures = 0;
 
@@ -75,14 +80,17 @@ static void *other_thread(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR CONFIG2.json OTHER_ROOT.json\n", argv[0]);
         return 2;
     }
-    size_t root_len = 0, config_len = 0;
+    alarm(60); /* a hang ends the program (SIGALRM), never the test run */
+    size_t root_len = 0, config_len = 0, config2_len = 0, other_root_len = 0;
     uint8_t *root = read_file(argv[1], &root_len);
     uint8_t *config = read_file(argv[2], &config_len);
     const char *dir = argv[3];
+    uint8_t *config2 = read_file(argv[4], &config2_len);
+    uint8_t *other_root = read_file(argv[5], &other_root_len);
     char db[4096], missing_db[4096], not_db[4096], file[4096];
     snprintf(db, sizeof db, "%s/c.db", dir);
     snprintf(missing_db, sizeof missing_db, "%s/no-such-dir/c.db", dir);
@@ -212,8 +220,76 @@ int main(int argc, char **argv) {
     CHECK(stats.pending == 1);
     CHECK_STATUS(cs_close(agent), CS_OK);
 
+    /* Trust lives in the database (issue 10): two handles on one file share it. */
+    char held_db[4096];
+    snprintf(held_db, sizeof held_db, "%s/held.db", dir);
+    cs_agent *h1 = NULL, *h2 = NULL;
+    CHECK_STATUS(cs_open(held_db, root, root_len, &h1), CS_OK);
+    CHECK_STATUS(cs_open(held_db, root, root_len, &h2), CS_OK);
+    if (h1 == NULL || h2 == NULL) {
+        return 1;
+    }
+    CHECK_STATUS(cs_install(h1, config2, config2_len), CS_OK);
+    CHECK_STATUS(cs_set_country(h1, "IN"), CS_OK);
+    CHECK_STATUS(cs_approved_region(h2, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "in") == 0); /* h2 reads what h1 wrote */
+    enum { N_HELD = 3 };
+    for (int i = 0; i < N_HELD; i++) {
+        char path[4096 + 32];
+        snprintf(path, sizeof path, "%s/held-%d.bin", dir, i);
+        write_file(path, "held until the account comes home\n");
+        int64_t hid = 0;
+        CHECK_STATUS(cs_enqueue(h1, path, "backup", 0, &hid), CS_OK);
+        CHECK(hid > 0);
+    }
+    CHECK_STATUS(cs_stats(h1, &stats), CS_OK);
+    CHECK(stats.pending == N_HELD && stats.held == 0);
+    /* h2 moves the account: h1's items are held at once, before any run. */
+    CHECK_STATUS(cs_set_country(h2, "SG"), CS_OK);
+    memset(&stats, 0xff, sizeof stats);
+    CHECK_STATUS(cs_stats(h1, &stats), CS_OK);
+    CHECK(stats.held == N_HELD);
+    CHECK(stats.pending == 0 && stats.uploading == 0 && stats.failed == 0);
+    CHECK_STATUS(cs_approved_region(h1, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "sg") == 0);
+    CHECK_STATUS(cs_stats(h2, &stats), CS_OK);
+    CHECK(stats.held == N_HELD);
+    /* And back, through the other handle: pending again for both. */
+    CHECK_STATUS(cs_set_country(h1, "IN"), CS_OK);
+    CHECK_STATUS(cs_stats(h2, &stats), CS_OK);
+    CHECK(stats.held == 0 && stats.pending == N_HELD);
+    CHECK_STATUS(cs_approved_region(h2, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "in") == 0);
+    CHECK_STATUS(cs_close(h2), CS_OK);
+    CHECK_STATUS(cs_close(h1), CS_OK);
+
+    /* Roots at open, on a database that already trusts ROOT. */
+    CHECK(CS_ROOT_MISMATCH == 19);
+    CHECK(strcmp(cs_status_name(CS_ROOT_MISMATCH), "root_mismatch") == 0);
+    const uint8_t junk[] = "junk";
+    agent = (cs_agent *)&failures;
+    CHECK_STATUS(cs_open(held_db, junk, sizeof junk - 1, &agent), CS_MALFORMED);
+    CHECK(agent == NULL);
+    CHECK(strstr(cs_last_error(), "malformed") != NULL);
+    agent = (cs_agent *)&failures;
+    CHECK_STATUS(cs_open(held_db, other_root, other_root_len, &agent), CS_ROOT_MISMATCH);
+    CHECK(agent == NULL);
+    CHECK(strlen(cs_last_error()) > 0);
+    /* Neither attempt changed the database: ROOT still opens it, trust and queue intact. */
+    agent = NULL;
+    CHECK_STATUS(cs_open(held_db, root, root_len, &agent), CS_OK);
+    if (agent != NULL) {
+        CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+        CHECK(strcmp(region, "in") == 0);
+        CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+        CHECK(stats.pending == N_HELD && stats.held == 0);
+        CHECK_STATUS(cs_close(agent), CS_OK);
+    }
+
     free(root);
     free(config);
+    free(config2);
+    free(other_root);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -133,12 +133,14 @@ public final class SyncAgent implements AutoCloseable {
 
     /**
      * Describes what is installed: root and config versions, expiry, region ids, the account
-     * country and the approved region.
+     * country and the approved region, as stored in the database now (another {@code SyncAgent}
+     * or process on the same file may have changed them).
      *
      * <p><b>Threading:</b> any thread.
      *
      * @return a snapshot
-     * @throws SyncException if the native call fails (kind {@code internal} only)
+     * @throws StorageException if the database cannot be read or its trust row is damaged
+     * @throws SyncException if the native call fails (kind {@code internal})
      * @throws IllegalStateException if the agent is closed
      */
     public ConfigInfo configInfo() throws SyncException {

@@ -35,6 +35,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -539,6 +540,100 @@ class SyncAgentTest {
         }
     }
 
+    // ---------------------------------------------------------------- trust lives in the database (issue 10)
+
+    /** A config with regions {@code in} (IN) and {@code sg} (SG) whose hosts are never contacted. */
+    private static final byte[] TWO_REGIONS = TestEnvelopes.twoRegionConfig(CONFIG_KEY, 1);
+
+    @Test
+    void heldAtOnceAfterSetAccountCountry() throws Exception {
+        try (SyncAgent a = open()) {
+            a.installConfig(TWO_REGIONS);
+            a.setAccountCountry("IN");
+            assertEquals("in", a.approvedRegion());
+            a.enqueueAll(new String[] {file("h1", 100), file("h2", 200), file("h3", 300)}, "backup", 0);
+            QueueStats s = a.stats();
+            assertEquals(3, s.getPending(), s.toString());
+            assertEquals(0, s.getHeld(), s.toString());
+
+            // No run in between: the country change itself holds the items.
+            a.setAccountCountry("SG");
+            s = a.stats();
+            assertEquals(3, s.getHeld(), "held at once: " + s);
+            assertEquals(0, s.getPending(), s.toString());
+            assertEquals("sg", a.approvedRegion());
+
+            try (SyncAgent b = open()) {
+                QueueStats sb = b.stats();
+                assertEquals(3, sb.getHeld(), "a second agent on the same database: " + sb);
+                assertEquals(0, sb.getPending(), sb.toString());
+                assertEquals("sg", b.approvedRegion());
+                assertEquals("SG", b.configInfo().getCountry());
+
+                // Back home: the items are pending again, for both agents, at once.
+                a.setAccountCountry("IN");
+                s = a.stats();
+                assertEquals(0, s.getHeld(), s.toString());
+                assertEquals(3, s.getPending(), s.toString());
+                assertEquals(s, b.stats(), "both agents read the same queue");
+                assertEquals("in", b.approvedRegion());
+            }
+        }
+    }
+
+    @Test
+    void openWithJunkRootOnExistingDatabaseFails() throws Exception {
+        try (SyncAgent a = open()) {
+            a.installConfig(TWO_REGIONS);
+            a.setAccountCountry("IN");
+        }
+        // Junk is malformed even though the database already trusts a root.
+        ConfigException e = assertThrows(ConfigException.class,
+                () -> SyncAgent.open(dbPath(), "junk".getBytes(StandardCharsets.UTF_8)));
+        assertKind(e, ConfigException.class, SyncException.KIND_MALFORMED, 16);
+        // A well-formed root of the stored root's version, with other keys: a mismatch.
+        byte[] otherRoot = TestEnvelopes.root(new TestEnvelopes.Key(), new TestEnvelopes.Key());
+        e = assertThrows(ConfigException.class, () -> SyncAgent.open(dbPath(), otherRoot));
+        assertKind(e, ConfigException.class, SyncException.KIND_ROOT_MISMATCH, 19);
+        // Neither attempt changed the stored trust.
+        try (SyncAgent a = open()) {
+            ConfigInfo info = a.configInfo();
+            assertEquals(1, info.getRootVersion(), info.toString());
+            assertEquals(1, info.getConfigVersion(), info.toString());
+            assertEquals("IN", info.getCountry(), info.toString());
+            assertEquals("in", a.approvedRegion());
+        }
+    }
+
+    @Test
+    void staleAgentCannotRollBackCountry() throws Exception {
+        try (SyncAgent a = open(); SyncAgent b = open()) {
+            // Both opened before any config: A's view is stale from here on.
+            assertNull(a.approvedRegion());
+            b.installConfig(TWO_REGIONS);
+            b.setAccountCountry("IN");
+            assertEquals("in", a.approvedRegion(), "A reads the database, not its memory");
+            ConfigInfo ia = a.configInfo();
+            assertEquals(1, ia.getConfigVersion(), ia.toString());
+            assertEquals("IN", ia.getCountry(), ia.toString());
+
+            a.setAccountCountry("SG");
+            ConfigInfo ib = b.configInfo();
+            assertEquals("SG", ib.getCountry(), ib.toString());
+            assertEquals("sg", ib.getApprovedRegion(), ib.toString());
+            assertEquals(1, ib.getConfigVersion(), "A's write kept B's config: " + ib);
+            assertEquals("sg", b.approvedRegion());
+
+            // Nor can a stale agent roll the config back: B moves to v2, A offers v1 again.
+            b.installConfig(TestEnvelopes.twoRegionConfig(CONFIG_KEY, 2));
+            ConfigException e = assertThrows(ConfigException.class, () -> a.installConfig(TWO_REGIONS));
+            assertKind(e, ConfigException.class, SyncException.KIND_ROLLBACK, 12);
+            assertEquals(2, b.configInfo().getConfigVersion());
+            assertEquals(2, a.configInfo().getConfigVersion());
+            assertEquals("SG", b.configInfo().getCountry(), "the country survived B's install");
+        }
+    }
+
     // ---------------------------------------------------------------- dev server (full flow)
 
     /** The ready file of {@code cloudsync dev-server}. */
@@ -546,10 +641,14 @@ class SyncAgentTest {
         final byte[] root;
         final byte[] config;
         final byte[] caPem;
+        /** The server's --dir: root.json lives there, and each region stores uploads in {@code <dir>/<region>/}. */
+        final Path dir;
         final Map<String, Integer> ports = new HashMap<>();
 
         DevServer(String json) throws IOException {
-            root = Files.readAllBytes(Paths.get(field(json, "root")));
+            Path rootPath = Paths.get(field(json, "root"));
+            root = Files.readAllBytes(rootPath);
+            dir = rootPath.getParent();
             config = Files.readAllBytes(Paths.get(field(json, "config")));
             caPem = Files.readAllBytes(Paths.get(field(json, "ca_pem")));
             Matcher m = Pattern.compile("\"([a-z]+)\"\\s*:\\s*\\{[^{}]*?\"port\"\\s*:\\s*(\\d+)").matcher(json);
@@ -697,6 +796,125 @@ class SyncAgentTest {
             s = a.stats();
             assertEquals(0, s.getQueued(), s.toString());
             assertEquals(1, s.getDone(), s.toString());
+        }
+    }
+
+    /** Bytes a dev-server region has stored so far (all its upload files). */
+    private static long storedBytes(DevServer d, String region) throws IOException {
+        Path store = d.dir.resolve(region);
+        if (!Files.isDirectory(store)) {
+            return 0;
+        }
+        long sum = 0;
+        try (java.util.stream.Stream<Path> files = Files.list(store)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                if (Files.isRegularFile(p)) {
+                    sum += Files.size(p);
+                }
+            }
+        }
+        return sum;
+    }
+
+    /**
+     * Two agents on one database: B moves the account to SG while A's run is sending bytes to IN.
+     * The dev server's byte counters live in its own process and are not reachable from Java;
+     * the bytes are checked on the progress callbacks, the audit trail, the queue counters, and
+     * the upload files the server writes under its directory (as a server-side cross-check).
+     */
+    @Test
+    void twoAgentsOneDatabase_runStopsWhenOtherAgentMovesAccount() throws Exception {
+        DevServer d = devServer();
+        final int n = 4;
+        final long size = 8L * 1024 * 1024;
+        final long mib = 1024 * 1024;
+        try (SyncAgent a = openDev(d); SyncAgent b = SyncAgent.openForTest(dbPath(), d.root, d.caPem)) {
+            assertEquals("in", b.approvedRegion());
+            String[] paths = new String[n];
+            for (int i = 0; i < n; i++) {
+                paths[i] = sparseFile("big-" + i, size);
+            }
+            long[] ids = a.enqueueAll(paths, "backup", 0);
+            assertEquals(n, b.stats().getPending());
+
+            CountDownLatch bytesOut = new CountDownLatch(1);
+            AtomicBoolean moved = new AtomicBoolean();
+            AtomicInteger before = new AtomicInteger();
+            List<String> late = Collections.synchronizedList(new ArrayList<>());
+            Future<RunReport> run = pool.submit(() -> a.runOnce(120_000, (item, sent, total) -> {
+                if (moved.get()) {
+                    late.add(item + ":" + sent + "/" + total);
+                } else {
+                    before.incrementAndGet();
+                }
+                if (sent >= 2 * mib) {
+                    bytesOut.countDown();
+                }
+                try {
+                    Thread.sleep(30); // a slow run: the move lands mid-file
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }));
+            assertTrue(bytesOut.await(60, TimeUnit.SECONDS), "bytes went out to IN");
+            assertFalse(run.isDone(), "the run is still sending");
+
+            b.setAccountCountry("SG");
+            moved.set(true);
+            long storedAtMove = storedBytes(d, "in");
+            // Held at once, before A's run even noticed.
+            QueueStats sb = b.stats();
+            assertEquals(0, sb.getPending() + sb.getFailed(), "nothing left to send to IN: " + sb);
+
+            RunReport r = run.get(60, TimeUnit.SECONDS);
+            long storedAfter = storedBytes(d, "in");
+            assertEquals(RunReport.StopReason.REGION_CHANGED, r.getStopped(), r.toString());
+            assertEquals("in", r.getRegion());
+            assertTrue(before.get() >= 2, "progress before the move: " + before.get());
+            // The buffer in flight may still report, and a file that just completed its last
+            // chunk reports once more; nothing beyond that.
+            assertTrue(late.size() <= 2, "progress after the move: " + late);
+            assertTrue(storedAfter - storedAtMove <= 2 * mib,
+                    "IN stored " + (storedAfter - storedAtMove) + " bytes after the move");
+
+            assertTrue(r.getUploaded() < n, r.toString());
+            long held = n - r.getUploaded();
+            AuditRecord[] recs = a.audit(0, 100);
+            assertEquals(r.getUploaded(), recs.length, Arrays.toString(recs));
+            for (AuditRecord rec : recs) {
+                assertEquals("in", rec.getRegion(), rec.toString());
+                assertEquals(size, rec.getBytes(), rec.toString());
+            }
+            for (SyncAgent x : new SyncAgent[] {a, b}) {
+                QueueStats s = x.stats();
+                assertEquals(held, s.getHeld(), "the rest is held: " + s);
+                assertEquals(0, s.getPending(), s.toString());
+                assertEquals(0, s.getUploading(), s.toString());
+                assertEquals(0, s.getFailed(), s.toString());
+                assertEquals(r.getUploaded(), s.getDone(), s.toString());
+            }
+            assertEquals("sg", a.approvedRegion());
+            assertEquals("SG", a.configInfo().getCountry());
+
+            // Back to IN: the held items are pending again and the next run finishes them.
+            b.setAccountCountry("IN");
+            assertEquals(held, a.stats().getPending());
+            RunReport again = a.runOnce(120_000, null);
+            assertEquals(RunReport.StopReason.DRAINED, again.getStopped(), again.toString());
+            assertEquals(held, again.getUploaded(), again.toString());
+            QueueStats s = b.stats();
+            assertEquals(0, s.getQueued(), s.toString());
+            assertEquals(n, s.getDone(), s.toString());
+            Set<Long> audited = new HashSet<>();
+            for (AuditRecord rec : a.audit(0, 100)) {
+                assertEquals("in", rec.getRegion(), rec.toString());
+                audited.add(rec.getItemId());
+            }
+            Set<Long> all = new HashSet<>();
+            for (long id : ids) {
+                all.add(id);
+            }
+            assertEquals(all, audited);
         }
     }
 }

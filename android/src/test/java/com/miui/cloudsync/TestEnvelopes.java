@@ -113,4 +113,25 @@ final class TestEnvelopes {
                 + "/files/\",\"protocol\":\"tus\"}},\"allowed_hosts\":[\"127.0.0.1:" + port + "\"]}}}";
         return envelope(CONFIG_TYPE, payload, configKey);
     }
+
+    /**
+     * A config mapping {@code IN} to region {@code in} and {@code SG} to region {@code sg}, each
+     * with one backup service on a host under {@code example.net} that tests never contact (only
+     * region selection and queue stamps are exercised); issued an hour ago, valid for 30 days.
+     */
+    static byte[] twoRegionConfig(Key configKey, int version) {
+        Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+        String payload = "{\"version\":" + version
+                + ",\"issued_at\":\"" + now.minus(1, ChronoUnit.HOURS) + "\""
+                + ",\"expires_at\":\"" + now.plus(30, ChronoUnit.DAYS) + "\""
+                + ",\"countries\":{\"IN\":\"in\",\"SG\":\"sg\"}"
+                + ",\"regions\":{" + exampleRegion("in") + "," + exampleRegion("sg") + "}}";
+        return envelope(CONFIG_TYPE, payload, configKey);
+    }
+
+    private static String exampleRegion(String id) {
+        String host = "backup." + id + ".example.net";
+        return "\"" + id + "\":{\"services\":{\"backup\":{\"url\":\"https://" + host
+                + "/files/\",\"protocol\":\"tus\"}},\"allowed_hosts\":[\"" + host + "\"]}";
+    }
 }
