@@ -43,7 +43,11 @@ fn bad_host_rules_are_invalid_endpoint_and_install_nothing() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidEndpoint, "{hosts:?}");
         assert_eq!(e.kind().name(), "invalid_endpoint");
-        assert_eq!(agent.config_info().unwrap().config_version, None, "{hosts:?}");
+        assert_eq!(
+            agent.config_info().unwrap().config_version,
+            None,
+            "{hosts:?}"
+        );
     }
 
     // The world's own config (IP literal rules, 127.0.0.x) still validates.

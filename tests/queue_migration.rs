@@ -202,7 +202,10 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
     let items = agent.list(None, 10).unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!((items[0].id, items[0].region.as_deref()), (id, Some("in")));
-    assert_eq!(agent.config_info().unwrap().approved_region.as_deref(), Some("in"));
+    assert_eq!(
+        agent.config_info().unwrap().approved_region.as_deref(),
+        Some("in")
+    );
 }
 
 #[test]

@@ -376,7 +376,15 @@ impl Agent {
         let policy = &self.options.retry;
         let st = g.db.write(|tx| {
             ops::check_lease(tx, m.owner)?;
-            ops::fail(tx, item.id, &reason, permanent, retry_after, policy, now_ms())
+            ops::fail(
+                tx,
+                item.id,
+                &reason,
+                permanent,
+                retry_after,
+                policy,
+                now_ms(),
+            )
         });
         let st = match st {
             Err(Error::NotFound) => return Ok(()), // removed meanwhile

@@ -109,7 +109,6 @@ pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Res
                  ON CONFLICT (id) DO NOTHING"
             ),
             &params[..9], // the INSERT binds no expected generation
-
         )?,
         Some(_) => tx.execute(
             "UPDATE trust SET root = ?1, config = ?2, clock_floor = ?3, country = ?4,

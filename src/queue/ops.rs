@@ -471,7 +471,8 @@ pub fn fail(
          WHERE id = ?1",
         params![id, state.as_str(), attempts, reason, next, now],
     )?;
-    let stored: String = tx.query_row("SELECT state FROM items WHERE id = ?1", [id], |r| r.get(0))?;
+    let stored: String =
+        tx.query_row("SELECT state FROM items WHERE id = ?1", [id], |r| r.get(0))?;
     stored.parse()
 }
 
