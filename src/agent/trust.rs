@@ -184,7 +184,12 @@ impl Trust {
                     version: cfg.version(),
                 });
             }
+            // The document in force: unchanged, unless it expired (the app
+            // must learn that reinstalling it does not turn uploads back on).
             if self.config.as_ref().map(|c| c.version()) == Some(cfg.version()) {
+                if self.config_expired(&cfg, now) {
+                    return Err(Error::Expired { what: "config" });
+                }
                 return Ok(false);
             }
             // The same payload re-signed after a rotation dropped it: welcome back.
