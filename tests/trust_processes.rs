@@ -11,172 +11,21 @@
 
 #![cfg(all(feature = "cli", feature = "devserver"))]
 
+#[path = "common/process.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cloudsync::devserver::world::{standard_regions, World};
 use cloudsync::devserver::Fault;
 use cloudsync::Agent;
+use common::{
+    cli, cli_nodb, count, fails_with, json, list, ok, s, status, Proc, CLI, RUN_LIMIT, SHORT,
+};
 
-const CLI: &str = env!("CARGO_BIN_EXE_cloudsync");
-/// Deadline of a short CLI command (init, install, status, ...).
-const SHORT: Duration = Duration::from_secs(30);
-/// Deadline of a `run` child.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 const CHUNK: u64 = 65536;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// What a finished child printed.
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "status {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A spawned child whose stdout/stderr go to files.
-struct Proc {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    what: String,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, dir: &Path, what: &str) -> Proc {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let out = dir.join(format!("child{n}.out"));
-        let err = dir.join(format!("child{n}.err"));
-        let child = cmd
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        Proc {
-            child,
-            out,
-            err,
-            what: what.to_string(),
-        }
-    }
-
-    fn read(&self, status: ExitStatus) -> Out {
-        Out {
-            status,
-            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
-        }
-    }
-
-    /// `Some(output)` if it has exited.
-    fn poll(&mut self) -> Option<Out> {
-        let st = self.child.try_wait().unwrap()?;
-        Some(self.read(st))
-    }
-
-    /// Waits up to `limit`; kills the child and fails the test on timeout.
-    fn wait(mut self, limit: Duration) -> Out {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(o) = self.poll() {
-                return o;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let st = self.child.wait().unwrap();
-                let o = self.read(st);
-                panic!(
-                    "{} did not finish within {limit:?}; killed\n{o:?}",
-                    self.what
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // A failing assertion must not leave a runner behind.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `cloudsync --db DB args...`, run to completion under [`SHORT`].
-fn cli(dir: &Path, db: &Path, args: &[&str]) -> Out {
-    let mut c = Command::new(CLI);
-    c.args(["--db", s(db)]).args(args);
-    Proc::spawn(c, dir, &format!("cloudsync {}", args.join(" "))).wait(SHORT)
-}
-
-/// `cloudsync args...` without `--db`.
-fn cli_nodb(dir: &Path, args: &[&str]) -> Out {
-    let mut c = Command::new(CLI);
-    c.args(args);
-    Proc::spawn(c, dir, &format!("cloudsync {}", args.join(" "))).wait(SHORT)
-}
-
-fn ok(o: Out) -> Out {
-    assert_eq!(o.code(), Some(0), "{o:?}");
-    o
-}
-
-/// Exit 1 with `error: <kind>: ` on stderr.
-fn fails_with(o: &Out, kind: &str) {
-    assert_eq!(o.code(), Some(1), "expected {kind}: {o:?}");
-    assert!(
-        o.stderr.starts_with(&format!("error: {kind}: ")),
-        "expected {kind}: {o:?}"
-    );
-}
-
-fn json(o: &Out) -> serde_json::Value {
-    assert_eq!(o.code(), Some(0), "{o:?}");
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
-}
-
-fn status(dir: &Path, db: &Path) -> serde_json::Value {
-    json(&cli(dir, db, &["status", "--json"]))
-}
-
-fn list(dir: &Path, db: &Path, state: &str) -> Vec<serde_json::Value> {
-    json(&cli(dir, db, &["list", "--json", "--state", state]))
-        .as_array()
-        .expect("list --json is an array")
-        .clone()
-}
-
-fn count(v: &serde_json::Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {field} in {v}"))
-}
 
 // ---------------------------------------------------------------------------
 // 1 + 2: a running child process stops when another process changes trust.

@@ -1,0 +1,316 @@
+//! Finished uploads (the audit trail) and what the app and the CLI read back:
+//! statistics, item listings, audit rows.
+
+use rusqlite::{params, Connection, Transaction};
+use serde::Serialize;
+
+use super::{to_i64, SourceMeta};
+use crate::error::{Error, Result};
+use crate::queue::State;
+
+/// What the audit trail records for a finished upload.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Audit row id (monotonic; page with `after_id`).
+    pub id: i64,
+    /// The queue item.
+    pub item_id: i64,
+    /// Service name.
+    pub service: String,
+    /// Region the bytes went to.
+    pub region: String,
+    /// `host:port` of the endpoint.
+    pub host: String,
+    /// Peer IP the bytes were written to.
+    pub peer_ip: Option<String>,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    /// Milliseconds since the epoch.
+    pub finished_at: i64,
+}
+
+/// Records a finished upload in the audit table and settles its item, in one
+/// transaction. The audit row is written whatever happened to the item
+/// meanwhile (the bytes did leave the device). The item leaves the queue only
+/// if it still describes what was uploaded (`uploaded`: size and mtime); if
+/// the app re-enqueued a changed file in the meantime, it stays `pending`
+/// with no session, so the new version is uploaded too; if the app removed
+/// it, there is nothing to settle.
+pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sha256, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            rec.item_id,
+            rec.service,
+            rec.region,
+            rec.host,
+            rec.peer_ip,
+            to_i64(rec.bytes)?,
+            hex::decode(&rec.sha256)
+                .map_err(|_| Error::Internal("audit hash is not hex".into()))?,
+            rec.finished_at
+        ],
+    )?;
+    let audit_id = tx.last_insert_rowid();
+    let n = tx.execute(
+        "DELETE FROM items WHERE id = ?1 AND size = ?2 AND mtime_ns = ?3",
+        params![rec.item_id, to_i64(uploaded.size)?, uploaded.mtime_ns],
+    )?;
+    if n == 0 {
+        tx.execute(
+            "UPDATE items SET state = 'pending', upload_url = NULL, upload_len = NULL,
+                    upload_mtime_ns = NULL, upload_sha256 = NULL, confirmed_offset = 0,
+                    updated_at = ?2
+             WHERE id = ?1",
+            params![rec.item_id, rec.finished_at],
+        )?;
+    }
+    Ok(audit_id)
+}
+
+/// Counts per state and bytes still to send.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Waiting items.
+    pub pending: u64,
+    /// Items claimed by a runner.
+    pub uploading: u64,
+    /// Items waiting for a retry.
+    pub failed: u64,
+    /// Items that gave up.
+    pub dead: u64,
+    /// Items of another region.
+    pub held: u64,
+    /// Finished uploads (audit rows).
+    pub done: u64,
+    /// Bytes of pending/uploading/failed items not yet confirmed.
+    pub pending_bytes: u64,
+}
+
+/// Queue statistics.
+pub fn stats(conn: &Connection) -> Result<QueueStats> {
+    let mut s = QueueStats::default();
+    let mut st = conn.prepare("SELECT state, count(*) FROM items GROUP BY state")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (state, n) = row?;
+        let n = n.max(0) as u64;
+        match state.as_str() {
+            "pending" => s.pending = n,
+            "uploading" => s.uploading = n,
+            "failed" => s.failed = n,
+            "dead" => s.dead = n,
+            "held" => s.held = n,
+            _ => {}
+        }
+    }
+    s.done = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))?
+        .max(0) as u64;
+    s.pending_bytes = conn
+        .query_row(
+            "SELECT coalesce(sum(max(size - confirmed_offset, 0)), 0) FROM items
+             WHERE state IN ('pending','uploading','failed')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )?
+        .max(0) as u64;
+    Ok(s)
+}
+
+/// An item as shown to the app and the CLI.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ItemInfo {
+    /// Item id.
+    pub id: i64,
+    /// Source path.
+    pub path: String,
+    /// Service.
+    pub service: String,
+    /// Priority.
+    pub priority: i64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Region stamp (`None` until the first run with an approved region).
+    pub region: Option<String>,
+    /// State name.
+    pub state: String,
+    /// Attempts.
+    pub attempts: u32,
+    /// Confirmed bytes.
+    pub confirmed_offset: u64,
+    /// Next attempt, ms since the epoch.
+    pub next_attempt_at: i64,
+    /// Last error (kind: message), if any.
+    pub last_error: Option<String>,
+}
+
+/// Lists items, optionally of one state, by id.
+pub fn list(conn: &Connection, state: Option<State>, limit: u32) -> Result<Vec<ItemInfo>> {
+    let mut st = conn.prepare(
+        "SELECT id, path, service, priority, size, region, state, attempts, confirmed_offset,
+                next_attempt_at, last_error
+         FROM items WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![state.map(|s| s.as_str()), limit], |r| {
+        Ok(ItemInfo {
+            id: r.get(0)?,
+            path: r.get(1)?,
+            service: r.get(2)?,
+            priority: r.get(3)?,
+            size: r.get::<_, i64>(4)?.max(0) as u64,
+            region: r.get(5)?,
+            state: r.get(6)?,
+            attempts: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
+            confirmed_offset: r.get::<_, i64>(8)?.max(0) as u64,
+            next_attempt_at: r.get(9)?,
+            last_error: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Audit rows with `id > after_id`, oldest first.
+pub fn audit(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+    let mut st = conn.prepare(
+        "SELECT id, item_id, service, region, host, peer_ip, bytes, sha256, finished_at
+         FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![after_id, limit], |r| {
+        Ok(AuditRecord {
+            id: r.get(0)?,
+            item_id: r.get(1)?,
+            service: r.get(2)?,
+            region: r.get(3)?,
+            host: r.get(4)?,
+            peer_ip: r.get(5)?,
+            bytes: r.get::<_, i64>(6)?.max(0) as u64,
+            sha256: hex::encode(r.get::<_, Vec<u8>>(7)?),
+            finished_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::ops::testutil::{db, META};
+    use crate::queue::ops::{enqueue, get, remove, set_offset, set_session, terminations};
+    use crate::queue::State;
+
+    #[test]
+    fn complete_keeps_an_item_reenqueued_with_new_content() {
+        let mut db = db();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        db.write(|tx| {
+            set_session(
+                tx,
+                id,
+                Some("https://h/u"),
+                Some(100),
+                Some(5),
+                None,
+                100,
+                0,
+            )
+        })
+        .unwrap();
+        // The app rewrites the file and enqueues it again while the upload finishes.
+        let newer = SourceMeta {
+            size: 120,
+            mtime_ns: 6,
+        };
+        assert_eq!(
+            db.write(|tx| enqueue(tx, "/a", "b", 0, newer, Some("in"), 1))
+                .unwrap(),
+            id
+        );
+        let rec = AuditRecord {
+            id: 0,
+            item_id: id,
+            service: "b".into(),
+            region: "in".into(),
+            host: "h:443".into(),
+            peer_ip: None,
+            bytes: 100,
+            sha256: hex::encode([1u8; 32]),
+            finished_at: 2,
+        };
+        db.write(|tx| complete(tx, &rec, META)).unwrap();
+        assert_eq!(
+            audit(db.conn(), 0, 10).unwrap().len(),
+            1,
+            "the old bytes did leave"
+        );
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.state, row.upload_url, row.size),
+            (State::Pending, None, 120),
+            "the new version still goes"
+        );
+        // Removed during its upload: the audit row is still written, nothing else.
+        db.write(|tx| remove(tx, id)).unwrap();
+        db.write(|tx| complete(tx, &rec, newer)).unwrap();
+        assert_eq!(audit(db.conn(), 0, 10).unwrap().len(), 2);
+        assert_eq!(
+            db.write(|tx| set_offset(tx, id, 5, 3)).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn complete_moves_to_audit_and_remove_queues_termination() {
+        let mut db = db();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        let rec = AuditRecord {
+            id: 0,
+            item_id: id,
+            service: "b".into(),
+            region: "in".into(),
+            host: "h:443".into(),
+            peer_ip: Some("127.0.0.1".into()),
+            bytes: 100,
+            sha256: hex::encode([7u8; 32]),
+            finished_at: 9,
+        };
+        db.write(|tx| complete(tx, &rec, META)).unwrap();
+        let got = audit(db.conn(), 0, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].sha256, rec.sha256);
+        assert_eq!(stats(db.conn()).unwrap().done, 1);
+        assert_eq!(
+            get(db.conn(), id).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        let id2 = db
+            .write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        db.write(|tx| {
+            set_session(
+                tx,
+                id2,
+                Some("https://h/u2"),
+                Some(100),
+                Some(5),
+                None,
+                0,
+                0,
+            )
+        })
+        .unwrap();
+        db.write(|tx| remove(tx, id2)).unwrap();
+        assert_eq!(terminations(db.conn(), "in").unwrap().len(), 1);
+        assert_eq!(
+            db.write(|tx| remove(tx, id2)).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! An item's life in the queue: enqueue, pick the next due, claim, record
+//! its upload session and progress, remove (queueing a termination).
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{item_row, to_i64, ItemRow, SourceMeta, ITEM_COLS};
+use crate::error::{Error, Result};
+
+/// Adds (or refreshes) one item. An item with the same path and service that
+/// is still active keeps its id; its size/mtime are refreshed (the uploader
+/// notices a changed source and restarts its upload).
+pub fn enqueue(
+    tx: &Transaction<'_>,
+    path: &str,
+    service: &str,
+    priority: i32,
+    meta: SourceMeta,
+    region: Option<&str>,
+    now: i64,
+) -> Result<i64> {
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM items WHERE path = ?1 AND service = ?2
+               AND state IN ('pending','uploading','failed','held')",
+            params![path, service],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let size = to_i64(meta.size)?;
+    if let Some(id) = existing {
+        tx.execute(
+            "UPDATE items SET size = ?2, mtime_ns = ?3, priority = ?4, updated_at = ?5,
+                sha256 = CASE WHEN size = ?2 AND mtime_ns = ?3 THEN sha256 END
+             WHERE id = ?1",
+            params![id, size, meta.mtime_ns, priority, now],
+        )?;
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO items (path, service, priority, size, mtime_ns, region, state,
+                            next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
+        params![path, service, priority, size, meta.mtime_ns, region, now],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The next item to upload for `region`: highest priority, then the oldest
+/// due. Served by the partial index `items_due`.
+pub fn next_due(conn: &Connection, region: &str, now: i64) -> Result<Option<ItemRow>> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {ITEM_COLS} FROM items INDEXED BY items_due
+                 WHERE state IN ('pending', 'failed') AND region = ?1 AND next_attempt_at <= ?2
+                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1"
+            ),
+            params![region, now],
+            item_row,
+        )
+        .optional()?)
+}
+
+/// [`next_due`], skipping the ids in `exclude` (items already tried in this run).
+pub fn next_due_excluding(
+    conn: &Connection,
+    region: &str,
+    now: i64,
+    exclude: &[i64],
+) -> Result<Option<ItemRow>> {
+    if exclude.is_empty() {
+        return next_due(conn, region, now);
+    }
+    let ids = serde_json::to_string(exclude).expect("integers serialise");
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {ITEM_COLS} FROM items INDEXED BY items_due
+                 WHERE state IN ('pending', 'failed') AND region = ?1 AND next_attempt_at <= ?2
+                   AND id NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1"
+            ),
+            params![region, now, ids],
+            item_row,
+        )
+        .optional()?)
+}
+
+/// One item by id.
+pub fn get(conn: &Connection, id: i64) -> Result<ItemRow> {
+    conn.query_row(
+        &format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"),
+        [id],
+        item_row,
+    )
+    .optional()?
+    .ok_or(Error::NotFound)
+}
+
+/// `pending|failed → uploading` for the lease holder.
+pub fn claim(tx: &Transaction<'_>, id: i64, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE items SET state = 'uploading', updated_at = ?2
+         WHERE id = ?1 AND state IN ('pending','failed')",
+        params![id, now],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+/// Records (or clears) the upload session of an item.
+#[allow(clippy::too_many_arguments)]
+pub fn set_session(
+    tx: &Transaction<'_>,
+    id: i64,
+    url: Option<&str>,
+    len: Option<u64>,
+    mtime_ns: Option<i64>,
+    sha256: Option<&[u8; 32]>,
+    offset: u64,
+    now: i64,
+) -> Result<()> {
+    let len = len.map(to_i64).transpose()?;
+    let n = tx.execute(
+        "UPDATE items SET upload_url = ?2, upload_len = ?3, upload_mtime_ns = ?4,
+                upload_sha256 = ?5, confirmed_offset = ?6, updated_at = ?7
+         WHERE id = ?1",
+        params![
+            id,
+            url,
+            len,
+            mtime_ns,
+            sha256.map(|h| h.to_vec()),
+            to_i64(offset)?,
+            now
+        ],
+    )?;
+    if n == 0 {
+        // The app removed the item during its upload: a new session must
+        // still be terminated, so report it and let the caller queue that.
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Records the refreshed source metadata the uploader saw.
+pub fn set_source(
+    tx: &Transaction<'_>,
+    id: i64,
+    meta: SourceMeta,
+    sha256: &[u8; 32],
+) -> Result<()> {
+    tx.execute(
+        "UPDATE items SET size = ?2, mtime_ns = ?3, sha256 = ?4 WHERE id = ?1",
+        params![id, to_i64(meta.size)?, meta.mtime_ns, sha256.to_vec()],
+    )?;
+    Ok(())
+}
+
+/// Persists a server-confirmed offset (`NotFound` if the item was removed meanwhile).
+pub fn set_offset(tx: &Transaction<'_>, id: i64, offset: u64, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE items SET confirmed_offset = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, to_i64(offset)?, now],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Puts an `uploading` item back to `pending` (cancel, time up), keeping its session.
+pub fn unclaim(tx: &Transaction<'_>, id: i64, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE items SET state = 'pending', updated_at = ?2 WHERE id = ?1 AND state = 'uploading'",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Removes one item. If it had an upload session in `approved`'s region, a
+/// termination (`DELETE`) is queued for the next run.
+pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    let row: Option<(Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT region, upload_url FROM items WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (region, url) = row.ok_or(Error::NotFound)?;
+    if let (Some(region), Some(url)) = (region, url) {
+        queue_termination(tx, &region, &url)?;
+    }
+    tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Queues a `DELETE` of an upload session for the next run in `region`.
+pub fn queue_termination(tx: &Transaction<'_>, region: &str, url: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO terminations (region, upload_url) VALUES (?1, ?2)",
+        params![region, url],
+    )?;
+    Ok(())
+}
+
+/// Pending terminations for a region: `(id, url)`.
+pub fn terminations(conn: &Connection, region: &str) -> Result<Vec<(i64, String)>> {
+    let mut st =
+        conn.prepare("SELECT id, upload_url FROM terminations WHERE region = ?1 ORDER BY id")?;
+    let rows = st.query_map([region], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Drops a processed termination.
+pub fn drop_termination(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM terminations WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::ops::testutil::{db, META};
+
+    #[test]
+    fn enqueue_dedupes_active_path_and_refreshes() {
+        let mut db = db();
+        let a = db
+            .write(|tx| enqueue(tx, "/a", "backup", 0, META, Some("in"), 1))
+            .unwrap();
+        let b = db
+            .write(|tx| {
+                enqueue(
+                    tx,
+                    "/a",
+                    "backup",
+                    3,
+                    SourceMeta {
+                        size: 7,
+                        mtime_ns: 9,
+                    },
+                    Some("in"),
+                    2,
+                )
+            })
+            .unwrap();
+        assert_eq!(a, b);
+        let row = get(db.conn(), a).unwrap();
+        assert_eq!((row.size, row.mtime_ns, row.priority), (7, 9, 3));
+        let c = db
+            .write(|tx| enqueue(tx, "/a", "photos", 0, META, Some("in"), 3))
+            .unwrap();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn next_due_orders_by_priority_then_age_and_skips_other_regions() {
+        let mut db = db();
+        let old = db
+            .write(|tx| enqueue(tx, "/old", "b", 0, META, Some("in"), 10))
+            .unwrap();
+        let _new = db
+            .write(|tx| enqueue(tx, "/new", "b", 0, META, Some("in"), 20))
+            .unwrap();
+        let _sg = db
+            .write(|tx| enqueue(tx, "/sg", "b", 9, META, Some("sg"), 5))
+            .unwrap();
+        assert_eq!(next_due(db.conn(), "in", 100).unwrap().unwrap().id, old);
+        let hi = db
+            .write(|tx| enqueue(tx, "/hi", "b", 5, META, Some("in"), 30))
+            .unwrap();
+        assert_eq!(next_due(db.conn(), "in", 100).unwrap().unwrap().id, hi);
+        assert!(next_due(db.conn(), "in", 15).unwrap().is_some());
+        assert!(
+            next_due(db.conn(), "in", 5).unwrap().is_none(),
+            "nothing due yet"
+        );
+        let plan: String = db
+            .conn()
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM items INDEXED BY items_due
+                 WHERE state IN ('pending','failed') AND region = 'in' AND next_attempt_at <= 1
+                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("items_due") && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
+    }
+}
