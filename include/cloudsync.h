@@ -106,14 +106,18 @@ typedef struct cs_run_report {
 /**
  * Opens (or creates) the database at db_path with the firmware's initial root
  * envelope (root_len bytes). On success *out receives the handle; on failure
- * *out is set to NULL (when out is not NULL).
+ * *out is set to NULL (when out is not NULL). The root must be a valid
+ * self-signed root even when the database exists (CS_MALFORMED, ...); a
+ * different root of the stored version is CS_ROOT_MISMATCH. Several handles
+ * and processes may open one file: trust (root, config, country) lives in it.
  */
 cs_status cs_open(const char *db_path, const uint8_t *root, size_t root_len, cs_agent **out);
 
 /** Installs a root or config envelope (told apart by its payload type). */
 cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
 
-/** Sets the account country (ISO 3166-1 alpha-2, any case). */
+/** Sets the account country (ISO 3166-1 alpha-2, any case). Items queued for
+ *  another region are held when it returns (cs_stats shows them at once). */
 cs_status cs_set_country(cs_agent *agent, const char *iso2);
 
 /**

@@ -200,8 +200,12 @@ fn child_main(db: &Path, files: &Path, seed: u64) {
                 let Some(id) = random_id(&q, "'pending','failed'") else {
                     continue;
                 };
-                q.write(|tx| ops::claim(tx, id, now_ms()))
-                    .expect("child: claim");
+                // As a run does: stamp unstamped items for its region, then claim.
+                q.write(|tx| {
+                    ops::reconcile_regions(tx, "in", now_ms())?;
+                    ops::claim(tx, id, "in", now_ms())
+                })
+                .expect("child: claim");
                 let offset = rng.below(10_000);
                 q.write(|tx| ops::set_offset(tx, id, offset, now_ms()))
                     .expect("child: set_offset");

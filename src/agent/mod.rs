@@ -3,8 +3,8 @@
 //! between threads (the UI thread reads stats while a worker runs).
 //!
 //! Several handles, in one process or many, may share one database file:
-//! the trust state lives in the file, not in a handle ([`trust`]), and one
-//! runner at a time holds the queue lease ([`run`]).
+//! the trust state lives in the file, not in a handle (`agent::trust`, private), and one
+//! runner at a time holds the queue lease (`agent::run`).
 
 mod run;
 mod trust;
@@ -153,8 +153,10 @@ impl Agent {
         // Checked before any trust decision: junk is junk, new file or not.
         let firmware = initial_root.map(TrustedRoot::reload).transpose()?;
         let wall = (options.clock)();
-        let trust = db.write(|tx| trust::open_trust(tx, firmware.as_ref(), wall))?;
+        // Read before the open's own transaction: a trust write another
+        // connection commits in between must show up as a change.
         let data_version = store::data_version(db.conn())?;
+        let trust = db.write(|tx| trust::open_trust(tx, firmware.as_ref(), wall))?;
         Ok(Agent {
             inner: Mutex::new(Inner {
                 db,
@@ -251,9 +253,15 @@ impl Agent {
         self.lock().db.write(|tx| ops::remove(tx, id))
     }
 
-    /// Revives dead items.
+    /// Revives dead items; those stamped for a region that is no longer
+    /// approved come back `held`, not `pending`.
     pub fn retry_dead(&self) -> Result<u64> {
-        self.lock().db.write(|tx| ops::retry_dead(tx, now_ms()))
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, tx, now| {
+            let n = ops::retry_dead(tx, now_ms())?;
+            t.reconcile_items(tx, now)?;
+            Ok((n, false))
+        })
     }
 
     /// Asks a running [`Agent::run_once`] (on another thread) to stop soon.

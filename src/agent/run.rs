@@ -92,12 +92,12 @@ impl Agent {
             getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
             hex::encode(b)
         };
-        let (region, held) = self.begin_run(&owner)?;
+        let (region, held, generation) = self.begin_run(&owner)?;
         let mandate = Mandate {
             region: &region,
             owner: &owner,
         };
-        let result = self.run_leased(&mandate, held, deadline, progress);
+        let result = self.run_leased(&mandate, held, generation, deadline, progress);
         let mut g = self.lock();
         if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {
             log::warn!("lease release failed ({}); it expires on its own", e.kind());
@@ -105,8 +105,9 @@ impl Agent {
         result
     }
 
-    /// Takes the lease and fixes the run's region, from the stored trust.
-    fn begin_run(&self, owner: &str) -> Result<(ApprovedRegion, u64)> {
+    /// Takes the lease and fixes the run's region, from the stored trust;
+    /// returns the trust generation it was decided under.
+    fn begin_run(&self, owner: &str) -> Result<(ApprovedRegion, u64, i64)> {
         let mut g = self.lock();
         self.refresh(&mut g)?;
         self.note_expiry(&mut g);
@@ -119,7 +120,7 @@ impl Agent {
             let at = now_ms();
             ops::acquire_lease(tx, owner, at, ttl)?;
             let held = ops::reconcile_regions(tx, region.id(), at)?;
-            Ok(((region, held), false))
+            Ok(((region, held, t.generation), false))
         })?;
         // Cleared only once this run owns the queue: a run that fails
         // with Busy must not swallow a cancel meant for the one running.
@@ -162,6 +163,7 @@ impl Agent {
         &self,
         m: &Mandate<'_>,
         held: u64,
+        generation: i64,
         deadline: Instant,
         progress: &mut dyn FnMut(Progress) -> bool,
     ) -> Result<RunReport> {
@@ -178,7 +180,9 @@ impl Agent {
             remaining: 0,
             stopped: StopReason::Drained,
         };
-        let generation = Mutex::new(self.lock().trust.generation);
+        // The generation begin_run decided under, not the cache now: another
+        // thread on this handle may have moved the cache since.
+        let generation = Mutex::new(generation);
         let still_approved = || self.still_approved(m, &generation);
         let last_renew = Mutex::new(Instant::now());
         let keepalive = || self.keepalive(m.owner, &last_renew);
@@ -189,7 +193,10 @@ impl Agent {
             keepalive: &keepalive,
         };
         let mut attempted: Vec<i64> = Vec::new();
-        self.process_terminations(&http, m.region)?;
+        if !self.process_terminations(&http, m.region, &stop)? {
+            report.stopped = StopReason::RegionChanged;
+            return Ok(report);
+        }
         loop {
             if let Some(why) = self.stop_reason(&stop) {
                 report.stopped = why;
@@ -261,7 +268,7 @@ impl Agent {
                     return Ok((Claim::RegionChanged, false));
                 }
                 ops::acquire_lease(tx, m.owner, now_ms(), ttl)?;
-                match ops::claim(tx, item.id, now_ms()) {
+                match ops::claim(tx, item.id, m.region.id(), now_ms()) {
                     Ok(()) => Ok((Claim::Item(Box::new(item)), false)),
                     // Held or removed since it was picked: the next one.
                     Err(Error::NotFound) => Ok((Claim::Gone, false)),
@@ -398,10 +405,21 @@ impl Agent {
         Ok(())
     }
 
-    /// Sends queued `DELETE`s for removed items of the approved region, when the server offers termination.
-    fn process_terminations(&self, http: &RegionHttp, region: &ApprovedRegion) -> Result<()> {
+    /// Sends queued `DELETE`s for removed items of the approved region, when
+    /// the server offers termination. A `DELETE` carries an upload URL (it
+    /// may hold a token), so each waits for the trust check like a buffer of
+    /// bytes; `Ok(false)` when the region is no longer approved.
+    fn process_terminations(
+        &self,
+        http: &RegionHttp,
+        region: &ApprovedRegion,
+        stop: &Stop<'_>,
+    ) -> Result<bool> {
         let pending = ops::terminations(self.lock().db.conn(), region.id())?;
         for (id, url) in pending {
+            if !(stop.still_approved)() {
+                return Ok(false);
+            }
             // Guarded again: the URL was read back from disk.
             if let Ok(u) = region.guard(&url) {
                 if let Err(f) = http.tus_delete(&u) {
@@ -412,7 +430,7 @@ impl Agent {
             }
             self.lock().db.write(|tx| ops::drop_termination(tx, id))?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -83,14 +83,34 @@ impl Trust {
             generation: s.generation,
         };
         if let Some(c) = config {
-            // A row written before schema v3 has no floor yet: the config is it.
-            if c.version() > t.config_floor || t.config_floor_sha256.is_none() {
+            if !t.has_floor() || c.version() > t.config_floor {
+                // A row written before schema v3 has no floor yet: the config is it.
                 t.config_floor = c.version();
                 t.config_floor_sha256 = Some(c.payload_sha256());
+                t.config = Some(c);
+            } else if t.floor_admits(&c) {
+                t.config = Some(c);
+            } else {
+                // Below the floor (a row rewritten by a process that predates
+                // the floor): never in force, fail closed.
+                log::warn!("stored config is below the version floor; ignored");
             }
-            t.config = Some(c);
         }
         Ok(t)
+    }
+
+    fn has_floor(&self) -> bool {
+        self.config_floor > 0 || self.config_floor_sha256.is_some()
+    }
+
+    /// Whether `cfg` may be in force under the floor: a newer version, or
+    /// the floor's version with the very payload accepted then (a floor
+    /// without its hash admits no equal version).
+    fn floor_admits(&self, cfg: &VerifiedConfig) -> bool {
+        !self.has_floor()
+            || cfg.version() > self.config_floor
+            || (cfg.version() == self.config_floor
+                && self.config_floor_sha256 == Some(cfg.payload_sha256()))
     }
 
     fn stored(&self) -> StoredTrust {
@@ -121,16 +141,24 @@ impl Trust {
             .config
             .as_ref()
             .is_some_and(|c| c.expires_at() <= now && c.version() > self.expired_config);
-        cfg || (self.root.expires_at() <= now && self.root.version() > self.expired_root)
+        cfg || (self.root.expires_at() <= self.clock_floor
+            && self.root.version() > self.expired_root)
     }
 
     /// Records what `now` shows expired; `true` if anything changed.
+    ///
+    /// A config's expiry is recorded on any clock reading: a newer config
+    /// (issued often) lifts it. A root's expiry is recorded only on signed
+    /// time (the `issued_at` floor): only a root rotation (rare, offline
+    /// keys) could lift it, so one wrong wall-clock reading must not stop
+    /// every upload and install until then. Against the wall clock an
+    /// expired root still fails closed, just not stickily.
     fn record_expiry(&mut self, now: u64) -> bool {
         let before = (self.expired_config, self.expired_root);
         if let Some(c) = self.config.as_ref().filter(|c| c.expires_at() <= now) {
             self.expired_config = self.expired_config.max(c.version());
         }
-        if self.root.expires_at() <= now {
+        if self.root.expires_at() <= self.clock_floor {
             self.expired_root = self.expired_root.max(self.root.version());
         }
         before != (self.expired_config, self.expired_root)
@@ -170,7 +198,7 @@ impl Trust {
         }
         // Judged against the floor, not the config row: a rotation may have
         // dropped the row, never the highest version seen.
-        if self.config_floor_sha256.is_some() && cfg.version() <= self.config_floor {
+        if self.has_floor() && cfg.version() <= self.config_floor {
             if cfg.version() < self.config_floor {
                 return Err(Error::Rollback {
                     what: "config",
@@ -217,7 +245,7 @@ impl Trust {
     /// Held at once: re-stamps the queue for the region this trust approves,
     /// in the transaction that changed the trust, so `stats()` shows the
     /// effect before any run. Expired or incomplete trust changes no stamp.
-    fn reconcile_items(&self, tx: &Transaction<'_>, now: u64) -> Result<()> {
+    pub(crate) fn reconcile_items(&self, tx: &Transaction<'_>, now: u64) -> Result<()> {
         match self.approved(now) {
             Ok(Some(r)) => {
                 ops::reconcile_regions(tx, r.id(), now_ms())?;

@@ -72,7 +72,14 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE trust ADD COLUMN config_version_floor INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE trust ADD COLUMN config_floor_sha256 BLOB;
     ALTER TABLE trust ADD COLUMN expired_config_version INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE trust ADD COLUMN expired_root_version INTEGER NOT NULL DEFAULT 0;",
+    ALTER TABLE trust ADD COLUMN expired_root_version INTEGER NOT NULL DEFAULT 0;
+    -- A process that opened the file before this migration still writes the
+    -- row without the counter: bump it for them, so cached copies notice.
+    CREATE TRIGGER trust_generation_bump AFTER UPDATE ON trust
+    WHEN NEW.generation = OLD.generation
+    BEGIN
+        UPDATE trust SET generation = OLD.generation + 1 WHERE id = NEW.id;
+    END;",
 ];
 
 /// The schema version this build writes.

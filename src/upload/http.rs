@@ -1,5 +1,5 @@
 //! The HTTP layer of one region: a ureq agent whose only way to the network
-//! is [`GuardConnector`]. It re-checks every connection against the region
+//! is `GuardConnector`. It re-checks every connection against the region
 //! (host rules, resolved peer in `networks`), speaks TLS with a verifier that
 //! enforces the region's pins, follows no redirects and uses no proxy.
 //!

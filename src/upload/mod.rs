@@ -443,7 +443,9 @@ pub fn upload_item(
     // The bytes sent were read while the file had this size and mtime; if it
     // changed meanwhile the server copy may be torn: throw it away.
     if stat_source(path)? != meta {
-        if caps.termination {
+        // Not even a DELETE once the region is no longer approved (the URL
+        // may carry a token); the orphan then expires on the server.
+        if caps.termination && stop.check().is_ok() {
             let _ = http.tus_delete(&url);
         }
         ledger.session(item.id, None, meta, &sha, 0)?;

@@ -97,12 +97,14 @@ pub struct Row {
     pub generation: i64,
     pub config_version_floor: i64,
     pub expired_config_version: i64,
+    pub expired_root_version: i64,
 }
 
 pub fn row(db: &Path) -> Row {
     let c = Connection::open(db).unwrap();
     c.query_row(
-        "SELECT root, config, country, generation, config_version_floor, expired_config_version
+        "SELECT root, config, country, generation, config_version_floor, expired_config_version,
+                expired_root_version
          FROM trust WHERE id = 1",
         [],
         |r| {
@@ -113,6 +115,7 @@ pub fn row(db: &Path) -> Row {
                 generation: r.get(3)?,
                 config_version_floor: r.get(4)?,
                 expired_config_version: r.get(5)?,
+                expired_root_version: r.get(6)?,
             })
         },
     )

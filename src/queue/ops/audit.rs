@@ -61,7 +61,8 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -
     )?;
     if n == 0 {
         tx.execute(
-            "UPDATE items SET state = 'pending', upload_url = NULL, upload_len = NULL,
+            "UPDATE items SET state = CASE state WHEN 'held' THEN 'held' ELSE 'pending' END,
+                    upload_url = NULL, upload_len = NULL,
                     upload_mtime_ns = NULL, upload_sha256 = NULL, confirmed_offset = 0,
                     updated_at = ?2
              WHERE id = ?1",

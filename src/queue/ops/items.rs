@@ -98,11 +98,13 @@ pub fn get(conn: &Connection, id: i64) -> Result<ItemRow> {
 }
 
 /// `pending|failed → uploading` for the lease holder.
-pub fn claim(tx: &Transaction<'_>, id: i64, now: i64) -> Result<()> {
+pub fn claim(tx: &Transaction<'_>, id: i64, region: &str, now: i64) -> Result<()> {
+    // The region is checked again here: only an item stamped for the run's
+    // region may be claimed, whatever happened since it was picked.
     let n = tx.execute(
         "UPDATE items SET state = 'uploading', updated_at = ?2
-         WHERE id = ?1 AND state IN ('pending','failed')",
-        params![id, now],
+         WHERE id = ?1 AND state IN ('pending','failed') AND region = ?3",
+        params![id, now, region],
     )?;
     if n == 1 {
         Ok(())

@@ -43,19 +43,24 @@ public final class SyncAgent implements AutoCloseable {
     /**
      * Opens (or creates) the agent's database.
      *
-     * <p>A database that already trusts a root keeps it; a newer {@code initialRoot} is installed
-     * only if it chains from the stored one (so shipping a rotated root in an app update works).
+     * <p>{@code initialRoot} must be a valid self-signed root even when the database exists. A
+     * database that already trusts a newer root keeps it; the next version is installed only if
+     * it chains from the stored one (so shipping a rotated root in an app update works); a
+     * different root of the stored version fails with kind {@code root_mismatch}.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O). Open one agent per database file and
-     * share it; a second agent on the same file works but contends for the queue ({@link
-     * BusyException} from {@link #runOnce}).
+     * share it. A second agent (or another process) on the same file is safe: the trust state
+     * (root, config, country) lives in the file, so every agent sees the others' changes at once
+     * and a run stops as soon as its region is no longer approved; they contend only for the
+     * queue ({@link BusyException} from {@link #runOnce}).
      *
      * @param dbPath absolute path of the database file, e.g. {@code new File(context.getFilesDir(),
      *     "cloudsync.db").getPath()}; its directory must exist
      * @param initialRoot the signed root envelope shipped with the app
      * @return the open agent
      * @throws ConfigException if the root does not verify (kind {@code malformed}, {@code
-     *     bad_signature}, {@code expired}, ...)
+     *     bad_signature}, {@code expired}, ...) or differs from the stored root of its version
+     *     ({@code root_mismatch})
      * @throws StorageException if the database cannot be opened (kind {@code storage_unavailable},
      *     {@code not_a_database}, {@code storage_corrupt}, {@code schema_too_new}, ...)
      * @throws SyncException for other failures
@@ -149,8 +154,9 @@ public final class SyncAgent implements AutoCloseable {
 
     /**
      * Sets the account's country, which selects the approved region through the config. Items
-     * already queued for another region are then held until {@link #rehome()} or {@link
-     * #discardHeld()}.
+     * already queued for another region are held when this returns ({@link #stats()} shows them
+     * at once, before any run) until {@link #rehome()} or {@link #discardHeld()}; moving back
+     * makes them pending again.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O).
      *
