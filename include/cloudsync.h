@@ -147,6 +147,11 @@ cs_status cs_stats(const cs_agent *agent, cs_queue_stats *out);
 /** Restamps held items to the approved region (needs the user's consent); count in *out_count. */
 cs_status cs_rehome(cs_agent *agent, uint64_t *out_count);
 
+/** cs_rehome bound to consent: only if region is still the approved region;
+ *  CS_RESIDENCY (nothing changed) if another handle or process moved the
+ *  account since the user was asked. Count in *out_count. */
+cs_status cs_rehome_to(cs_agent *agent, const char *region, uint64_t *out_count);
+
 /** Deletes held items; count in *out_count. */
 cs_status cs_discard_held(cs_agent *agent, uint64_t *out_count);
 

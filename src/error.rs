@@ -281,8 +281,9 @@ pub enum Error {
     /// Residency guard refused a URL or peer.
     #[error("residency: refused: {0}")]
     Residency(&'static str),
-    /// The approved region changed (or its config expired) during a run.
-    #[error("residency: the approved region changed during the run")]
+    /// The approved region changed (or its config expired) during a run, or
+    /// is not the one the user consented to move held items to.
+    #[error("residency: the approved region changed")]
     RegionChanged,
     /// Lease held by another runner.
     #[error("another runner holds the queue lease")]

@@ -94,7 +94,12 @@ enum Cmd {
         limit: u32,
     },
     /// Restamp held items to the approved region (requires the user's consent).
-    Rehome,
+    Rehome {
+        /// Only if this is still the approved region (the one the user agreed to);
+        /// otherwise fail with `residency` and change nothing.
+        #[arg(long, value_name = "REGION")]
+        to: Option<String>,
+    },
     /// Delete held items (nothing is sent anywhere).
     Discard,
     /// Revive dead items.
@@ -206,7 +211,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
         } => cmds::enqueue(&db()?, &service, priority, &files),
         Cmd::Status { json } => cmds::status(&db()?, json),
         Cmd::List { json, state, limit } => cmds::list(&db()?, json, state.as_deref(), limit),
-        Cmd::Rehome => cmds::rehome(&db()?),
+        Cmd::Rehome { to } => cmds::rehome(&db()?, to.as_deref()),
         Cmd::Discard => cmds::discard(&db()?),
         Cmd::RetryDead => cmds::retry_dead(&db()?),
         Cmd::Remove { id } => cmds::remove(&db()?, id),

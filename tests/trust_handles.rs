@@ -405,6 +405,39 @@ fn country_move_holds_items_at_once_in_both_handles_then_rehome_sends_them_to_th
     assert!(e.world.bytes_by_region()["sg"] >= 3000);
 }
 
+/// The user was asked "move 3 backups to sg?"; before the answer lands,
+/// another handle moves the account to US. The consent-bound rehome refuses
+/// (nothing restamped); asked again for `us`, it moves them there.
+#[test]
+fn consent_bound_rehome_refuses_when_another_handle_moved_the_account_meanwhile() {
+    let e = env(&["in", "sg", "us"]);
+    let (a, b, ids) = held_setup(&e);
+    b.set_account_country("SG").unwrap();
+    let asked = a.approved_region().unwrap().unwrap().id().to_string();
+    assert_eq!(asked, "sg");
+    b.set_account_country("US").unwrap();
+    let before = row(&e.db);
+    let err = a.rehome_to(&asked).unwrap_err();
+    assert!(matches!(err, Error::RegionChanged), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Residency);
+    assert_eq!(row(&e.db), before);
+    assert_eq!(held_ids(&b), ids, "still held, nothing restamped");
+    for id in &ids {
+        assert_eq!(item(&a, *id).region.as_deref(), Some("in"));
+    }
+    assert_eq!(a.rehome_to("us").unwrap(), 3);
+    for id in &ids {
+        let it = item(&b, *id);
+        assert_eq!(
+            (it.region.as_deref(), it.state.as_str()),
+            (Some("us"), "pending")
+        );
+    }
+    untouched(&e.world, "in");
+    untouched(&e.world, "sg");
+    untouched(&e.world, "us");
+}
+
 #[test]
 fn held_items_can_be_discarded_from_either_handle_and_nothing_is_sent() {
     let e = env(&["in", "sg"]);

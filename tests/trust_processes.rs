@@ -303,10 +303,18 @@ fn held_at_once_through_the_cli() {
     assert_eq!(states(d), (3, 0, 0, 0));
     assert_eq!(regions(d, "pending"), stamped("in"));
 
-    // SG again, then rehome (consent): pending for sg.
+    // SG again. A rehome bound to a region that is not the approved one
+    // (the user agreed to another) is refused and changes nothing.
     ok(cli(d, &db, &["region", "set-country", "SG"]));
     assert_eq!(states(d), (0, 3, 0, 0));
-    assert_eq!(ok(cli(d, &db, &["rehome"])).stdout.trim(), "3");
+    fails_with(&cli(d, &db, &["rehome", "--to", "in"]), "residency");
+    assert_eq!(states(d), (0, 3, 0, 0));
+    assert_eq!(regions(d, "held"), stamped("in"));
+    // Rehome bound to the approved region: pending for sg.
+    assert_eq!(
+        ok(cli(d, &db, &["rehome", "--to", "sg"])).stdout.trim(),
+        "3"
+    );
     assert_eq!(states(d), (3, 0, 0, 0));
     assert_eq!(regions(d, "pending"), stamped("sg"));
     assert!(list(d, &db, "held").is_empty());

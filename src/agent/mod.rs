@@ -243,6 +243,23 @@ impl Agent {
         })
     }
 
+    /// [`Agent::rehome`] bound to the user's consent: restamps held items only
+    /// if `expected_region` is still the approved region when it runs (in the
+    /// same transaction), and fails with `RegionChanged` (kind `residency`)
+    /// otherwise, changing nothing. Use it when the question was "move these
+    /// backups to `expected_region`?": another handle or process may have
+    /// moved the account since it was asked.
+    pub fn rehome_to(&self, expected_region: &str) -> Result<u64> {
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, tx, now| {
+            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
+            if region.id() != expected_region {
+                return Err(Error::RegionChanged);
+            }
+            Ok((ops::rehome(tx, region.id(), now_ms())?, false))
+        })
+    }
+
     /// Deletes held items (nothing is sent anywhere).
     pub fn discard_held(&self) -> Result<u64> {
         self.lock().db.write(ops::discard_held)

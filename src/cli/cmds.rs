@@ -217,8 +217,13 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
     ok()
 }
 
-pub fn rehome(db: &Path) -> Out {
-    println!("{}", open(db)?.rehome()?);
+pub fn rehome(db: &Path, to: Option<&str>) -> Out {
+    let agent = open(db)?;
+    let n = match to {
+        Some(region) => agent.rehome_to(region)?,
+        None => agent.rehome()?,
+    };
+    println!("{n}");
     ok()
 }
 

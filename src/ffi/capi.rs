@@ -392,6 +392,28 @@ pub unsafe extern "C" fn cs_rehome(agent: *mut cs_agent, out_count: *mut u64) ->
     })
 }
 
+/// Restamps held items to `region` only if it is still the approved region
+/// (the one the user consented to); `CS_RESIDENCY` and nothing changed otherwise.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `region` is NULL or a NUL-terminated
+/// string; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_rehome_to(
+    agent: *mut cs_agent,
+    region: *const c_char,
+    out_count: *mut u64,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        let region = str_arg(region, "region is null")?;
+        if out_count.is_null() {
+            return Err(Error::InvalidArgument("out_count is null"));
+        }
+        put(out_count, a.rehome_to(region)?, "out_count is null")
+    })
+}
+
 /// Deletes held items; the count goes to `*out_count`.
 ///
 /// # Safety

@@ -588,6 +588,21 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_rehome<'local>(
     run(&mut env, |_| Ok(sat(agent(handle)?.rehome()?)))
 }
 
+/// `static native long rehomeTo(long handle, String expectedRegion)`:
+/// restamps held items only if `expectedRegion` is still the approved region.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_rehomeTo<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    expected_region: JString<'local>,
+) -> jlong {
+    run(&mut env, |env| {
+        let region = string_arg(env, &expected_region, "expectedRegion is null")?;
+        Ok(sat(agent(handle)?.rehome_to(&region)?))
+    })
+}
+
 /// `static native long discardHeld(long handle)`: deletes held items.
 #[no_mangle]
 pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_discardHeld<'local>(

@@ -260,6 +260,23 @@ int main(int argc, char **argv) {
     CHECK(stats.held == 0 && stats.pending == N_HELD);
     CHECK_STATUS(cs_approved_region(h2, region, sizeof region), CS_OK);
     CHECK(strcmp(region, "in") == 0);
+    /* Consent-bound rehome: the user agreed to "sg", but h2 moved the account
+     * back to IN meanwhile: refused, nothing restamped. */
+    CHECK_STATUS(cs_set_country(h2, "SG"), CS_OK);
+    CHECK_STATUS(cs_set_country(h1, "IN"), CS_OK);
+    count = 12345;
+    CHECK_STATUS(cs_rehome_to(h2, "sg", &count), CS_RESIDENCY);
+    CHECK(count == 12345);
+    CHECK_STATUS(cs_rehome_to(h2, NULL, &count), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_rehome_to(h2, "in", NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_rehome_to(NULL, "in", &count), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_stats(h1, &stats), CS_OK);
+    CHECK(stats.held == 0 && stats.pending == N_HELD);
+    CHECK_STATUS(cs_set_country(h2, "SG"), CS_OK);
+    CHECK_STATUS(cs_rehome_to(h1, "sg", &count), CS_OK);
+    CHECK(count == N_HELD);
+    CHECK_STATUS(cs_stats(h2, &stats), CS_OK);
+    CHECK(stats.held == 0 && stats.pending == N_HELD);
     CHECK_STATUS(cs_close(h2), CS_OK);
     CHECK_STATUS(cs_close(h1), CS_OK);
 
@@ -280,7 +297,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(cs_open(held_db, root, root_len, &agent), CS_OK);
     if (agent != NULL) {
         CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
-        CHECK(strcmp(region, "in") == 0);
+        CHECK(strcmp(region, "sg") == 0);
         CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
         CHECK(stats.pending == N_HELD && stats.held == 0);
         CHECK_STATUS(cs_close(agent), CS_OK);

@@ -50,6 +50,8 @@ final class NativeBridge {
 
     static native long rehome(long handle) throws SyncException;
 
+    static native long rehomeTo(long handle, String expectedRegion) throws SyncException;
+
     static native long discardHeld(long handle) throws SyncException;
 
     static native void close(long handle) throws SyncException;

@@ -332,6 +332,28 @@ public final class SyncAgent implements AutoCloseable {
     }
 
     /**
+     * {@link #rehome()} bound to the user's answer: restamps held items only if {@code
+     * expectedRegion} (the region named in the question, e.g. from {@link #approvedRegion()}) is
+     * still the approved region. Another agent or process may have moved the account since the
+     * user was asked; then nothing changes and this throws.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @param expectedRegion the region id the user agreed to move the items to
+     * @return the number of items restamped
+     * @throws ResidencyException kind {@code residency} if another region is approved now, {@code
+     *     no_region} if none is
+     * @throws ConfigException kind {@code expired} if the config expired
+     * @throws StorageException if the queue cannot be written
+     * @throws NullPointerException if {@code expectedRegion} is null
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long rehome(String expectedRegion) throws SyncException {
+        Objects.requireNonNull(expectedRegion, "expectedRegion");
+        return withHandle(h -> NativeBridge.rehomeTo(h, expectedRegion));
+    }
+
+    /**
      * Deletes held items from the queue; nothing is sent anywhere.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O).

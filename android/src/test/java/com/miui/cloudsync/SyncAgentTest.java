@@ -582,6 +582,31 @@ class SyncAgentTest {
     }
 
     @Test
+    void consentBoundRehomeRefusesAfterTheAccountMovedAgain() throws Exception {
+        try (SyncAgent a = open(); SyncAgent b = open()) {
+            a.installConfig(TWO_REGIONS);
+            a.setAccountCountry("IN");
+            a.enqueueAll(new String[] {file("c1", 100), file("c2", 200)}, "backup", 0);
+            a.setAccountCountry("SG");
+            String asked = a.approvedRegion(); // "move 2 backups to sg?"
+            assertEquals("sg", asked);
+            assertEquals(2, a.stats().getHeld());
+            b.setAccountCountry("IN"); // meanwhile, through another agent
+            ResidencyException e = assertThrows(ResidencyException.class, () -> a.rehome(asked));
+            assertKind(e, ResidencyException.class, SyncException.KIND_RESIDENCY, 21);
+            QueueStats s = b.stats();
+            assertEquals(0, s.getHeld(), "moving back made them pending again: " + s);
+            assertEquals(2, s.getPending(), s.toString());
+            b.setAccountCountry("SG");
+            assertEquals(2, a.rehome("sg"));
+            s = b.stats();
+            assertEquals(0, s.getHeld(), s.toString());
+            assertEquals(2, s.getPending(), s.toString());
+            assertThrows(NullPointerException.class, () -> a.rehome(null));
+        }
+    }
+
+    @Test
     void openWithJunkRootOnExistingDatabaseFails() throws Exception {
         try (SyncAgent a = open()) {
             a.installConfig(TWO_REGIONS);
