@@ -56,9 +56,11 @@ enum cs_status_code {
     CS_SCHEMA_TOO_NEW = 44, /**< The database was written by a newer cloudsync with a newer schema */
     CS_STORAGE = 45, /**< Any other SQLite failure */
     CS_SOURCE_IO = 46, /**< A source file could not be read */
+    CS_SOURCE_CHANGED = 47, /**< The source file changed (or shrank, or vanished) while it was being uploaded; the upload starts again from a clean read */
     CS_NETWORK = 50, /**< Connecting, TLS, or a transfer failed (retryable) */
     CS_PROTOCOL = 51, /**< A server answered something the protocol does not allow */
     CS_REJECTED = 52, /**< The server refused the upload for good (e.g. 413); the item is dead */
+    CS_UNAUTHORIZED = 53, /**< The server answered 401 or 403: the credentials are missing, expired or not allowed. The run stops; items are left as they were */
     CS_CANCELLED = 60, /**< The run was cancelled */
     CS_NOT_FOUND = 61, /**< No item with that id */
     CS_INVALID_ARGUMENT = 62, /**< A caller passed an invalid argument (null, empty, out of range) */

@@ -52,12 +52,18 @@ pub enum ErrorKind {
     Storage,
     /// A source file could not be read.
     SourceIo,
+    /// The source file changed (or shrank, or vanished) while it was being
+    /// uploaded; the upload starts again from a clean read.
+    SourceChanged,
     /// Connecting, TLS, or a transfer failed (retryable).
     Network,
     /// A server answered something the protocol does not allow.
     Protocol,
     /// The server refused the upload for good (e.g. 413); the item is dead.
     Rejected,
+    /// The server answered 401 or 403: the credentials are missing, expired or
+    /// not allowed. The run stops; items are left as they were.
+    Unauthorized,
     /// The run was cancelled.
     Cancelled,
     /// No item with that id.
@@ -93,9 +99,11 @@ impl ErrorKind {
             SchemaTooNew => "schema_too_new",
             Storage => "storage",
             SourceIo => "source_io",
+            SourceChanged => "source_changed",
             Network => "network",
             Protocol => "protocol",
             Rejected => "rejected",
+            Unauthorized => "unauthorized",
             Cancelled => "cancelled",
             NotFound => "not_found",
             InvalidArgument => "invalid_argument",
@@ -127,9 +135,11 @@ impl ErrorKind {
             SchemaTooNew => 44,
             Storage => 45,
             SourceIo => 46,
+            SourceChanged => 47,
             Network => 50,
             Protocol => 51,
             Rejected => 52,
+            Unauthorized => 53,
             Cancelled => 60,
             NotFound => 61,
             InvalidArgument => 62,
@@ -150,14 +160,15 @@ impl ErrorKind {
             StorageCorrupt | NotADatabase | StorageUnavailable | StorageFull | SchemaTooNew
             | Storage => "com/miui/cloudsync/StorageException",
             Network | Protocol | Rejected => "com/miui/cloudsync/NetworkException",
-            SourceIo | Cancelled | NotFound | InvalidArgument | Internal => {
+            Unauthorized => "com/miui/cloudsync/AuthException",
+            SourceIo | SourceChanged | Cancelled | NotFound | InvalidArgument | Internal => {
                 "com/miui/cloudsync/SyncException"
             }
         }
     }
 
     /// All kinds, for exhaustive tests of the mappings.
-    pub const ALL: [ErrorKind; 27] = {
+    pub const ALL: [ErrorKind; 29] = {
         use ErrorKind::*;
         [
             BadSignature,
@@ -180,9 +191,11 @@ impl ErrorKind {
             SchemaTooNew,
             Storage,
             SourceIo,
+            SourceChanged,
             Network,
             Protocol,
             Rejected,
+            Unauthorized,
             Cancelled,
             NotFound,
             InvalidArgument,
@@ -310,6 +323,9 @@ pub enum Error {
     /// The source file changed while it was being read; the upload restarts.
     #[error("source file changed during upload")]
     SourceChanged,
+    /// 401 or 403 from the server (the status code).
+    #[error("unauthorized: HTTP {0}")]
+    Unauthorized(u16),
     /// Transport failure.
     #[error("network: {0}")]
     Network(String),
@@ -356,7 +372,9 @@ impl Error {
             Error::RootMismatch { .. } => ErrorKind::RootMismatch,
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
-            Error::SourceIo(_) | Error::SourceChanged => ErrorKind::SourceIo,
+            Error::SourceIo(_) => ErrorKind::SourceIo,
+            Error::SourceChanged => ErrorKind::SourceChanged,
+            Error::Unauthorized(_) => ErrorKind::Unauthorized,
             Error::Network(_) | Error::ServerStatus(_) => ErrorKind::Network,
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Rejected(_) => ErrorKind::Rejected,

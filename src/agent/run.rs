@@ -351,6 +351,16 @@ impl Agent {
             // Another runner took the queue over (our lease lapsed): its
             // items are not ours to write any more.
             Error::Busy => return Err(Error::Busy),
+            // Credentials, not data: no attempt is charged to the item; the
+            // run ends with the typed error so the app can refresh them.
+            Error::Unauthorized(status) => {
+                g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
+                log::warn!(
+                    "item {}: unauthorized (HTTP {status}); run stopped",
+                    item.id
+                );
+                return Err(Error::Unauthorized(status));
+            }
             // Removed during its upload; any new session was queued for termination.
             Error::NotFound => return Ok(Settled::Next),
             _ => {

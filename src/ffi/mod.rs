@@ -140,6 +140,8 @@ pub(crate) fn sample_error(kind: crate::ErrorKind) -> Error {
         K::Network => Error::Network("sample".into()),
         K::Protocol => Error::Protocol("sample".into()),
         K::Rejected => Error::Rejected(413),
+        K::SourceChanged => Error::SourceChanged,
+        K::Unauthorized => Error::Unauthorized(401),
         K::Cancelled => Error::Cancelled,
         K::NotFound => Error::NotFound,
         K::InvalidArgument => Error::InvalidArgument("sample"),

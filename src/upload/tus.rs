@@ -91,6 +91,8 @@ fn check_status(r: &Response<Body>, what: &str) -> TusResult<()> {
             retry_after: retry_after(r),
         }),
         408 => Err(Error::ServerStatus(format!("{what}: HTTP {s}")).into()),
+        // Auth, not data: the run stops and no item is charged an attempt.
+        401 | 403 => Err(Error::Unauthorized(s).into()),
         400..=499 => Err(Error::Rejected(s).into()),
         _ => Err(Error::Protocol(format!("{what}: unexpected HTTP {s}")).into()),
     }
@@ -192,7 +194,7 @@ impl RegionHttp {
     /// `HEAD`: the server's offset for an upload.
     pub fn tus_head(&self, url: &GuardedUrl) -> TusResult<HeadResult> {
         let r = self.send_empty("HEAD", url, &[])?;
-        if matches!(r.status().as_u16(), 404 | 410 | 403) {
+        if matches!(r.status().as_u16(), 404 | 410) {
             return Ok(HeadResult::Gone);
         }
         check_status(&r, "HEAD")?;

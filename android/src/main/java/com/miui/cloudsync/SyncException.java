@@ -58,12 +58,16 @@ public class SyncException extends Exception {
     public static final String KIND_STORAGE = "storage";
     /** A source file could not be read ({@link SyncException}). */
     public static final String KIND_SOURCE_IO = "source_io";
+    /** The source file changed while it was uploaded; it starts again ({@link SyncException}). */
+    public static final String KIND_SOURCE_CHANGED = "source_changed";
     /** Connecting, TLS or a transfer failed ({@link NetworkException}). */
     public static final String KIND_NETWORK = "network";
     /** A server broke the protocol ({@link NetworkException}). */
     public static final String KIND_PROTOCOL = "protocol";
     /** A server refused an upload for good ({@link NetworkException}). */
     public static final String KIND_REJECTED = "rejected";
+    /** The server answered 401 or 403; refresh the credentials ({@link AuthException}). */
+    public static final String KIND_UNAUTHORIZED = "unauthorized";
     /** The operation was cancelled ({@link SyncException}). */
     public static final String KIND_CANCELLED = "cancelled";
     /** No such item ({@link SyncException}). */
