@@ -187,7 +187,9 @@ impl World {
             no_public_roots: true,
             chunk_size: 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(20),
         }
     }
 

@@ -10,10 +10,16 @@ use rustls::pki_types::CertificateDer;
 pub struct UploadOptions {
     /// Bytes per PATCH request.
     pub chunk_size: u64,
-    /// TCP connect timeout.
+    /// TCP connect timeout (per address tried).
     pub connect_timeout: Duration,
-    /// Per-read / per-write socket timeout.
+    /// TLS handshake timeout, from the TCP connection to the end of the handshake.
+    pub handshake_timeout: Duration,
+    /// How long one read or one write may make no progress.
     pub io_timeout: Duration,
+    /// Overall limit of a request without a body (OPTIONS, HEAD, POST,
+    /// DELETE), under the run's own deadline; a PATCH is bounded by the
+    /// run's deadline and `io_timeout` only (a slow link may need long).
+    pub request_timeout: Duration,
     /// Extra trust anchors for every region (tests only: the loopback CA).
     /// Production trust comes from Mozilla's roots plus each region's `ca_certs`.
     pub extra_roots: Vec<CertificateDer<'static>>,
@@ -26,7 +32,9 @@ impl Default for UploadOptions {
         UploadOptions {
             chunk_size: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(15),
             io_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
             extra_roots: Vec::new(),
             no_public_roots: false,
         }
