@@ -108,7 +108,8 @@ pub(crate) struct Inner {
 /// number of handles and processes may open the same file.
 pub struct Agent {
     pub(crate) inner: Mutex<Inner>,
-    pub(crate) cancel: AtomicBool,
+    /// Shared with the sockets of a run, which give up within ~0.2 s of it.
+    pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) options: AgentOptions,
 }
 
@@ -163,7 +164,7 @@ impl Agent {
                 trust,
                 data_version,
             }),
-            cancel: AtomicBool::new(false),
+            cancel: Arc::new(AtomicBool::new(false)),
             options,
         })
     }

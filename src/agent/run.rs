@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::queue::ops::{self, now_ms, ItemRow, SourceMeta};
 use crate::queue::{AuditRecord, State};
 use crate::region::{ApprovedRegion, GuardedUrl};
-use crate::upload::http::RegionHttp;
+use crate::upload::http::{IoControl, RegionHttp};
 use crate::upload::tus::{Capabilities, Failure, TusResult};
 use crate::upload::{Finished, Progress, Stop};
 
@@ -168,7 +168,8 @@ impl Agent {
         progress: &mut dyn FnMut(Progress) -> bool,
     ) -> Result<RunReport> {
         let opts = &self.options.upload;
-        let http = RegionHttp::new(m.region, opts)?;
+        let ctl = IoControl::new(self.cancel.clone(), deadline);
+        let http = RegionHttp::new(m.region, opts, ctl)?;
         let mut caps: HashMap<String, (GuardedUrl, Capabilities)> = HashMap::new();
         let mut report = RunReport {
             region: m.region.id().to_string(),

@@ -23,6 +23,9 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
 };
 
+pub use super::pacing::IoControl;
+use super::pacing::PacedSocket;
+use super::tus::{Failure, TusResult};
 use super::UploadOptions;
 use crate::error::{Error, Result};
 use crate::region::{ApprovedRegion, Region};
@@ -232,6 +235,8 @@ struct GuardConnector {
     region: Arc<Region>,
     tls: Arc<ClientConfig>,
     connect_timeout: Duration,
+    handshake_timeout: Duration,
+    ctl: IoControl,
     refusal: Refusal,
     peers: Arc<Mutex<HashMap<String, IpAddr>>>,
 }
@@ -284,7 +289,15 @@ impl Connector<()> for GuardConnector {
                 ));
                 continue;
             }
-            match TcpStream::connect_timeout(addr, self.connect_timeout) {
+            // Never past the run's end or ureq's budget for this request.
+            let mut limit = self.connect_timeout.min(self.ctl.remaining());
+            if let Some(t) = details.timeout.not_zero() {
+                limit = limit.min(*t);
+            }
+            if limit.is_zero() || self.ctl.stopped() {
+                return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
+            }
+            match TcpStream::connect_timeout(addr, limit) {
                 Ok(s) => {
                     stream = Some(s);
                     break;
@@ -310,9 +323,17 @@ impl Connector<()> for GuardConnector {
             .map_err(|_| ureq::Error::Tls("invalid server name"))?;
         let mut conn = ClientConnection::new(self.tls.clone(), name)?;
         let cfg = details.config;
-        let mut sock = stream;
-        set_timeouts(&sock, details.timeout)?;
-        conn.complete_io(&mut sock)?;
+        let mut sock = PacedSocket::new(stream, self.ctl.clone());
+        // The handshake as one phase: a peer that never answers, or answers a
+        // byte at a time, is cut at handshake_timeout (or the request's budget).
+        let mut hs = details.timeout;
+        if hs.not_zero().is_none_or(|t| *t > self.handshake_timeout) {
+            hs.after = self.handshake_timeout.into();
+        }
+        sock.phase(hs);
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock)?;
+        }
         let buffers = LazyBuffers::new(cfg.input_buffer_size(), cfg.output_buffer_size());
         Ok(Some(TlsTransport {
             buffers,
@@ -321,17 +342,11 @@ impl Connector<()> for GuardConnector {
     }
 }
 
-fn set_timeouts(sock: &TcpStream, timeout: NextTimeout) -> std::io::Result<()> {
-    let t = timeout.not_zero().map(|d| *d);
-    sock.set_read_timeout(t)?;
-    sock.set_write_timeout(t)
-}
-
 /// rustls directly over a `TcpStream` (ureq's own `RustlsTransport` cannot
 /// take our verifier, so this mirrors it).
 struct TlsTransport {
     buffers: LazyBuffers,
-    stream: StreamOwned<ClientConnection, TcpStream>,
+    stream: StreamOwned<ClientConnection, PacedSocket>,
 }
 
 impl fmt::Debug for TlsTransport {
@@ -350,14 +365,14 @@ impl Transport for TlsTransport {
         amount: usize,
         timeout: NextTimeout,
     ) -> std::result::Result<(), ureq::Error> {
-        set_timeouts(self.stream.get_ref(), timeout)?;
+        self.stream.get_mut().phase(timeout.for_write());
         let output = &self.buffers.output()[..amount];
         self.stream.write_all(output)?;
         Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
-        set_timeouts(self.stream.get_ref(), timeout)?;
+        self.stream.get_mut().phase(timeout.for_read());
         let input = self.buffers.input_append_buf();
         let amount = self.stream.read(input)?;
         self.buffers.input_appended(amount);
@@ -366,7 +381,7 @@ impl Transport for TlsTransport {
 
     fn is_open(&mut self) -> bool {
         // A pooled connection the server closed reads as EOF; peek without blocking.
-        let sock = self.stream.get_ref();
+        let sock = &self.stream.get_ref().sock;
         if sock.set_nonblocking(true).is_err() {
             return false;
         }
@@ -390,6 +405,8 @@ pub struct RegionHttp {
     region: ApprovedRegion,
     refusal: Refusal,
     peers: Arc<Mutex<HashMap<String, IpAddr>>>,
+    ctl: IoControl,
+    request_timeout: Duration,
 }
 
 impl fmt::Debug for RegionHttp {
@@ -401,8 +418,13 @@ impl fmt::Debug for RegionHttp {
 }
 
 impl RegionHttp {
-    /// Builds the agent for `region`.
-    pub fn new(region: &ApprovedRegion, opts: &UploadOptions) -> Result<RegionHttp> {
+    /// Builds the agent for `region`; its sockets obey `ctl` (the run's
+    /// deadline and cancel flag).
+    pub fn new(
+        region: &ApprovedRegion,
+        opts: &UploadOptions,
+        ctl: IoControl,
+    ) -> Result<RegionHttp> {
         let refusal: Refusal = Arc::new(Mutex::new(None));
         let peers = Arc::new(Mutex::new(HashMap::new()));
         let r = Arc::new(region.region().clone());
@@ -422,6 +444,8 @@ impl RegionHttp {
             region: r.clone(),
             tls: tls_config(&r, opts, refusal.clone())?,
             connect_timeout: opts.connect_timeout,
+            handshake_timeout: opts.handshake_timeout,
+            ctl: ctl.clone(),
             refusal: refusal.clone(),
             peers: peers.clone(),
         };
@@ -435,17 +459,40 @@ impl RegionHttp {
             region: region.clone(),
             refusal,
             peers,
+            ctl,
+            request_timeout: opts.request_timeout,
         })
+    }
+
+    /// Sends one request under an overall deadline: the run's remaining time,
+    /// and for a request without a body (`bounded`) also `request_timeout`.
+    /// A request whose run already ended is not sent.
+    pub(crate) fn send<S: ureq::AsSendBody>(
+        &self,
+        req: ureq::http::Request<S>,
+        bounded: bool,
+    ) -> TusResult<ureq::http::Response<ureq::Body>> {
+        self.reset_refusal();
+        if self.ctl.stopped() {
+            return Err(Error::Cancelled.into());
+        }
+        let mut limit = self.ctl.remaining();
+        if bounded {
+            limit = limit.min(self.request_timeout);
+        }
+        let req = self
+            .agent
+            .configure_request(req)
+            .timeout_global(Some(limit))
+            .build();
+        self.agent
+            .run(req)
+            .map_err(|e| Failure::from(self.classify(e)))
     }
 
     /// The region this agent serves.
     pub fn region(&self) -> &ApprovedRegion {
         &self.region
-    }
-
-    /// The underlying ureq agent (only reachable through guarded URLs in `tus`).
-    pub(crate) fn agent(&self) -> &ureq::Agent {
-        &self.agent
     }
 
     /// The peer address last connected for `host:port`.
@@ -457,8 +504,14 @@ impl RegionHttp {
             .copied()
     }
 
-    /// Maps a ureq failure to our error, preferring the guard's reason.
+    /// Maps a ureq failure to our error, preferring the guard's reason. A
+    /// failure of a run that was cancelled or reached its end is `Cancelled`
+    /// (the run tells the two apart): it is no fault of the item.
     pub(crate) fn classify(&self, e: ureq::Error) -> Error {
+        if self.ctl.stopped() {
+            self.reset_refusal();
+            return Error::Cancelled;
+        }
         if let Some(why) = self
             .refusal
             .lock()

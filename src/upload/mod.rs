@@ -42,6 +42,7 @@ impl Default for UploadOptions {
 }
 
 pub mod http;
+mod pacing;
 pub mod tus;
 
 use std::fs::File;

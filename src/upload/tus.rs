@@ -124,9 +124,7 @@ impl RegionHttp {
         let req = req
             .body(())
             .map_err(|_| Error::Internal("request build failed".into()))?;
-        self.agent()
-            .run(req)
-            .map_err(|e| Failure::from(self.classify(e)))
+        self.send(req, true)
     }
 
     /// `OPTIONS`: what the server supports.
@@ -228,10 +226,9 @@ impl RegionHttp {
         let req = req
             .body(ureq::SendBody::from_reader(body))
             .map_err(|_| Error::Internal("request build failed".into()))?;
-        let r = self
-            .agent()
-            .run(req)
-            .map_err(|e| Failure::from(self.classify(e)))?;
+        // Bounded by the run's deadline and the per-read/write limits only: a
+        // slow link may need long for a large chunk, but never silence.
+        let r = self.send(req, false)?;
         match r.status().as_u16() {
             404 | 410 => return Ok(PatchOutcome::Gone),
             409 => return Ok(PatchOutcome::Conflict),
