@@ -165,3 +165,106 @@ impl Write for PacedSocket {
         self.sock.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A connected socket whose peer never sends (kept alive by the returned listener side).
+    fn silent_peer() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let c = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (s, _) = l.accept().expect("accept");
+        (c, s)
+    }
+
+    fn paced(
+        deadline_in: Duration,
+        idle: Option<Duration>,
+    ) -> (PacedSocket, TcpStream, Arc<AtomicBool>) {
+        let (c, s) = silent_peer();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let ctl = IoControl::new(cancel.clone(), Instant::now() + deadline_in);
+        let mut p = PacedSocket::new(c, ctl);
+        p.idle_read = idle;
+        p.idle_write = idle;
+        (p, s, cancel)
+    }
+
+    #[test]
+    fn a_silent_peer_hits_the_inactivity_limit() {
+        let (mut p, _peer, _) = paced(Duration::from_secs(30), Some(Duration::from_millis(300)));
+        let t = Instant::now();
+        let e = p.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn a_trickling_peer_cannot_stretch_the_phase_deadline() {
+        let (mut p, mut peer, _) = paced(Duration::from_secs(30), Some(Duration::from_secs(5)));
+        p.until = Some(Instant::now() + Duration::from_millis(600));
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..40 {
+                if peer.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let t = Instant::now();
+        let mut got = 0;
+        let e = loop {
+            match p.read(&mut [0u8; 1]) {
+                Ok(n) => got += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(got > 0, "bytes did arrive");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        drop(p);
+        trickle.join().expect("trickler");
+    }
+
+    #[test]
+    fn cancel_ends_a_blocked_read_after_the_grace() {
+        let (mut p, _peer, cancel) = paced(Duration::from_secs(30), None);
+        let c = cancel.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            c.store(true, Ordering::SeqCst);
+            Instant::now()
+        });
+        let e = p.read(&mut [0u8; 16]).unwrap_err();
+        let at = canceller.join().expect("canceller");
+        assert_eq!(e.to_string(), CANCELLED);
+        let late = at.elapsed();
+        assert!(late >= GRACE && late < GRACE + TICK * 3, "{late:?}");
+    }
+
+    #[test]
+    fn the_run_deadline_ends_a_blocked_write() {
+        let (mut p, _peer, _) = paced(Duration::from_millis(300), None);
+        let t = Instant::now();
+        // The peer never reads: the socket buffers fill, then the write blocks.
+        let chunk = vec![0u8; 1 << 20];
+        let e = loop {
+            if let Err(e) = p.write(&chunk) {
+                break e;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "never blocked");
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) + GRACE && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
+}
