@@ -323,6 +323,10 @@ pub enum Error {
     /// The source file changed while it was being read; the upload restarts.
     #[error("source file changed during upload")]
     SourceChanged,
+    /// The source file was deleted while its upload was in progress, before the server
+    /// confirmed all of it: nothing can finish it any more.
+    #[error("source file deleted during upload")]
+    SourceGone,
     /// 401 or 403 from the server (the status code).
     #[error("unauthorized: HTTP {0}")]
     Unauthorized(u16),
@@ -373,7 +377,7 @@ impl Error {
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
             Error::SourceIo(_) => ErrorKind::SourceIo,
-            Error::SourceChanged => ErrorKind::SourceChanged,
+            Error::SourceChanged | Error::SourceGone => ErrorKind::SourceChanged,
             Error::Unauthorized(_) => ErrorKind::Unauthorized,
             Error::Network(_) | Error::ServerStatus(_) => ErrorKind::Network,
             Error::Protocol(_) => ErrorKind::Protocol,

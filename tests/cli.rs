@@ -231,6 +231,35 @@ fn queue_commands() {
     assert_eq!(out(&run(&["--db", s(&db), "discard"])), "0\n");
 }
 
+#[test]
+fn audit_shows_the_bytes_confirmed_and_the_bytes_sent() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("q.db");
+    run(&["--db", s(&db), "init", "--root", s(&golden("root_v1.json"))]);
+    // One upload the server already held (nothing sent), one from before
+    // schema v4 (not counted).
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sent_bytes,
+                                sha256, finished_at)
+             VALUES (1, 'backup', 'in', 'h:443', '127.0.0.2', 3145728, 0, zeroblob(32), 1),
+                    (2, 'backup', 'in', 'h:443', NULL, 10, NULL, zeroblob(32), 2);",
+        )
+        .unwrap();
+    let text = out(&run(&["--db", s(&db), "audit"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("\t3145728 bytes\tsent 0\t"), "{text}");
+    assert!(lines[1].contains("\t10 bytes\tsent -\t"), "{text}");
+    let o = run(&["--db", s(&db), "audit", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v[0]["bytes"].as_u64(), v[0]["sent_bytes"].as_u64()),
+        (Some(3_145_728), Some(0))
+    );
+    assert!(v[1]["sent_bytes"].is_null(), "{v}");
+}
+
 /// Needs Debian's `faketime` (installed by the test command): the process's
 /// wall clock is moved, not an injected clock.
 #[test]

@@ -227,6 +227,7 @@ fn child_main(db: &Path, files: &Path, seed: u64) {
                             host: "backup.in.example.net:443".into(),
                             peer_ip: Some("127.0.0.1".into()),
                             bytes: row.size,
+                            sent_bytes: Some(row.size),
                             sha256: "ab".repeat(32),
                             finished_at: now_ms(),
                         };

@@ -300,3 +300,46 @@ fn newer_schema_in_rollback_journal_mode_is_untouched_too() {
     let before = newer_db(&p, false);
     assert_too_new_and_untouched(&p, &before);
 }
+
+#[test]
+fn v3_database_migrates_to_v4_keeping_sessions_and_audit_rows() {
+    // A database as build 3 left it: an item mid-upload and one audit row.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v3.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        for step in &MIGRATIONS[..3] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 3).unwrap();
+        c.execute_batch(
+            "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                upload_url, upload_len, upload_mtime_ns, upload_sha256,
+                                confirmed_offset, created_at, updated_at)
+             VALUES ('/sdcard/a.jpg', 'backup', 100, 5, 'in', 'pending', 0,
+                     'https://backup.in.example.net/files/u1', 100, 5, zeroblob(32), 40, 0, 0);
+             INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sha256, finished_at)
+             VALUES (7, 'backup', 'in', 'backup.in.example.net:443', NULL, 3145728, zeroblob(32), 9);",
+        )
+        .unwrap();
+    }
+    let agent = Agent::open_with(&p, Some(&root_v1()), Default::default()).unwrap();
+    assert_eq!(CURRENT_VERSION, 4);
+    assert_eq!(user_version(&p), 4);
+    assert_eq!(integrity(&p), "ok");
+    // The audit row keeps its confirmed length; what it sent is unknown (NULL),
+    // not a number the old client never counted.
+    let rows = agent.audit(0, 10).unwrap();
+    assert_eq!((rows.len(), rows[0].bytes), (1, 3_145_728));
+    assert_eq!(rows[0].sent_bytes, None);
+    // The session in progress survives, its sent count starting at 0.
+    let db = cloudsync::queue::Db::open(&p).unwrap();
+    let row = cloudsync::queue::ops::get(db.conn(), 1).unwrap();
+    assert_eq!(
+        row.upload_url.as_deref(),
+        Some("https://backup.in.example.net/files/u1")
+    );
+    assert_eq!((row.confirmed_offset, row.upload_sent), (40, 0));
+    let items = agent.list(None, 10).unwrap();
+    assert_eq!((items.len(), items[0].confirmed_offset), (1, 40));
+}

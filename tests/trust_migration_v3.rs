@@ -188,8 +188,7 @@ fn a_v2_database_migrates_keeps_config_v5_and_the_item_and_its_floor_survives_a_
     assert_eq!(items_v2.len(), 1);
 
     let a = Arc::new(Agent::open_with(&v.db, Some(&w.root_envelope), w.agent_options()).unwrap());
-    assert_eq!(user_version(&v.db), 3);
-    assert_eq!(CURRENT_VERSION, 3);
+    assert_eq!(user_version(&v.db), CURRENT_VERSION);
     let cols = trust_columns(&v.db);
     for c in [
         "generation",
@@ -310,7 +309,7 @@ fn a_v2_database_opened_with_a_rotating_firmware_root_keeps_the_v2_floor() {
     let root2 = root_env(2, &[&k2], 1, w);
     // The first open of the old file already brings the next root (an OTA).
     let a = Agent::open_with(&v.db, Some(&root2), w.agent_options()).unwrap();
-    assert_eq!(user_version(&v.db), 3);
+    assert_eq!(user_version(&v.db), CURRENT_VERSION);
     let info = a.config_info().unwrap();
     assert_eq!(
         (

@@ -329,6 +329,7 @@ impl Agent {
                     host: done.host,
                     peer_ip: done.peer_ip.map(|ip| ip.to_string()),
                     bytes: done.bytes,
+                    sent_bytes: Some(done.sent_bytes),
                     sha256: hex::encode(done.sha256),
                     finished_at: now_ms(),
                 };
@@ -384,7 +385,9 @@ impl Agent {
         let permanent = matches!(
             error.kind(),
             ErrorKind::Rejected | ErrorKind::InvalidArgument
-        ) || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound);
+        ) || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound)
+            // Deleted mid-upload before the server held all of it: nothing can finish it.
+            || matches!(error, Error::SourceGone);
         let (kind, msg) = (error.kind().name(), error.to_string());
         let reason = if msg.starts_with(kind) {
             msg
@@ -503,6 +506,14 @@ impl crate::upload::Ledger for QueueLedger<'_> {
         g.db.write(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_offset(tx, id, offset, now_ms())
+        })
+    }
+
+    fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
+        let mut g = self.agent.lock();
+        g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_progress(tx, id, offset, sent, now_ms())
         })
     }
 }

@@ -313,13 +313,14 @@ pub fn audit(db: &Path, as_json: bool, after: i64, limit: u32) -> Out {
     }
     for r in rows {
         println!(
-            "{}\titem {}\t{}\t{}\t{}\t{} bytes\t{}",
+            "{}\titem {}\t{}\t{}\t{}\t{} bytes\tsent {}\t{}",
             r.id,
             r.item_id,
             r.region,
             r.host,
             r.peer_ip.as_deref().unwrap_or("-"),
             r.bytes,
+            r.sent_bytes.map_or("-".to_string(), |n| n.to_string()),
             r.sha256
         );
     }

@@ -176,18 +176,19 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     println!("== 5. Audit trail");
     let audit = agent.audit(0, 1000)?;
     println!(
-        "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10}  sha256",
-        "row", "item", "region", "host", "peer", "bytes"
+        "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10} {:>10}  sha256",
+        "row", "item", "region", "host", "peer", "bytes", "sent"
     );
     for r in &audit {
         println!(
-            "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10}  {}…",
+            "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10} {:>10}  {}…",
             r.id,
             r.item_id,
             r.region,
             r.host,
             r.peer_ip.as_deref().unwrap_or("-"),
             r.bytes,
+            r.sent_bytes.map_or("-".to_string(), |n| n.to_string()),
             &r.sha256[..16]
         );
     }

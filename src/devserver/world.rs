@@ -29,10 +29,15 @@ pub struct RegionSetup {
     pub termination: bool,
     /// Answer relative `Location`s.
     pub relative_location: bool,
+    /// See [`ServerOptions::require_filetype`].
+    pub require_filetype: bool,
+    /// See [`ServerOptions::conflict_while_locked`].
+    pub conflict_while_locked: bool,
 }
 
 impl RegionSetup {
-    /// Defaults: checksum and termination on, absolute Locations.
+    /// Defaults: checksum and termination on, absolute Locations, the server's other
+    /// modes off.
     pub fn new(id: &str, addr: Ipv4Addr) -> RegionSetup {
         RegionSetup {
             id: id.into(),
@@ -40,6 +45,8 @@ impl RegionSetup {
             checksum: true,
             termination: true,
             relative_location: false,
+            require_filetype: false,
+            conflict_while_locked: false,
         }
     }
 }
@@ -105,6 +112,8 @@ impl World {
             opts.checksum = r.checksum;
             opts.termination = r.termination;
             opts.relative_location = r.relative_location;
+            opts.require_filetype = r.require_filetype;
+            opts.conflict_while_locked = r.conflict_while_locked;
             servers.insert(r.id.clone(), TusServer::start(opts)?);
             setups.insert(r.id.clone(), r);
         }

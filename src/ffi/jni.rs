@@ -44,8 +44,9 @@ const RUN_REPORT_CLASS: &str = "com/miui/cloudsync/RunReport";
 /// region, uploaded, bytes, failed, dead, held, remaining, stopped.
 const RUN_REPORT_CTOR: &str = "(Ljava/lang/String;JJJJJJLjava/lang/String;)V";
 const AUDIT_RECORD_CLASS: &str = "com/miui/cloudsync/AuditRecord";
-/// id, itemId, service, region, host, peerIp (nullable), bytes, sha256, finishedAtMillis.
-const AUDIT_RECORD_CTOR: &str = "(JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JLjava/lang/String;J)V";
+/// id, itemId, service, region, host, peerIp (nullable), bytes, sentBytes (-1 = not
+/// counted), sha256, finishedAtMillis.
+const AUDIT_RECORD_CTOR: &str = "(JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JJLjava/lang/String;J)V";
 const PROGRESS_METHOD: &str = "onProgress";
 const PROGRESS_SIG: &str = "(JJJ)V";
 
@@ -332,6 +333,7 @@ fn audit_array<'local>(
                     JValue::Object(&host),
                     JValue::Object(&peer),
                     JValue::Long(sat(rec.bytes)),
+                    JValue::Long(rec.sent_bytes.map_or(-1, sat)),
                     JValue::Object(&sha),
                     JValue::Long(rec.finished_at),
                 ],

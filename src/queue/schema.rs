@@ -80,6 +80,13 @@ pub const MIGRATIONS: &[&str] = &[
     BEGIN
         UPDATE trust SET generation = OLD.generation + 1 WHERE id = NEW.id;
     END;",
+    // v4: honest numbers. `audit.sent_bytes`: body bytes this client sent for the
+    // upload (bytes re-sent after a cut count again; 0 when the server already held the
+    // content), beside `bytes`, the confirmed length; NULL on rows written before v4,
+    // whose clients did not count. `items.upload_sent`: the running count of the session
+    // in progress, so a session resumed by a later run keeps counting.
+    "ALTER TABLE audit ADD COLUMN sent_bytes INTEGER;
+    ALTER TABLE items ADD COLUMN upload_sent INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

@@ -56,6 +56,12 @@ pub enum HeadResult {
     Offset(u64, Option<u64>),
     /// 404/410: the server no longer has it.
     Gone,
+    /// 423: another request (typically our own cut one) still holds the upload.
+    Locked,
+    /// Any other 4xx but 401/403 (auth), 408 and 429 (retry later): the server
+    /// refuses this URL — say, it wants metadata the upload was created
+    /// without. The URL is of no use any more; a fresh upload may be accepted.
+    Unusable(u16),
 }
 
 fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
@@ -192,8 +198,13 @@ impl RegionHttp {
     /// `HEAD`: the server's offset for an upload.
     pub fn tus_head(&self, url: &GuardedUrl) -> TusResult<HeadResult> {
         let r = self.send_empty("HEAD", url, &[])?;
-        if matches!(r.status().as_u16(), 404 | 410) {
-            return Ok(HeadResult::Gone);
+        match r.status().as_u16() {
+            404 | 410 => return Ok(HeadResult::Gone),
+            423 => return Ok(HeadResult::Locked),
+            s @ 400..=499 if !matches!(s, 401 | 403 | 408 | 429) => {
+                return Ok(HeadResult::Unusable(s))
+            }
+            _ => {}
         }
         check_status(&r, "HEAD")?;
         let off = parse_u64(&r, "upload-offset")?
@@ -203,12 +214,19 @@ impl RegionHttp {
     }
 
     /// `PATCH` of `len` bytes read from `body` at `offset`. Returns the new offset.
+    ///
+    /// With `expect_continue` the request asks `Expect: 100-continue` and sends
+    /// its body only once the server agreed: a server that refuses the offset
+    /// (409, its lock still held by our own cut request) costs a round trip,
+    /// not a chunk. (A server that ignores it gets the body after ureq's short
+    /// wait.)
     pub fn tus_patch(
         &self,
         url: &GuardedUrl,
         offset: u64,
         len: u64,
         checksum: Option<&[u8; 32]>,
+        expect_continue: bool,
         body: &mut dyn Read,
     ) -> TusResult<PatchOutcome> {
         self.reset_refusal();
@@ -223,6 +241,9 @@ impl RegionHttp {
             let b64 = base64::engine::general_purpose::STANDARD.encode(sum);
             req = req.header("Upload-Checksum", format!("sha256 {b64}"));
         }
+        if expect_continue && len > 0 {
+            req = req.header("Expect", "100-continue");
+        }
         let req = req
             .body(ureq::SendBody::from_reader(body))
             .map_err(|_| Error::Internal("request build failed".into()))?;
@@ -232,6 +253,7 @@ impl RegionHttp {
         match r.status().as_u16() {
             404 | 410 => return Ok(PatchOutcome::Gone),
             409 => return Ok(PatchOutcome::Conflict),
+            423 => return Ok(PatchOutcome::Locked),
             460 | 417 => return Ok(PatchOutcome::ChecksumMismatch),
             _ => {}
         }
@@ -263,6 +285,8 @@ pub enum PatchOutcome {
     Gone,
     /// 409: our offset disagrees with the server's.
     Conflict,
+    /// 423: another request still holds the upload.
+    Locked,
     /// 460/417: the chunk's checksum did not match.
     ChecksumMismatch,
 }

@@ -23,8 +23,12 @@ pub struct AuditRecord {
     pub host: String,
     /// Peer IP the bytes were written to.
     pub peer_ip: Option<String>,
-    /// Bytes uploaded.
+    /// Bytes the server confirmed (the whole file).
     pub bytes: u64,
+    /// Body bytes this client sent for the upload: bytes re-sent after a cut
+    /// count again, 0 when the server already held the content. `None` on
+    /// rows written before schema v4, whose clients did not count.
+    pub sent_bytes: Option<u64>,
     /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
     /// Milliseconds since the epoch.
@@ -40,8 +44,9 @@ pub struct AuditRecord {
 /// it, there is nothing to settle.
 pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -> Result<i64> {
     tx.execute(
-        "INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sha256, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sha256, finished_at,
+                            sent_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             rec.item_id,
             rec.service,
@@ -51,7 +56,8 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -
             to_i64(rec.bytes)?,
             hex::decode(&rec.sha256)
                 .map_err(|_| Error::Internal("audit hash is not hex".into()))?,
-            rec.finished_at
+            rec.finished_at,
+            rec.sent_bytes.map(to_i64).transpose()?
         ],
     )?;
     let audit_id = tx.last_insert_rowid();
@@ -177,7 +183,8 @@ pub fn list(conn: &Connection, state: Option<State>, limit: u32) -> Result<Vec<I
 /// Audit rows with `id > after_id`, oldest first.
 pub fn audit(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec<AuditRecord>> {
     let mut st = conn.prepare(
-        "SELECT id, item_id, service, region, host, peer_ip, bytes, sha256, finished_at
+        "SELECT id, item_id, service, region, host, peer_ip, bytes, sha256, finished_at,
+                sent_bytes
          FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let rows = st.query_map(params![after_id, limit], |r| {
@@ -189,6 +196,7 @@ pub fn audit(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec<AuditRe
             host: r.get(4)?,
             peer_ip: r.get(5)?,
             bytes: r.get::<_, i64>(6)?.max(0) as u64,
+            sent_bytes: r.get::<_, Option<i64>>(9)?.map(|v| v.max(0) as u64),
             sha256: hex::encode(r.get::<_, Vec<u8>>(7)?),
             finished_at: r.get(8)?,
         })
@@ -240,6 +248,7 @@ mod tests {
             host: "h:443".into(),
             peer_ip: None,
             bytes: 100,
+            sent_bytes: Some(100),
             sha256: hex::encode([1u8; 32]),
             finished_at: 2,
         };
@@ -279,6 +288,7 @@ mod tests {
             host: "h:443".into(),
             peer_ip: Some("127.0.0.1".into()),
             bytes: 100,
+            sent_bytes: Some(0),
             sha256: hex::encode([7u8; 32]),
             finished_at: 9,
         };
@@ -286,6 +296,7 @@ mod tests {
         let got = audit(db.conn(), 0, 10).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].sha256, rec.sha256);
+        assert_eq!(got[0].sent_bytes, Some(0), "a server that already held it");
         assert_eq!(stats(db.conn()).unwrap().done, 1);
         assert_eq!(
             get(db.conn(), id).unwrap_err().kind(),

@@ -113,7 +113,7 @@ pub fn claim(tx: &Transaction<'_>, id: i64, region: &str, now: i64) -> Result<()
     }
 }
 
-/// Records (or clears) the upload session of an item.
+/// Records (or clears) the upload session of an item; its sent-bytes count starts over.
 #[allow(clippy::too_many_arguments)]
 pub fn set_session(
     tx: &Transaction<'_>,
@@ -128,7 +128,7 @@ pub fn set_session(
     let len = len.map(to_i64).transpose()?;
     let n = tx.execute(
         "UPDATE items SET upload_url = ?2, upload_len = ?3, upload_mtime_ns = ?4,
-                upload_sha256 = ?5, confirmed_offset = ?6, updated_at = ?7
+                upload_sha256 = ?5, confirmed_offset = ?6, upload_sent = 0, updated_at = ?7
          WHERE id = ?1",
         params![
             id,
@@ -167,6 +167,19 @@ pub fn set_offset(tx: &Transaction<'_>, id: i64, offset: u64, now: i64) -> Resul
     let n = tx.execute(
         "UPDATE items SET confirmed_offset = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, to_i64(offset)?, now],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Persists a server-confirmed offset and the body bytes sent so far for the session
+/// (`NotFound` if the item was removed meanwhile).
+pub fn set_progress(tx: &Transaction<'_>, id: i64, offset: u64, sent: u64, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE items SET confirmed_offset = ?2, upload_sent = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, to_i64(offset)?, to_i64(sent)?, now],
     )?;
     if n == 0 {
         return Err(Error::NotFound);

@@ -16,7 +16,7 @@ mod retry;
 pub use audit::{audit, complete, list, stats, AuditRecord, ItemInfo, QueueStats};
 pub use items::{
     claim, drop_termination, enqueue, get, next_due, next_due_excluding, queue_termination, remove,
-    set_offset, set_session, set_source, terminations, unclaim,
+    set_offset, set_progress, set_session, set_source, terminations, unclaim,
 };
 pub use lease::{acquire_lease, check_lease, release_lease};
 pub use regions::{discard_held, hold_all, reconcile_regions, rehome};
@@ -53,16 +53,23 @@ pub fn stat_source(path: &Path) -> Result<SourceMeta> {
     if !md.is_file() {
         return Err(Error::InvalidArgument("path is not a regular file"));
     }
-    let mtime_ns = md
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Ok(SourceMeta {
-        size: md.len(),
-        mtime_ns,
-    })
+    Ok(SourceMeta::of(&md))
+}
+
+impl SourceMeta {
+    /// Size and mtime of already-read metadata.
+    pub fn of(md: &std::fs::Metadata) -> SourceMeta {
+        let mtime_ns = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        SourceMeta {
+            size: md.len(),
+            mtime_ns,
+        }
+    }
 }
 
 fn to_i64(v: u64) -> Result<i64> {
@@ -100,10 +107,12 @@ pub struct ItemRow {
     pub upload_sha256: Option<[u8; 32]>,
     /// Bytes the server confirmed.
     pub confirmed_offset: u64,
+    /// Body bytes sent so far for the session in progress (as of its last confirmed offset).
+    pub upload_sent: u64,
 }
 
 const ITEM_COLS: &str = "id, path, service, priority, size, mtime_ns, region, state, attempts,
-    upload_url, upload_len, upload_mtime_ns, upload_sha256, confirmed_offset";
+    upload_url, upload_len, upload_mtime_ns, upload_sha256, confirmed_offset, upload_sent";
 
 fn hash32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
     v.and_then(|v| <[u8; 32]>::try_from(v).ok())
@@ -135,6 +144,7 @@ fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
         upload_mtime_ns: r.get(11)?,
         upload_sha256: hash32(r.get(12)?),
         confirmed_offset: r.get::<_, i64>(13)?.max(0) as u64,
+        upload_sent: r.get::<_, i64>(14)?.max(0) as u64,
     })
 }
 

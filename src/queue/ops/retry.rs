@@ -88,21 +88,42 @@ pub fn fail(
     stored.parse()
 }
 
-/// Revives dead items: `pending`, attempts reset. Only the newest dead item
-/// of a (path, service) comes back, and none whose path is active again: at
-/// most one active item per (path, service), as `items_active_path` demands.
+/// Which dead items [`retry_dead`] revives (`items` unaliased). The subqueries
+/// see the table as it was before the UPDATE, so two dead items of one path
+/// would both pass NOT EXISTS; the max(id) test keeps it to one (else the
+/// unique index fails the whole call).
+const REVIVABLE: &str = "state = 'dead'
+    AND id = (SELECT max(d.id) FROM items AS d WHERE d.path = items.path
+              AND d.service = items.service AND d.state = 'dead')
+    AND NOT EXISTS (SELECT 1 FROM items AS o WHERE o.path = items.path
+                    AND o.service = items.service
+                    AND o.state IN ('pending','uploading','failed','held'))";
+
+/// Revives dead items: `pending`, attempts reset, upload session dropped. Only
+/// the newest dead item of a (path, service) comes back, and none whose path is
+/// active again: at most one active item per (path, service), as
+/// `items_active_path` demands.
+///
+/// The stored upload URL is what may have killed the item (a server that
+/// refuses it), so the revived item starts a fresh upload; the old session is
+/// queued for termination in its region.
 pub fn retry_dead(tx: &Transaction<'_>, now: i64) -> Result<u64> {
-    // The subqueries see the table as it was before the UPDATE, so two dead
-    // items of one path would both pass NOT EXISTS; the max(id) test keeps
-    // it to one (else the unique index fails the whole call).
+    tx.execute(
+        &format!(
+            "INSERT INTO terminations (region, upload_url)
+             SELECT region, upload_url FROM items
+             WHERE upload_url IS NOT NULL AND region IS NOT NULL AND {REVIVABLE}"
+        ),
+        [],
+    )?;
     Ok(tx.execute(
-        "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1
-         WHERE state = 'dead'
-           AND id = (SELECT max(d.id) FROM items AS d WHERE d.path = items.path
-                     AND d.service = items.service AND d.state = 'dead')
-           AND NOT EXISTS (SELECT 1 FROM items AS o WHERE o.path = items.path
-                           AND o.service = items.service
-                           AND o.state IN ('pending','uploading','failed','held'))",
+        &format!(
+            "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = ?1,
+                    upload_url = NULL, upload_len = NULL, upload_mtime_ns = NULL,
+                    upload_sha256 = NULL, confirmed_offset = 0, upload_sent = 0,
+                    updated_at = ?1
+             WHERE {REVIVABLE}"
+        ),
         [now],
     )? as u64)
 }
@@ -138,6 +159,49 @@ mod tests {
             .write(|tx| fail(tx, id, "rejected", true, None, &p, 0))
             .unwrap();
         assert_eq!(st, State::Dead, "permanent errors die at once");
+    }
+
+    #[test]
+    fn retry_dead_drops_the_session_and_queues_its_termination() {
+        let mut db = db();
+        let p = RetryPolicy::default();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .unwrap();
+        let sha = [3u8; 32];
+        db.write(|tx| {
+            crate::queue::ops::set_session(
+                tx,
+                id,
+                Some("https://h/u"),
+                Some(100),
+                Some(5),
+                Some(&sha),
+                40,
+                0,
+            )
+        })
+        .unwrap();
+        db.write(|tx| fail(tx, id, "rejected", true, None, &p, 0))
+            .unwrap();
+        assert_eq!(db.write(|tx| retry_dead(tx, 1)).unwrap(), 1);
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (
+                row.state,
+                row.upload_url,
+                row.upload_len,
+                row.upload_mtime_ns
+            ),
+            (State::Pending, None, None, None)
+        );
+        assert_eq!(
+            (row.upload_sha256, row.confirmed_offset, row.upload_sent),
+            (None, 0, 0)
+        );
+        let queued = crate::queue::ops::terminations(db.conn(), "in").unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].1, "https://h/u");
     }
 
     #[test]

@@ -2,7 +2,8 @@ package com.miui.cloudsync;
 
 /**
  * One confirmed upload in the audit trail, from {@link SyncAgent#audit(long, int)}: which item
- * went to which region and host, how many bytes, and their SHA-256.
+ * went to which region and host, how many bytes the server confirmed and how many this device
+ * actually sent, and their SHA-256.
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */
@@ -14,12 +15,13 @@ public final class AuditRecord {
     private final String host;
     private final String peerIp;
     private final long bytes;
+    private final long sentBytes;
     private final String sha256;
     private final long finishedAtMillis;
 
     /**
      * Built by native code (signature {@code
-     * (JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JLjava/lang/String;J)V};
+     * (JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JJLjava/lang/String;J)V};
      * kept in {@code consumer-rules.pro}).
      */
     AuditRecord(
@@ -30,6 +32,7 @@ public final class AuditRecord {
             String host,
             String peerIp,
             long bytes,
+            long sentBytes,
             String sha256,
             long finishedAtMillis) {
         this.id = id;
@@ -39,6 +42,7 @@ public final class AuditRecord {
         this.host = host;
         this.peerIp = peerIp;
         this.bytes = bytes;
+        this.sentBytes = sentBytes;
         this.sha256 = sha256;
         this.finishedAtMillis = finishedAtMillis;
     }
@@ -73,9 +77,18 @@ public final class AuditRecord {
         return peerIp;
     }
 
-    /** @return the number of bytes confirmed */
+    /** @return the number of bytes the server confirmed: the whole file */
     public long getBytes() {
         return bytes;
+    }
+
+    /**
+     * @return the number of bytes this device sent for the upload: bytes sent again after a cut
+     *     connection count twice, and it is {@code 0} when the server already held the content;
+     *     {@code -1} for records written by versions that did not count them
+     */
+    public long getSentBytes() {
+        return sentBytes;
     }
 
     /** @return the lowercase hex SHA-256 of the content */
@@ -93,7 +106,7 @@ public final class AuditRecord {
     public String toString() {
         return "AuditRecord{id=" + id + ", itemId=" + itemId + ", service=" + service
                 + ", region=" + region + ", host=" + host + ", peerIp=" + peerIp
-                + ", bytes=" + bytes + ", sha256=" + sha256
+                + ", bytes=" + bytes + ", sentBytes=" + sentBytes + ", sha256=" + sha256
                 + ", finishedAtMillis=" + finishedAtMillis + "}";
     }
 }

@@ -1,0 +1,244 @@
+//! Connections: the accept loop, TLS over a buffered TCP socket, the keep-alive request
+//! loop and how a connection ends.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{http, lock, tus, ConnCtx, ConnEntry, Shared};
+
+/// How long an idle keep-alive connection (or a stalled body) may wait for the client.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a response write may block.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read-ahead on the raw TCP socket, so TLS records are pulled in with few syscalls.
+const TCP_READ_BUF: usize = 256 * 1024;
+
+pub(crate) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping() {
+            return;
+        }
+        let tcp = match accepted {
+            Ok((tcp, _peer)) => tcp,
+            Err(e) => {
+                log::warn!("devserver: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        let killed = Arc::new(AtomicBool::new(false));
+        let registry_copy = match tcp.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("devserver: cannot clone socket: {e}");
+                continue;
+            }
+        };
+        lock(&shared.conns).insert(
+            id,
+            ConnEntry {
+                stream: registry_copy,
+                killed: Arc::clone(&killed),
+            },
+        );
+        let conn_shared = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("devserver-conn-{id}"))
+            .spawn(move || {
+                let ctx = ConnCtx {
+                    id,
+                    killed,
+                    scratch: Vec::new(),
+                };
+                serve_connection(&conn_shared, tcp, ctx);
+                lock(&conn_shared.conns).remove(&id);
+            });
+        match spawned {
+            Ok(handle) => {
+                let mut threads = lock(&shared.threads);
+                threads.retain(|t| !t.is_finished());
+                threads.push(handle);
+            }
+            Err(e) => {
+                log::warn!("devserver: cannot spawn connection thread: {e}");
+                lock(&shared.conns).remove(&id);
+            }
+        }
+    }
+}
+
+/// The TCP socket as rustls sees it: reads go through a large buffer, writes go straight
+/// to the socket.
+pub(crate) struct Sock {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// The TLS stream a connection's HTTP layer reads from and writes to.
+pub(crate) type TlsStream = rustls::StreamOwned<rustls::ServerConnection, Sock>;
+
+/// What the connection loop does after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Read the next request.
+    KeepAlive,
+    /// Close gracefully (close_notify, FIN, drain what the client still sends).
+    Close,
+    /// Close abruptly, no answer.
+    Abort,
+}
+
+fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(WRITE_TIMEOUT));
+    let reader = match tcp.try_clone() {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    let mut sock = Sock {
+        reader: BufReader::with_capacity(TCP_READ_BUF, reader),
+        writer: tcp,
+    };
+    let mut tls = match rustls::ServerConnection::new(Arc::clone(&shared.tls)) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("devserver: TLS setup failed: {e}");
+            return;
+        }
+    };
+    if let Err(e) = tls.complete_io(&mut sock) {
+        log::debug!("devserver: TLS handshake failed: {e}");
+        return;
+    }
+    if tls.is_handshaking() {
+        return;
+    }
+    shared
+        .stats
+        .tls_handshakes_ok
+        .fetch_add(1, Ordering::Relaxed);
+    let stream = rustls::StreamOwned::new(tls, sock);
+    let mut conn = http::Conn::new(
+        stream,
+        Arc::clone(&shared.stats.app_bytes_received),
+        Arc::clone(&shared.stats.body_bytes_received),
+    );
+    loop {
+        if ctx.killed.load(Ordering::SeqCst) {
+            cut(&conn);
+            return;
+        }
+        let outcome = match conn.read_head() {
+            Ok(None) => Outcome::Close,
+            Err(http::HeadError::Io(e)) => {
+                log::trace!("devserver: connection {} ended: {e}", ctx.id);
+                Outcome::Abort
+            }
+            Err(http::HeadError::Malformed(why)) => {
+                shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+                let mut resp = tus::base_response(400).text(why);
+                resp.close = true;
+                match conn.send(&resp) {
+                    Ok(()) => Outcome::Close,
+                    Err(_) => Outcome::Abort,
+                }
+            }
+            Err(http::HeadError::TooLarge) => {
+                shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+                let mut resp = tus::base_response(431).text("request head too large");
+                resp.close = true;
+                match conn.send(&resp) {
+                    Ok(()) => Outcome::Close,
+                    Err(_) => Outcome::Abort,
+                }
+            }
+            Ok(Some(req)) => {
+                shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+                tus::handle(shared, &mut conn, &req, &mut ctx)
+            }
+        };
+        match outcome {
+            Outcome::KeepAlive => continue,
+            Outcome::Close => {
+                graceful_close(conn);
+                return;
+            }
+            Outcome::Abort => {
+                cut(&conn);
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a read on the stream would return promptly: decrypted bytes are waiting, raw
+/// bytes are buffered, or the kernel has data (or EOF) for the socket.
+pub(crate) fn data_ready(stream: &mut TlsStream) -> bool {
+    match stream.conn.process_new_packets() {
+        Ok(state) if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() => return true,
+        Ok(_) => {}
+        Err(_) => return true, // the next read reports the error at once
+    }
+    if !stream.sock.reader.buffer().is_empty() {
+        return true;
+    }
+    let tcp = &stream.sock.writer;
+    if tcp.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let ready = !matches!(tcp.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    if tcp.set_nonblocking(false).is_err() {
+        log::warn!("devserver: cannot make socket blocking again");
+    }
+    ready
+}
+
+/// Cuts a connection at once (no answer, no close_notify).
+pub(crate) fn cut(conn: &http::Conn<TlsStream>) {
+    let _ = conn.stream_ref().sock.writer.shutdown(Shutdown::Both);
+}
+
+/// close_notify + FIN, then read and discard what the client still sends for a moment, so
+/// the kernel doesn't answer unread data with a RST that could destroy our last response.
+fn graceful_close(mut conn: http::Conn<TlsStream>) {
+    let stream = conn.stream_mut();
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+    let sock = &mut stream.sock;
+    let _ = sock.writer.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut drained = 0usize;
+    let _ = sock
+        .writer
+        .set_read_timeout(Some(Duration::from_millis(250)));
+    while Instant::now() < deadline && drained < 64 * 1024 * 1024 {
+        let n = match sock.reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(b) => b.len(),
+        };
+        sock.reader.consume(n);
+        drained += n;
+    }
+}

@@ -1,0 +1,589 @@
+//! One item's upload (DESIGN.md §8): resume the stored session or create one,
+//! PATCH the chunks from the server's offset, and start over from a clean read
+//! when the file changes or the server loses (or refuses) the session.
+//!
+//! Within one attempt: at most [`MAX_RESTARTS`] fresh starts, [`MAX_RESUMES`]
+//! resumes after a dropped connection or a checksum mismatch, and
+//! [`MAX_LOCK_WAITS`] short pauses while the server still holds the upload's
+//! lock for a request of ours it has not let go of. Past those the attempt
+//! fails and the queue's backoff spaces the next one.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::http::RegionHttp;
+use super::mime;
+use super::source::{Source, SourceState};
+use super::tus::{Capabilities, Failure, HeadResult, PatchOutcome, TusResult};
+use super::{Finished, Ledger, Progress, Stop, UploadOptions};
+use crate::error::{Error, Result};
+use crate::queue::ops::ItemRow;
+use crate::region::GuardedUrl;
+
+/// Fresh starts within one attempt (a file that keeps changing fails it).
+const MAX_RESTARTS: u32 = 2;
+/// Resumes of one session after a dropped connection or a checksum mismatch.
+const MAX_RESUMES: u32 = 3;
+/// 409/423 answers in a row before the attempt gives up.
+const MAX_LOCK_WAITS: u32 = 5;
+/// First pause while the server holds the upload's lock; it doubles each time
+/// (0.1 s to 1.6 s, about 3 s in all: a server notices a dead connection by then).
+const LOCK_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why the current pass is abandoned for a fresh one.
+#[derive(Debug, Clone, Copy)]
+enum Restart {
+    /// The file was written to, truncated or replaced: the bytes sent may mix versions.
+    SourceChanged,
+    /// The server lost the upload, or refuses its URL.
+    SessionLost,
+}
+
+impl Restart {
+    fn what(self) -> &'static str {
+        match self {
+            Restart::SourceChanged => "source changed during upload",
+            Restart::SessionLost => "upload lost or refused by the server",
+        }
+    }
+
+    fn into_failure(self) -> Failure {
+        match self {
+            Restart::SourceChanged => Error::SourceChanged.into(),
+            Restart::SessionLost => {
+                Error::Network("the server keeps losing the upload; will start over".into()).into()
+            }
+        }
+    }
+}
+
+/// What ends a pass early.
+enum Interrupt {
+    Restart(Restart),
+    Fail(Failure),
+}
+
+impl From<Failure> for Interrupt {
+    fn from(f: Failure) -> Interrupt {
+        Interrupt::Fail(f)
+    }
+}
+
+impl From<Error> for Interrupt {
+    fn from(e: Error) -> Interrupt {
+        Interrupt::Fail(e.into())
+    }
+}
+
+type Step<T> = std::result::Result<T, Interrupt>;
+
+/// The upload session in progress.
+struct Session {
+    url: GuardedUrl,
+    /// Bytes the server confirmed.
+    offset: u64,
+    /// Body bytes this client sent for this session (earlier runs included).
+    sent: u64,
+    /// The offset came from the server (HEAD, a POST that resumed, a 409), not
+    /// from our last PATCH: the next PATCH may race a cut request of ours that
+    /// the server has not let go of yet, so it asks before sending its body.
+    resumed: bool,
+}
+
+/// What a `HEAD` says about a session.
+enum Head {
+    At(u64),
+    Gone,
+    /// Refused (a 4xx), or describing another upload: terminate it, start afresh.
+    Unusable,
+}
+
+/// Uploads one item of the region `http` serves. The caller has claimed it.
+#[allow(clippy::too_many_arguments)]
+pub fn upload_item(
+    http: &RegionHttp,
+    caps: &Capabilities,
+    endpoint: &GuardedUrl,
+    item: &ItemRow,
+    opts: &UploadOptions,
+    ledger: &mut dyn Ledger,
+    stop: &Stop<'_>,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> TusResult<Finished> {
+    let mut up = ItemUpload {
+        http,
+        caps,
+        endpoint,
+        item,
+        chunk: opts.chunk_size.max(1),
+        ledger,
+        stop,
+        progress,
+        try_stored: item.upload_url.is_some(),
+        no_expect: false,
+    };
+    let mut restarts = 0;
+    // Kept across a restart for a lost session: the file is the same, so
+    // it is not hashed again.
+    let mut src: Option<Source<'_>> = None;
+    loop {
+        let step = match src.as_mut() {
+            Some(open) => up.pass(open),
+            None => match up.open() {
+                Ok(open) => up.pass(src.insert(open)),
+                Err(e) => Err(e),
+            },
+        };
+        match step {
+            Ok(done) => return Ok(done),
+            Err(Interrupt::Fail(f)) => return Err(f),
+            Err(Interrupt::Restart(why)) if restarts < MAX_RESTARTS => {
+                restarts += 1;
+                if matches!(why, Restart::SourceChanged) {
+                    src = None;
+                }
+                log::info!(
+                    "item {}: {}; starting over from a clean read",
+                    item.id,
+                    why.what()
+                );
+            }
+            Err(Interrupt::Restart(why)) => return Err(why.into_failure()),
+        }
+    }
+}
+
+struct ItemUpload<'a, 's> {
+    http: &'a RegionHttp,
+    caps: &'a Capabilities,
+    endpoint: &'a GuardedUrl,
+    item: &'a ItemRow,
+    chunk: u64,
+    ledger: &'a mut dyn Ledger,
+    stop: &'a Stop<'s>,
+    progress: &'a mut dyn FnMut(Progress) -> bool,
+    /// The session stored in the queue is tried once, by the first pass.
+    try_stored: bool,
+    /// `Expect: 100-continue` failed once: later bodies go at once.
+    no_expect: bool,
+}
+
+impl<'a> ItemUpload<'a, '_> {
+    /// Opens and hashes the file: a clean read.
+    fn open(&self) -> Step<Source<'a>> {
+        let path = Path::new(&self.item.path);
+        let stop = self.stop;
+        let check = || stop.check();
+        let caps = self.caps;
+        match Source::open(
+            path,
+            caps.max_size,
+            caps.checksum_sha256,
+            self.chunk,
+            &check,
+        ) {
+            Err(Error::SourceChanged) => Err(Interrupt::Restart(Restart::SourceChanged)),
+            other => Ok(other?),
+        }
+    }
+
+    /// One upload session, from its creation (or resumption) to the server's
+    /// last confirmation.
+    fn pass(&mut self, src: &mut Source<'_>) -> Step<Finished> {
+        self.stop.check()?;
+        let stored = if std::mem::take(&mut self.try_stored) {
+            self.resume_stored(src)?
+        } else {
+            None
+        };
+        let mut s = match stored {
+            Some(s) => s,
+            None => self.create(src)?,
+        };
+        self.send(src, &mut s)?;
+        self.finish(src, &s)
+    }
+
+    /// Resumes the stored session only if it was made for exactly this content
+    /// and its URL still passes the guard (it was read back from disk).
+    fn resume_stored(&mut self, src: &Source<'_>) -> Step<Option<Session>> {
+        let item = self.item;
+        let Some(stored) = item.upload_url.as_deref() else {
+            return Ok(None);
+        };
+        let url = match self.http.region().guard(stored) {
+            Ok(url) => url,
+            Err(e) => {
+                log::warn!(
+                    "item {}: stored upload URL refused by the guard ({})",
+                    item.id,
+                    e.kind()
+                );
+                self.forget(src)?;
+                return Ok(None);
+            }
+        };
+        let meta = src.meta();
+        let same_content = item.upload_len == Some(meta.size)
+            && item.upload_mtime_ns == Some(meta.mtime_ns)
+            && item.upload_sha256 == Some(src.sha);
+        if !same_content {
+            log::info!(
+                "item {}: source changed since its upload began; restarting",
+                item.id
+            );
+            self.abandon(src, &url)?;
+            return Ok(None);
+        }
+        match self.head(&url, meta.size)? {
+            Head::At(offset) => Ok(Some(Session {
+                url,
+                offset,
+                sent: item.upload_sent,
+                resumed: true,
+            })),
+            lost => {
+                log::info!(
+                    "item {}: stored upload lost or refused; creating a new one",
+                    item.id
+                );
+                self.lose(src, &url, lost)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// `POST`, with the metadata the common tus clients send.
+    fn create(&mut self, src: &Source<'_>) -> Step<Session> {
+        let path = Path::new(&self.item.path);
+        let (name, filetype) = (mime::filename(path), mime::filetype(path));
+        let (id, sha_hex) = (self.item.id.to_string(), hex::encode(src.sha));
+        let md: [(&str, &[u8]); 4] = [
+            ("filename", name.as_bytes()),
+            ("filetype", filetype.as_bytes()),
+            ("item", id.as_bytes()),
+            ("sha256", sha_hex.as_bytes()),
+        ];
+        self.stop.check()?;
+        let size = src.meta().size;
+        let (url, offset) = self.http.tus_create(self.endpoint, size, &md)?;
+        if offset > size {
+            return Err(
+                Error::Protocol("POST answered an offset beyond the upload length".into()).into(),
+            );
+        }
+        // A server that says it already holds everything is believed only
+        // after a HEAD (below); until then nothing is confirmed.
+        let claims_all = offset == size && size > 0;
+        let confirmed = if claims_all { 0 } else { offset };
+        // Persist at once: a crash after this line resumes this very upload.
+        self.ledger
+            .session(self.item.id, Some(&url), src.meta(), &src.sha, confirmed)?;
+        let mut s = Session {
+            url,
+            offset,
+            sent: 0,
+            resumed: offset > 0,
+        };
+        if claims_all {
+            self.confirm_complete(src, &mut s)?;
+        }
+        Ok(s)
+    }
+
+    /// A creation answered "already complete": no server is known to
+    /// deduplicate, so a HEAD must confirm it; if it does not, upload from the
+    /// offset it gives.
+    fn confirm_complete(&mut self, src: &Source<'_>, s: &mut Session) -> Step<()> {
+        let size = src.meta().size;
+        match self.head(&s.url, size)? {
+            Head::At(offset) => {
+                if offset == size {
+                    log::info!("item {}: the server already holds all of it", self.item.id);
+                } else {
+                    log::info!(
+                        "item {}: creation claimed complete, but the server holds {offset} of {size} bytes",
+                        self.item.id
+                    );
+                }
+                s.offset = offset;
+                self.ledger.progress(self.item.id, offset, s.sent)?;
+                Ok(())
+            }
+            lost => {
+                self.lose(src, &s.url, lost)?;
+                Err(Interrupt::Restart(Restart::SessionLost))
+            }
+        }
+    }
+
+    /// PATCHes from the session's offset to the end.
+    fn send(&mut self, src: &mut Source<'_>, s: &mut Session) -> Step<()> {
+        let size = src.meta().size;
+        let (mut resumes, mut lock_waits) = (0u32, 0u32);
+        while s.offset < size {
+            self.stop.check()?;
+            // Before the first byte and after every chunk.
+            self.ensure_same(src, s)?;
+            let offset = s.offset;
+            // After a partial chunk, send up to the next boundary: chunks stay
+            // aligned, so their checksums come from the single hashing pass.
+            let len = (self.chunk - offset % self.chunk).min(size - offset);
+            let checksum = match src.checksum(offset, len) {
+                Err(Error::SourceChanged) => return self.restart_changed(src, s),
+                other => other?,
+            };
+            let expect = s.resumed && !self.no_expect;
+            let (outcome, sent, failure) = {
+                let progress = &mut *self.progress;
+                let mut body = src.body(offset, len, self.stop, progress, self.item.id)?;
+                let outcome =
+                    self.http
+                        .tus_patch(&s.url, offset, len, checksum.as_ref(), expect, &mut body);
+                (outcome, body.sent, body.failure.take())
+            };
+            s.sent += sent;
+            if let Some(e) = failure {
+                // The body ended for a reason of ours, not the network's.
+                return match e {
+                    Error::SourceChanged => self.restart_changed(src, s),
+                    e => Err(e.into()),
+                };
+            }
+            match outcome {
+                Ok(PatchOutcome::Offset(new)) => {
+                    check_advance(offset, len, new)?;
+                    s.offset = new;
+                    s.resumed = false;
+                    lock_waits = 0;
+                    // Record what the server confirmed before anything else, even a cancel.
+                    self.ledger.progress(self.item.id, new, s.sent)?;
+                }
+                Ok(PatchOutcome::Gone) => {
+                    self.forget(src)?;
+                    return Err(Interrupt::Restart(Restart::SessionLost));
+                }
+                Ok(PatchOutcome::Conflict | PatchOutcome::Locked) => {
+                    // Ask the server where it is and go on from there; if it has
+                    // not moved, a request of ours still holds its lock: pause.
+                    lock_waits += 1;
+                    if lock_waits > MAX_LOCK_WAITS {
+                        return Err(Error::Protocol(
+                            "the server keeps refusing the offset it reports".into(),
+                        )
+                        .into());
+                    }
+                    self.reread(src, s)?;
+                    if s.offset == offset {
+                        self.pause(lock_waits - 1)?;
+                    }
+                }
+                Ok(PatchOutcome::ChecksumMismatch) => {
+                    self.ensure_same(src, s)?;
+                    resumes += 1;
+                    if resumes > MAX_RESUMES {
+                        return Err(Error::Network("checksum mismatch persists".into()).into());
+                    }
+                    self.reread(src, s)?;
+                }
+                Err(f) if matches!(f.error, Error::Network(_)) => {
+                    self.stop.check()?;
+                    if expect && sent == 0 {
+                        // Perhaps a server (or middlebox) that chokes on
+                        // `Expect`: the rest of this attempt goes without.
+                        self.no_expect = true;
+                    }
+                    resumes += 1;
+                    if resumes > MAX_RESUMES {
+                        return Err(f.into());
+                    }
+                    // A dropped connection: the server keeps what arrived.
+                    self.reread(src, s)?;
+                }
+                Err(f) => return Err(f.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The last check before an upload is declared done.
+    fn finish(&mut self, src: &Source<'_>, s: &Session) -> Step<Finished> {
+        match src.state()? {
+            SourceState::Same => {}
+            // Deleting a file does not change its bytes: the server holds all of them.
+            SourceState::Gone if src.content_intact() => log::info!(
+                "item {}: source deleted after the server confirmed all of it",
+                self.item.id
+            ),
+            SourceState::Gone => {
+                self.abandon(src, &s.url)?;
+                return Err(Error::SourceGone.into());
+            }
+            SourceState::Changed => return self.restart_changed(src, s),
+        }
+        let meta = src.meta();
+        let _ = (self.progress)(Progress {
+            item_id: self.item.id,
+            sent: meta.size,
+            total: meta.size,
+        });
+        Ok(Finished {
+            host: s.url.host_port(),
+            peer_ip: self.http.peer_ip(&s.url.host_port()),
+            bytes: meta.size,
+            sent_bytes: s.sent,
+            sha256: src.sha,
+            meta,
+        })
+    }
+
+    /// Fails the pass unless the file is still the version being sent.
+    fn ensure_same(&mut self, src: &Source<'_>, s: &Session) -> Step<()> {
+        match src.state()? {
+            SourceState::Same => Ok(()),
+            SourceState::Changed => self.restart_changed(src, s),
+            // Not all of it is on the server, and nothing can send the rest.
+            SourceState::Gone => {
+                self.abandon(src, &s.url)?;
+                Err(Error::SourceGone.into())
+            }
+        }
+    }
+
+    /// The server may hold a mix of two versions: throw its copy away, start over.
+    fn restart_changed<T>(&mut self, src: &Source<'_>, s: &Session) -> Step<T> {
+        self.abandon(src, &s.url)?;
+        Err(Interrupt::Restart(Restart::SourceChanged))
+    }
+
+    /// Re-reads the server's offset after a cut, a 409 or a checksum mismatch.
+    fn reread(&mut self, src: &Source<'_>, s: &mut Session) -> Step<()> {
+        match self.head(&s.url, src.meta().size)? {
+            Head::At(offset) => {
+                s.offset = offset;
+                s.resumed = true;
+                self.ledger.progress(self.item.id, offset, s.sent)?;
+                Ok(())
+            }
+            lost => {
+                self.lose(src, &s.url, lost)?;
+                Err(Interrupt::Restart(Restart::SessionLost))
+            }
+        }
+    }
+
+    /// `HEAD`, pausing while the server answers 423 (locked).
+    fn head(&mut self, url: &GuardedUrl, size: u64) -> Step<Head> {
+        let mut waits = 0;
+        loop {
+            match self.http.tus_head(url)? {
+                HeadResult::Offset(offset, len)
+                    if offset <= size && len.is_none_or(|l| l == size) =>
+                {
+                    return Ok(Head::At(offset))
+                }
+                HeadResult::Offset(..) => {
+                    log::warn!("item {}: the server describes another upload", self.item.id);
+                    return Ok(Head::Unusable);
+                }
+                HeadResult::Gone => return Ok(Head::Gone),
+                HeadResult::Unusable(status) => {
+                    log::info!(
+                        "item {}: the server refuses the upload URL (HTTP {status})",
+                        self.item.id
+                    );
+                    return Ok(Head::Unusable);
+                }
+                HeadResult::Locked if waits < MAX_LOCK_WAITS => {
+                    self.pause(waits)?;
+                    waits += 1;
+                }
+                HeadResult::Locked => {
+                    return Err(
+                        Error::Network("the upload stays locked on the server".into()).into(),
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits `LOCK_PAUSE · 2^n`, checking the stop conditions every 50 ms.
+    fn pause(&self, n: u32) -> Step<()> {
+        let until = Instant::now() + LOCK_PAUSE * 2u32.saturating_pow(n.min(10));
+        loop {
+            self.stop.check()?;
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Drops a session the server lost (nothing to terminate) or refuses (terminated).
+    fn lose(&mut self, src: &Source<'_>, url: &GuardedUrl, head: Head) -> Step<()> {
+        match head {
+            Head::Unusable => self.abandon(src, url),
+            _ => self.forget(src),
+        }
+    }
+
+    /// Terminates a session (where the server offers it) and forgets it.
+    fn abandon(&mut self, src: &Source<'_>, url: &GuardedUrl) -> Step<()> {
+        // Not even a DELETE once the region is no longer approved (the URL may
+        // carry a token); the orphan then expires on the server.
+        if self.caps.termination && self.stop.check().is_ok() {
+            if let Err(f) = self.http.tus_delete(url) {
+                log::info!(
+                    "item {}: terminating the old upload failed ({})",
+                    self.item.id,
+                    f.error.kind()
+                );
+            }
+        }
+        self.forget(src)
+    }
+
+    /// Clears the stored session.
+    fn forget(&mut self, src: &Source<'_>) -> Step<()> {
+        let (id, meta) = (self.item.id, src.meta());
+        self.ledger.session(id, None, meta, &src.sha, 0)?;
+        Ok(())
+    }
+}
+
+/// The server may confirm less than was sent, never more, and never go back.
+fn check_advance(offset: u64, len: u64, new: u64) -> Result<()> {
+    let why = if new > offset + len {
+        "offset jumped past what was sent"
+    } else if new < offset {
+        "PATCH answered an offset before the one it was sent at"
+    } else if new == offset && len > 0 {
+        "PATCH stored none of the bytes sent"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Protocol(why.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_that_do_not_add_up_say_what_happened() {
+        assert!(check_advance(100, 50, 150).is_ok());
+        assert!(
+            check_advance(100, 50, 120).is_ok(),
+            "less than sent is fine"
+        );
+        assert!(check_advance(0, 0, 0).is_ok(), "an empty body");
+        let msg = |new| check_advance(100, 50, new).unwrap_err().to_string();
+        assert_eq!(msg(151), "protocol: offset jumped past what was sent");
+        assert_eq!(
+            msg(99),
+            "protocol: PATCH answered an offset before the one it was sent at"
+        );
+        assert_eq!(msg(100), "protocol: PATCH stored none of the bytes sent");
+    }
+}
