@@ -95,6 +95,11 @@ pub struct ServiceSpec {
     pub url: String,
     /// Only `tus` is known.
     pub protocol: String,
+    /// How requests to the service authenticate: `none` (the default, so
+    /// configs written before the field keep working) or `bearer`
+    /// (`Authorization: Bearer <token>` from the app's credential provider).
+    #[serde(default)]
+    pub auth: Option<String>,
 }
 
 /// Parses an RFC 3339 UTC timestamp (`2027-05-01T00:00:00Z`) to seconds since the epoch.

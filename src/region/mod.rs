@@ -70,16 +70,43 @@ impl IpNet {
     }
 }
 
+/// How a service authenticates, as its signed config declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// Anonymous requests.
+    None,
+    /// `Authorization: Bearer <token>`, the token from the app's provider.
+    Bearer,
+}
+
+impl AuthScheme {
+    fn parse(s: Option<&str>) -> Result<AuthScheme> {
+        match s {
+            None | Some("none") => Ok(AuthScheme::None),
+            Some("bearer") => Ok(AuthScheme::Bearer),
+            // An unknown scheme could mean credentials the client would not send
+            // (or send wrongly): refuse the config rather than guess.
+            Some(_) => Err(Error::InvalidEndpoint("unknown service auth scheme")),
+        }
+    }
+}
+
 /// A service endpoint of a region (already checked against the region's host rules).
 #[derive(Debug, Clone)]
 pub struct Service {
     url: String,
+    auth: AuthScheme,
 }
 
 impl Service {
     /// The endpoint URL (a creation URL for tus).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How requests to this service authenticate.
+    pub fn auth(&self) -> AuthScheme {
+        self.auth
     }
 }
 
@@ -161,6 +188,7 @@ impl Region {
             if svc.protocol != "tus" {
                 return Err(Error::InvalidEndpoint("unsupported service protocol"));
             }
+            let auth = AuthScheme::parse(svc.auth.as_deref())?;
             // Every endpoint must pass its own region's rules, or the whole config is rejected.
             let guarded = parse_guarded(&region, &svc.url)?;
             if guarded.uri.path_and_query().is_none() {
@@ -170,6 +198,7 @@ impl Region {
                 name.clone(),
                 Service {
                     url: svc.url.clone(),
+                    auth,
                 },
             );
         }
@@ -447,6 +476,35 @@ mod tests {
         }))
         .unwrap();
         Region::from_spec("in", &spec)
+    }
+
+    #[test]
+    fn service_auth_schemes() {
+        let with = |auth: serde_json::Value| {
+            let spec: RegionSpec = serde_json::from_value(serde_json::json!({
+                "services": {"backup": {"url": "https://b.in.test/files/", "protocol": "tus", "auth": auth}},
+                "allowed_hosts": ["b.in.test"],
+            }))
+            .unwrap();
+            Region::from_spec("in", &spec)
+        };
+        let auth = |r: Region| r.services()["backup"].auth();
+        assert_eq!(
+            auth(with(serde_json::Value::Null).unwrap()),
+            AuthScheme::None
+        );
+        assert_eq!(auth(with("none".into()).unwrap()), AuthScheme::None);
+        assert_eq!(auth(with("bearer".into()).unwrap()), AuthScheme::Bearer);
+        for bad in ["Bearer", "basic", "", "bearer "] {
+            let e = with(bad.into()).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidEndpoint, "{bad:?}");
+            assert!(!e.to_string().contains(bad) || bad.is_empty(), "{e}");
+        }
+        // Absent altogether (configs signed before the field): none.
+        assert_eq!(
+            auth(spec(&["b.in.test"], "https://b.in.test/files/").unwrap()),
+            AuthScheme::None
+        );
     }
 
     #[test]
