@@ -108,6 +108,19 @@ impl Agent {
     /// Takes the lease and fixes the run's region, from the stored trust;
     /// returns the trust generation it was decided under.
     fn begin_run(&self, owner: &str) -> Result<(ApprovedRegion, u64, i64)> {
+        // A cancel from before this run is stale: cleared on entry, so one
+        // that arrives while the run starts (e.g. WorkManager's onStopped
+        // right after doWork began) is honoured. Put back if this run does
+        // not start: it may have been meant for a run already going.
+        let stale = self.cancel.swap(false, Ordering::SeqCst);
+        let started = self.begin_run_leased(owner);
+        if started.is_err() && stale {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+        started
+    }
+
+    fn begin_run_leased(&self, owner: &str) -> Result<(ApprovedRegion, u64, i64)> {
         let mut g = self.lock();
         self.refresh(&mut g)?;
         self.note_expiry(&mut g);
@@ -122,9 +135,6 @@ impl Agent {
             let held = ops::reconcile_regions(tx, region.id(), at)?;
             Ok(((region, held, t.generation), false))
         })?;
-        // Cleared only once this run owns the queue: a run that fails
-        // with Busy must not swallow a cancel meant for the one running.
-        self.cancel.store(false, Ordering::SeqCst);
         Ok(out)
     }
 
@@ -437,7 +447,10 @@ impl Agent {
             // Guarded again: the URL was read back from disk.
             if let Ok(u) = region.guard(&url) {
                 if let Err(f) = http.tus_delete(&u) {
-                    if f.error.kind() == ErrorKind::Network {
+                    if matches!(
+                        f.error.kind(),
+                        ErrorKind::Network | ErrorKind::Cancelled | ErrorKind::Unauthorized
+                    ) {
                         continue; // try again next run
                     }
                 }

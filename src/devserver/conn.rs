@@ -180,7 +180,24 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
             }
         };
         match outcome {
-            Outcome::KeepAlive => continue,
+            Outcome::KeepAlive => {
+                if let Some(idle) = shared.cfg.idle_close {
+                    let until = Instant::now() + idle;
+                    let mut ready = false;
+                    while Instant::now() < until {
+                        if data_ready(conn.stream_mut()) {
+                            ready = true;
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    if !ready {
+                        graceful_close(conn);
+                        return;
+                    }
+                }
+                continue;
+            }
             Outcome::Close => {
                 graceful_close(conn);
                 return;

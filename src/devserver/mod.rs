@@ -96,6 +96,8 @@ pub(crate) struct Config {
     pub require_filetype: bool,
     /// [`ServerOptions::conflict_while_locked`].
     pub conflict_while_locked: bool,
+    pub reject_expect: bool,
+    pub idle_close: Option<Duration>,
     /// The port actually bound (for absolute `Location`s).
     pub port: u16,
 }
@@ -224,6 +226,8 @@ impl TusServer {
                 dedupe_by_item: opts.dedupe_by_item,
                 require_filetype: opts.require_filetype,
                 conflict_while_locked: opts.conflict_while_locked,
+                reject_expect: opts.reject_expect,
+                idle_close: opts.idle_close,
                 port: addr.port(),
             },
             stats: Counters::default(),

@@ -45,6 +45,10 @@ pub struct ServerOptions {
     /// `Upload-Offset`, and the older request is left to finish on its own. Off (the
     /// default): the older request is cut off and the new one waits for the lock.
     pub conflict_while_locked: bool,
+    /// REVIEW: answer 417 to any request with `Expect: 100-continue` (lighttpd, old Squid).
+    pub reject_expect: bool,
+    /// REVIEW: close an idle keep-alive connection gracefully (close_notify + FIN) after this long, like Go net/http or Node.
+    pub idle_close: Option<Duration>,
 }
 
 impl ServerOptions {
@@ -70,6 +74,8 @@ impl ServerOptions {
             dedupe_by_item: true,
             require_filetype: false,
             conflict_while_locked: false,
+            reject_expect: false,
+            idle_close: None,
         }
     }
 }

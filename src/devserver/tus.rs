@@ -180,6 +180,9 @@ fn handle_framed(
         _ => {}
     }
 
+    if shared.cfg.reject_expect && req.expects_continue() {
+        return finish(conn, req, body, error(417, "Expectation Failed"));
+    }
     if method == "OPTIONS" {
         return finish(conn, req, body, options(shared));
     }

@@ -33,6 +33,10 @@ pub struct RegionSetup {
     pub require_filetype: bool,
     /// See [`ServerOptions::conflict_while_locked`].
     pub conflict_while_locked: bool,
+    /// REVIEW
+    pub reject_expect: bool,
+    /// REVIEW
+    pub idle_close: Option<std::time::Duration>,
 }
 
 impl RegionSetup {
@@ -47,6 +51,8 @@ impl RegionSetup {
             relative_location: false,
             require_filetype: false,
             conflict_while_locked: false,
+            reject_expect: false,
+            idle_close: None,
         }
     }
 }
@@ -114,6 +120,8 @@ impl World {
             opts.relative_location = r.relative_location;
             opts.require_filetype = r.require_filetype;
             opts.conflict_while_locked = r.conflict_while_locked;
+            opts.reject_expect = r.reject_expect;
+            opts.idle_close = r.idle_close;
             servers.insert(r.id.clone(), TusServer::start(opts)?);
             setups.insert(r.id.clone(), r);
         }

@@ -22,7 +22,7 @@ use ureq::unversioned::transport::{
 };
 
 pub use super::pacing::IoControl;
-use super::pacing::PacedSocket;
+use super::pacing::{interruptible, PacedSocket, GRACE};
 pub use super::tls::spki_sha256;
 use super::tls::tls_config;
 use super::tus::{Failure, TusResult};
@@ -43,7 +43,7 @@ fn refuse(r: &Refusal, why: &'static str) -> ureq::Error {
 #[derive(Debug)]
 struct GuardResolver {
     region: Arc<Region>,
-    inner: DefaultResolver,
+    ctl: IoControl,
     refusal: Refusal,
 }
 
@@ -54,7 +54,11 @@ impl Resolver for GuardResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
-        let all = self.inner.resolve(uri, config, timeout)?;
+        // The system resolver blocks: a cancel or the run's end must not wait for it.
+        let (u, c) = (uri.clone(), config.clone());
+        let all = interruptible(&self.ctl, move || {
+            DefaultResolver::default().resolve(&u, &c, timeout)
+        })??;
         let mut kept = self.empty();
         kept.truncate(0);
         for a in all.iter().filter(|a| self.region.allows_peer(a.ip())) {
@@ -137,7 +141,11 @@ impl Connector<()> for GuardConnector {
             if limit.is_zero() || self.ctl.stopped() {
                 return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
             }
-            match TcpStream::connect_timeout(addr, limit) {
+            let to = *addr;
+            let connected =
+                interruptible(&self.ctl, move || TcpStream::connect_timeout(&to, limit))
+                    .and_then(|r| r);
+            match connected {
                 Ok(s) => {
                     stream = Some(s);
                     break;
@@ -218,7 +226,7 @@ impl Transport for TlsTransport {
     ) -> std::result::Result<(), ureq::Error> {
         let t = timeout.for_write();
         let StreamOwned { conn, sock } = &mut self.stream;
-        sock.phase(t);
+        sock.phase(timeout);
         let mut out = &self.buffers.output()[..amount];
         // Not `write_all` on the rustls stream: its `write` drops the error of
         // its last flush to the socket, so a timeout would be swallowed and
@@ -250,8 +258,8 @@ impl Transport for TlsTransport {
         }
         let mut b = [0u8; 1];
         let open = match sock.peek(&mut b) {
-            Ok(0) => false,
-            Ok(_) => true,
+            // EOF, or bytes nobody asked for (a close_notify before the FIN): not reusable.
+            Ok(_) => false,
             Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
         };
         sock.set_nonblocking(false).is_ok() && open
@@ -314,7 +322,7 @@ impl RegionHttp {
         };
         let resolver = GuardResolver {
             region: r,
-            inner: DefaultResolver::default(),
+            ctl: ctl.clone(),
             refusal: refusal.clone(),
         };
         Ok(RegionHttp {
@@ -339,7 +347,8 @@ impl RegionHttp {
         if self.ctl.stopped() {
             return Err(Error::Cancelled.into());
         }
-        let mut limit = self.ctl.remaining();
+        // The grace lets an answer that is arriving as the run ends be read.
+        let mut limit = self.ctl.remaining() + GRACE;
         if bounded {
             limit = limit.min(self.request_timeout);
         }

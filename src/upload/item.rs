@@ -342,7 +342,12 @@ impl<'a> ItemUpload<'a, '_> {
                         .tus_patch(&s.url, offset, len, checksum.as_ref(), expect, &mut body);
                 (outcome, body.sent, body.failure.take())
             };
+            src.note_sent(offset, sent);
             s.sent += sent;
+            if sent > 0 && !matches!(outcome, Ok(PatchOutcome::Offset(_))) {
+                // Bytes went out whatever happens next: keep counting them.
+                let _ = self.ledger.progress(self.item.id, s.offset, s.sent);
+            }
             if let Some(e) = failure {
                 // The body ended for a reason of ours, not the network's.
                 return match e {
@@ -378,6 +383,7 @@ impl<'a> ItemUpload<'a, '_> {
                         self.pause(lock_waits - 1)?;
                     }
                 }
+                Ok(PatchOutcome::ExpectRefused) => self.no_expect = true,
                 Ok(PatchOutcome::ChecksumMismatch) => {
                     self.ensure_same(src, s)?;
                     resumes += 1;
@@ -407,7 +413,7 @@ impl<'a> ItemUpload<'a, '_> {
     }
 
     /// The last check before an upload is declared done.
-    fn finish(&mut self, src: &Source<'_>, s: &Session) -> Step<Finished> {
+    fn finish(&mut self, src: &mut Source<'_>, s: &Session) -> Step<Finished> {
         match src.state()? {
             SourceState::Same => {}
             // Deleting a file does not change its bytes: the server holds all of them.
@@ -420,6 +426,15 @@ impl<'a> ItemUpload<'a, '_> {
                 return Err(Error::SourceGone.into());
             }
             SourceState::Changed => return self.restart_changed(src, s),
+        }
+        // Bytes can change without any metadata changing (a write through a
+        // shared mapping): the content sent must be the content hashed.
+        if !src.sent_intact()? {
+            log::warn!(
+                "item {}: the bytes sent differ from the file's first read",
+                self.item.id
+            );
+            return self.restart_changed(src, s);
         }
         let meta = src.meta();
         let _ = (self.progress)(Progress {

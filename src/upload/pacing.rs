@@ -22,7 +22,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// run's end (no new request starts then): long enough to read the answer to
 /// a chunk that has just been sent, so its offset is confirmed, not re-sent;
 /// short enough that a blocked run ends within a second.
-const GRACE: Duration = Duration::from_millis(500);
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 /// What every socket of a run obeys, shared with the thread that may cancel
 /// it: the run's hard deadline and the cancel flag of its [`crate::Agent`].
@@ -163,6 +163,34 @@ impl Write for PacedSocket {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.sock.flush()
+    }
+}
+
+/// Runs `f` (a call std cannot interrupt: a TCP connect, a DNS lookup) on a
+/// helper thread and waits for it in ticks, so a cancel or the run's end is
+/// noticed within a tick. An abandoned call finishes on its own (every such
+/// call here has its own timeout) and its result is dropped.
+pub(crate) fn interruptible<T: Send + 'static>(
+    ctl: &IoControl,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("cloudsync-net".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })?;
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok(out) => return Ok(out),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if ctl.stopped() => {
+                return Err(std::io::Error::other(CANCELLED));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other("network helper thread ended"));
+            }
+        }
     }
 }
 

@@ -9,6 +9,16 @@
 //! compared with the path's again after hashing, after every chunk and before
 //! the upload is declared done.
 //!
+//! Metadata is not enough against every writer: a write through a shared
+//! memory mapping (MMKV, Realm) may change bytes without touching size,
+//! mtime or ctime, and timestamps are coarse. So when the server does not
+//! verify chunk checksums, the bytes handed to the transport are hashed as
+//! they go ([`Sent`]) and the upload is declared done only if that hash of
+//! the whole content, in order, equals the hash taken before the first byte:
+//! what the server holds is then exactly the version recorded in the audit.
+//! (A server with the checksum extension verifies every chunk against the
+//! same first-pass hashes, so no second hash is needed there.)
+//!
 //! The fingerprint lives in memory only, for one pass over the file; the queue
 //! keeps size and mtime. That is enough: a session is resumed across runs only
 //! if the whole-file SHA-256 (taken again at the start of every attempt) equals
@@ -84,6 +94,14 @@ pub(super) struct Source<'p> {
     sums: Vec<[u8; 32]>,
     checksums: bool,
     chunk: u64,
+    /// Without server checksums: the hash of what was sent, in order.
+    sent: Option<Sent>,
+}
+
+/// SHA-256 of the content as handed to the transport, covering `[0, upto)`.
+struct Sent {
+    ctx: ring::digest::Context,
+    upto: u64,
 }
 
 impl<'p> Source<'p> {
@@ -119,6 +137,10 @@ impl<'p> Source<'p> {
         if checksums && !per_chunk {
             sums = vec![sha];
         }
+        let sent = (!checksums).then(|| Sent {
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            upto: 0,
+        });
         let src = Source {
             path,
             file,
@@ -127,6 +149,7 @@ impl<'p> Source<'p> {
             sums,
             checksums,
             chunk,
+            sent,
         };
         match src.state()? {
             SourceState::Same => Ok(src),
@@ -185,10 +208,18 @@ impl<'p> Source<'p> {
         progress: &'a mut dyn FnMut(Progress) -> bool,
         item_id: i64,
     ) -> Result<ChunkReader<'a>> {
+        if let Some(s) = self.sent.as_mut().filter(|s| s.upto != offset) {
+            // A resume from another offset than where the last body ended:
+            // what the server holds before `offset` is taken from the file
+            // (if that differs from what was sent, the final check fails).
+            s.ctx = hash_prefix(&mut self.file, offset)?;
+            s.upto = offset;
+        }
         self.file
             .seek(SeekFrom::Start(offset))
             .map_err(|e| Error::SourceIo(e.kind()))?;
         Ok(ChunkReader {
+            verify: self.sent.as_mut().map(|s| &mut s.ctx),
             file: &mut self.file,
             left: len,
             sent_before: offset,
@@ -200,6 +231,28 @@ impl<'p> Source<'p> {
             last_report: 0,
             failure: None,
         })
+    }
+
+    /// Records that a body starting at `offset` handed `sent` bytes to the transport.
+    pub fn note_sent(&mut self, offset: u64, sent: u64) {
+        if let Some(s) = self.sent.as_mut() {
+            s.upto = offset + sent;
+        }
+    }
+
+    /// Whether the server holds exactly the first-pass content: without
+    /// server checksums, the hash of what was sent (completed from the file
+    /// if this attempt did not send it all) must equal the first-pass hash.
+    pub fn sent_intact(&mut self) -> Result<bool> {
+        let size = self.print.meta.size;
+        let Some(s) = self.sent.as_mut() else {
+            return Ok(true);
+        };
+        if s.upto != size {
+            s.ctx = hash_prefix(&mut self.file, size)?;
+            s.upto = size;
+        }
+        Ok(sha_out(s.ctx.clone()) == self.sha)
     }
 }
 
@@ -268,6 +321,28 @@ fn hash_chunks(
     Ok((sha_out(whole), pieces))
 }
 
+/// A hash context over the first `len` bytes of the file; a file now
+/// shorter is `SourceChanged`.
+fn hash_prefix(f: &mut File, len: u64) -> Result<ring::digest::Context> {
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::SourceIo(e.kind()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; BUF];
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left.min(BUF as u64)).expect("bounded by BUF");
+        let n = f
+            .read(&mut buf[..want])
+            .map_err(|e| Error::SourceIo(e.kind()))?;
+        if n == 0 {
+            return Err(Error::SourceChanged);
+        }
+        ctx.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(ctx)
+}
+
 /// SHA-256 of `len` bytes at `offset`; a file now shorter is `SourceChanged`.
 fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
     f.seek(SeekFrom::Start(offset))
@@ -295,6 +370,8 @@ fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
 /// a cancel or a truncated file from a dropped connection.
 pub(super) struct ChunkReader<'a> {
     file: &'a mut File,
+    /// Hash of what is handed to the transport (servers without checksums).
+    verify: Option<&'a mut ring::digest::Context>,
     left: u64,
     sent_before: u64,
     /// Bytes handed to the transport so far.
@@ -332,6 +409,9 @@ impl Read for ChunkReader<'_> {
         if n == 0 {
             // The file shrank under us: never send a short body.
             return Err(self.fail(Error::SourceChanged));
+        }
+        if let Some(v) = self.verify.as_mut() {
+            v.update(&buf[..n]);
         }
         self.left -= n as u64;
         self.sent += n as u64;

@@ -254,6 +254,7 @@ impl RegionHttp {
             404 | 410 => return Ok(PatchOutcome::Gone),
             409 => return Ok(PatchOutcome::Conflict),
             423 => return Ok(PatchOutcome::Locked),
+            417 if expect_continue && len > 0 => return Ok(PatchOutcome::ExpectRefused),
             460 | 417 => return Ok(PatchOutcome::ChecksumMismatch),
             _ => {}
         }
@@ -289,4 +290,6 @@ pub enum PatchOutcome {
     Locked,
     /// 460/417: the chunk's checksum did not match.
     ChecksumMismatch,
+    /// 417 to `Expect: 100-continue`: nothing was sent; ask again without it.
+    ExpectRefused,
 }
