@@ -435,3 +435,43 @@ fn review_a_cancel_during_run_start_is_not_lost() {
 //    client_max_body_size is 1 MiB; the client's chunk is 8 MiB) kills the
 //    item at once: no smaller chunk is tried.
 // ---------------------------------------------------------------------------
+
+// The database locked by another connection at the deadline: the run's
+// late writes wait 250 ms, not 5 s.
+#[test]
+fn review_a_busy_database_at_the_deadline_does_not_keep_the_run_late() {
+    within(Duration::from_secs(90), || {
+        let n = net::net(net::Timeouts::defaults());
+        let p = net::file(n.dir.path(), "a", 16 * MIB, 25);
+        let id = n.agent.enqueue(&p, "backup", 0).unwrap();
+        n.proxy.set_mode(proxy::Mode::Throttle {
+            bytes_per_sec: 1_000_000,
+        });
+        let running = net::start_run(&n.agent, Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(2000));
+        // Another handle / process writes (e.g. a large enqueue_all, a rehome).
+        let other = rusqlite::Connection::open(&n.db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(7000));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let ran = running.wait(Duration::from_secs(40));
+        holder.join().unwrap();
+        assert!(
+            ran.took() <= Duration::from_secs(4),
+            "run_once(3 s) returned after {:?}",
+            ran.took()
+        );
+        // Not an error: the run ended on time; what it could not write while
+        // the file was locked waits for its lease to expire.
+        let r = ran.result.as_ref().expect("the run ends with a report");
+        assert_eq!(r.stopped, StopReason::TimeUp, "{r:?}");
+        let it = net::item(&n.agent, id);
+        assert!(
+            matches!(it.state.as_str(), "uploading" | "pending"),
+            "{}",
+            it.state
+        );
+    });
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Agent;
 use crate::error::{Error, ErrorKind, Result};
+use crate::queue::db::BUSY_WAIT;
 use crate::queue::ops::{self, now_ms, ItemRow, SourceMeta};
 use crate::queue::{AuditRecord, State};
 use crate::region::{ApprovedRegion, GuardedUrl};
@@ -54,6 +55,9 @@ pub struct RunReport {
     pub stopped: StopReason,
 }
 
+/// How long a write of a stopped run waits for another connection's lock.
+const LATE_BUSY_WAIT: Duration = Duration::from_millis(250);
+
 /// Default lifetime of a runner's lease without renewal; a killed runner's
 /// lease expires after this and the next runner takes over its items.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -63,6 +67,7 @@ pub const LEASE_TTL: Duration = Duration::from_secs(60);
 struct Mandate<'a> {
     region: &'a ApprovedRegion,
     owner: &'a str,
+    deadline: Instant,
 }
 
 impl Mandate<'_> {
@@ -96,11 +101,16 @@ impl Agent {
         let mandate = Mandate {
             region: &region,
             owner: &owner,
+            deadline,
         };
         let result = self.run_leased(&mandate, held, generation, deadline, progress);
         let mut g = self.lock();
+        self.bound_busy_wait(&g, mandate.deadline);
         if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {
             log::warn!("lease release failed ({}); it expires on its own", e.kind());
+        }
+        if let Err(e) = g.db.set_busy_wait(BUSY_WAIT) {
+            log::warn!("could not restore the busy wait ({})", e.kind());
         }
         result
     }
@@ -138,6 +148,18 @@ impl Agent {
         Ok(out)
     }
 
+    /// Once the run is cancelled or past its deadline, a write waits at most
+    /// `LATE_BUSY_WAIT` for another connection's lock instead of `BUSY_WAIT`:
+    /// the run returns on time, and what it could not write (an unclaim, the
+    /// lease release) is recovered when its lease expires.
+    fn bound_busy_wait(&self, g: &super::Inner, deadline: Instant) {
+        if self.cancel.load(Ordering::SeqCst) || Instant::now() >= deadline {
+            if let Err(e) = g.db.set_busy_wait(LATE_BUSY_WAIT) {
+                log::warn!("could not shorten the busy wait ({})", e.kind());
+            }
+        }
+    }
+
     /// The per-buffer check: one `PRAGMA data_version` while nobody else
     /// writes; a full comparison only when the trust row changed.
     fn still_approved(&self, m: &Mandate<'_>, generation: &Mutex<i64>) -> bool {
@@ -165,7 +187,11 @@ impl Agent {
     #[doc(hidden)]
     pub fn bench_buffer_check(&self, region: &ApprovedRegion) -> bool {
         let generation = Mutex::new(self.lock().trust.generation);
-        let m = Mandate { region, owner: "" };
+        let m = Mandate {
+            region,
+            owner: "",
+            deadline: Instant::now() + Duration::from_secs(3600),
+        };
         self.still_approved(&m, &generation)
     }
 
@@ -315,6 +341,7 @@ impl Agent {
             agent: self,
             owner: m.owner,
             region: m.region.id(),
+            deadline: m.deadline,
         };
         let opts = &self.options.upload;
         crate::upload::upload_item(http, c, endpoint, item, opts, &mut ledger, stop, progress)
@@ -329,6 +356,7 @@ impl Agent {
         report: &mut RunReport,
     ) -> Result<Settled> {
         let mut g = self.lock();
+        self.bound_busy_wait(&g, m.deadline);
         let failure = match attempt {
             Ok(done) => {
                 let rec = AuditRecord {
@@ -380,7 +408,17 @@ impl Agent {
                 return Ok(Settled::Next);
             }
         };
-        g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
+        match g.db.write(|tx| ops::unclaim(tx, item.id, now_ms())) {
+            // Locked by another connection past the deadline: the item stays
+            // `uploading` until this run's lease expires, then any run takes it.
+            Err(e) if e.kind() == ErrorKind::Busy => {
+                log::warn!(
+                    "item {}: unclaim deferred to the lease expiry (busy)",
+                    item.id
+                );
+            }
+            other => other?,
+        }
         Ok(Settled::Stop(stopped))
     }
 
@@ -480,6 +518,7 @@ struct QueueLedger<'a> {
     agent: &'a Agent,
     owner: &'a str,
     region: &'a str,
+    deadline: Instant,
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
@@ -492,6 +531,7 @@ impl crate::upload::Ledger for QueueLedger<'_> {
         offset: u64,
     ) -> Result<()> {
         let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
         let url_s = url.map(|u| u.as_str());
         let written = g.db.write(|tx| {
             ops::check_lease(tx, self.owner)?;
@@ -516,6 +556,7 @@ impl crate::upload::Ledger for QueueLedger<'_> {
 
     fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
         let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
         g.db.write(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_offset(tx, id, offset, now_ms())
@@ -524,6 +565,7 @@ impl crate::upload::Ledger for QueueLedger<'_> {
 
     fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
         let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
         g.db.write(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_progress(tx, id, offset, sent, now_ms())

@@ -8,6 +8,9 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use super::schema;
 use crate::error::Result;
 
+/// How long a statement waits for another connection's write lock.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+
 /// One SQLite connection with cloudsync's pragmas applied and schema migrated.
 #[derive(Debug)]
 pub struct Db {
@@ -33,7 +36,7 @@ impl Db {
     fn setup(mut conn: Connection) -> Result<Db> {
         // Another process (a second CLI, a crashed runner's successor) may hold
         // the write lock briefly; wait rather than fail.
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_WAIT)?;
         // Read-only first: this tells a non-SQLite file from a database, and
         // refuses a newer build's file before anything is written (switching
         // a rollback-journal file to WAL below rewrites its header).
@@ -56,6 +59,14 @@ impl Db {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Changes how long statements wait for another connection's lock (a run
+    /// past its deadline waits briefly: the lease expiry recovers what it
+    /// could not write).
+    pub fn set_busy_wait(&self, wait: Duration) -> Result<()> {
+        self.conn.busy_timeout(wait)?;
+        Ok(())
     }
 
     /// Read-only access.

@@ -233,6 +233,11 @@ impl Transport for TlsTransport {
         // the next write would wait the whole limit out again.
         while !out.is_empty() {
             let n = conn.writer().write(out).map_err(|e| io_error(e, &t))?;
+            if n == 0 && !conn.wants_write() {
+                // Nothing taken and nothing to flush (e.g. a key-usage limit):
+                // never spin.
+                return Err(ureq::Error::Io(std::io::ErrorKind::WriteZero.into()));
+            }
             out = &out[n..];
             while conn.wants_write() {
                 conn.write_tls(sock).map_err(|e| io_error(e, &t))?;
