@@ -475,3 +475,30 @@ fn review_a_busy_database_at_the_deadline_does_not_keep_the_run_late() {
         );
     });
 }
+
+// A body limit in front of the server (nginx: 1 MiB by default) answers 413
+// to a large PATCH: the chunk size halves and the upload goes on.
+#[test]
+fn review_a_413_on_patch_halves_the_chunk_and_the_upload_finishes() {
+    within(Duration::from_secs(60), || {
+        let e = Env::with(|_| {});
+        let p = file(e.dir.path(), "a.bin", 3 * MIB, 31);
+        let id = e.agent.enqueue(&p, "backup", 0).unwrap();
+        for _ in 0..2 {
+            e.server().push_fault(cloudsync::devserver::Fault::Status {
+                method: Some("PATCH"),
+                status: 413,
+                retry_after: None,
+            });
+        }
+        let r = e.run(&mut |_| true);
+        assert_eq!((r.uploaded, r.failed, r.dead), (1, 0, 0), "{r:?}");
+        let ups = e.uploads_of(id);
+        assert_eq!(ups.len(), 1);
+        assert!(ups[0].complete);
+        assert_eq!(
+            e.server().upload_bytes(&ups[0].id).unwrap(),
+            std::fs::read(&p).unwrap()
+        );
+    });
+}

@@ -21,6 +21,9 @@ use crate::queue::ops::ItemRow;
 use crate::region::GuardedUrl;
 
 /// Fresh starts within one attempt (a file that keeps changing fails it).
+/// The smallest chunk a 413 on `PATCH` halves the chunk size down to.
+const MIN_CHUNK: u64 = 256 * 1024;
+
 const MAX_RESTARTS: u32 = 2;
 /// Resumes of one session after a dropped connection or a checksum mismatch.
 const MAX_RESUMES: u32 = 3;
@@ -405,6 +408,17 @@ impl<'a> ItemUpload<'a, '_> {
                     }
                     // A dropped connection: the server keeps what arrived.
                     self.reread(src, s)?;
+                }
+                // A body limit in front of the server (nginx's default is
+                // 1 MiB): smaller chunks, from the same offset. Only a PATCH
+                // of the smallest size refused is the file's fault.
+                Err(f) if matches!(f.error, Error::Rejected(413)) && len > MIN_CHUNK => {
+                    self.chunk = (len / 2).max(MIN_CHUNK);
+                    log::info!(
+                        "item {}: PATCH too large; chunks of {} bytes",
+                        self.item.id,
+                        self.chunk
+                    );
                 }
                 Err(f) => return Err(f.into()),
             }
