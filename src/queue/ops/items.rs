@@ -187,10 +187,15 @@ pub fn set_progress(tx: &Transaction<'_>, id: i64, offset: u64, sent: u64, now: 
     Ok(())
 }
 
-/// Puts an `uploading` item back to `pending` (cancel, time up), keeping its session.
+/// Puts an `uploading` item back to `pending` (cancel, time up), keeping its
+/// session. It goes to the back of its priority class (`next_attempt_at` =
+/// now, no attempt charged): an item that stalls every run until its
+/// deadline must not be picked first each time and starve the rest.
 pub fn unclaim(tx: &Transaction<'_>, id: i64, now: i64) -> Result<()> {
     tx.execute(
-        "UPDATE items SET state = 'pending', updated_at = ?2 WHERE id = ?1 AND state = 'uploading'",
+        "UPDATE items SET state = 'pending', updated_at = ?2,
+                next_attempt_at = max(next_attempt_at, ?2)
+         WHERE id = ?1 AND state = 'uploading'",
         params![id, now],
     )?;
     Ok(())
@@ -241,6 +246,42 @@ pub fn drop_termination(tx: &Transaction<'_>, id: i64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::queue::ops::testutil::{db, META};
+
+    #[test]
+    fn an_unclaimed_item_goes_behind_the_others_of_its_priority() {
+        let mut db = db();
+        let ids: Vec<i64> = (0..3)
+            .map(|i| {
+                db.write(|tx| enqueue(tx, &format!("/f{i}"), "backup", 0, META, Some("in"), 10 + i))
+                    .unwrap()
+            })
+            .collect();
+        let first = next_due(db.conn(), "in", 100).unwrap().unwrap().id;
+        assert_eq!(first, ids[0]);
+        // Cut by the run's deadline (no attempt charged), then the next run.
+        db.write(|tx| claim(tx, first, "in", 100)).unwrap();
+        db.write(|tx| unclaim(tx, first, 100)).unwrap();
+        let order: Vec<i64> = (0..3)
+            .map(|_| {
+                let id = next_due(db.conn(), "in", 200).unwrap().unwrap().id;
+                db.write(|tx| claim(tx, id, "in", 200)).unwrap();
+                id
+            })
+            .collect();
+        assert_eq!(order, vec![ids[1], ids[2], ids[0]]);
+        assert_eq!(
+            get(db.conn(), first).unwrap().attempts,
+            0,
+            "no attempt charged"
+        );
+        // A higher priority still comes first, whatever its history.
+        let hi = db
+            .write(|tx| enqueue(tx, "/hi", "backup", 5, META, Some("in"), 300))
+            .unwrap();
+        db.write(|tx| claim(tx, hi, "in", 300)).unwrap();
+        db.write(|tx| unclaim(tx, hi, 400)).unwrap();
+        assert_eq!(next_due(db.conn(), "in", 500).unwrap().unwrap().id, hi);
+    }
 
     #[test]
     fn enqueue_dedupes_active_path_and_refreshes() {
