@@ -56,7 +56,7 @@ pub struct RunReport {
 }
 
 /// How long a write of a stopped run waits for another connection's lock.
-const LATE_BUSY_WAIT: Duration = Duration::from_millis(250);
+const LATE_BUSY_WAIT: Duration = Duration::from_millis(50);
 
 /// Default lifetime of a runner's lease without renewal; a killed runner's
 /// lease expires after this and the next runner takes over its items.
