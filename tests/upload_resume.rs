@@ -516,6 +516,39 @@ fn a_source_deleted_before_the_server_held_it_all_is_dead_and_its_upload_termina
     });
 }
 
+/// Some writers delete the file and put the new version in place a moment
+/// later (older AtomicFile saves): that is a change, not a deletion.
+#[test]
+fn a_source_deleted_and_put_back_at_once_restarts_with_the_new_content() {
+    within(Duration::from_secs(120), || {
+        let e = Env::with(|_| {});
+        let p = file(e.dir.path(), "a.bin", 3 * MIB, 13);
+        let id = e.agent.enqueue(&p, "backup", 0).unwrap();
+        let newer = std::fs::read(file(e.dir.path(), "b.bin", 3 * MIB, 14)).unwrap();
+        let mut writer = None;
+        let r = e.run(&mut |pr| {
+            if writer.is_none() && pr.sent >= MIB {
+                std::fs::remove_file(&p).unwrap();
+                let (p, newer) = (p.clone(), newer.clone());
+                writer = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    std::fs::write(&p, newer).unwrap();
+                }));
+            }
+            true
+        });
+        writer.expect("the file was replaced").join().unwrap();
+        assert_eq!((r.uploaded, r.failed, r.dead), (1, 0, 0), "{r:?}");
+        let done: Vec<_> = e
+            .uploads_of(id)
+            .into_iter()
+            .filter(|u| u.complete)
+            .collect();
+        assert_eq!(done.len(), 1);
+        assert_eq!(e.server().upload_bytes(&done[0].id).unwrap(), newer);
+    });
+}
+
 #[test]
 fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
     within(Duration::from_secs(120), || {

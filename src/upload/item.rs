@@ -21,6 +21,10 @@ use crate::queue::ops::ItemRow;
 use crate::region::GuardedUrl;
 
 /// Fresh starts within one attempt (a file that keeps changing fails it).
+/// How long a vanished source is waited for (`pause(2)`: 0.4 s) before it
+/// counts as deleted.
+const REAPPEAR_PAUSES: u32 = 2;
+
 /// The smallest chunk a 413 on `PATCH` halves the chunk size down to.
 const MIN_CHUNK: u64 = 256 * 1024;
 
@@ -468,7 +472,14 @@ impl<'a> ItemUpload<'a, '_> {
 
     /// Fails the pass unless the file is still the version being sent.
     fn ensure_same(&mut self, src: &Source<'_>, s: &Session) -> Step<()> {
-        match src.state()? {
+        let mut state = src.state()?;
+        if state == SourceState::Gone {
+            // Some writers delete the file before they put the new version in
+            // place (older AtomicFile saves): look again before giving up.
+            self.pause(REAPPEAR_PAUSES)?;
+            state = src.state()?;
+        }
+        match state {
             SourceState::Same => Ok(()),
             SourceState::Changed => self.restart_changed(src, s),
             // Not all of it is on the server, and nothing can send the rest.
