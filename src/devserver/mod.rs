@@ -96,7 +96,9 @@ pub(crate) struct Config {
     pub require_filetype: bool,
     /// [`ServerOptions::conflict_while_locked`].
     pub conflict_while_locked: bool,
+    /// [`ServerOptions::reject_expect`].
     pub reject_expect: bool,
+    /// [`ServerOptions::idle_close`].
     pub idle_close: Option<Duration>,
     /// The port actually bound (for absolute `Location`s).
     pub port: u16,

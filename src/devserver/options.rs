@@ -45,9 +45,11 @@ pub struct ServerOptions {
     /// `Upload-Offset`, and the older request is left to finish on its own. Off (the
     /// default): the older request is cut off and the new one waits for the lock.
     pub conflict_while_locked: bool,
-    /// REVIEW: answer 417 to any request with `Expect: 100-continue` (lighttpd, old Squid).
+    /// Answer 417 to any request with `Expect: 100-continue`, as some servers and
+    /// proxies do (lighttpd, old Squid).
     pub reject_expect: bool,
-    /// REVIEW: close an idle keep-alive connection gracefully (close_notify + FIN) after this long, like Go net/http or Node.
+    /// Close an idle keep-alive connection gracefully (close_notify, then FIN) after
+    /// this long, as Go's net/http and Node do.
     pub idle_close: Option<Duration>,
 }
 

@@ -33,9 +33,9 @@ pub struct RegionSetup {
     pub require_filetype: bool,
     /// See [`ServerOptions::conflict_while_locked`].
     pub conflict_while_locked: bool,
-    /// REVIEW
+    /// See [`ServerOptions::reject_expect`].
     pub reject_expect: bool,
-    /// REVIEW
+    /// See [`ServerOptions::idle_close`].
     pub idle_close: Option<std::time::Duration>,
 }
 

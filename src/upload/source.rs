@@ -325,27 +325,16 @@ fn hash_chunks(
 /// A hash context over the first `len` bytes of the file; a file now
 /// shorter is `SourceChanged`.
 fn hash_prefix(f: &mut File, len: u64) -> Result<ring::digest::Context> {
-    f.seek(SeekFrom::Start(0))
-        .map_err(|e| Error::SourceIo(e.kind()))?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; BUF];
-    let mut left = len;
-    while left > 0 {
-        let want = usize::try_from(left.min(BUF as u64)).expect("bounded by BUF");
-        let n = f
-            .read(&mut buf[..want])
-            .map_err(|e| Error::SourceIo(e.kind()))?;
-        if n == 0 {
-            return Err(Error::SourceChanged);
-        }
-        ctx.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(ctx)
+    hash_span(f, 0, len)
 }
 
 /// SHA-256 of `len` bytes at `offset`; a file now shorter is `SourceChanged`.
 fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
+    Ok(sha_out(hash_span(f, offset, len)?))
+}
+
+/// A hash context over `len` bytes at `offset`, read in [`BUF`] pieces.
+fn hash_span(f: &mut File, offset: u64, len: u64) -> Result<ring::digest::Context> {
     f.seek(SeekFrom::Start(offset))
         .map_err(|e| Error::SourceIo(e.kind()))?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -362,7 +351,7 @@ fn hash_range(f: &mut File, offset: u64, len: u64) -> Result<[u8; 32]> {
         ctx.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok(sha_out(ctx))
+    Ok(ctx)
 }
 
 /// Reads exactly one chunk from the file, checking the stop conditions and
