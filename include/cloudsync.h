@@ -47,6 +47,7 @@ enum cs_status_code {
     CS_NO_CONFIG = 18, /**< No verified config is installed (uploads are off) */
     CS_ROOT_MISMATCH = 19, /**< The database trusts a different root of the same version as the one offered at open */
     CS_NO_REGION = 20, /**< No region is approved for this account (uploads are off) */
+    CS_NO_ACCOUNT = 22, /**< No account is signed in, the service needs one and none was set, or the account changed during the run */
     CS_RESIDENCY = 21, /**< A URL or peer outside the approved region was refused before any byte was sent */
     CS_BUSY = 30, /**< Another runner holds the queue lease, or the database is locked */
     CS_STORAGE_CORRUPT = 40, /**< The database file is damaged */
@@ -60,7 +61,7 @@ enum cs_status_code {
     CS_NETWORK = 50, /**< Connecting, TLS, or a transfer failed (retryable) */
     CS_PROTOCOL = 51, /**< A server answered something the protocol does not allow */
     CS_REJECTED = 52, /**< The server refused the upload for good (e.g. 413); the item is dead */
-    CS_UNAUTHORIZED = 53, /**< The server answered 401 or 403: the credentials are missing, expired or not allowed. The run stops; items are left as they were */
+    CS_UNAUTHORIZED = 53, /**< The server answered 401/403 before and after a refresh, or the credential provider returned nothing, failed or returned a malformed token. The run stops; items are left as they were */
     CS_CANCELLED = 60, /**< The run was cancelled */
     CS_NOT_FOUND = 61, /**< No item with that id */
     CS_INVALID_ARGUMENT = 62, /**< A caller passed an invalid argument (null, empty, out of range) */
@@ -72,7 +73,8 @@ enum cs_stop_reason {
     CS_STOP_DRAINED = 0, /**< No due item of the approved region is left */
     CS_STOP_TIME_UP = 1, /**< max_ms elapsed */
     CS_STOP_CANCELLED = 2, /**< cs_cancel, or the progress callback returned non-zero */
-    CS_STOP_REGION_CHANGED = 3 /**< The approved region changed (or the config expired) mid-run */
+    CS_STOP_REGION_CHANGED = 3, /**< The approved region changed (or the config expired) mid-run */
+    CS_STOP_ACCOUNT_CHANGED = 4 /**< Another account was signed in, or the account signed out, mid-run */
 };
 
 /**

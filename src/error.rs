@@ -34,6 +34,9 @@ pub enum ErrorKind {
     RootMismatch,
     /// No region is approved for this account (uploads are off).
     NoRegion,
+    /// No account is signed in (`set_account(None, ..)`), or the service needs
+    /// one and none was ever set; or the account changed during the run.
+    NoAccount,
     /// A URL or peer outside the approved region was refused before any byte was sent.
     Residency,
     /// Another runner holds the queue lease, or the database is locked.
@@ -61,8 +64,9 @@ pub enum ErrorKind {
     Protocol,
     /// The server refused the upload for good (e.g. 413); the item is dead.
     Rejected,
-    /// The server answered 401 or 403: the credentials are missing, expired or
-    /// not allowed. The run stops; items are left as they were.
+    /// The server answered 401 or 403 twice (before and after a refresh), or
+    /// the credential provider returned nothing, failed, or returned a
+    /// malformed token. The run stops; items are left as they were.
     Unauthorized,
     /// The run was cancelled.
     Cancelled,
@@ -90,6 +94,7 @@ impl ErrorKind {
             NoConfig => "no_config",
             RootMismatch => "root_mismatch",
             NoRegion => "no_region",
+            NoAccount => "no_account",
             Residency => "residency",
             Busy => "busy",
             StorageCorrupt => "storage_corrupt",
@@ -126,6 +131,7 @@ impl ErrorKind {
             NoConfig => 18,
             RootMismatch => 19,
             NoRegion => 20,
+            NoAccount => 22,
             Residency => 21,
             Busy => 30,
             StorageCorrupt => 40,
@@ -160,7 +166,7 @@ impl ErrorKind {
             StorageCorrupt | NotADatabase | StorageUnavailable | StorageFull | SchemaTooNew
             | Storage => "com/miui/cloudsync/StorageException",
             Network | Protocol | Rejected => "com/miui/cloudsync/NetworkException",
-            Unauthorized => "com/miui/cloudsync/AuthException",
+            Unauthorized | NoAccount => "com/miui/cloudsync/AuthException",
             SourceIo | SourceChanged | Cancelled | NotFound | InvalidArgument | Internal => {
                 "com/miui/cloudsync/SyncException"
             }
@@ -168,7 +174,7 @@ impl ErrorKind {
     }
 
     /// All kinds, for exhaustive tests of the mappings.
-    pub const ALL: [ErrorKind; 29] = {
+    pub const ALL: [ErrorKind; 30] = {
         use ErrorKind::*;
         [
             BadSignature,
@@ -182,6 +188,7 @@ impl ErrorKind {
             NoConfig,
             RootMismatch,
             NoRegion,
+            NoAccount,
             Residency,
             Busy,
             StorageCorrupt,
@@ -327,9 +334,16 @@ pub enum Error {
     /// confirmed all of it: nothing can finish it any more.
     #[error("source file deleted during upload")]
     SourceGone,
-    /// 401 or 403 from the server (the status code).
-    #[error("unauthorized: HTTP {0}")]
-    Unauthorized(u16),
+    /// The request could not be authorised (see [`AuthFailure`]).
+    #[error("unauthorized: {0}")]
+    Unauthorized(AuthFailure),
+    /// No account is signed in.
+    #[error("no account is signed in")]
+    NoAccount,
+    /// The current account changed (another handle, process or thread set
+    /// another one, or signed out) during a run.
+    #[error("the account changed during the run")]
+    AccountChanged,
     /// Transport failure.
     #[error("network: {0}")]
     Network(String),
@@ -357,6 +371,40 @@ pub enum Error {
     Internal(String),
 }
 
+/// Why a request could not be authorised. Never holds a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The server answered this status (401 or 403) after a refresh too.
+    Status(u16),
+    /// The service requires credentials and the app set no provider.
+    NoProvider,
+    /// The provider returned none (the account is not signed in).
+    NoToken,
+    /// The provider returned something that is not an RFC 6750 bearer token.
+    BadToken,
+    /// The provider failed, with its (shortened) message.
+    Provider(String),
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthFailure::Status(s) => write!(f, "the server refused the credentials (HTTP {s})"),
+            AuthFailure::NoProvider => {
+                f.write_str("the service requires credentials and no provider is set")
+            }
+            AuthFailure::NoToken => {
+                f.write_str("the provider returned no credentials for the account")
+            }
+            AuthFailure::BadToken => {
+                f.write_str("the provider returned a token that is not a bearer token")
+            }
+            AuthFailure::Provider(m) => write!(f, "the credential provider failed: {m}"),
+        }
+    }
+}
+
 impl Error {
     /// The public category.
     pub fn kind(&self) -> ErrorKind {
@@ -379,6 +427,7 @@ impl Error {
             Error::SourceIo(_) => ErrorKind::SourceIo,
             Error::SourceChanged | Error::SourceGone => ErrorKind::SourceChanged,
             Error::Unauthorized(_) => ErrorKind::Unauthorized,
+            Error::NoAccount | Error::AccountChanged => ErrorKind::NoAccount,
             Error::Network(_) | Error::ServerStatus(_) => ErrorKind::Network,
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Rejected(_) => ErrorKind::Rejected,

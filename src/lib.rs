@@ -45,6 +45,7 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod queue;

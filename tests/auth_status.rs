@@ -86,7 +86,7 @@ fn unauthorized_stops_the_run_and_charges_no_attempt() {
         });
         let err = run(&e.agent).unwrap_err();
         assert!(
-            matches!(err, Error::Unauthorized(s) if s == status),
+            matches!(err, Error::Unauthorized(cloudsync::error::AuthFailure::Status(s)) if s == status),
             "{method} {status}: {err:?}"
         );
         assert_eq!(err.kind(), ErrorKind::Unauthorized);

@@ -148,7 +148,16 @@ fn populated_db(path: &Path, n: usize) -> Vec<i64> {
             (0..n)
                 .map(|i| {
                     let p = format!("/sdcard/DCIM/Camera/IMG_{i:06}_with_a_long_enough_name.jpg");
-                    ops::enqueue(tx, &p, "backup", (i % 3) as i32, META, Some("in"), i as i64)
+                    ops::enqueue(
+                        tx,
+                        &p,
+                        "backup",
+                        (i % 3) as i32,
+                        META,
+                        Some("in"),
+                        None,
+                        i as i64,
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -357,7 +366,7 @@ fn full_disk_case(extra_pages: u64) {
         match db.write(|tx| {
             batch
                 .iter()
-                .map(|b| ops::enqueue(tx, b, "backup", 0, META, Some("in"), i))
+                .map(|b| ops::enqueue(tx, b, "backup", 0, META, Some("in"), None, i))
                 .collect::<Result<Vec<_>, _>>()
         }) {
             Ok(ids) => committed.extend(ids.into_iter().zip(batch)),
@@ -386,7 +395,7 @@ fn full_disk_case(extra_pages: u64) {
         .write(|tx| {
             lost_batch
                 .iter()
-                .map(|b| ops::enqueue(tx, b, "backup", 0, META, Some("in"), 0))
+                .map(|b| ops::enqueue(tx, b, "backup", 0, META, Some("in"), None, 0))
                 .collect::<Result<Vec<_>, _>>()
         })
         .unwrap_err();
@@ -442,7 +451,16 @@ fn full_disk_rolls_back_a_transaction_that_cannot_fit() {
     let e = db
         .write(|tx| {
             for i in 0..10_000 {
-                ops::enqueue(tx, &format!("/big/{i:06}"), "backup", 0, META, None, 0)?;
+                ops::enqueue(
+                    tx,
+                    &format!("/big/{i:06}"),
+                    "backup",
+                    0,
+                    META,
+                    None,
+                    None,
+                    0,
+                )?;
             }
             Ok(())
         })

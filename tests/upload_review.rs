@@ -310,11 +310,11 @@ fn review_a_run_that_ends_at_once_does_not_drop_queued_terminations() {
         assert_eq!(e.uploads_of(id).len(), 1);
         e.agent.remove(id).unwrap();
         let db = Db::open(&e.dir.path().join("q.db")).unwrap();
-        assert_eq!(ops::terminations(db.conn(), "in").unwrap().len(), 1);
+        assert_eq!(ops::terminations(db.conn(), "in", None).unwrap().len(), 1);
         // WorkManager gives the worker no time (or cancels it at once).
         let r = e.agent.run_once(Duration::ZERO, &mut |_| true).unwrap();
         eprintln!("run_once(0): {r:?}");
-        let left = ops::terminations(db.conn(), "in").unwrap().len();
+        let left = ops::terminations(db.conn(), "in", None).unwrap().len();
         let ups = e.uploads_of(id).len();
         eprintln!("terminations still queued: {left}; server uploads of the removed item: {ups}");
         // A later, normal run.
@@ -323,7 +323,7 @@ fn review_a_run_that_ends_at_once_does_not_drop_queued_terminations() {
             e.uploads_of(id).len(),
             0,
             "the removed item's partial upload was never terminated (queue now holds {} termination(s))",
-            ops::terminations(db.conn(), "in").unwrap().len()
+            ops::terminations(db.conn(), "in", None).unwrap().len()
         );
     });
 }

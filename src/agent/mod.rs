@@ -6,6 +6,7 @@
 //! the trust state lives in the file, not in a handle (`agent::trust`, private), and one
 //! runner at a time holds the queue lease (`agent::run`).
 
+mod account;
 mod run;
 mod trust;
 
@@ -111,6 +112,8 @@ pub struct Agent {
     /// Shared with the sockets of a run, which give up within ~0.2 s of it.
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) options: AgentOptions,
+    /// The app's credential provider (this handle's, in memory only).
+    pub(crate) credentials: Mutex<Option<Arc<dyn crate::auth::CredentialProvider>>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -166,6 +169,7 @@ impl Agent {
             }),
             cancel: Arc::new(AtomicBool::new(false)),
             options,
+            credentials: Mutex::new(None),
         })
     }
 
@@ -177,7 +181,8 @@ impl Agent {
 
     /// Enqueues one file for `service`; durable when it returns. Paths must
     /// be absolute. Works without an approved region (the item is stamped at
-    /// the first run that has one).
+    /// the first run that has one). The item belongs to the signed-in
+    /// account; after a sign-out it fails with `no_account`, storing nothing.
     pub fn enqueue(&self, path: impl AsRef<Path>, service: &str, priority: i32) -> Result<i64> {
         Ok(self.enqueue_all(&[path], service, priority)?[0])
     }
@@ -208,12 +213,17 @@ impl Agent {
         // item can never carry a region another handle just moved away from.
         self.update_trust(&mut g, |t, tx, now| {
             let region = t.approved(now).ok().flatten();
+            let account = t.account_view();
+            if account == account::AccountView::SignedOut {
+                return Err(Error::NoAccount);
+            }
             let at = now_ms();
             let ids = items
                 .iter()
                 .map(|(path, meta)| {
                     let stamp = region.as_ref().map(|r| r.id());
-                    ops::enqueue(tx, path, service, priority, *meta, stamp, at)
+                    let owner = account.stamp().map(|s| &s[..]);
+                    ops::enqueue(tx, path, service, priority, *meta, stamp, owner, at)
                 })
                 .collect::<Result<Vec<i64>>>()?;
             Ok((ids, false))

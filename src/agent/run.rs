@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::account::AccountView;
+use super::trust::Trust;
 use super::Agent;
+use crate::auth::RunAuth;
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::db::BUSY_WAIT;
 use crate::queue::ops::{self, now_ms, ItemRow, SourceMeta};
@@ -32,6 +35,9 @@ pub enum StopReason {
     /// The approved region changed, or the config expired, during the run
     /// (through this handle or any other on the same database).
     RegionChanged,
+    /// Another account was signed in, or the account signed out, during the
+    /// run (through this handle or any other on the same database).
+    AccountChanged,
 }
 
 /// What a run did.
@@ -62,20 +68,42 @@ const LATE_BUSY_WAIT: Duration = Duration::from_millis(50);
 /// lease expires after this and the next runner takes over its items.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
-/// What a run is allowed to do: upload to this region as defined by this
-/// config version. Anything else in the database ends the run.
+/// What a run is allowed to do: upload this account's items to this region
+/// as defined by this config version. Anything else in the database ends the
+/// run.
 struct Mandate<'a> {
     region: &'a ApprovedRegion,
+    account: &'a AccountView,
     owner: &'a str,
     deadline: Instant,
 }
 
 impl Mandate<'_> {
-    fn matches(&self, approved: &Result<Option<ApprovedRegion>>) -> bool {
+    /// `RegionChanged` or `AccountChanged` unless `t` still grants it.
+    fn check(&self, t: &Trust, now: u64) -> Result<()> {
         // Same region id is not enough: a newer config may have changed the
         // region's hosts, pins or networks, and this run holds the old ones.
-        matches!(approved, Ok(Some(r)) if r.id() == self.region.id()
-                 && r.config_version() == self.region.config_version())
+        let same_region = matches!(t.approved(now), Ok(Some(r)) if r.id() == self.region.id()
+                 && r.config_version() == self.region.config_version());
+        if !same_region {
+            Err(Error::RegionChanged)
+        } else if t.account_view() != *self.account {
+            Err(Error::AccountChanged)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The account stamp of the items this run may claim.
+    fn stamp(&self) -> Option<&[u8]> {
+        self.account.stamp().map(|s| &s[..])
+    }
+}
+
+fn stop_reason_of(e: &Error) -> StopReason {
+    match e {
+        Error::AccountChanged => StopReason::AccountChanged,
+        _ => StopReason::RegionChanged,
     }
 }
 
@@ -84,8 +112,11 @@ impl Agent {
     /// elapsed, or [`Agent::cancel`] is called from another thread.
     /// `progress` runs on this thread; returning `false` cancels the run.
     ///
-    /// Fails with `NoConfig`, `Expired` or `NoRegion` when uploads are off
-    /// (fail closed), and with `Busy` while another runner holds the lease.
+    /// Fails with `NoConfig`, `Expired`, `NoRegion` or `NoAccount` (signed
+    /// out) when uploads are off (fail closed), with `Busy` while another
+    /// runner holds the lease, and with `Unauthorized` when the credentials
+    /// are refused after a refresh or the provider gives none (the item is
+    /// left as it was).
     pub fn run_once(
         &self,
         max: Duration,
@@ -97,9 +128,10 @@ impl Agent {
             getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
             hex::encode(b)
         };
-        let (region, held, generation) = self.begin_run(&owner)?;
+        let (region, account, held, generation) = self.begin_run(&owner)?;
         let mandate = Mandate {
             region: &region,
+            account: &account,
             owner: &owner,
             deadline,
         };
@@ -115,9 +147,9 @@ impl Agent {
         result
     }
 
-    /// Takes the lease and fixes the run's region, from the stored trust;
-    /// returns the trust generation it was decided under.
-    fn begin_run(&self, owner: &str) -> Result<(ApprovedRegion, u64, i64)> {
+    /// Takes the lease and fixes the run's region and account, from the
+    /// stored trust; returns the trust generation it was decided under.
+    fn begin_run(&self, owner: &str) -> Result<Begun> {
         // A cancel from before this run is stale: cleared on entry, so one
         // that arrives while the run starts (e.g. WorkManager's onStopped
         // right after doWork began) is honoured. Put back if this run does
@@ -130,7 +162,7 @@ impl Agent {
         started
     }
 
-    fn begin_run_leased(&self, owner: &str) -> Result<(ApprovedRegion, u64, i64)> {
+    fn begin_run_leased(&self, owner: &str) -> Result<Begun> {
         let mut g = self.lock();
         self.refresh(&mut g)?;
         self.note_expiry(&mut g);
@@ -140,10 +172,14 @@ impl Agent {
                 return Err(Error::NoConfig);
             }
             let region = t.approved(now)?.ok_or(Error::NoRegion)?;
+            let account = t.account_view();
+            if account == AccountView::SignedOut {
+                return Err(Error::NoAccount);
+            }
             let at = now_ms();
             ops::acquire_lease(tx, owner, at, ttl)?;
             let held = ops::reconcile_regions(tx, region.id(), at)?;
-            Ok(((region, held, t.generation), false))
+            Ok(((region, account, held, t.generation), false))
         })?;
         Ok(out)
     }
@@ -162,23 +198,24 @@ impl Agent {
 
     /// The per-buffer check: one `PRAGMA data_version` while nobody else
     /// writes; a full comparison only when the trust row changed.
-    fn still_approved(&self, m: &Mandate<'_>, generation: &Mutex<i64>) -> bool {
+    fn still_approved(&self, m: &Mandate<'_>, generation: &Mutex<i64>) -> Result<()> {
         let mut g = self.lock();
         if let Err(e) = self.refresh(&mut g) {
             log::warn!("trust re-check failed ({}); stopping", e.kind());
-            return false;
+            return Err(Error::RegionChanged);
         }
         self.note_expiry(&mut g);
         let now = self.now_secs(&g.trust);
         let mut seen = generation.lock().unwrap_or_else(|p| p.into_inner());
         if g.trust.generation == *seen {
-            return g.trust.live(now);
+            return match g.trust.live(now) {
+                true => Ok(()),
+                false => Err(Error::RegionChanged),
+            };
         }
-        let ok = m.matches(&g.trust.approved(now));
-        if ok {
-            *seen = g.trust.generation;
-        }
-        ok
+        m.check(&g.trust, now)?;
+        *seen = g.trust.generation;
+        Ok(())
     }
 
     /// The check a run makes before every buffer of bytes, exposed for
@@ -186,13 +223,17 @@ impl Agent {
     /// started, is still approved by the database's trust.
     #[doc(hidden)]
     pub fn bench_buffer_check(&self, region: &ApprovedRegion) -> bool {
-        let generation = Mutex::new(self.lock().trust.generation);
+        let (generation, account) = {
+            let g = self.lock();
+            (Mutex::new(g.trust.generation), g.trust.account_view())
+        };
         let m = Mandate {
             region,
+            account: &account,
             owner: "",
             deadline: Instant::now() + Duration::from_secs(3600),
         };
-        self.still_approved(&m, &generation)
+        self.still_approved(&m, &generation).is_ok()
     }
 
     fn run_leased(
@@ -205,7 +246,12 @@ impl Agent {
     ) -> Result<RunReport> {
         let opts = &self.options.upload;
         let ctl = IoControl::new(self.cancel.clone(), deadline);
-        let http = RegionHttp::new(m.region, opts, ctl)?;
+        let account = match m.account {
+            AccountView::SignedIn { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let auth = RunAuth::new(self.credential_provider(), account, m.region.id());
+        let http = RegionHttp::new(m.region, opts, ctl, auth)?;
         let mut caps: HashMap<String, (GuardedUrl, Capabilities)> = HashMap::new();
         let mut report = RunReport {
             region: m.region.id().to_string(),
@@ -230,8 +276,8 @@ impl Agent {
             keepalive: &keepalive,
         };
         let mut attempted: Vec<i64> = Vec::new();
-        if !self.process_terminations(&http, m.region, &stop)? {
-            report.stopped = StopReason::RegionChanged;
+        if let Err(e) = self.process_terminations(&http, m, &stop)? {
+            report.stopped = stop_reason_of(&e);
             return Ok(report);
         }
         loop {
@@ -242,8 +288,8 @@ impl Agent {
             let item = match self.claim_next(m, &mut attempted)? {
                 Claim::Item(item) => item,
                 Claim::Drained | Claim::Gone => break,
-                Claim::RegionChanged => {
-                    report.stopped = StopReason::RegionChanged;
+                Claim::Changed(why) => {
+                    report.stopped = why;
                     break;
                 }
             };
@@ -262,8 +308,8 @@ impl Agent {
     }
 
     fn stop_reason(&self, stop: &Stop<'_>) -> Option<StopReason> {
-        if !(stop.still_approved)() {
-            Some(StopReason::RegionChanged)
+        if let Err(e) = (stop.still_approved)() {
+            Some(stop_reason_of(&e))
         } else if self.cancel.load(Ordering::SeqCst) {
             Some(StopReason::Cancelled)
         } else if Instant::now() >= stop.deadline {
@@ -301,11 +347,11 @@ impl Agent {
             };
             attempted.push(item.id);
             let claim = self.update_trust(&mut g, |t, tx, now| {
-                if !m.matches(&t.approved(now)) {
-                    return Ok((Claim::RegionChanged, false));
+                if let Err(e) = m.check(t, now) {
+                    return Ok((Claim::Changed(stop_reason_of(&e)), false));
                 }
                 ops::acquire_lease(tx, m.owner, now_ms(), ttl)?;
-                match ops::claim(tx, item.id, m.region.id(), now_ms()) {
+                match ops::claim(tx, item.id, m.region.id(), m.stamp(), now_ms()) {
                     Ok(()) => Ok((Claim::Item(Box::new(item)), false)),
                     // Held or removed since it was picked: the next one.
                     Err(Error::NotFound) => Ok((Claim::Gone, false)),
@@ -328,9 +374,10 @@ impl Agent {
         stop: &Stop<'_>,
         progress: &mut dyn FnMut(Progress) -> bool,
     ) -> TusResult<Finished> {
+        let client = http.service(&item.service);
         if !caps.contains_key(&item.service) {
             let endpoint = m.region.endpoint(&item.service)?;
-            let c = http.tus_options(&endpoint)?;
+            let c = client.tus_options(&endpoint)?;
             if !c.creation {
                 return Err(Error::Protocol("server does not offer tus creation".into()).into());
             }
@@ -342,9 +389,22 @@ impl Agent {
             owner: m.owner,
             region: m.region.id(),
             deadline: m.deadline,
+            termination_owner: ops::Owner {
+                service: &item.service,
+                account: m.stamp(),
+            },
         };
         let opts = &self.options.upload;
-        crate::upload::upload_item(http, c, endpoint, item, opts, &mut ledger, stop, progress)
+        crate::upload::upload_item(
+            &client,
+            c,
+            endpoint,
+            item,
+            opts,
+            &mut ledger,
+            stop,
+            progress,
+        )
     }
 
     /// Writes the outcome of one attempt to the queue.
@@ -386,6 +446,7 @@ impl Agent {
         let stopped = match failure.error {
             // Not the item's fault: it waits (held, if it was) and keeps its session.
             Error::RegionChanged => StopReason::RegionChanged,
+            Error::AccountChanged => StopReason::AccountChanged,
             Error::Cancelled if self.cancel.load(Ordering::SeqCst) => StopReason::Cancelled,
             Error::Cancelled => StopReason::TimeUp,
             // Another runner took the queue over (our lease lapsed): its
@@ -393,13 +454,10 @@ impl Agent {
             Error::Busy => return Err(Error::Busy),
             // Credentials, not data: no attempt is charged to the item; the
             // run ends with the typed error so the app can refresh them.
-            Error::Unauthorized(status) => {
+            e @ (Error::Unauthorized(_) | Error::NoAccount) => {
                 g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
-                log::warn!(
-                    "item {}: unauthorized (HTTP {status}); run stopped",
-                    item.id
-                );
-                return Err(Error::Unauthorized(status));
+                log::warn!("item {}: {}; run stopped", item.id, e.kind());
+                return Err(e);
             }
             // Removed during its upload; any new session was queued for termination.
             Error::NotFound => return Ok(Settled::Next),
@@ -467,44 +525,54 @@ impl Agent {
         Ok(())
     }
 
-    /// Sends queued `DELETE`s for removed items of the approved region, when
-    /// the server offers termination. A `DELETE` carries an upload URL (it
-    /// may hold a token), so each waits for the trust check like a buffer of
-    /// bytes; `Ok(false)` when the region is no longer approved.
+    /// Sends queued `DELETE`s for removed items of the approved region and
+    /// the current account, with the credentials of the item's service. A
+    /// `DELETE` carries an upload URL (it may hold a token), so each waits
+    /// for the trust check like a buffer of bytes; `Ok(Err(why))` when the
+    /// region or the account changed.
     fn process_terminations(
         &self,
         http: &RegionHttp,
-        region: &ApprovedRegion,
+        m: &Mandate<'_>,
         stop: &Stop<'_>,
-    ) -> Result<bool> {
-        let pending = ops::terminations(self.lock().db.conn(), region.id())?;
-        for (id, url) in pending {
-            if !(stop.still_approved)() {
-                return Ok(false);
+    ) -> Result<std::result::Result<(), Error>> {
+        let pending = ops::terminations(self.lock().db.conn(), m.region.id(), m.stamp())?;
+        for t in pending {
+            if let Err(e) = (stop.still_approved)() {
+                return Ok(Err(e));
             }
-            // Guarded again: the URL was read back from disk.
-            if let Ok(u) = region.guard(&url) {
-                if let Err(f) = http.tus_delete(&u) {
+            // Guarded again: the URL was read back from disk. A row from
+            // before schema v5 names no service: it goes anonymous, as it was made.
+            if let Ok(u) = m.region.guard(&t.url) {
+                let client = http.service(t.service.as_deref().unwrap_or(""));
+                if let Err(f) = client.tus_delete(&u) {
                     if matches!(
                         f.error.kind(),
-                        ErrorKind::Network | ErrorKind::Cancelled | ErrorKind::Unauthorized
+                        ErrorKind::Network
+                            | ErrorKind::Cancelled
+                            | ErrorKind::Unauthorized
+                            | ErrorKind::NoAccount
                     ) {
                         continue; // try again next run
                     }
                 }
             }
-            self.lock().db.write(|tx| ops::drop_termination(tx, id))?;
+            self.lock().db.write(|tx| ops::drop_termination(tx, t.id))?;
         }
-        Ok(true)
+        Ok(Ok(()))
     }
 }
+
+/// What `begin_run` fixed: the region, the account, the held count and the
+/// trust generation.
+type Begun = (ApprovedRegion, AccountView, u64, i64);
 
 enum Claim {
     Item(Box<ItemRow>),
     /// Picked but no longer claimable (held or removed meanwhile).
     Gone,
     Drained,
-    RegionChanged,
+    Changed(StopReason),
 }
 
 enum Settled {
@@ -519,6 +587,8 @@ struct QueueLedger<'a> {
     owner: &'a str,
     region: &'a str,
     deadline: Instant,
+    /// Whose credentials a termination of this item's upload needs.
+    termination_owner: ops::Owner<'a>,
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
@@ -549,7 +619,8 @@ impl crate::upload::Ledger for QueueLedger<'_> {
         });
         if let (Err(Error::NotFound), Some(u)) = (&written, &url_s) {
             // Removed while its upload was being created: terminate it next run.
-            g.db.write(|tx| ops::queue_termination(tx, self.region, u))?;
+            let owner = self.termination_owner;
+            g.db.write(|tx| ops::queue_termination(tx, self.region, u, owner))?;
         }
         written
     }

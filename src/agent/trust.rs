@@ -43,6 +43,10 @@ pub(crate) struct Trust {
     expired_root: u64,
     /// Generation of the row this snapshot was read from (0: not yet stored).
     pub(crate) generation: i64,
+    /// The signed-in account (see [`super::account`]).
+    pub(crate) account: Option<String>,
+    /// Key of the account stamps; `Some` once accounts are in use.
+    pub(crate) account_key: Option<[u8; 32]>,
 }
 
 impl Trust {
@@ -57,6 +61,8 @@ impl Trust {
             expired_config: 0,
             expired_root: 0,
             generation: 0,
+            account: None,
+            account_key: None,
         }
     }
 
@@ -81,6 +87,14 @@ impl Trust {
             expired_config: s.expired_config_version,
             expired_root: s.expired_root_version,
             generation: s.generation,
+            account: s.account.clone(),
+            account_key: match s.account_key.as_deref() {
+                None => None,
+                Some(k) => Some(k.try_into().map_err(|_| Error::Storage {
+                    kind: ErrorKind::StorageCorrupt,
+                    reason: "the account key is damaged".into(),
+                })?),
+            },
         };
         if let Some(c) = config {
             if !t.has_floor() || c.version() > t.config_floor {
@@ -124,6 +138,8 @@ impl Trust {
             expired_config_version: self.expired_config,
             expired_root_version: self.expired_root,
             generation: self.generation,
+            account: self.account.clone(),
+            account_key: self.account_key.map(|k| k.to_vec()),
         }
     }
 
@@ -246,6 +262,9 @@ impl Trust {
     /// in the transaction that changed the trust, so `stats()` shows the
     /// effect before any run. Expired or incomplete trust changes no stamp.
     pub(crate) fn reconcile_items(&self, tx: &Transaction<'_>, now: u64) -> Result<()> {
+        if let super::account::AccountView::SignedIn { stamp, .. } = self.account_view() {
+            ops::reconcile_accounts(tx, &stamp, now_ms())?;
+        }
         match self.approved(now) {
             Ok(Some(r)) => {
                 ops::reconcile_regions(tx, r.id(), now_ms())?;

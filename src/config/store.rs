@@ -32,10 +32,15 @@ pub struct StoredTrust {
     pub expired_root_version: u64,
     /// Bumped by every write; the cheap change detector of the cached copies.
     pub generation: i64,
+    /// The signed-in account id (schema v5; `None`: none).
+    pub account: Option<String>,
+    /// The per-database key of the account stamps (`None`: accounts never used).
+    pub account_key: Option<Vec<u8>>,
 }
 
 const COLS: &str = "root, config, clock_floor, country, config_version_floor,
-    config_floor_sha256, expired_config_version, expired_root_version, generation";
+    config_floor_sha256, expired_config_version, expired_root_version, generation,
+    account, account_key";
 
 fn u64_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
     Ok(r.get::<_, i64>(i)?.max(0) as u64)
@@ -60,6 +65,8 @@ pub fn load(conn: &Connection) -> Result<Option<StoredTrust>> {
                 expired_config_version: u64_col(r, 6)?,
                 expired_root_version: u64_col(r, 7)?,
                 generation: r.get(8)?,
+                account: r.get(9)?,
+                account_key: r.get(10)?,
             })
         })
         .optional()?)
@@ -100,21 +107,25 @@ pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Res
         i64_of(t.expired_config_version),
         i64_of(t.expired_root_version),
         next,
+        t.account,
+        t.account_key,
         expected,
     ];
     let n = match expected {
         None => tx.execute(
             &format!(
-                "INSERT INTO trust (id, {COLS}) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO trust (id, {COLS})
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (id) DO NOTHING"
             ),
-            &params[..9], // the INSERT binds no expected generation
+            &params[..11], // the INSERT binds no expected generation
         )?,
         Some(_) => tx.execute(
             "UPDATE trust SET root = ?1, config = ?2, clock_floor = ?3, country = ?4,
                     config_version_floor = ?5, config_floor_sha256 = ?6,
-                    expired_config_version = ?7, expired_root_version = ?8, generation = ?9
-             WHERE id = 1 AND generation = ?10",
+                    expired_config_version = ?7, expired_root_version = ?8, generation = ?9,
+                    account = ?10, account_key = ?11
+             WHERE id = 1 AND generation = ?12",
             params,
         )?,
     };

@@ -37,6 +37,8 @@ pub const CS_STOP_TIME_UP: i32 = 1;
 pub const CS_STOP_CANCELLED: i32 = 2;
 /// `cs_run_report.stopped`: the approved region changed (or the config expired) mid-run.
 pub const CS_STOP_REGION_CHANGED: i32 = 3;
+/// The account signed out, or another was signed in, during the run.
+pub const CS_STOP_ACCOUNT_CHANGED: i32 = 4;
 
 /// Progress callback of [`cs_run_once`], called on the thread running it.
 /// Returns 0 to continue; any other value cancels the run. It must not
@@ -82,7 +84,7 @@ pub struct cs_run_report {
     pub held: u64,
     /// Items still queued for the approved region.
     pub remaining: u64,
-    /// `CS_STOP_DRAINED`, `CS_STOP_TIME_UP`, `CS_STOP_CANCELLED` or `CS_STOP_REGION_CHANGED`.
+    /// `CS_STOP_DRAINED`, `CS_STOP_TIME_UP`, `CS_STOP_CANCELLED`, `CS_STOP_REGION_CHANGED` or `CS_STOP_ACCOUNT_CHANGED`.
     pub stopped: i32,
 }
 
@@ -195,6 +197,7 @@ fn stop_code(s: StopReason) -> i32 {
         StopReason::TimeUp => CS_STOP_TIME_UP,
         StopReason::Cancelled => CS_STOP_CANCELLED,
         StopReason::RegionChanged => CS_STOP_REGION_CHANGED,
+        StopReason::AccountChanged => CS_STOP_ACCOUNT_CHANGED,
     }
 }
 

@@ -180,6 +180,7 @@ fn stop_name(s: StopReason) -> &'static str {
         StopReason::TimeUp => "time_up",
         StopReason::Cancelled => "cancelled",
         StopReason::RegionChanged => "region_changed",
+        StopReason::AccountChanged => "account_changed",
     }
 }
 

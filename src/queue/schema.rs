@@ -87,6 +87,26 @@ pub const MIGRATIONS: &[&str] = &[
     // in progress, so a session resumed by a later run keeps counting.
     "ALTER TABLE audit ADD COLUMN sent_bytes INTEGER;
     ALTER TABLE items ADD COLUMN upload_sent INTEGER NOT NULL DEFAULT 0;",
+    // v5: accounts. `trust.account`: the signed-in account (NULL: none), needed in clear to
+    // ask the app's credential provider; `trust.account_key`: a random per-database key,
+    // made at the first `set_account`, whose presence also means "accounts are in use"
+    // (then a NULL account is a sign-out). `items.account`: HMAC-SHA256 of the account id
+    // under that key (never the id: the queue outlives a sign-in, and a file copied into a
+    // bug report must not name past accounts nor link them across devices).
+    // `items.held_reason`: why a held item waits ('region' or 'account'). One active item per
+    // path, service and account: another account's copy of a file is another item.
+    // `terminations.service` / `.account`: a DELETE carries the credentials of the service
+    // and account that created the upload. Rows from before v5 stay anonymous (NULL).
+    "ALTER TABLE trust ADD COLUMN account TEXT;
+    ALTER TABLE trust ADD COLUMN account_key BLOB;
+    ALTER TABLE items ADD COLUMN account BLOB;
+    ALTER TABLE items ADD COLUMN held_reason TEXT CHECK (held_reason IN ('region','account'));
+    UPDATE items SET held_reason = 'region' WHERE state = 'held';
+    ALTER TABLE terminations ADD COLUMN service TEXT;
+    ALTER TABLE terminations ADD COLUMN account BLOB;
+    DROP INDEX items_active_path;
+    CREATE UNIQUE INDEX items_active_path ON items (path, service, ifnull(account, x''))
+        WHERE state IN ('pending', 'uploading', 'failed', 'held');",
 ];
 
 /// The schema version this build writes.

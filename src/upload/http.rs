@@ -27,8 +27,9 @@ pub use super::tls::spki_sha256;
 use super::tls::tls_config;
 use super::tus::{Failure, TusResult};
 use super::UploadOptions;
+use crate::auth::RunAuth;
 use crate::error::{Error, Result};
-use crate::region::{ApprovedRegion, Region};
+use crate::region::{ApprovedRegion, AuthScheme, GuardedUrl, Region};
 
 /// Why the guard refused a connection (read back after a failed request).
 pub(crate) type Refusal = Arc<Mutex<Option<&'static str>>>;
@@ -275,7 +276,7 @@ impl Transport for TlsTransport {
     }
 }
 
-/// A ureq agent bound to one approved region.
+/// A ureq agent bound to one approved region, with the run's credentials.
 pub struct RegionHttp {
     agent: ureq::Agent,
     region: ApprovedRegion,
@@ -283,6 +284,45 @@ pub struct RegionHttp {
     peers: Arc<Mutex<HashMap<String, IpAddr>>>,
     ctl: IoControl,
     request_timeout: Duration,
+    auth: RunAuth,
+}
+
+/// Which credentials a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Credential<'s> {
+    /// None (the service is anonymous, or the request carries no user data).
+    Anonymous,
+    /// The bearer token of `service` (a new one with `refresh`).
+    Bearer {
+        /// The config's service name.
+        service: &'s str,
+        /// Ask the provider for a new token first.
+        refresh: bool,
+    },
+}
+
+impl<'s> Credential<'s> {
+    /// What `service` of `region` needs, as its signed config declares.
+    pub(crate) fn of(region: &ApprovedRegion, service: &'s str) -> Credential<'s> {
+        match region.region().services().get(service).map(|s| s.auth()) {
+            Some(AuthScheme::Bearer) => Credential::Bearer {
+                service,
+                refresh: false,
+            },
+            Some(AuthScheme::None) | None => Credential::Anonymous,
+        }
+    }
+
+    /// The same credential, refreshed.
+    pub(crate) fn refreshed(self) -> Credential<'s> {
+        match self {
+            Credential::Bearer { service, .. } => Credential::Bearer {
+                service,
+                refresh: true,
+            },
+            anonymous => anonymous,
+        }
+    }
 }
 
 impl fmt::Debug for RegionHttp {
@@ -296,10 +336,11 @@ impl fmt::Debug for RegionHttp {
 impl RegionHttp {
     /// Builds the agent for `region`; its sockets obey `ctl` (the run's
     /// deadline and cancel flag).
-    pub fn new(
+    pub(crate) fn new(
         region: &ApprovedRegion,
         opts: &UploadOptions,
         ctl: IoControl,
+        auth: RunAuth,
     ) -> Result<RegionHttp> {
         let refusal: Refusal = Arc::new(Mutex::new(None));
         let peers = Arc::new(Mutex::new(HashMap::new()));
@@ -337,20 +378,41 @@ impl RegionHttp {
             peers,
             ctl,
             request_timeout: opts.request_timeout,
+            auth,
         })
     }
 
-    /// Sends one request under an overall deadline: the run's remaining time,
-    /// and for a request without a body (`bounded`) also `request_timeout`.
-    /// A request whose run already ended is not sent.
+    /// Sends one request to `url` under an overall deadline: the run's
+    /// remaining time, and for a request without a body (`bounded`) also
+    /// `request_timeout`. A request whose run already ended is not sent.
+    ///
+    /// The only place a request leaves, and the only place an
+    /// `Authorization` header is made: only for a URL the guard of this
+    /// run's region approved, never on a redirect (none is followed), and
+    /// not at all when the provider gives no token (nothing is sent then).
     pub(crate) fn send<S: ureq::AsSendBody>(
         &self,
-        req: ureq::http::Request<S>,
+        url: &GuardedUrl,
+        mut req: ureq::http::Request<S>,
         bounded: bool,
+        credential: Credential<'_>,
     ) -> TusResult<ureq::http::Response<ureq::Body>> {
         self.reset_refusal();
+        if url.region_id() != self.region.id() || req.uri() != url.uri() {
+            return Err(Error::Residency("request is not for the run's region").into());
+        }
+        let headers = req.headers_mut();
+        headers.remove(ureq::http::header::AUTHORIZATION);
         if self.ctl.stopped() {
             return Err(Error::Cancelled.into());
+        }
+        if let Credential::Bearer { service, refresh } = credential {
+            let value = self.auth.bearer(service, refresh)?;
+            // The provider may have been slow: the run's end is checked again.
+            if self.ctl.stopped() {
+                return Err(Error::Cancelled.into());
+            }
+            headers.insert(ureq::http::header::AUTHORIZATION, value);
         }
         // The grace lets an answer that is arriving as the run ends be read.
         let mut limit = self.ctl.remaining() + GRACE;
@@ -365,6 +427,11 @@ impl RegionHttp {
         self.agent
             .run(req)
             .map_err(|e| Failure::from(self.classify(e)))
+    }
+
+    /// Replaces the cached token of `service` with a new one from the provider.
+    pub(crate) fn refresh_token(&self, service: &str) -> Result<()> {
+        self.auth.bearer(service, true).map(|_| ())
     }
 
     /// The region this agent serves.

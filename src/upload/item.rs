@@ -11,12 +11,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::http::RegionHttp;
 use super::mime;
 use super::source::{Source, SourceState};
-use super::tus::{Capabilities, Failure, HeadResult, PatchOutcome, TusResult};
+use super::tus::{Capabilities, Failure, HeadResult, PatchOutcome, ServiceClient, TusResult};
 use super::{Finished, Ledger, Progress, Stop, UploadOptions};
-use crate::error::{Error, Result};
+use crate::error::{AuthFailure, Error, Result};
 use crate::queue::ops::ItemRow;
 use crate::region::GuardedUrl;
 
@@ -108,7 +107,7 @@ enum Head {
 /// Uploads one item of the region `http` serves. The caller has claimed it.
 #[allow(clippy::too_many_arguments)]
 pub fn upload_item(
-    http: &RegionHttp,
+    http: &ServiceClient<'_>,
     caps: &Capabilities,
     endpoint: &GuardedUrl,
     item: &ItemRow,
@@ -161,7 +160,7 @@ pub fn upload_item(
 }
 
 struct ItemUpload<'a, 's> {
-    http: &'a RegionHttp,
+    http: &'a ServiceClient<'a>,
     caps: &'a Capabilities,
     endpoint: &'a GuardedUrl,
     item: &'a ItemRow,
@@ -218,7 +217,7 @@ impl<'a> ItemUpload<'a, '_> {
         let Some(stored) = item.upload_url.as_deref() else {
             return Ok(None);
         };
-        let url = match self.http.region().guard(stored) {
+        let url = match self.http.http().region().guard(stored) {
             Ok(url) => url,
             Err(e) => {
                 log::warn!(
@@ -328,6 +327,8 @@ impl<'a> ItemUpload<'a, '_> {
     fn send(&mut self, src: &mut Source<'_>, s: &mut Session) -> Step<()> {
         let size = src.meta().size;
         let (mut resumes, mut lock_waits) = (0u32, 0u32);
+        // A refused PATCH is sent once more with a new token, then the run stops.
+        let mut refreshed = false;
         while s.offset < size {
             self.stop.check()?;
             // Before the first byte and after every chunk.
@@ -368,6 +369,7 @@ impl<'a> ItemUpload<'a, '_> {
                     s.offset = new;
                     s.resumed = false;
                     lock_waits = 0;
+                    refreshed = false;
                     // Record what the server confirmed before anything else, even a cancel.
                     self.ledger.progress(self.item.id, new, s.sent)?;
                 }
@@ -391,6 +393,16 @@ impl<'a> ItemUpload<'a, '_> {
                     }
                 }
                 Ok(PatchOutcome::ExpectRefused) => self.no_expect = true,
+                Ok(PatchOutcome::Unauthorized(status)) if refreshed => {
+                    return Err(Error::Unauthorized(AuthFailure::Status(status)).into());
+                }
+                Ok(PatchOutcome::Unauthorized(_)) => {
+                    refreshed = true;
+                    self.http.refresh_credentials()?;
+                    // The server stored nothing of a refused request; the
+                    // next one asks before it sends its body again.
+                    s.resumed = true;
+                }
                 Ok(PatchOutcome::ChecksumMismatch) => {
                     self.ensure_same(src, s)?;
                     resumes += 1;
@@ -462,7 +474,7 @@ impl<'a> ItemUpload<'a, '_> {
         });
         Ok(Finished {
             host: s.url.host_port(),
-            peer_ip: self.http.peer_ip(&s.url.host_port()),
+            peer_ip: self.http.http().peer_ip(&s.url.host_port()),
             bytes: meta.size,
             sent_bytes: s.sent,
             sha256: src.sha,

@@ -98,9 +98,10 @@ pub struct Stop<'a> {
     pub cancel: &'a AtomicBool,
     /// Time limit of the run.
     pub deadline: Instant,
-    /// Whether the region being uploaded to is still the approved one (the
-    /// account country or the config may change on another thread mid-run).
-    pub still_approved: &'a (dyn Fn() -> bool + Sync),
+    /// Whether the region being uploaded to is still the approved one and
+    /// the account still the current one (either may change on another
+    /// thread or process mid-run): `RegionChanged` or `AccountChanged` if not.
+    pub still_approved: &'a (dyn Fn() -> Result<()> + Sync),
     /// Renews the runner lease while bytes flow (a slow chunk may outlast
     /// it); fails with `Busy` if another runner took the queue over.
     pub keepalive: &'a (dyn Fn() -> Result<()> + Sync),
@@ -111,10 +112,10 @@ impl Stop<'_> {
         // Cancel and time-up both end the attempt the same way; the run tells them apart.
         if self.cancel.load(Ordering::SeqCst) || Instant::now() >= self.deadline {
             Err(Error::Cancelled)
-        } else if !(self.still_approved)() {
-            // Checked per buffer: not one more byte once the region is no longer approved.
-            Err(Error::RegionChanged)
         } else {
+            // Checked per buffer: not one more byte once the region is no
+            // longer approved or the account no longer current.
+            (self.still_approved)()?;
             (self.keepalive)()
         }
     }

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use ureq::http::Response;
 use ureq::Body;
 
-use super::http::RegionHttp;
-use crate::error::{Error, Result};
+use super::http::{Credential, RegionHttp};
+use crate::error::{AuthFailure, Error, Result};
 use crate::region::GuardedUrl;
 
 const TUS_VERSION: &str = "1.0.0";
@@ -98,7 +98,7 @@ fn check_status(r: &Response<Body>, what: &str) -> TusResult<()> {
         }),
         408 => Err(Error::ServerStatus(format!("{what}: HTTP {s}")).into()),
         // Auth, not data: the run stops and no item is charged an attempt.
-        401 | 403 => Err(Error::Unauthorized(s).into()),
+        401 | 403 => Err(Error::Unauthorized(AuthFailure::Status(s)).into()),
         400..=499 => Err(Error::Rejected(s).into()),
         _ => Err(Error::Protocol(format!("{what}: unexpected HTTP {s}")).into()),
     }
@@ -112,14 +112,49 @@ fn drain(mut r: Response<Body>) {
     );
 }
 
+fn is_auth_refusal(r: &Response<Body>) -> bool {
+    matches!(r.status().as_u16(), 401 | 403)
+}
+
+/// tus requests to one service of the run's region, carrying the
+/// credentials its signed config declares.
+pub struct ServiceClient<'a> {
+    http: &'a RegionHttp,
+    credential: Credential<'a>,
+}
+
 impl RegionHttp {
-    fn send_empty(
+    /// The client for `service` of this region.
+    pub fn service<'a>(&'a self, service: &'a str) -> ServiceClient<'a> {
+        ServiceClient {
+            http: self,
+            credential: Credential::of(self.region(), service),
+        }
+    }
+}
+
+impl ServiceClient<'_> {
+    /// The region's transport (guard, peers).
+    pub fn http(&self) -> &RegionHttp {
+        self.http
+    }
+
+    /// Asks the provider for a new token now (after a refused `PATCH`, whose
+    /// body cannot be sent twice from one reader).
+    pub(crate) fn refresh_credentials(&self) -> TusResult<()> {
+        if let Credential::Bearer { service, .. } = self.credential {
+            self.http.refresh_token(service)?;
+        }
+        Ok(())
+    }
+
+    fn send_empty_as(
         &self,
         method: &str,
         url: &GuardedUrl,
         headers: &[(&str, String)],
+        credential: Credential<'_>,
     ) -> TusResult<Response<Body>> {
-        self.reset_refusal();
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(url.uri().clone());
@@ -130,12 +165,33 @@ impl RegionHttp {
         let req = req
             .body(())
             .map_err(|_| Error::Internal("request build failed".into()))?;
-        self.send(req, true)
+        self.http.send(url, req, true, credential)
     }
 
-    /// `OPTIONS`: what the server supports.
+    /// A request without a body, with the service's credentials: a 401/403
+    /// asks the provider for a new token and sends it once more.
+    fn send_empty(
+        &self,
+        method: &str,
+        url: &GuardedUrl,
+        headers: &[(&str, String)],
+    ) -> TusResult<Response<Body>> {
+        let r = self.send_empty_as(method, url, headers, self.credential)?;
+        if !is_auth_refusal(&r) || self.credential == Credential::Anonymous {
+            return Ok(r);
+        }
+        drain(r);
+        self.send_empty_as(method, url, headers, self.credential.refreshed())
+    }
+
+    /// `OPTIONS`: what the server supports. It carries no user data, so it
+    /// goes without credentials unless the server asks for them.
     pub fn tus_options(&self, endpoint: &GuardedUrl) -> TusResult<Capabilities> {
-        let r = self.send_empty("OPTIONS", endpoint, &[])?;
+        let mut r = self.send_empty_as("OPTIONS", endpoint, &[], Credential::Anonymous)?;
+        if is_auth_refusal(&r) && self.credential != Credential::Anonymous {
+            drain(r);
+            r = self.send_empty("OPTIONS", endpoint, &[])?;
+        }
         check_status(&r, "OPTIONS")?;
         let ext = header(&r, "tus-extension")
             .unwrap_or("")
@@ -189,7 +245,7 @@ impl RegionHttp {
         let loc = header(&r, "location")
             .ok_or_else(|| Error::Protocol("POST answered without Location".into()))?;
         // The Location is a URL the server hands back: guard it before anything connects to it.
-        let url = self.region().resolve(endpoint, loc)?;
+        let url = self.http.region().resolve(endpoint, loc)?;
         let offset = parse_u64(&r, "upload-offset")?.unwrap_or(0);
         drain(r);
         Ok((url, offset))
@@ -229,7 +285,6 @@ impl RegionHttp {
         expect_continue: bool,
         body: &mut dyn Read,
     ) -> TusResult<PatchOutcome> {
-        self.reset_refusal();
         let mut req = ureq::http::Request::builder()
             .method("PATCH")
             .uri(url.uri().clone())
@@ -249,8 +304,11 @@ impl RegionHttp {
             .map_err(|_| Error::Internal("request build failed".into()))?;
         // Bounded by the run's deadline and the per-read/write limits only: a
         // slow link may need long for a large chunk, but never silence.
-        let r = self.send(req, false)?;
+        let r = self.http.send(url, req, false, self.credential)?;
         match r.status().as_u16() {
+            s @ (401 | 403) if self.credential != Credential::Anonymous => {
+                return Ok(PatchOutcome::Unauthorized(s))
+            }
             404 | 410 => return Ok(PatchOutcome::Gone),
             409 => return Ok(PatchOutcome::Conflict),
             423 => return Ok(PatchOutcome::Locked),
@@ -292,4 +350,6 @@ pub enum PatchOutcome {
     ChecksumMismatch,
     /// 417 to `Expect: 100-continue`: nothing was sent; ask again without it.
     ExpectRefused,
+    /// 401/403 with credentials: refresh them and send again, once.
+    Unauthorized(u16),
 }

@@ -153,13 +153,20 @@ pub struct ItemInfo {
     pub next_attempt_at: i64,
     /// Last error (kind: message), if any.
     pub last_error: Option<String>,
+    /// Why a `held` item waits: `region` (another region's) or `account`
+    /// (another account's); `None` otherwise.
+    pub held_reason: Option<String>,
+    /// The first 8 bytes of the item's account stamp, in hex (`None`: no
+    /// account). The same for all items of one account on this device, and
+    /// never the account id.
+    pub account: Option<String>,
 }
 
 /// Lists items, optionally of one state, by id.
 pub fn list(conn: &Connection, state: Option<State>, limit: u32) -> Result<Vec<ItemInfo>> {
     let mut st = conn.prepare(
         "SELECT id, path, service, priority, size, region, state, attempts, confirmed_offset,
-                next_attempt_at, last_error
+                next_attempt_at, last_error, held_reason, account
          FROM items WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
     )?;
     let rows = st.query_map(params![state.map(|s| s.as_str()), limit], |r| {
@@ -175,6 +182,10 @@ pub fn list(conn: &Connection, state: Option<State>, limit: u32) -> Result<Vec<I
             confirmed_offset: r.get::<_, i64>(8)?.max(0) as u64,
             next_attempt_at: r.get(9)?,
             last_error: r.get(10)?,
+            held_reason: r.get(11)?,
+            account: r
+                .get::<_, Option<Vec<u8>>>(12)?
+                .map(|a| hex::encode(&a[..a.len().min(8)])),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -215,7 +226,7 @@ mod tests {
     fn complete_keeps_an_item_reenqueued_with_new_content() {
         let mut db = db();
         let id = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
         db.write(|tx| {
             set_session(
@@ -236,7 +247,7 @@ mod tests {
             mtime_ns: 6,
         };
         assert_eq!(
-            db.write(|tx| enqueue(tx, "/a", "b", 0, newer, Some("in"), 1))
+            db.write(|tx| enqueue(tx, "/a", "b", 0, newer, Some("in"), None, 1))
                 .unwrap(),
             id
         );
@@ -278,7 +289,7 @@ mod tests {
     fn complete_moves_to_audit_and_remove_queues_termination() {
         let mut db = db();
         let id = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
         let rec = AuditRecord {
             id: 0,
@@ -303,7 +314,7 @@ mod tests {
             crate::ErrorKind::NotFound
         );
         let id2 = db
-            .write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), 0))
+            .write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), None, 0))
             .unwrap();
         db.write(|tx| {
             set_session(
@@ -319,7 +330,7 @@ mod tests {
         })
         .unwrap();
         db.write(|tx| remove(tx, id2)).unwrap();
-        assert_eq!(terminations(db.conn(), "in").unwrap().len(), 1);
+        assert_eq!(terminations(db.conn(), "in", None).unwrap().len(), 1);
         assert_eq!(
             db.write(|tx| remove(tx, id2)).unwrap_err().kind(),
             crate::ErrorKind::NotFound

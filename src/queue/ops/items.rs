@@ -6,9 +6,12 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::{item_row, to_i64, ItemRow, SourceMeta, ITEM_COLS};
 use crate::error::{Error, Result};
 
-/// Adds (or refreshes) one item. An item with the same path and service that
-/// is still active keeps its id; its size/mtime are refreshed (the uploader
-/// notices a changed source and restarts its upload).
+/// Adds (or refreshes) one item of `account` (its stamp; `None`: no account
+/// in use). An item with the same path, service and account that is still
+/// active keeps its id; its size/mtime are refreshed (the uploader notices a
+/// changed source and restarts its upload). Another account's item of the
+/// same path is another item.
+#[allow(clippy::too_many_arguments)]
 pub fn enqueue(
     tx: &Transaction<'_>,
     path: &str,
@@ -16,13 +19,15 @@ pub fn enqueue(
     priority: i32,
     meta: SourceMeta,
     region: Option<&str>,
+    account: Option<&[u8]>,
     now: i64,
 ) -> Result<i64> {
     let existing: Option<i64> = tx
         .query_row(
             "SELECT id FROM items WHERE path = ?1 AND service = ?2
+               AND ifnull(account, x'') = ifnull(?3, x'')
                AND state IN ('pending','uploading','failed','held')",
-            params![path, service],
+            params![path, service, account],
             |r| r.get(0),
         )
         .optional()?;
@@ -37,10 +42,19 @@ pub fn enqueue(
         return Ok(id);
     }
     tx.execute(
-        "INSERT INTO items (path, service, priority, size, mtime_ns, region, state,
+        "INSERT INTO items (path, service, priority, size, mtime_ns, region, account, state,
                             next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
-        params![path, service, priority, size, meta.mtime_ns, region, now],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?8)",
+        params![
+            path,
+            service,
+            priority,
+            size,
+            meta.mtime_ns,
+            region,
+            account,
+            now
+        ],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -98,13 +112,20 @@ pub fn get(conn: &Connection, id: i64) -> Result<ItemRow> {
 }
 
 /// `pending|failed → uploading` for the lease holder.
-pub fn claim(tx: &Transaction<'_>, id: i64, region: &str, now: i64) -> Result<()> {
-    // The region is checked again here: only an item stamped for the run's
-    // region may be claimed, whatever happened since it was picked.
+pub fn claim(
+    tx: &Transaction<'_>,
+    id: i64,
+    region: &str,
+    account: Option<&[u8]>,
+    now: i64,
+) -> Result<()> {
+    // Region and account are checked again here: only an item stamped for the
+    // run's region and account may be claimed, whatever happened since it was
+    // picked (a process of an older version may have enqueued it unstamped).
     let n = tx.execute(
         "UPDATE items SET state = 'uploading', updated_at = ?2
-         WHERE id = ?1 AND state IN ('pending','failed') AND region = ?3",
-        params![id, now, region],
+         WHERE id = ?1 AND state IN ('pending','failed') AND region = ?3 AND account IS ?4",
+        params![id, now, region, account],
     )?;
     if n == 1 {
         Ok(())
@@ -204,35 +225,79 @@ pub fn unclaim(tx: &Transaction<'_>, id: i64, now: i64) -> Result<()> {
 /// Removes one item. If it had an upload session in `approved`'s region, a
 /// termination (`DELETE`) is queued for the next run.
 pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
-    let row: Option<(Option<String>, Option<String>)> = tx
+    type Row = (Option<String>, Option<String>, String, Option<Vec<u8>>);
+    let row: Option<Row> = tx
         .query_row(
-            "SELECT region, upload_url FROM items WHERE id = ?1",
+            "SELECT region, upload_url, service, account FROM items WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let (region, url) = row.ok_or(Error::NotFound)?;
+    let (region, url, service, account) = row.ok_or(Error::NotFound)?;
     if let (Some(region), Some(url)) = (region, url) {
-        queue_termination(tx, &region, &url)?;
+        let owner = Owner {
+            service: &service,
+            account: account.as_deref(),
+        };
+        queue_termination(tx, &region, &url, owner)?;
     }
     tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
     Ok(())
 }
 
 /// Queues a `DELETE` of an upload session for the next run in `region`.
-pub fn queue_termination(tx: &Transaction<'_>, region: &str, url: &str) -> Result<()> {
+pub fn queue_termination(
+    tx: &Transaction<'_>,
+    region: &str,
+    url: &str,
+    owner: Owner<'_>,
+) -> Result<()> {
     tx.execute(
-        "INSERT INTO terminations (region, upload_url) VALUES (?1, ?2)",
-        params![region, url],
+        "INSERT INTO terminations (region, upload_url, service, account) VALUES (?1, ?2, ?3, ?4)",
+        params![region, url, owner.service, owner.account],
     )?;
     Ok(())
 }
 
-/// Pending terminations for a region: `(id, url)`.
-pub fn terminations(conn: &Connection, region: &str) -> Result<Vec<(i64, String)>> {
-    let mut st =
-        conn.prepare("SELECT id, upload_url FROM terminations WHERE region = ?1 ORDER BY id")?;
-    let rows = st.query_map([region], |r| Ok((r.get(0)?, r.get(1)?)))?;
+/// Whose upload a termination ends: the `DELETE` carries that service's
+/// credentials of that account, so it waits until the account is current.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The item's service.
+    pub service: &'a str,
+    /// The item's account stamp (`None`: no account in use).
+    pub account: Option<&'a [u8]>,
+}
+
+/// A queued termination.
+#[derive(Debug, Clone)]
+pub struct Termination {
+    /// Row id.
+    pub id: i64,
+    /// The upload URL (may carry a token: never log it).
+    pub url: String,
+    /// The service it was made for (`None`: queued before schema v5; sent
+    /// without credentials).
+    pub service: Option<String>,
+}
+
+/// Pending terminations of a region and account stamp.
+pub fn terminations(
+    conn: &Connection,
+    region: &str,
+    account: Option<&[u8]>,
+) -> Result<Vec<Termination>> {
+    let mut st = conn.prepare(
+        "SELECT id, upload_url, service FROM terminations
+         WHERE region = ?1 AND account IS ?2 ORDER BY id",
+    )?;
+    let rows = st.query_map(params![region, account], |r| {
+        Ok(Termination {
+            id: r.get(0)?,
+            url: r.get(1)?,
+            service: r.get(2)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -252,19 +317,30 @@ mod tests {
         let mut db = db();
         let ids: Vec<i64> = (0..3)
             .map(|i| {
-                db.write(|tx| enqueue(tx, &format!("/f{i}"), "backup", 0, META, Some("in"), 10 + i))
-                    .unwrap()
+                db.write(|tx| {
+                    enqueue(
+                        tx,
+                        &format!("/f{i}"),
+                        "backup",
+                        0,
+                        META,
+                        Some("in"),
+                        None,
+                        10 + i,
+                    )
+                })
+                .unwrap()
             })
             .collect();
         let first = next_due(db.conn(), "in", 100).unwrap().unwrap().id;
         assert_eq!(first, ids[0]);
         // Cut by the run's deadline (no attempt charged), then the next run.
-        db.write(|tx| claim(tx, first, "in", 100)).unwrap();
+        db.write(|tx| claim(tx, first, "in", None, 100)).unwrap();
         db.write(|tx| unclaim(tx, first, 100)).unwrap();
         let order: Vec<i64> = (0..3)
             .map(|_| {
                 let id = next_due(db.conn(), "in", 200).unwrap().unwrap().id;
-                db.write(|tx| claim(tx, id, "in", 200)).unwrap();
+                db.write(|tx| claim(tx, id, "in", None, 200)).unwrap();
                 id
             })
             .collect();
@@ -276,9 +352,9 @@ mod tests {
         );
         // A higher priority still comes first, whatever its history.
         let hi = db
-            .write(|tx| enqueue(tx, "/hi", "backup", 5, META, Some("in"), 300))
+            .write(|tx| enqueue(tx, "/hi", "backup", 5, META, Some("in"), None, 300))
             .unwrap();
-        db.write(|tx| claim(tx, hi, "in", 300)).unwrap();
+        db.write(|tx| claim(tx, hi, "in", None, 300)).unwrap();
         db.write(|tx| unclaim(tx, hi, 400)).unwrap();
         assert_eq!(next_due(db.conn(), "in", 500).unwrap().unwrap().id, hi);
     }
@@ -287,7 +363,7 @@ mod tests {
     fn enqueue_dedupes_active_path_and_refreshes() {
         let mut db = db();
         let a = db
-            .write(|tx| enqueue(tx, "/a", "backup", 0, META, Some("in"), 1))
+            .write(|tx| enqueue(tx, "/a", "backup", 0, META, Some("in"), None, 1))
             .unwrap();
         let b = db
             .write(|tx| {
@@ -301,6 +377,7 @@ mod tests {
                         mtime_ns: 9,
                     },
                     Some("in"),
+                    None,
                     2,
                 )
             })
@@ -309,7 +386,7 @@ mod tests {
         let row = get(db.conn(), a).unwrap();
         assert_eq!((row.size, row.mtime_ns, row.priority), (7, 9, 3));
         let c = db
-            .write(|tx| enqueue(tx, "/a", "photos", 0, META, Some("in"), 3))
+            .write(|tx| enqueue(tx, "/a", "photos", 0, META, Some("in"), None, 3))
             .unwrap();
         assert_ne!(a, c);
     }
@@ -318,17 +395,17 @@ mod tests {
     fn next_due_orders_by_priority_then_age_and_skips_other_regions() {
         let mut db = db();
         let old = db
-            .write(|tx| enqueue(tx, "/old", "b", 0, META, Some("in"), 10))
+            .write(|tx| enqueue(tx, "/old", "b", 0, META, Some("in"), None, 10))
             .unwrap();
         let _new = db
-            .write(|tx| enqueue(tx, "/new", "b", 0, META, Some("in"), 20))
+            .write(|tx| enqueue(tx, "/new", "b", 0, META, Some("in"), None, 20))
             .unwrap();
         let _sg = db
-            .write(|tx| enqueue(tx, "/sg", "b", 9, META, Some("sg"), 5))
+            .write(|tx| enqueue(tx, "/sg", "b", 9, META, Some("sg"), None, 5))
             .unwrap();
         assert_eq!(next_due(db.conn(), "in", 100).unwrap().unwrap().id, old);
         let hi = db
-            .write(|tx| enqueue(tx, "/hi", "b", 5, META, Some("in"), 30))
+            .write(|tx| enqueue(tx, "/hi", "b", 5, META, Some("in"), None, 30))
             .unwrap();
         assert_eq!(next_due(db.conn(), "in", 100).unwrap().unwrap().id, hi);
         assert!(next_due(db.conn(), "in", 15).unwrap().is_some());

@@ -73,11 +73,11 @@ mod tests {
     fn lease_is_exclusive_and_expires() {
         let mut db = db();
         let id = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
         db.write(|tx| acquire_lease(tx, "A", 0, Duration::from_secs(10)))
             .unwrap();
-        db.write(|tx| claim(tx, id, "in", 0)).unwrap();
+        db.write(|tx| claim(tx, id, "in", None, 0)).unwrap();
         db.write(|tx| set_session(tx, id, Some("https://h/u"), Some(100), Some(5), None, 50, 0))
             .unwrap();
         let e = db

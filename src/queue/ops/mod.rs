@@ -16,10 +16,10 @@ mod retry;
 pub use audit::{audit, complete, list, stats, AuditRecord, ItemInfo, QueueStats};
 pub use items::{
     claim, drop_termination, enqueue, get, next_due, next_due_excluding, queue_termination, remove,
-    set_offset, set_progress, set_session, set_source, terminations, unclaim,
+    set_offset, set_progress, set_session, set_source, terminations, unclaim, Owner, Termination,
 };
 pub use lease::{acquire_lease, check_lease, release_lease};
-pub use regions::{discard_held, hold_all, reconcile_regions, rehome};
+pub use regions::{discard_held, hold_all, reconcile_accounts, reconcile_regions, rehome};
 pub use retry::{fail, retry_dead, RetryPolicy};
 
 use std::path::Path;

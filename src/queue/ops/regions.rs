@@ -14,12 +14,14 @@ pub fn reconcile_regions(tx: &Transaction<'_>, approved: &str, now: i64) -> Resu
         params![approved, now],
     )?;
     tx.execute(
-        "UPDATE items SET state = 'held', updated_at = ?2
+        "UPDATE items SET state = 'held', held_reason = 'region', updated_at = ?2
          WHERE region != ?1 AND state IN ('pending','failed','uploading')",
         params![approved, now],
     )?;
+    // Items held for their account stay held: that is decided by the account alone.
     tx.execute(
-        "UPDATE items SET state = 'pending', updated_at = ?2 WHERE region = ?1 AND state = 'held'",
+        "UPDATE items SET state = 'pending', held_reason = NULL, updated_at = ?2
+         WHERE region = ?1 AND state = 'held' AND held_reason IS NOT 'account'",
         params![approved, now],
     )?;
     Ok(
@@ -34,28 +36,52 @@ pub fn reconcile_regions(tx: &Transaction<'_>, approved: &str, now: i64) -> Resu
 /// to an item's region makes it pending again ([`reconcile_regions`]).
 pub fn hold_all(tx: &Transaction<'_>, now: i64) -> Result<u64> {
     Ok(tx.execute(
-        "UPDATE items SET state = 'held', updated_at = ?1
+        "UPDATE items SET state = 'held', held_reason = 'region', updated_at = ?1
          WHERE region IS NOT NULL AND state IN ('pending','failed','uploading')",
         [now],
     )? as u64)
 }
 
-/// Restamps held items to the approved region (the user consented). Their old
-/// upload sessions belong to the old region's servers and are dropped.
+/// Restamps items held for their region to the approved region (the user
+/// consented). Their old upload sessions belong to the old region's servers
+/// and are dropped. Items held for another account are not touched.
 pub fn rehome(tx: &Transaction<'_>, approved: &str, now: i64) -> Result<u64> {
     Ok(tx.execute(
-        "UPDATE items SET region = ?1, state = 'pending', upload_url = NULL, upload_len = NULL,
-                upload_mtime_ns = NULL, upload_sha256 = NULL, confirmed_offset = 0,
-                attempts = 0, next_attempt_at = ?2, updated_at = ?2
-         WHERE state = 'held'",
+        "UPDATE items SET region = ?1, state = 'pending', held_reason = NULL, upload_url = NULL,
+                upload_len = NULL, upload_mtime_ns = NULL, upload_sha256 = NULL,
+                confirmed_offset = 0, attempts = 0, next_attempt_at = ?2, updated_at = ?2
+         WHERE state = 'held' AND held_reason IS NOT 'account'",
         params![approved, now],
     )? as u64)
 }
 
-/// Deletes held items. No request goes to their region: the approved region
-/// differs, and an orphaned upload expires server-side.
+/// Deletes held items (of another region or another account). No request
+/// goes anywhere: an orphaned upload expires server-side.
 pub fn discard_held(tx: &Transaction<'_>) -> Result<u64> {
     Ok(tx.execute("DELETE FROM items WHERE state = 'held'", [])? as u64)
+}
+
+/// Makes the queue agree with the signed-in account (`stamp`): items enqueued
+/// before accounts were used are adopted, items of other accounts are held
+/// (reason `account`), and this account's items held for it are released
+/// (the region rules, run next, may hold them again for their region).
+pub fn reconcile_accounts(tx: &Transaction<'_>, stamp: &[u8], now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE items SET account = ?1, updated_at = ?2 WHERE account IS NULL",
+        params![stamp, now],
+    )?;
+    tx.execute(
+        "UPDATE items SET state = 'held', held_reason = 'account', updated_at = ?2
+         WHERE account IS NOT ?1 AND state IN ('pending','failed','uploading','held')
+           AND held_reason IS NOT 'account'",
+        params![stamp, now],
+    )?;
+    tx.execute(
+        "UPDATE items SET state = 'pending', held_reason = NULL, updated_at = ?2
+         WHERE account = ?1 AND state = 'held' AND held_reason = 'account'",
+        params![stamp, now],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -69,10 +95,10 @@ mod tests {
     fn regions_stamp_hold_and_rehome() {
         let mut db = db();
         let none = db
-            .write(|tx| enqueue(tx, "/n", "b", 0, META, None, 0))
+            .write(|tx| enqueue(tx, "/n", "b", 0, META, None, None, 0))
             .unwrap();
         let sg = db
-            .write(|tx| enqueue(tx, "/s", "b", 0, META, Some("sg"), 0))
+            .write(|tx| enqueue(tx, "/s", "b", 0, META, Some("sg"), None, 0))
             .unwrap();
         db.write(|tx| set_session(tx, sg, Some("https://x/1"), Some(100), Some(5), None, 40, 0))
             .unwrap();

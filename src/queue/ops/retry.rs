@@ -138,7 +138,7 @@ mod tests {
     fn fail_backs_off_then_dies() {
         let mut db = db();
         let id = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
         let p = RetryPolicy {
             base: Duration::from_secs(1),
@@ -166,7 +166,7 @@ mod tests {
         let mut db = db();
         let p = RetryPolicy::default();
         let id = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), 0))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
         let sha = [3u8; 32];
         db.write(|tx| {
@@ -199,9 +199,9 @@ mod tests {
             (row.upload_sha256, row.confirmed_offset, row.upload_sent),
             (None, 0, 0)
         );
-        let queued = crate::queue::ops::terminations(db.conn(), "in").unwrap();
+        let queued = crate::queue::ops::terminations(db.conn(), "in", None).unwrap();
         assert_eq!(queued.len(), 1);
-        assert_eq!(queued[0].1, "https://h/u");
+        assert_eq!(queued[0].url, "https://h/u");
     }
 
     #[test]
@@ -211,11 +211,11 @@ mod tests {
         let mut db = db();
         let p = RetryPolicy::default();
         let a = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, None, 0))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, None, None, 0))
             .unwrap();
         db.write(|tx| fail(tx, a, "x", true, None, &p, 0)).unwrap();
         let b = db
-            .write(|tx| enqueue(tx, "/a", "b", 0, META, None, 1))
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, None, None, 1))
             .unwrap();
         assert_ne!(a, b);
         db.write(|tx| fail(tx, b, "x", true, None, &p, 1)).unwrap();

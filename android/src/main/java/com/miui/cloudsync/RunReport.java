@@ -18,7 +18,12 @@ public final class RunReport {
          * The approved region changed (a new config or account country) or the config expired
          * during the run; the remaining items wait for the next run under the new region.
          */
-        REGION_CHANGED;
+        REGION_CHANGED,
+        /**
+         * Another account was signed in, or the account signed out ({@link
+         * SyncAgent#setAccount}), during the run; its items wait for that account.
+         */
+        ACCOUNT_CHANGED;
 
         static StopReason fromNative(String name) {
             switch (name) {
@@ -30,6 +35,8 @@ public final class RunReport {
                     return CANCELLED;
                 case "region_changed":
                     return REGION_CHANGED;
+                case "account_changed":
+                    return ACCOUNT_CHANGED;
                 default:
                     throw new IllegalArgumentException("unknown stop reason " + name);
             }

@@ -40,6 +40,8 @@ public class SyncException extends Exception {
     public static final String KIND_ROOT_MISMATCH = "root_mismatch";
     /** No region is approved for the account ({@link ResidencyException}). */
     public static final String KIND_NO_REGION = "no_region";
+    /** No account is signed in, or the account changed during the run ({@link AuthException}). */
+    public static final String KIND_NO_ACCOUNT = "no_account";
     /** A host outside the approved region was refused ({@link ResidencyException}). */
     public static final String KIND_RESIDENCY = "residency";
     /** Another runner holds the queue, or the database is locked ({@link BusyException}). */
@@ -66,7 +68,7 @@ public class SyncException extends Exception {
     public static final String KIND_PROTOCOL = "protocol";
     /** A server refused an upload for good ({@link NetworkException}). */
     public static final String KIND_REJECTED = "rejected";
-    /** The server answered 401 or 403; refresh the credentials ({@link AuthException}). */
+    /** The server refused the credentials after a refresh, or the provider gave none or failed ({@link AuthException}). */
     public static final String KIND_UNAUTHORIZED = "unauthorized";
     /** The operation was cancelled ({@link SyncException}). */
     public static final String KIND_CANCELLED = "cancelled";

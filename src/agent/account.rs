@@ -1,0 +1,185 @@
+//! Whose backups these are: the signed-in account, stored in the trust row
+//! like the country (one source of truth for every handle and process), and
+//! the account stamp every item carries.
+//!
+//! The stamp is HMAC-SHA256 of the account id under a random key made for
+//! this database at the first [`Agent::set_account`]. Items outlive a
+//! sign-in (a user signs out, another signs in, the first comes back), so the
+//! queue must tell accounts apart without naming them: the file never holds
+//! the id of an account that is not signed in, and the same account gets
+//! unrelated stamps on two devices. (The key sits in the same file, so this
+//! is no defence against someone holding the whole file and guessing ids; it
+//! keeps ids out of the rows, of `list`, and of copies in bug reports.)
+
+use std::sync::Arc;
+
+use ring::hmac;
+
+use super::trust::Trust;
+use super::Agent;
+use crate::auth::CredentialProvider;
+use crate::error::{Error, Result};
+use crate::region;
+
+/// Longest account id accepted (bytes).
+const MAX_ACCOUNT_LEN: usize = 256;
+
+/// Who may upload now, as the stored trust says.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum AccountView {
+    /// `set_account` was never called: the anonymous queue of earlier
+    /// versions (items carry no stamp; `bearer` services cannot be used).
+    Unset,
+    /// Signed out: uploads stop, enqueue is refused, the queue is kept.
+    SignedOut,
+    /// This account is current.
+    SignedIn {
+        /// The id, for the credential provider only.
+        id: String,
+        /// Its stamp in this database.
+        stamp: [u8; 32],
+    },
+}
+
+impl AccountView {
+    /// The stamp items of the current account carry (`None`: unstamped).
+    pub(crate) fn stamp(&self) -> Option<&[u8; 32]> {
+        match self {
+            AccountView::SignedIn { stamp, .. } => Some(stamp),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AccountView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the id.
+        f.write_str(match self {
+            AccountView::Unset => "Unset",
+            AccountView::SignedOut => "SignedOut",
+            AccountView::SignedIn { .. } => "SignedIn",
+        })
+    }
+}
+
+/// The stamp of `account` under `key`.
+fn stamp(key: &[u8; 32], account: &str) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), account.as_bytes());
+    tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes")
+}
+
+fn check_account_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ACCOUNT_LEN {
+        return Err(Error::InvalidArgument("account id must be 1..=256 bytes"));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(
+            "account id must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Trust {
+    /// Who may upload under this trust.
+    pub(crate) fn account_view(&self) -> AccountView {
+        match (&self.account_key, &self.account) {
+            (None, _) => AccountView::Unset,
+            (Some(_), None) => AccountView::SignedOut,
+            (Some(key), Some(id)) => AccountView::SignedIn {
+                id: id.clone(),
+                stamp: stamp(key, id),
+            },
+        }
+    }
+}
+
+impl Agent {
+    /// Signs `account` in (or, with `None`, signs out) and, if given, sets
+    /// the account's country, in one step: every handle and process on the
+    /// database sees both change together.
+    ///
+    /// New items are stamped with the account. Items of another account are
+    /// `held` (reason `account`) when this returns and stay so until that
+    /// account is current again or the app discards them; items enqueued
+    /// before any account was set belong to the first account signed in. A
+    /// sign-out stops uploads (`no_account`) and refuses enqueues, keeping
+    /// the queue. A run in progress stops at its next buffer.
+    pub fn set_account(&self, account: Option<&str>, country: Option<&str>) -> Result<()> {
+        if let Some(id) = account {
+            check_account_id(id)?;
+        }
+        let cc = country.map(region::normalize_country).transpose()?;
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, _, _| {
+            let before = (t.account.clone(), t.account_key, t.country.clone());
+            t.account_key.get_or_insert(key);
+            t.account = account.map(str::to_string);
+            if let Some(cc) = &cc {
+                t.country = Some(cc.clone());
+            }
+            let changed = before != (t.account.clone(), t.account_key, t.country.clone());
+            Ok(((), changed))
+        })?;
+        log::info!(
+            "account {}",
+            if account.is_some() {
+                "signed in"
+            } else {
+                "signed out"
+            }
+        );
+        Ok(())
+    }
+
+    /// Whether an account is signed in now (`None`: accounts were never used).
+    pub fn signed_in(&self) -> Result<Option<bool>> {
+        let mut g = self.lock();
+        self.refresh(&mut g)?;
+        Ok(match g.trust.account_view() {
+            AccountView::Unset => None,
+            AccountView::SignedOut => Some(false),
+            AccountView::SignedIn { .. } => Some(true),
+        })
+    }
+
+    /// Sets (or, with `None`, clears) the app's credential provider for
+    /// services whose config declares `"auth": "bearer"`. It belongs to this
+    /// handle, in memory only; a run uses the provider set when it starts.
+    pub fn set_credential_provider(&self, provider: Option<Arc<dyn CredentialProvider>>) {
+        *self.credentials.lock().unwrap_or_else(|p| p.into_inner()) = provider;
+    }
+
+    pub(crate) fn credential_provider(&self) -> Option<Arc<dyn CredentialProvider>> {
+        self.credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_depend_on_key_and_id() {
+        let (k1, k2) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(stamp(&k1, "alice"), stamp(&k1, "alice"));
+        assert_ne!(stamp(&k1, "alice"), stamp(&k1, "bob"));
+        assert_ne!(stamp(&k1, "alice"), stamp(&k2, "alice"));
+    }
+
+    #[test]
+    fn account_ids_are_checked() {
+        assert!(check_account_id("12345678").is_ok());
+        for bad in ["", "a\nb", &"x".repeat(257)] {
+            assert_eq!(
+                check_account_id(bad).unwrap_err().kind(),
+                crate::ErrorKind::InvalidArgument
+            );
+        }
+    }
+}
