@@ -71,6 +71,10 @@ pub(crate) struct Counters {
     pub requests: AtomicU64,
     /// See [`ServerStats::conflicts`].
     pub conflicts: AtomicU64,
+    /// See [`ServerStats::authorization_headers`].
+    pub authorization_headers: AtomicU64,
+    /// See [`ServerStats::unauthorized`].
+    pub unauthorized: AtomicU64,
 }
 
 /// Settings derived from [`ServerOptions`] that request handling needs.
@@ -130,6 +134,10 @@ pub(crate) struct Shared {
     /// Signalled whenever an upload's writer lock is released.
     pub store_cv: Condvar,
     faults: Mutex<VecDeque<Fault>>,
+    /// [`ServerOptions::bearer_token`], replaceable while running.
+    pub token: Mutex<Option<String>>,
+    /// Every `Authorization` value received, oldest first (the last 1,000).
+    pub authorizations: Mutex<VecDeque<String>>,
     conns: Mutex<HashMap<u64, ConnEntry>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
@@ -236,6 +244,8 @@ impl TusServer {
             store: Mutex::new(store::Store::default()),
             store_cv: Condvar::new(),
             faults: Mutex::new(VecDeque::new()),
+            token: Mutex::new(opts.bearer_token),
+            authorizations: Mutex::new(VecDeque::new()),
             conns: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
@@ -286,7 +296,20 @@ impl TusServer {
             uploads_completed: s.uploads_completed.load(Ordering::Relaxed),
             requests: s.requests.load(Ordering::Relaxed),
             conflicts: s.conflicts.load(Ordering::Relaxed),
+            authorization_headers: s.authorization_headers.load(Ordering::Relaxed),
+            unauthorized: s.unauthorized.load(Ordering::Relaxed),
         }
+    }
+
+    /// Replaces the bearer token every request but `OPTIONS` must carry
+    /// (`None`: anonymous from now on); the old token gets 401 at once.
+    pub fn set_token(&self, token: Option<String>) {
+        *lock(&self.shared.token) = token;
+    }
+
+    /// Every `Authorization` header value received, oldest first (the last 1,000).
+    pub fn authorizations(&self) -> Vec<String> {
+        lock(&self.shared.authorizations).iter().cloned().collect()
     }
 
     /// Creates an upload as if a client had POSTed it (bypassing faults and

@@ -51,6 +51,10 @@ pub struct ServerOptions {
     /// Close an idle keep-alive connection gracefully (close_notify, then FIN) after
     /// this long, as Go's net/http and Node do.
     pub idle_close: Option<Duration>,
+    /// Require `Authorization: Bearer <token>` on every request but `OPTIONS`
+    /// (401 with `WWW-Authenticate: Bearer` otherwise); `None`: anonymous. Change it
+    /// while running with [`TusServer::set_token`] (a rotated token).
+    pub bearer_token: Option<String>,
 }
 
 impl ServerOptions {
@@ -78,6 +82,7 @@ impl ServerOptions {
             conflict_while_locked: false,
             reject_expect: false,
             idle_close: None,
+            bearer_token: None,
         }
     }
 }
@@ -101,6 +106,10 @@ pub struct ServerStats {
     pub requests: u64,
     /// PATCH requests answered 409 (offset mismatch or a lock held by another request).
     pub conflicts: u64,
+    /// Requests that carried an `Authorization` header (any value).
+    pub authorization_headers: u64,
+    /// Requests answered 401 because the bearer token was missing or wrong.
+    pub unauthorized: u64,
 }
 
 /// One upload as the server sees it (see [`TusServer::uploads`]).

@@ -183,6 +183,12 @@ fn handle_framed(
     if shared.cfg.reject_expect && req.expects_continue() {
         return finish(conn, req, body, error(417, "Expectation Failed"));
     }
+    if !authorized(shared, req, &method) {
+        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        let resp = error(401, "bearer token required")
+            .header("WWW-Authenticate", "Bearer realm=\"cloudsync-dev\"");
+        return finish(conn, req, body, resp);
+    }
     if method == "OPTIONS" {
         return finish(conn, req, body, options(shared));
     }
@@ -210,6 +216,28 @@ fn handle_framed(
             finish(conn, req, body, resp)
         }
         _ => finish(conn, req, body, error(404, "not found")),
+    }
+}
+
+/// Records the request's `Authorization` and checks it against the required
+/// token (`OPTIONS` needs none).
+fn authorized(shared: &Shared, req: &Request, method: &str) -> bool {
+    let got = req.header("Authorization");
+    if let Some(v) = got {
+        shared
+            .stats
+            .authorization_headers
+            .fetch_add(1, Ordering::Relaxed);
+        let mut seen = lock(&shared.authorizations);
+        if seen.len() == 1000 {
+            seen.pop_front();
+        }
+        seen.push_back(v.to_string());
+    }
+    match lock(&shared.token).as_deref() {
+        None => true,
+        Some(_) if method == "OPTIONS" => true,
+        Some(token) => got.and_then(|v| v.strip_prefix("Bearer ")) == Some(token),
     }
 }
 
