@@ -37,6 +37,9 @@ pub struct RegionSetup {
     pub reject_expect: bool,
     /// See [`ServerOptions::idle_close`].
     pub idle_close: Option<std::time::Duration>,
+    /// See [`ServerOptions::bearer_token`]; the config then declares the
+    /// region's `backup` service `"auth": "bearer"`.
+    pub bearer_token: Option<String>,
 }
 
 impl RegionSetup {
@@ -53,6 +56,7 @@ impl RegionSetup {
             conflict_while_locked: false,
             reject_expect: false,
             idle_close: None,
+            bearer_token: None,
         }
     }
 }
@@ -122,6 +126,7 @@ impl World {
             opts.conflict_while_locked = r.conflict_while_locked;
             opts.reject_expect = r.reject_expect;
             opts.idle_close = r.idle_close;
+            opts.bearer_token = r.bearer_token.clone();
             servers.insert(r.id.clone(), TusServer::start(opts)?);
             setups.insert(r.id.clone(), r);
         }
@@ -157,10 +162,14 @@ impl World {
         let mut regions = serde_json::Map::new();
         let mut countries = serde_json::Map::new();
         for (id, setup) in &self.setups {
+            let auth = match setup.bearer_token {
+                Some(_) => "bearer",
+                None => "none",
+            };
             regions.insert(
                 id.clone(),
                 serde_json::json!({
-                    "services": {"backup": {"url": self.url(id), "protocol": "tus"}},
+                    "services": {"backup": {"url": self.url(id), "protocol": "tus", "auth": auth}},
                     "allowed_hosts": [self.host_port(id)],
                     "pins": [self.pins[id]],
                     "networks": [format!("{}/32", setup.addr)],
