@@ -342,3 +342,69 @@ fn v3_database_migrates_to_v4_keeping_sessions_and_audit_rows() {
     let items = agent.list(None, 10).unwrap();
     assert_eq!((items.len(), items[0].confirmed_offset), (1, 40));
 }
+
+#[test]
+fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
+    // A database as build 4 left it: a pending item, an item held for another
+    // region, a queued termination and a trust row with a country.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v4.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        for step in &MIGRATIONS[..4] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute_batch(
+            "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                created_at, updated_at)
+             VALUES ('/sdcard/a.jpg', 'backup', 100, 5, 'in', 'pending', 0, 0, 0),
+                    ('/sdcard/b.jpg', 'backup', 100, 5, 'sg', 'held', 0, 0, 0);
+             INSERT INTO terminations (region, upload_url)
+             VALUES ('in', 'https://backup.in.example.net/files/old');",
+        )
+        .unwrap();
+    }
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(integrity(&p), "ok");
+    assert_eq!(
+        agent.signed_in().unwrap(),
+        None,
+        "accounts are not in use yet"
+    );
+    let items = agent.list(None, 10).unwrap();
+    let shape: Vec<_> = items
+        .iter()
+        .map(|i| {
+            (
+                i.state.as_str(),
+                i.held_reason.as_deref(),
+                i.account.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [("pending", None, None), ("held", Some("region"), None)],
+        "the held item keeps waiting for its region"
+    );
+    let db = cloudsync::queue::Db::open(&p).unwrap();
+    let t = cloudsync::queue::ops::terminations(db.conn(), "in", None).unwrap();
+    assert_eq!(
+        (t.len(), t[0].service.as_deref()),
+        (1, None),
+        "an old termination goes anonymous, as it was made"
+    );
+    // The first account signed in adopts the queue; the held reason stays.
+    agent.set_account(Some("dana"), None).unwrap();
+    let items = agent.list(None, 10).unwrap();
+    assert!(items.iter().all(|i| i.account.is_some()));
+    assert_eq!(items[1].held_reason.as_deref(), Some("region"));
+    assert_eq!(
+        agent.rehome().unwrap_err().kind(),
+        ErrorKind::NoRegion,
+        "no config here: nothing to move to, nothing changed"
+    );
+    assert_eq!(agent.list(None, 10).unwrap()[1].state, "held");
+}
