@@ -146,27 +146,34 @@ fn is_b64token(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
+/// The run's check that its region and account still hold (see
+/// `agent::run`): `RegionChanged` or `AccountChanged` if not.
+pub(crate) type Recheck<'a> = &'a (dyn Fn() -> Result<()> + Sync);
+
 /// The credentials of one run: who, where, and the tokens asked so far. It
 /// is dropped (tokens wiped) when the run ends.
-pub(crate) struct RunAuth {
+pub(crate) struct RunAuth<'a> {
     provider: Option<Arc<dyn CredentialProvider>>,
     /// `None`: no account is set (legacy, anonymous queue).
     account: Option<String>,
     region: String,
     tokens: Mutex<HashMap<String, Secret>>,
+    recheck: Recheck<'a>,
 }
 
-impl RunAuth {
+impl<'a> RunAuth<'a> {
     pub(crate) fn new(
         provider: Option<Arc<dyn CredentialProvider>>,
         account: Option<String>,
         region: &str,
-    ) -> RunAuth {
+        recheck: Recheck<'a>,
+    ) -> RunAuth<'a> {
         RunAuth {
             provider,
             account,
             region: region.to_string(),
             tokens: Mutex::new(HashMap::new()),
+            recheck,
         }
     }
 
@@ -179,6 +186,9 @@ impl RunAuth {
         }
         if !tokens.contains_key(service) {
             let token = self.ask(service, refresh)?;
+            // The provider runs app code (it may even sign the account out):
+            // a token is used only if the run's region and account still hold.
+            (self.recheck)()?;
             tokens.insert(service.to_string(), token);
         }
         let token = tokens.get(service).expect("inserted above");
@@ -247,6 +257,7 @@ mod tests {
             })),
             Some("acct".into()),
             "in",
+            &|| Ok(()),
         );
         let h = auth.bearer("backup", false).unwrap();
         assert!(!format!("{h:?}").contains("hunter2"));
@@ -262,7 +273,9 @@ mod tests {
             assert_eq!((r.account, r.region), ("acct", "in"));
             Ok(Some(Secret::new(format!("t{n}{}", r.refresh))))
         };
-        let auth = RunAuth::new(Some(Arc::new(provider)), Some("acct".into()), "in");
+        let auth = RunAuth::new(Some(Arc::new(provider)), Some("acct".into()), "in", &|| {
+            Ok(())
+        });
         assert_eq!(auth.bearer("backup", false).unwrap(), "Bearer t0false");
         assert_eq!(auth.bearer("backup", false).unwrap(), "Bearer t0false");
         assert_eq!(auth.bearer("photos", false).unwrap(), "Bearer t1false");
@@ -272,29 +285,44 @@ mod tests {
 
     #[test]
     fn every_way_of_not_getting_a_token_is_its_own_error() {
-        let msg = |auth: RunAuth| auth.bearer("backup", false).unwrap_err().to_string();
+        let msg = |auth: RunAuth<'_>| auth.bearer("backup", false).unwrap_err().to_string();
         let none = |_: &CredentialRequest<'_>| Ok(None);
         let fails =
             |_: &CredentialRequest<'_>| Err(ProviderError::new("account service down\nretry"));
         let junk = |_: &CredentialRequest<'_>| Ok(Some(Secret::new("a\r\nX: y".into())));
         assert_eq!(
-            msg(RunAuth::new(None, Some("a".into()), "in")),
+            msg(RunAuth::new(None, Some("a".into()), "in", &|| Ok(()))),
             "unauthorized: the service requires credentials and no provider is set"
         );
         assert_eq!(
-            msg(RunAuth::new(Some(Arc::new(none)), None, "in")),
+            msg(RunAuth::new(Some(Arc::new(none)), None, "in", &|| Ok(()))),
             "no account is signed in"
         );
         assert_eq!(
-            msg(RunAuth::new(Some(Arc::new(none)), Some("a".into()), "in")),
+            msg(RunAuth::new(
+                Some(Arc::new(none)),
+                Some("a".into()),
+                "in",
+                &|| Ok(())
+            )),
             "unauthorized: the provider returned no credentials for the account"
         );
         assert_eq!(
-            msg(RunAuth::new(Some(Arc::new(fails)), Some("a".into()), "in")),
+            msg(RunAuth::new(
+                Some(Arc::new(fails)),
+                Some("a".into()),
+                "in",
+                &|| Ok(())
+            )),
             "unauthorized: the credential provider failed: account service down retry"
         );
         assert_eq!(
-            msg(RunAuth::new(Some(Arc::new(junk)), Some("a".into()), "in")),
+            msg(RunAuth::new(
+                Some(Arc::new(junk)),
+                Some("a".into()),
+                "in",
+                &|| Ok(())
+            )),
             "unauthorized: the provider returned a token that is not a bearer token"
         );
     }

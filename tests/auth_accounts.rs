@@ -357,3 +357,28 @@ fn a_country_move_asks_for_the_new_regions_token_and_sends_the_old_nowhere() {
     let regions: Vec<&str> = asked.iter().map(|(_, r, _)| r.as_str()).collect();
     assert_eq!(regions, ["in", "sg"]);
 }
+
+#[test]
+fn a_sign_out_while_the_provider_runs_sends_nothing_with_its_token() {
+    let e = env();
+    let id = enqueue(&e, "a", 100_000);
+    let other = Arc::new(Agent::open_existing(&e.db).unwrap());
+    let signer = other.clone();
+    // The app signs the user out (another handle: say, its account screen)
+    // while the provider is still fetching the token.
+    e.agent
+        .set_credential_provider(Some(Arc::new(move |r: &CredentialRequest<'_>| {
+            signer.set_account(None, None).unwrap();
+            Ok(Some(Secret::new(token(r.account, r.region))))
+        })));
+    let r = run(&e.agent).unwrap();
+    assert_eq!(r.stopped, StopReason::AccountChanged, "{r:?}");
+    let st = e.world.servers["in"].stats();
+    assert_eq!(
+        (st.authorization_headers, st.uploads_created),
+        (0, 0),
+        "{st:?}"
+    );
+    assert_eq!(state(&e.agent, id), ("pending".into(), None));
+    assert_eq!(e.agent.list(None, 10).unwrap()[0].attempts, 0);
+}

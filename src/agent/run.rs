@@ -244,13 +244,18 @@ impl Agent {
         deadline: Instant,
         progress: &mut dyn FnMut(Progress) -> bool,
     ) -> Result<RunReport> {
+        // The generation begin_run decided under, not the cache now: another
+        // thread on this handle may have moved the cache since.
+        let generation = Mutex::new(generation);
+        let still_approved = || self.still_approved(m, &generation);
         let opts = &self.options.upload;
         let ctl = IoControl::new(self.cancel.clone(), deadline);
         let account = match m.account {
             AccountView::SignedIn { id, .. } => Some(id.clone()),
             _ => None,
         };
-        let auth = RunAuth::new(self.credential_provider(), account, m.region.id());
+        let provider = self.credential_provider();
+        let auth = RunAuth::new(provider, account, m.region.id(), &still_approved);
         let http = RegionHttp::new(m.region, opts, ctl, auth)?;
         let mut caps: HashMap<String, (GuardedUrl, Capabilities)> = HashMap::new();
         let mut report = RunReport {
@@ -263,10 +268,6 @@ impl Agent {
             remaining: 0,
             stopped: StopReason::Drained,
         };
-        // The generation begin_run decided under, not the cache now: another
-        // thread on this handle may have moved the cache since.
-        let generation = Mutex::new(generation);
-        let still_approved = || self.still_approved(m, &generation);
         let last_renew = Mutex::new(Instant::now());
         let keepalive = || self.keepalive(m.owner, &last_renew);
         let stop = Stop {
@@ -367,7 +368,7 @@ impl Agent {
     /// One upload attempt of `item` (capabilities are asked once per service).
     fn attempt(
         &self,
-        http: &RegionHttp,
+        http: &RegionHttp<'_>,
         caps: &mut HashMap<String, (GuardedUrl, Capabilities)>,
         m: &Mandate<'_>,
         item: &ItemRow,
@@ -532,7 +533,7 @@ impl Agent {
     /// region or the account changed.
     fn process_terminations(
         &self,
-        http: &RegionHttp,
+        http: &RegionHttp<'_>,
         m: &Mandate<'_>,
         stop: &Stop<'_>,
     ) -> Result<std::result::Result<(), Error>> {

@@ -277,14 +277,14 @@ impl Transport for TlsTransport {
 }
 
 /// A ureq agent bound to one approved region, with the run's credentials.
-pub struct RegionHttp {
+pub struct RegionHttp<'a> {
     agent: ureq::Agent,
     region: ApprovedRegion,
     refusal: Refusal,
     peers: Arc<Mutex<HashMap<String, IpAddr>>>,
     ctl: IoControl,
     request_timeout: Duration,
-    auth: RunAuth,
+    auth: RunAuth<'a>,
 }
 
 /// Which credentials a request carries.
@@ -325,7 +325,7 @@ impl<'s> Credential<'s> {
     }
 }
 
-impl fmt::Debug for RegionHttp {
+impl fmt::Debug for RegionHttp<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegionHttp")
             .field("region", &self.region.id())
@@ -333,15 +333,15 @@ impl fmt::Debug for RegionHttp {
     }
 }
 
-impl RegionHttp {
+impl<'a> RegionHttp<'a> {
     /// Builds the agent for `region`; its sockets obey `ctl` (the run's
     /// deadline and cancel flag).
     pub(crate) fn new(
         region: &ApprovedRegion,
         opts: &UploadOptions,
         ctl: IoControl,
-        auth: RunAuth,
-    ) -> Result<RegionHttp> {
+        auth: RunAuth<'a>,
+    ) -> Result<RegionHttp<'a>> {
         let refusal: Refusal = Arc::new(Mutex::new(None));
         let peers = Arc::new(Mutex::new(HashMap::new()));
         let r = Arc::new(region.region().clone());

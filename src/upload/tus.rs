@@ -119,13 +119,16 @@ fn is_auth_refusal(r: &Response<Body>) -> bool {
 /// tus requests to one service of the run's region, carrying the
 /// credentials its signed config declares.
 pub struct ServiceClient<'a> {
-    http: &'a RegionHttp,
+    http: &'a RegionHttp<'a>,
     credential: Credential<'a>,
 }
 
-impl RegionHttp {
+impl<'r> RegionHttp<'r> {
     /// The client for `service` of this region.
-    pub fn service<'a>(&'a self, service: &'a str) -> ServiceClient<'a> {
+    pub fn service<'a>(&'a self, service: &'a str) -> ServiceClient<'a>
+    where
+        'r: 'a,
+    {
         ServiceClient {
             http: self,
             credential: Credential::of(self.region(), service),
@@ -135,7 +138,7 @@ impl RegionHttp {
 
 impl ServiceClient<'_> {
     /// The region's transport (guard, peers).
-    pub fn http(&self) -> &RegionHttp {
+    pub fn http(&self) -> &RegionHttp<'_> {
         self.http
     }
 
