@@ -16,17 +16,20 @@
 //!
 //! Objects built here (keep them in `android/consumer-rules.pro`):
 //! `ConfigInfo`, `QueueStats`, `RunReport`, `AuditRecord`, the exception
-//! classes, and the `ProgressListener.onProgress(JJJ)V` call.
+//! classes, and the `ProgressListener.onProgress(JJJ)V` and
+//! `CredentialProvider.getToken` calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::jni::objects::{
-    JByteArray, JClass, JLongArray, JObject, JObjectArray, JString, JThrowable, JValue,
+    GlobalRef, JByteArray, JClass, JLongArray, JObject, JObjectArray, JString, JThrowable, JValue,
 };
 use ::jni::sys::{jint, jlong, jsize, JNI_VERSION_1_6};
 use ::jni::{JNIEnv, JavaVM};
 
 use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
+use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use crate::error::{Error, Result};
 use crate::{Agent, ConfigInfo, Progress, RunReport, StopReason};
 
@@ -49,6 +52,11 @@ const AUDIT_RECORD_CLASS: &str = "com/miui/cloudsync/AuditRecord";
 const AUDIT_RECORD_CTOR: &str = "(JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JJLjava/lang/String;J)V";
 const PROGRESS_METHOD: &str = "onProgress";
 const PROGRESS_SIG: &str = "(JJJ)V";
+/// `String getToken(String accountId, String region, String service, boolean refresh)`.
+const TOKEN_METHOD: &str = "getToken";
+const TOKEN_SIG: &str =
+    "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Z)Ljava/lang/String;";
+const STRING_GETTER_SIG: &str = "()Ljava/lang/String;";
 
 /// The single JNI runner: initialises logging, runs `f` with panics trapped,
 /// and throws the mapped exception on error (returning `T::default()`, i.e.
@@ -155,6 +163,11 @@ fn bytes_arg(env: &JNIEnv<'_>, a: &JByteArray<'_>, null_msg: &'static str) -> Re
         return Err(Error::InvalidArgument(null_msg));
     }
     env.convert_byte_array(a).jni()
+}
+
+/// A nullable Java string argument.
+fn opt_string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>> {
+    (!s.is_null()).then(|| string_arg(env, s, "")).transpose()
 }
 
 fn db_path_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String> {
@@ -303,6 +316,88 @@ fn run_once_with_listener<'local>(
     }
 }
 
+/// The app's `com.miui.cloudsync.CredentialProvider`, asked on the thread
+/// that runs `runOnce` (a Java thread: it is never attached here). The global
+/// reference is deleted when the last run using it and the agent let go of it
+/// (`GlobalRef`'s drop attaches a detached thread for that, which no path here
+/// needs: every drop happens inside a Java call).
+struct JavaProvider {
+    vm: JavaVM,
+    provider: GlobalRef,
+}
+
+impl CredentialProvider for JavaProvider {
+    fn credential(
+        &self,
+        req: &CredentialRequest<'_>,
+    ) -> std::result::Result<Option<Secret>, ProviderError> {
+        let mut env = self
+            .vm
+            .get_env()
+            .map_err(|_| ProviderError::new("not called on a Java thread"))?;
+        // Every local reference (the arguments, the token, an exception) dies
+        // with this frame; a failure is reported without its Java exception,
+        // which is cleared.
+        let got = env.with_local_frame(8, |env| -> ::jni::errors::Result<_> {
+            Ok(get_token(env, &self.provider, req)
+                .map_err(|e| take_exception(env).unwrap_or_else(|| e.to_string())))
+        });
+        match got {
+            Ok(token) => token.map_err(ProviderError::new),
+            Err(e) => {
+                let _ = env.exception_clear();
+                Err(ProviderError::new(format!("jni: {e}")))
+            }
+        }
+    }
+}
+
+fn get_token(
+    env: &mut JNIEnv<'_>,
+    provider: &JObject<'_>,
+    req: &CredentialRequest<'_>,
+) -> ::jni::errors::Result<Option<Secret>> {
+    let account = env.new_string(req.account)?;
+    let region = env.new_string(req.region)?;
+    let service = env.new_string(req.service)?;
+    let args = [
+        JValue::Object(&account),
+        JValue::Object(&region),
+        JValue::Object(&service),
+        JValue::Bool(u8::from(req.refresh)),
+    ];
+    let token = env
+        .call_method(provider, TOKEN_METHOD, TOKEN_SIG, &args)?
+        .l()?;
+    if token.is_null() {
+        return Ok(None);
+    }
+    // Straight into the wiping wrapper (the Java string itself cannot be wiped).
+    Ok(Some(Secret::new(env.get_string(&token.into())?.into())))
+}
+
+/// Clears the pending Java exception, if any, and returns its message (or,
+/// without one, its `toString()`: the class name).
+fn take_exception(env: &mut JNIEnv<'_>) -> Option<String> {
+    let ex = env.exception_occurred().ok().filter(|x| !x.is_null())?;
+    env.exception_clear().ok()?;
+    call_string(env, &ex, "getMessage").or_else(|| call_string(env, &ex, "toString"))
+}
+
+/// `obj.<name>()` of a `String` getter; `None` if it is null or throws.
+fn call_string(env: &mut JNIEnv<'_>, obj: &JObject<'_>, name: &str) -> Option<String> {
+    match env
+        .call_method(obj, name, STRING_GETTER_SIG, &[])
+        .and_then(|v| v.l())
+    {
+        Ok(s) if !s.is_null() => env.get_string(&s.into()).ok().map(Into::into),
+        _ => {
+            let _ = env.exception_clear();
+            None
+        }
+    }
+}
+
 fn audit_array<'local>(
     env: &mut JNIEnv<'local>,
     records: &[crate::queue::AuditRecord],
@@ -443,6 +538,47 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAccountCountry<'l
     run(&mut env, |env| {
         let cc = string_arg(env, &iso2, "iso2 is null")?;
         agent(handle)?.set_account_country(&cc)
+    })
+}
+
+/// `static native void setAccount(long handle, String accountId, String iso2)`:
+/// a `null` account signs out, a `null` country leaves it unchanged.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAccount<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    account: JString<'local>,
+    iso2: JString<'local>,
+) {
+    run(&mut env, |env| {
+        let account = opt_string_arg(env, &account)?;
+        let cc = opt_string_arg(env, &iso2)?;
+        agent(handle)?.set_account(account.as_deref(), cc.as_deref())
+    })
+}
+
+/// `static native void setCredentialProvider(long handle, CredentialProvider provider)`:
+/// `null` removes it.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setCredentialProvider<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    provider: JObject<'local>,
+) {
+    run(&mut env, |env| {
+        let agent = agent(handle)?;
+        let provider: Option<Arc<dyn CredentialProvider>> = if provider.is_null() {
+            None
+        } else {
+            Some(Arc::new(JavaProvider {
+                vm: env.get_java_vm().jni()?,
+                provider: env.new_global_ref(&provider).jni()?,
+            }))
+        };
+        agent.set_credential_provider(provider);
+        Ok(())
     })
 }
 

@@ -31,6 +31,11 @@ final class NativeBridge {
 
     static native void setAccountCountry(long handle, String iso2) throws SyncException;
 
+    static native void setAccount(long handle, String accountId, String iso2) throws SyncException;
+
+    static native void setCredentialProvider(long handle, CredentialProvider provider)
+            throws SyncException;
+
     static native String approvedRegion(long handle) throws SyncException;
 
     static native long enqueue(long handle, String path, String service, int priority)
