@@ -32,13 +32,15 @@ if [ "${CLOUDSYNC_JVM_NO_DEVSERVER:-}" != 1 ]; then
   DEVSERVER=$ROOT/target/debug/cloudsync
 fi
 
-echo "== cargo build --lib --no-default-features --features ffi-test-hooks"
-cargo build --lib --no-default-features --features ffi-test-hooks
+# devserver: the credential tests start their own token-requiring tus server in
+# the JVM's process through the test hooks (NativeBridge.testServer*).
+echo "== cargo build --lib --no-default-features --features ffi-test-hooks,devserver"
+cargo build --lib --no-default-features --features ffi-test-hooks,devserver
 # A private copy, so another build in the shared target dir cannot swap the
 # library under the running JVM.
 mkdir -p "$OUT/native"
 cp -f target/debug/libcloudsync.so "$OUT/native/libcloudsync.so"
-if command -v nm >/dev/null && ! nm -D --defined-only "$OUT/native/libcloudsync.so" | grep -q nativePanicForTest; then
+if command -v nm >/dev/null && ! nm -D --defined-only "$OUT/native/libcloudsync.so" | grep -q testServerStart; then
   echo "libcloudsync.so lacks the ffi-test-hooks entry points" >&2
   exit 1
 fi

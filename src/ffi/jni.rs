@@ -16,17 +16,20 @@
 //!
 //! Objects built here (keep them in `android/consumer-rules.pro`):
 //! `ConfigInfo`, `QueueStats`, `RunReport`, `AuditRecord`, the exception
-//! classes, and the `ProgressListener.onProgress(JJJ)V` call.
+//! classes, and the `ProgressListener.onProgress(JJJ)V` and
+//! `CredentialProvider.getToken` calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::jni::objects::{
-    JByteArray, JClass, JLongArray, JObject, JObjectArray, JString, JThrowable, JValue,
+    GlobalRef, JByteArray, JClass, JLongArray, JObject, JObjectArray, JString, JThrowable, JValue,
 };
 use ::jni::sys::{jint, jlong, jsize, JNI_VERSION_1_6};
 use ::jni::{JNIEnv, JavaVM};
 
 use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
+use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use crate::error::{Error, Result};
 use crate::{Agent, ConfigInfo, Progress, RunReport, StopReason};
 
@@ -49,6 +52,11 @@ const AUDIT_RECORD_CLASS: &str = "com/miui/cloudsync/AuditRecord";
 const AUDIT_RECORD_CTOR: &str = "(JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JJLjava/lang/String;J)V";
 const PROGRESS_METHOD: &str = "onProgress";
 const PROGRESS_SIG: &str = "(JJJ)V";
+/// `String getToken(String accountId, String region, String service, boolean refresh)`.
+const TOKEN_METHOD: &str = "getToken";
+const TOKEN_SIG: &str =
+    "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Z)Ljava/lang/String;";
+const STRING_GETTER_SIG: &str = "()Ljava/lang/String;";
 
 /// The single JNI runner: initialises logging, runs `f` with panics trapped,
 /// and throws the mapped exception on error (returning `T::default()`, i.e.
@@ -155,6 +163,11 @@ fn bytes_arg(env: &JNIEnv<'_>, a: &JByteArray<'_>, null_msg: &'static str) -> Re
         return Err(Error::InvalidArgument(null_msg));
     }
     env.convert_byte_array(a).jni()
+}
+
+/// A nullable Java string argument.
+fn opt_string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>> {
+    (!s.is_null()).then(|| string_arg(env, s, "")).transpose()
 }
 
 fn db_path_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String> {
@@ -303,6 +316,88 @@ fn run_once_with_listener<'local>(
     }
 }
 
+/// The app's `com.miui.cloudsync.CredentialProvider`, asked on the thread
+/// that runs `runOnce` (a Java thread: it is never attached here). The global
+/// reference is deleted when the last run using it and the agent let go of it
+/// (`GlobalRef`'s drop attaches a detached thread for that, which no path here
+/// needs: every drop happens inside a Java call).
+struct JavaProvider {
+    vm: JavaVM,
+    provider: GlobalRef,
+}
+
+impl CredentialProvider for JavaProvider {
+    fn credential(
+        &self,
+        req: &CredentialRequest<'_>,
+    ) -> std::result::Result<Option<Secret>, ProviderError> {
+        let mut env = self
+            .vm
+            .get_env()
+            .map_err(|_| ProviderError::new("not called on a Java thread"))?;
+        // Every local reference (the arguments, the token, an exception) dies
+        // with this frame; a failure is reported without its Java exception,
+        // which is cleared.
+        let got = env.with_local_frame(8, |env| -> ::jni::errors::Result<_> {
+            Ok(get_token(env, &self.provider, req)
+                .map_err(|e| take_exception(env).unwrap_or_else(|| e.to_string())))
+        });
+        match got {
+            Ok(token) => token.map_err(ProviderError::new),
+            Err(e) => {
+                let _ = env.exception_clear();
+                Err(ProviderError::new(format!("jni: {e}")))
+            }
+        }
+    }
+}
+
+fn get_token(
+    env: &mut JNIEnv<'_>,
+    provider: &JObject<'_>,
+    req: &CredentialRequest<'_>,
+) -> ::jni::errors::Result<Option<Secret>> {
+    let account = env.new_string(req.account)?;
+    let region = env.new_string(req.region)?;
+    let service = env.new_string(req.service)?;
+    let args = [
+        JValue::Object(&account),
+        JValue::Object(&region),
+        JValue::Object(&service),
+        JValue::Bool(u8::from(req.refresh)),
+    ];
+    let token = env
+        .call_method(provider, TOKEN_METHOD, TOKEN_SIG, &args)?
+        .l()?;
+    if token.is_null() {
+        return Ok(None);
+    }
+    // Straight into the wiping wrapper (the Java string itself cannot be wiped).
+    Ok(Some(Secret::new(env.get_string(&token.into())?.into())))
+}
+
+/// Clears the pending Java exception, if any, and returns its message (or,
+/// without one, its `toString()`: the class name).
+fn take_exception(env: &mut JNIEnv<'_>) -> Option<String> {
+    let ex = env.exception_occurred().ok().filter(|x| !x.is_null())?;
+    env.exception_clear().ok()?;
+    call_string(env, &ex, "getMessage").or_else(|| call_string(env, &ex, "toString"))
+}
+
+/// `obj.<name>()` of a `String` getter; `None` if it is null or throws.
+fn call_string(env: &mut JNIEnv<'_>, obj: &JObject<'_>, name: &str) -> Option<String> {
+    match env
+        .call_method(obj, name, STRING_GETTER_SIG, &[])
+        .and_then(|v| v.l())
+    {
+        Ok(s) if !s.is_null() => env.get_string(&s.into()).ok().map(Into::into),
+        _ => {
+            let _ = env.exception_clear();
+            None
+        }
+    }
+}
+
 fn audit_array<'local>(
     env: &mut JNIEnv<'local>,
     records: &[crate::queue::AuditRecord],
@@ -443,6 +538,47 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAccountCountry<'l
     run(&mut env, |env| {
         let cc = string_arg(env, &iso2, "iso2 is null")?;
         agent(handle)?.set_account_country(&cc)
+    })
+}
+
+/// `static native void setAccount(long handle, String accountId, String iso2)`:
+/// a `null` account signs out, a `null` country leaves it unchanged.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAccount<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    account: JString<'local>,
+    iso2: JString<'local>,
+) {
+    run(&mut env, |env| {
+        let account = opt_string_arg(env, &account)?;
+        let cc = opt_string_arg(env, &iso2)?;
+        agent(handle)?.set_account(account.as_deref(), cc.as_deref())
+    })
+}
+
+/// `static native void setCredentialProvider(long handle, CredentialProvider provider)`:
+/// `null` removes it.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setCredentialProvider<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    provider: JObject<'local>,
+) {
+    run(&mut env, |env| {
+        let agent = agent(handle)?;
+        let provider: Option<Arc<dyn CredentialProvider>> = if provider.is_null() {
+            None
+        } else {
+            Some(Arc::new(JavaProvider {
+                vm: env.get_java_vm().jni()?,
+                provider: env.new_global_ref(&provider).jni()?,
+            }))
+        };
+        agent.set_credential_provider(provider);
+        Ok(())
     })
 }
 
@@ -663,4 +799,202 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_nativeErrorForTest<'
             None => Ok(()),
         }
     })
+}
+
+/// A loopback tus server over TLS inside the test JVM's process, so that the
+/// credential tests can require and rotate a bearer token and read what the
+/// server saw. Only with `ffi-test-hooks` and `devserver` (the dev server is
+/// never in the phone build).
+#[cfg(all(feature = "ffi-test-hooks", feature = "devserver"))]
+mod test_server {
+    use std::net::IpAddr;
+    use std::sync::{Mutex, MutexGuard};
+
+    use super::*;
+    use crate::devserver::{Fault, ServerOptions, TestCa, TusServer};
+
+    /// The servers and their CA certificates (PEM), by id - 1; `None` once stopped.
+    type Servers = Vec<Option<(TusServer, String)>>;
+    static SERVERS: Mutex<Servers> = Mutex::new(Vec::new());
+
+    fn servers() -> MutexGuard<'static, Servers> {
+        SERVERS.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of server `id` in [`SERVERS`].
+    fn index(id: jlong) -> Option<usize> {
+        usize::try_from(id).ok()?.checked_sub(1)
+    }
+
+    fn with_server<T>(id: jlong, f: impl FnOnce(&TusServer, &str) -> Result<T>) -> Result<T> {
+        let servers = servers();
+        let slot = index(id).and_then(|i| servers.get(i));
+        let (server, ca_pem) = slot
+            .and_then(Option::as_ref)
+            .ok_or(Error::InvalidArgument("no such test server"))?;
+        f(server, ca_pem)
+    }
+
+    /// `static native long testServerStart(String dir, String token)`: a tus
+    /// server on 127.0.0.1 (a certificate of a new CA) storing uploads in
+    /// `dir` and requiring `Bearer <token>` (`null`: anonymous); returns its id.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerStart<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        dir: JString<'local>,
+        token: JString<'local>,
+    ) -> jlong {
+        run(&mut env, |env| {
+            let dir = string_arg(env, &dir, "dir is null")?;
+            let ca = TestCa::new("cloudsync JVM test CA");
+            let ip = IpAddr::from([127, 0, 0, 1]);
+            let mut opts =
+                ServerOptions::new((ip, 0).into(), ca.issue(&[], &[ip]), dir, "127.0.0.1");
+            opts.bearer_token = opt_string_arg(env, &token)?;
+            let server =
+                TusServer::start(opts).map_err(|e| Error::Internal(format!("test server: {e}")))?;
+            let mut servers = servers();
+            servers.push(Some((server, ca.cert_pem())));
+            Ok(sat(servers.len() as u64))
+        })
+    }
+
+    /// `static native int testServerPort(long id)`.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerPort<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> jint {
+        run(&mut env, |_| {
+            with_server(id, |s, _| Ok(jint::from(s.port())))
+        })
+    }
+
+    /// `static native byte[] testServerCaPem(long id)`: the certificate of its CA.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerCaPem<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> JByteArray<'local> {
+        run(&mut env, |env| {
+            let pem = with_server(id, |_, pem| Ok(pem.to_string()))?;
+            env.byte_array_from_slice(pem.as_bytes()).jni()
+        })
+    }
+
+    /// `static native void testServerSetToken(long id, String token)`: the
+    /// token required from now on (`null`: anonymous).
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerSetToken<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+        token: JString<'local>,
+    ) {
+        run(&mut env, |env| {
+            let token = opt_string_arg(env, &token)?;
+            with_server(id, |s, _| {
+                s.set_token(token);
+                Ok(())
+            })
+        })
+    }
+
+    /// `static native void testServerFail(long id, String method, int status)`:
+    /// the next request with `method` (`null`: any) is answered `status`.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerFail<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+        method: JString<'local>,
+        status: jint,
+    ) {
+        run(&mut env, |env| {
+            let method = match opt_string_arg(env, &method)? {
+                None => None,
+                Some(m) => Some(
+                    ["OPTIONS", "HEAD", "POST", "PATCH", "DELETE"]
+                        .into_iter()
+                        .find(|k| *k == m)
+                        .ok_or(Error::InvalidArgument("unknown method"))?,
+                ),
+            };
+            let status = u16::try_from(status).map_err(|_| Error::InvalidArgument("bad status"))?;
+            with_server(id, |s, _| {
+                s.push_fault(Fault::Status {
+                    method,
+                    status,
+                    retry_after: None,
+                });
+                Ok(())
+            })
+        })
+    }
+
+    /// `static native String[] testServerAuthorizations(long id)`: every
+    /// `Authorization` value received, oldest first.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerAuthorizations<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> JObjectArray<'local> {
+        run(&mut env, |env| {
+            let seen = with_server(id, |s, _| Ok(s.authorizations()))?;
+            let len =
+                jsize::try_from(seen.len()).map_err(|_| Error::Internal("too many".into()))?;
+            let array = env
+                .new_object_array(len, STRING_CLASS, JObject::null())
+                .jni()?;
+            for (i, a) in (0..len).zip(&seen) {
+                let s = env.auto_local(env.new_string(a).jni()?);
+                env.set_object_array_element(&array, i, &*s).jni()?;
+            }
+            Ok(array)
+        })
+    }
+
+    /// `static native long[] testServerStats(long id)`: requests,
+    /// authorizationHeaders, unauthorized, uploadsCreated, uploadsCompleted,
+    /// bodyBytesReceived.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerStats<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> JLongArray<'local> {
+        run(&mut env, |env| {
+            let s = with_server(id, |s, _| Ok(s.stats()))?;
+            let v = [
+                s.requests,
+                s.authorization_headers,
+                s.unauthorized,
+                s.uploads_created,
+                s.uploads_completed,
+                s.body_bytes_received,
+            ]
+            .map(sat);
+            let out = env.new_long_array(v.len() as jsize).jni()?;
+            env.set_long_array_region(&out, 0, &v).jni()?;
+            Ok(out)
+        })
+    }
+
+    /// `static native void testServerStop(long id)`: stops it (its files stay).
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerStop<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) {
+        run(&mut env, |_| {
+            let server = index(id).and_then(|i| servers().get_mut(i).and_then(Option::take));
+            drop(server.ok_or(Error::InvalidArgument("no such test server"))?);
+            Ok(())
+        })
+    }
 }

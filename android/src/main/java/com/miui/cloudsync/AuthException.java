@@ -1,11 +1,20 @@
 package com.miui.cloudsync;
 
 /**
- * The backup service answered 401 or 403: the account's credentials are missing, expired or not
- * allowed for this service. The run stopped without counting an attempt against any item;
- * refresh the credentials and run again.
+ * Uploads need an account's credentials and did not get usable ones. The run stopped without
+ * counting an attempt against any item; nothing is lost.
  *
- * <p>Kinds ({@link #getKind()}): {@code unauthorized}.
+ * <p>Kinds ({@link #getKind()}):
+ *
+ * <ul>
+ *   <li>{@code unauthorized} (53): the backup service answered 401 or 403 again after one refresh
+ *       of the token, or the {@link CredentialProvider} returned {@code null}, an unusable token,
+ *       or threw (its message is in this exception's message); or no provider is set. Refresh
+ *       the account's credentials and run again.
+ *   <li>{@code no_account} (22): no account is signed in ({@link SyncAgent#setAccount} with a
+ *       {@code null} account): runs and enqueues are refused, the queue is kept. Sign an
+ *       account in to resume.
+ * </ul>
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */

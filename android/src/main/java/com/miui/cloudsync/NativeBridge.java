@@ -31,6 +31,11 @@ final class NativeBridge {
 
     static native void setAccountCountry(long handle, String iso2) throws SyncException;
 
+    static native void setAccount(long handle, String accountId, String iso2) throws SyncException;
+
+    static native void setCredentialProvider(long handle, CredentialProvider provider)
+            throws SyncException;
+
     static native String approvedRegion(long handle) throws SyncException;
 
     static native long enqueue(long handle, String path, String service, int priority)
@@ -64,4 +69,33 @@ final class NativeBridge {
      * {@code index} is past the last kind. Only with {@code ffi-test-hooks}.
      */
     static native void nativeErrorForTest(int index) throws SyncException;
+
+    // A loopback tus server over TLS inside this process (src/ffi/jni.rs, mod test_server), for
+    // the credential tests. Only in native builds with {@code ffi-test-hooks} and {@code
+    // devserver} ({@link UnsatisfiedLinkError} otherwise).
+
+    /** Starts one on 127.0.0.1 requiring {@code Bearer <token>} ({@code null}: anonymous); its id. */
+    static native long testServerStart(String dir, String token) throws SyncException;
+
+    static native int testServerPort(long id) throws SyncException;
+
+    /** The PEM certificate of the server's own CA. */
+    static native byte[] testServerCaPem(long id) throws SyncException;
+
+    /** The token required from now on ({@code null}: anonymous). */
+    static native void testServerSetToken(long id, String token) throws SyncException;
+
+    /** The next request with {@code method} ({@code null}: any) is answered {@code status}. */
+    static native void testServerFail(long id, String method, int status) throws SyncException;
+
+    /** Every {@code Authorization} value received, oldest first. */
+    static native String[] testServerAuthorizations(long id) throws SyncException;
+
+    /**
+     * requests, authorizationHeaders, unauthorized, uploadsCreated, uploadsCompleted,
+     * bodyBytesReceived.
+     */
+    static native long[] testServerStats(long id) throws SyncException;
+
+    static native void testServerStop(long id) throws SyncException;
 }

@@ -11,9 +11,10 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * to the region approved for the account's country.
  *
  * <p>Typical use: {@link #open} once per process with the root envelope shipped in the app,
- * {@link #installConfig} whenever a new config arrives, {@link #setAccountCountry} when the
- * account's country is known or changes, {@link #enqueue} from anywhere, and {@link #runOnce} from
- * a background job (WorkManager). Call {@link #close()} (or use try-with-resources) when done;
+ * {@link #installConfig} whenever a new config arrives, {@link #setCredentialProvider} after every
+ * open, {@link #setAccount} when the account signs in, out or changes country ({@link
+ * #setAccountCountry} when only the country changes), {@link #enqueue} from anywhere, and {@link
+ * #runOnce} from a background job (WorkManager). Call {@link #close()} (or use try-with-resources) when done;
  * an agent that is never closed keeps its database open until the process dies.
  *
  * <p><b>Threading:</b> every method is thread-safe and may be called from any thread. Methods
@@ -156,7 +157,7 @@ public final class SyncAgent implements AutoCloseable {
      * Sets the account's country, which selects the approved region through the config. Items
      * already queued for another region are held when this returns ({@link #stats()} shows them
      * at once, before any run) until {@link #rehome()} or {@link #discardHeld()}; moving back
-     * makes them pending again.
+     * makes them pending again. The signed-in account ({@link #setAccount}) stays as it is.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O).
      *
@@ -170,6 +171,64 @@ public final class SyncAgent implements AutoCloseable {
         Objects.requireNonNull(iso2, "iso2");
         withHandle(h -> {
             NativeBridge.setAccountCountry(h, iso2);
+            return null;
+        });
+    }
+
+    /**
+     * Signs {@code accountId} in (or, with {@code null}, signs out) and, if {@code iso2} is not
+     * {@code null}, sets the account's country, in one step: every agent and process on the
+     * database sees both change together. Call it whenever the device's account changes, and on
+     * sign-out.
+     *
+     * <p>New items are stamped with the account (the database keeps a keyed hash of the id, not
+     * the id). Items of another account are held when this returns ({@link #stats()} counts them
+     * as held) and are never sent with this account's credentials; they become pending again when
+     * their account is signed in again, or {@link #discardHeld()} deletes them. Items enqueued
+     * before any account was set belong to the first account signed in.
+     *
+     * <p><b>Sign-out</b> ({@code accountId == null}): uploads stop and nothing is lost. {@link
+     * #runOnce} and {@link #enqueue} / {@link #enqueueAll} throw {@link AuthException} kind
+     * {@code no_account} until an account is signed in; the queue is kept. A run in progress on
+     * another thread stops at its next buffer ({@link RunReport.StopReason#ACCOUNT_CHANGED}), as
+     * it does when another account is signed in.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O), also from inside a {@link
+     * CredentialProvider} or {@link ProgressListener} of this agent.
+     *
+     * @param accountId the account's stable id (1 to 256 bytes of UTF-8, no control characters),
+     *     or {@code null} to sign out
+     * @param iso2 the account's country (ISO 3166-1 alpha-2, any case), or {@code null} to keep
+     *     the stored one; see {@link #setAccountCountry}
+     * @throws SyncException kind {@code invalid_argument} for a bad id or country
+     * @throws StorageException if it cannot be stored
+     * @throws IllegalStateException if the agent is closed
+     */
+    public void setAccount(String accountId, String iso2) throws SyncException {
+        withHandle(h -> {
+            NativeBridge.setAccount(h, accountId, iso2);
+            return null;
+        });
+    }
+
+    /**
+     * Sets the source of bearer tokens for services whose config declares {@code "auth":
+     * "bearer"}, or removes it with {@code null} (runs that need a token then throw {@link
+     * AuthException} kind {@code unauthorized}; anonymous services are unaffected). It belongs
+     * to this {@code SyncAgent} only, in memory: set it after every {@link #open}. A run uses the
+     * provider set when it started. The agent keeps a reference to {@code provider} until it is
+     * replaced, removed or the agent is closed (and a run that uses it has ended).
+     *
+     * <p><b>Threading:</b> any thread. The provider is called on the thread of {@link #runOnce};
+     * see {@link CredentialProvider} for what it may do.
+     *
+     * @param provider the provider, or {@code null}
+     * @throws SyncException if the native call fails (kind {@code internal})
+     * @throws IllegalStateException if the agent is closed
+     */
+    public void setCredentialProvider(CredentialProvider provider) throws SyncException {
+        withHandle(h -> {
+            NativeBridge.setCredentialProvider(h, provider);
             return null;
         });
     }
@@ -202,6 +261,7 @@ public final class SyncAgent implements AutoCloseable {
      * @return the item id
      * @throws SyncException kind {@code invalid_argument} (relative path, bad service) or {@code
      *     source_io} (the file cannot be read)
+     * @throws AuthException kind {@code no_account} after a sign-out ({@link #setAccount})
      * @throws StorageException if the queue cannot be written
      * @throws NullPointerException if an argument is null
      * @throws IllegalStateException if the agent is closed
@@ -250,7 +310,12 @@ public final class SyncAgent implements AutoCloseable {
      * @return what the run did
      * @throws ConfigException kind {@code no_config} or {@code expired}: uploads are off
      * @throws ResidencyException kind {@code no_region}: no region is approved for the account
-     * @throws BusyException another run holds the queue
+     * @throws AuthException kind {@code no_account}: signed out ({@link #setAccount}); kind {@code
+     *     unauthorized}: the service refused the token again after one refresh, or the {@link
+     *     CredentialProvider} is missing, returned {@code null} or threw. The item in progress is
+     *     left as it was (no attempt counted); items already uploaded stay uploaded.
+     * @throws BusyException another run holds the queue (also for a {@code runOnce} nested in
+     *     this agent's {@link CredentialProvider} or {@link ProgressListener})
      * @throws StorageException if the queue cannot be read or written
      * @throws SyncException for other failures, e.g. kind {@code invalid_argument} for a negative
      *     {@code maxMillis}

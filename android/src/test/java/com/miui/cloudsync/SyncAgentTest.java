@@ -178,6 +178,7 @@ class SyncAgentTest {
             {"root_mismatch", 19, ConfigException.class},
             {"no_region", 20, ResidencyException.class},
             {"residency", 21, ResidencyException.class},
+            {"no_account", 22, AuthException.class},
             {"busy", 30, BusyException.class},
             {"storage_corrupt", 40, StorageException.class},
             {"not_a_database", 41, StorageException.class},

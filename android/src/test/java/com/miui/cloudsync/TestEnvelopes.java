@@ -104,13 +104,23 @@ final class TestEnvelopes {
      * https://127.0.0.1:<port>/files/}; issued an hour ago, valid for 30 days.
      */
     static byte[] loopbackConfig(Key configKey, int version, int port) {
+        return loopbackConfig(configKey, version, port, null);
+    }
+
+    /**
+     * {@link #loopbackConfig(Key, int, int)} whose backup service declares {@code "auth": auth}
+     * (e.g. {@code "bearer"}; none when {@code null}).
+     */
+    static byte[] loopbackConfig(Key configKey, int version, int port, String auth) {
+        String authField = auth == null ? "" : ",\"auth\":\"" + auth + "\"";
         Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
         String payload = "{\"version\":" + version
                 + ",\"issued_at\":\"" + now.minus(1, ChronoUnit.HOURS) + "\""
                 + ",\"expires_at\":\"" + now.plus(30, ChronoUnit.DAYS) + "\""
                 + ",\"countries\":{\"IN\":\"lo\"}"
                 + ",\"regions\":{\"lo\":{\"services\":{\"backup\":{\"url\":\"https://127.0.0.1:" + port
-                + "/files/\",\"protocol\":\"tus\"}},\"allowed_hosts\":[\"127.0.0.1:" + port + "\"]}}}";
+                + "/files/\",\"protocol\":\"tus\"" + authField + "}},\"allowed_hosts\":[\"127.0.0.1:" + port
+                + "\"]}}}";
         return envelope(CONFIG_TYPE, payload, configKey);
     }
 
