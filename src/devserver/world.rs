@@ -37,6 +37,9 @@ pub struct RegionSetup {
     pub reject_expect: bool,
     /// See [`ServerOptions::idle_close`].
     pub idle_close: Option<std::time::Duration>,
+    /// See [`ServerOptions::bearer_token`]; the config then declares
+    /// `"auth": "bearer"` for the region's service.
+    pub bearer_token: Option<String>,
 }
 
 impl RegionSetup {
@@ -53,6 +56,7 @@ impl RegionSetup {
             conflict_while_locked: false,
             reject_expect: false,
             idle_close: None,
+            bearer_token: None,
         }
     }
 }
@@ -122,6 +126,7 @@ impl World {
             opts.conflict_while_locked = r.conflict_while_locked;
             opts.reject_expect = r.reject_expect;
             opts.idle_close = r.idle_close;
+            opts.bearer_token = r.bearer_token.clone();
             servers.insert(r.id.clone(), TusServer::start(opts)?);
             setups.insert(r.id.clone(), r);
         }
@@ -150,17 +155,22 @@ impl World {
     }
 
     /// The config payload: each region allows only its own server, pins its
-    /// key and restricts peers to its own address. Countries: each region's
+    /// key and restricts peers to its own address; its service declares
+    /// `"auth": "bearer"` if its server requires a token. Countries: each region's
     /// upper-case id maps to it; `*` maps to the first region.
     pub fn config_json(&self, version: u64) -> serde_json::Value {
         let now = unix_secs(SystemTime::now());
         let mut regions = serde_json::Map::new();
         let mut countries = serde_json::Map::new();
         for (id, setup) in &self.setups {
+            let mut service = serde_json::json!({"url": self.url(id), "protocol": "tus"});
+            if setup.bearer_token.is_some() {
+                service["auth"] = "bearer".into();
+            }
             regions.insert(
                 id.clone(),
                 serde_json::json!({
-                    "services": {"backup": {"url": self.url(id), "protocol": "tus"}},
+                    "services": {"backup": service},
                     "allowed_hosts": [self.host_port(id)],
                     "pins": [self.pins[id]],
                     "networks": [format!("{}/32", setup.addr)],
@@ -244,7 +254,8 @@ impl World {
             .servers
             .iter()
             .map(|(id, s)| {
-                (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "url": self.url(id)}))
+                let auth = if self.setups[id].bearer_token.is_some() { "bearer" } else { "none" };
+                (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "url": self.url(id), "auth": auth}))
             })
             .collect();
         let v = serde_json::json!({
