@@ -7,6 +7,10 @@
 //! `CS_INVALID_ARGUMENT`, never a crash (except [`cs_close`], which accepts
 //! NULL like `free`).
 //!
+//! The credential callback is wrapped as a [`CredentialProvider`] that copies
+//! the token out of a buffer it zeroes afterwards; the token then lives in a
+//! [`Secret`] for one run at most.
+//!
 //! `tests/c_header.rs` parses this file and the header and fails if their
 //! function names, parameter lists, struct fields or status codes drift apart.
 
@@ -14,9 +18,13 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::Arc;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
+use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret, MAX_TOKEN_LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{Agent, Progress, StopReason};
 
@@ -45,6 +53,24 @@ pub const CS_STOP_ACCOUNT_CHANGED: i32 = 4;
 /// unwind (C++ exceptions) or `longjmp` out.
 pub type cs_progress_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, item_id: i64, sent: u64, total: u64) -> c_int>;
+
+/// Credential callback of [`cs_set_credential_provider`], called on the
+/// thread running [`cs_run_once`]: writes the token for `(account, region,
+/// service)` into `out` (`out_cap` bytes) and its length into `*out_len`.
+/// Returns 0 (token written), 1 (no token: not signed in) or anything else
+/// (failure). With `refresh` != 0 the server refused the previous token.
+pub type cs_credential_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        account: *const c_char,
+        region: *const c_char,
+        service: *const c_char,
+        refresh: c_int,
+        out: *mut c_char,
+        out_cap: usize,
+        out_len: *mut usize,
+    ) -> c_int,
+>;
 
 /// Queue counters (`cs_queue_stats` in C).
 #[repr(C)]
@@ -136,6 +162,18 @@ unsafe fn str_arg<'a>(s: *const c_char, null_msg: &'static str) -> Result<&'a st
         .map_err(|_| Error::InvalidArgument("string is not valid UTF-8"))
 }
 
+/// [`str_arg`] where NULL means `None`.
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string that stays valid for the call.
+unsafe fn opt_str_arg<'a>(s: *const c_char) -> Result<Option<&'a str>> {
+    if s.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { str_arg(s, "") }.map(Some)
+}
+
 /// # Safety
 /// `p` is NULL or points to `len` readable bytes.
 unsafe fn bytes_arg<'a>(p: *const u8, len: usize, null_msg: &'static str) -> Result<&'a [u8]> {
@@ -201,6 +239,68 @@ fn stop_code(s: StopReason) -> i32 {
     }
 }
 
+/// The `user` pointer of a credential callback.
+struct UserPtr(*mut c_void);
+
+// SAFETY: the library never dereferences the pointer; it only hands it back
+// to the caller's callback, on whichever thread runs `cs_run_once`. The
+// header makes the caller responsible for what it points to being usable
+// from that thread and alive until the callback is replaced (and runs that
+// started with it returned) or the agent is freed.
+unsafe impl Send for UserPtr {}
+// SAFETY: as above; shared access only copies the pointer.
+unsafe impl Sync for UserPtr {}
+
+/// A C credential callback as a [`CredentialProvider`].
+struct CCredentials {
+    f: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        c_int,
+        *mut c_char,
+        usize,
+        *mut usize,
+    ) -> c_int,
+    user: UserPtr,
+}
+
+impl CredentialProvider for CCredentials {
+    fn credential(
+        &self,
+        r: &CredentialRequest<'_>,
+    ) -> std::result::Result<Option<Secret>, ProviderError> {
+        let c = |s: &str| CString::new(s).map_err(|_| ProviderError::new("NUL in a request"));
+        let (account, region, service) = (c(r.account)?, c(r.region)?, c(r.service)?);
+        // Wiped on drop, whatever the callback wrote.
+        let mut buf = Zeroizing::new(vec![0u8; MAX_TOKEN_LEN]);
+        let mut len = 0usize;
+        // SAFETY: the caller vouches for the callback and its `user`; the
+        // strings live until it returns and `buf` holds `buf.len()` bytes.
+        let rc = unsafe {
+            (self.f)(
+                self.user.0,
+                account.as_ptr(),
+                region.as_ptr(),
+                service.as_ptr(),
+                c_int::from(r.refresh),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+            )
+        };
+        match rc {
+            0 if len <= buf.len() => Secret::from_bytes(&buf[..len])
+                .map(Some)
+                .map_err(|_| ProviderError::new("callback wrote a token that is not UTF-8")),
+            0 => Err(ProviderError::new("callback claimed out_len > out_cap")),
+            1 => Ok(None),
+            n => Err(ProviderError::new(format!("callback returned {n}"))),
+        }
+    }
+}
+
 /// Opens (or creates) the database at `db_path` with the firmware's initial
 /// root envelope and stores a new handle in `*out` (NULL on failure).
 ///
@@ -250,6 +350,45 @@ pub unsafe extern "C" fn cs_install(
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_char) -> cs_status {
     run(|| unsafe { agent_ref(agent)?.set_account_country(str_arg(iso2, "iso2 is null")?) })
+}
+
+/// Signs `account` in (NULL: signs out) and, unless `country` is NULL, sets
+/// the account country in the same step.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `account` and `country` are NULL or
+/// NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn cs_set_account(
+    agent: *mut cs_agent,
+    account: *const c_char,
+    country: *const c_char,
+) -> cs_status {
+    run(|| unsafe { agent_ref(agent)?.set_account(opt_str_arg(account)?, opt_str_arg(country)?) })
+}
+
+/// Sets (or, with a NULL `cb`, clears) the credential callback and its `user`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `cb` is NULL or a valid callback that
+/// may be called with `user` on any thread running `cs_run_once` until it is
+/// replaced (and runs that started with it returned) or the agent is freed.
+#[no_mangle]
+pub unsafe extern "C" fn cs_set_credential_provider(
+    agent: *mut cs_agent,
+    cb: cs_credential_fn,
+    user: *mut c_void,
+) -> cs_status {
+    run(|| unsafe {
+        let provider = cb.map(|f| {
+            Arc::new(CCredentials {
+                f,
+                user: UserPtr(user),
+            }) as Arc<dyn CredentialProvider>
+        });
+        agent_ref(agent)?.set_credential_provider(provider);
+        Ok(())
+    })
 }
 
 /// Writes the approved region id into `buf` (`len` bytes, NUL-terminated);
@@ -519,6 +658,10 @@ mod tests {
                 cs_cancel(std::ptr::null()),
                 ErrorKind::InvalidArgument.code()
             );
+            let st = cs_set_account(std::ptr::null_mut(), c"a".as_ptr(), std::ptr::null());
+            assert_eq!(st, ErrorKind::InvalidArgument.code());
+            let st = cs_set_credential_provider(std::ptr::null_mut(), None, std::ptr::null_mut());
+            assert_eq!(st, ErrorKind::InvalidArgument.code());
             assert_eq!(cs_close(std::ptr::null_mut()), CS_OK);
             assert_eq!(CStr::from_ptr(cs_last_error()).to_bytes(), b"");
         }
@@ -526,5 +669,55 @@ mod tests {
         assert_eq!(name.to_str().unwrap(), "malformed");
         let name = unsafe { CStr::from_ptr(cs_status_name(12345)) };
         assert_eq!(name.to_str().unwrap(), "unknown");
+    }
+
+    /// `*user` picks the answer: 0 writes "tok" (or "new" on a refresh), 1
+    /// none, 2 claims more than `out_cap`, anything else is returned as is.
+    unsafe extern "C" fn callback(
+        user: *mut c_void,
+        account: *const c_char,
+        _region: *const c_char,
+        _service: *const c_char,
+        refresh: c_int,
+        out: *mut c_char,
+        out_cap: usize,
+        out_len: *mut usize,
+    ) -> c_int {
+        unsafe {
+            assert_eq!(CStr::from_ptr(account).to_bytes(), b"acct");
+            assert_eq!(out_cap, MAX_TOKEN_LEN);
+            let mode = *user.cast::<c_int>();
+            let token: &[u8] = if refresh != 0 { b"new" } else { b"tok" };
+            std::ptr::copy_nonoverlapping(token.as_ptr(), out.cast::<u8>(), token.len());
+            *out_len = if mode == 2 { out_cap + 1 } else { token.len() };
+            if mode == 2 {
+                0
+            } else {
+                mode
+            }
+        }
+    }
+
+    #[test]
+    fn credential_callback_answers() {
+        use crate::auth::RunAuth;
+        let ask = |mut mode: c_int, refresh: bool| {
+            let p = CCredentials {
+                f: callback,
+                user: UserPtr((&raw mut mode).cast()),
+            };
+            let auth = RunAuth::new(Some(Arc::new(p)), Some("acct".into()), "in");
+            auth.bearer("backup", refresh)
+                .map(|h| h.to_str().unwrap().to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(ask(0, false).unwrap(), "Bearer tok");
+        assert_eq!(ask(0, true).unwrap(), "Bearer new");
+        assert!(ask(1, false).unwrap_err().contains("no credentials"));
+        assert!(ask(2, false).unwrap_err().contains("out_len > out_cap"));
+        assert_eq!(
+            ask(7, false).unwrap_err(),
+            "unauthorized: the credential provider failed: callback returned 7"
+        );
     }
 }
