@@ -126,8 +126,21 @@ fn set_last_error(msg: &str) {
 /// The single C runner: clears the thread's last error, runs `f` with panics
 /// trapped, and turns an error into its status code and message.
 fn run(f: impl FnOnce() -> Result<()>) -> cs_status {
+    clear_last_error();
+    status_of(run_ffi(f))
+}
+
+// The two halves of `run` that do not depend on `f` are kept out of line:
+// one copy in the library instead of one per entry point.
+
+#[inline(never)]
+fn clear_last_error() {
     run_quietly(|| set_last_error(""));
-    match run_ffi(f) {
+}
+
+#[inline(never)]
+fn status_of(result: Result<()>) -> cs_status {
+    match result {
         Ok(()) => CS_OK,
         Err(e) => {
             let msg = e.to_string();
