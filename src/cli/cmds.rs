@@ -229,14 +229,13 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
     if as_json {
         return json(&items);
     }
+    // Columns are stable (scripts cut them); held_reason and account are in --json.
     for i in items {
-        let reason = i.held_reason.map(|r| format!(":{r}")).unwrap_or_default();
         println!(
-            "{}\t{}{reason}\t{}\t{}\t{}\t{}/{}\t{}",
+            "{}\t{}\t{}\t{}\t{}/{}\t{}",
             i.id,
             i.state,
             i.region.as_deref().unwrap_or("-"),
-            i.account.as_deref().unwrap_or("-"),
             i.service,
             i.confirmed_offset,
             i.size,
