@@ -84,6 +84,26 @@ enum cs_stop_reason {
  */
 typedef int (*cs_progress_fn)(void *user, int64_t item_id, uint64_t sent, uint64_t total);
 
+/**
+ * Credential callback (cs_set_credential_provider) for services whose config
+ * declares "auth": "bearer". Asked for the token of (account, region,
+ * service) at a run's first request to the service, and again with
+ * refresh = 1 after the server refused it (401/403; a second refusal ends the
+ * run with CS_UNAUTHORIZED). Write the token (out_len bytes, no NUL needed)
+ * into out, which holds out_cap bytes (8192), and return:
+ *   0   token written; the library copies it and zeroes out afterwards;
+ *   1   no token (the account is not signed in): CS_UNAUTHORIZED, nothing sent;
+ *   any other value, or *out_len > out_cap: failure, CS_UNAUTHORIZED
+ *       ("... credential provider failed: callback returned N").
+ * Threads: called on the thread running cs_run_once, with no lock of the
+ * agent held. It may call back into the agent (a nested cs_run_once returns
+ * CS_BUSY). It must not unwind (C++ exceptions) or longjmp out. The library
+ * never keeps the token beyond the run, never logs or stores it.
+ */
+typedef int (*cs_credential_fn)(void *user, const char *account, const char *region,
+                                const char *service, int refresh, char *out, size_t out_cap,
+                                size_t *out_len);
+
 /** Queue counters (cs_stats). */
 typedef struct cs_queue_stats {
     uint64_t pending;       /**< Items waiting for a run */
@@ -123,6 +143,24 @@ cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
 /** Sets the account country (ISO 3166-1 alpha-2, any case). Items queued for
  *  another region are held when it returns (cs_stats shows them at once). */
 cs_status cs_set_country(cs_agent *agent, const char *iso2);
+
+/**
+ * Signs account in (NULL: signs out) and, unless country is NULL, sets the
+ * account country in the same step (NULL: unchanged). New items belong to the
+ * signed-in account; another account's items are held until it signs in
+ * again. After a sign-out cs_run_once and cs_enqueue fail with CS_NO_ACCOUNT
+ * and the queue is kept. A run in progress stops (CS_STOP_ACCOUNT_CHANGED).
+ */
+cs_status cs_set_account(cs_agent *agent, const char *account, const char *country);
+
+/**
+ * Sets the credential callback and its user pointer (cb NULL: clears it;
+ * bearer services then fail with CS_UNAUTHORIZED). Per handle, in memory
+ * only. A run uses the callback set when it started: `user` must stay valid
+ * until the callback is replaced and runs started before have returned, or
+ * until cs_close.
+ */
+cs_status cs_set_credential_provider(cs_agent *agent, cs_credential_fn cb, void *user);
 
 /**
  * Writes the approved region id into buf (len bytes, NUL-terminated): an empty

@@ -63,6 +63,9 @@ enum Cmd {
     /// Set or show the account country / approved region.
     #[command(subcommand)]
     Region(RegionCmd),
+    /// Sign an account in or out (items belong to the account signed in when enqueued).
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Enqueue files; print one id per line.
     Enqueue {
         /// Service name in the config.
@@ -123,6 +126,10 @@ enum Cmd {
         /// Runner lease lifetime in seconds (tests that kill runners use a short one).
         #[arg(long, hide = true)]
         lease_secs: Option<u64>,
+        /// Bearer token for services that require one: the file's first line (read
+        /// at the start and again when the server refuses it). Never printed.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Finished uploads.
     Audit {
@@ -136,7 +143,7 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
-    /// End-to-end demo on loopback: three regions, signed config, uploads, proof of residency.
+    /// End-to-end demo on loopback: signed config, an account's token-bearing uploads, residency proof.
     Demo(cli::demo::DemoArgs),
     /// Run the loopback tus test server (benchmarks, emulator tests).
     #[command(hide = true)]
@@ -156,6 +163,23 @@ enum ConfigCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Sign in account ID; other accounts' items are held until they sign in again.
+    Set {
+        /// Account id (as the account service knows it).
+        #[arg(long)]
+        id: String,
+        /// Also set the account country (ISO 3166-1 alpha-2), in the same step.
+        #[arg(long)]
+        country: Option<String>,
+    },
+    /// Sign out: `run` and `enqueue` fail with `no_account`; the queue is kept.
+    SignOut,
+    /// Print `signed in`, `signed out` or `none` (no account was ever set).
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +228,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
         Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
         Cmd::Region(RegionCmd::SetCountry { country }) => cmds::set_country(&db()?, &country),
         Cmd::Region(RegionCmd::Show) => cmds::region_show(&db()?),
+        Cmd::Account(AccountCmd::Set { id, country }) => {
+            cmds::account_set(&db()?, Some(&id), country.as_deref())
+        }
+        Cmd::Account(AccountCmd::SignOut) => cmds::account_set(&db()?, None, None),
+        Cmd::Account(AccountCmd::Show) => cmds::account_show(&db()?),
         Cmd::Enqueue {
             service,
             priority,
@@ -220,12 +249,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
             test_ca,
             chunk_size,
             lease_secs,
+            token_file,
         } => cmds::run(
             &db()?,
             max_seconds,
             test_ca.as_deref(),
             chunk_size,
             lease_secs,
+            token_file,
         ),
         Cmd::Audit { json, after, limit } => cmds::audit(&db()?, json, after, limit),
         Cmd::Demo(args) => cli::demo::run(args),

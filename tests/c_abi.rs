@@ -6,6 +6,10 @@
 //! `CLOUDSYNC_TEST_HOOKS` and skips only the panic check. It also checks that
 //! trust lives in the database (two handles on one file; roots at open), for
 //! which it gets a two-region config and a same-version foreign root.
+//! With the `devserver` feature it also gets a loopback TLS tus server that
+//! requires a bearer token (and a config that trusts its CA and declares
+//! `"auth": "bearer"`), to upload through `cs_set_credential_provider`; what
+//! that server saw is checked here after the program exits.
 //!
 //! The program ends itself with `alarm()`; this side also kills it after
 //! [`CHILD_TIMEOUT`], so a hang can never stall `cargo test`.
@@ -103,6 +107,28 @@ fn envelopes() -> Envelopes {
     }
 }
 
+/// The bearer token the C program's callback gives the loopback server.
+const TOKEN: &str = "c-abi-token-5e1f";
+
+/// A loopback tus server for region `in` that requires [`TOKEN`], and a
+/// config (signed like `config`) pointing `IN` at it and trusting its CA.
+#[cfg(feature = "devserver")]
+fn auth_world(dir: &Path) -> (cloudsync::devserver::world::World, Vec<u8>) {
+    use cloudsync::devserver::world::{standard_regions, World};
+    let mut setups = standard_regions(&["in"]);
+    setups[0].bearer_token = Some(TOKEN.into());
+    let world = World::start(dir, setups).expect("loopback tus server");
+    let mut payload = world.config_json(1);
+    payload["regions"]["in"]["ca_certs"] = serde_json::json!([world.ca.cert_pem()]);
+    let (_, config_key) = root_v1(7, 8);
+    let config = sign_envelope(
+        CONFIG_PAYLOAD_TYPE,
+        &serde_json::to_vec(&payload).expect("json"),
+        &[&config_key],
+    );
+    (world, config)
+}
+
 #[test]
 fn c_program_passes_against_the_cdylib() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -145,6 +171,15 @@ fn c_program_passes_against_the_cdylib() {
     let other_root_path = write("other-root.json", &env.other_root);
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).expect("work dir");
+    #[cfg(feature = "devserver")]
+    let (world, auth_config) = auth_world(&tmp.path().join("server"));
+    #[cfg(feature = "devserver")]
+    let auth_args = [
+        write("auth-config.json", &auth_config),
+        PathBuf::from(TOKEN),
+    ];
+    #[cfg(not(feature = "devserver"))]
+    let auth_args: [PathBuf; 0] = [];
 
     // Output goes to files (no pipe to fill up while we poll for the exit).
     let stdout_path = tmp.path().join("stdout");
@@ -155,6 +190,7 @@ fn c_program_passes_against_the_cdylib() {
         .arg(&work)
         .arg(&config2_path)
         .arg(&other_root_path)
+        .args(&auth_args)
         .env("LD_LIBRARY_PATH", &lib)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
@@ -184,6 +220,28 @@ fn c_program_passes_against_the_cdylib() {
         "test_capi failed ({status:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token never reaches any output"
+    );
+    #[cfg(feature = "devserver")]
+    {
+        // Two uploads with the token; the wrong token twice (the first try
+        // and the one after the refresh); no request without a token.
+        let server = &world.servers["in"];
+        let stats = server.stats();
+        assert_eq!(stats.uploads_completed, 2, "{stats:?}");
+        assert_eq!(stats.unauthorized, 2, "{stats:?}");
+        let seen = server.authorizations();
+        let wrong = seen.iter().filter(|a| *a == "Bearer wrong-token").count();
+        assert_eq!(wrong, 2, "{seen:?}");
+        let right = format!("Bearer {TOKEN}");
+        assert_eq!(
+            seen.iter().filter(|a| **a == right).count() + wrong,
+            seen.len()
+        );
+        assert_eq!(stats.authorization_headers as usize, seen.len());
+    }
     if cfg!(feature = "ffi-test-hooks") {
         assert!(
             stderr.contains("deliberate panic"),

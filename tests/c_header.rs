@@ -1,7 +1,7 @@
 //! Keeps `include/cloudsync.h` (hand-written) in sync with `src/ffi/capi.rs`:
 //! parses the `extern "C" fn cs_*` definitions and the header's prototypes and
 //! compares names, parameter and return types (after mapping Rust types to C),
-//! the fields of the `#[repr(C)]` structs, the progress callback type, which
+//! the fields of the `#[repr(C)]` structs, the callback types, which
 //! functions exist only with `ffi-test-hooks`, and every status code against
 //! [`ErrorKind::ALL`] / [`ErrorKind::code`].
 
@@ -394,20 +394,19 @@ fn structs_match() {
     );
 }
 
-#[test]
-fn progress_callback_matches() {
+/// A callback type's (parameter types, return type) on both sides.
+fn callback_types(name: &str) -> ((Vec<String>, String), (Vec<String>, String)) {
     let rs = strip_rust_comments(&read("src/ffi/capi.rs"));
     let start = rs
-        .find("pub type cs_progress_fn =")
-        .expect("cs_progress_fn in capi.rs");
+        .find(&format!("pub type {name} ="))
+        .unwrap_or_else(|| panic!("{name} in capi.rs"));
     let decl = &rs[start..start + rs[start..].find(';').expect(";")];
     let fn_at = decl.find("fn(").expect("fn type");
     let (params, rest) = balanced(&decl[fn_at + 2..], '(', ')');
     let ret = rust_to_c(
         rest.trim()
             .trim_start_matches("->")
-            .trim()
-            .trim_end_matches('>'),
+            .trim_end_matches(|c: char| c == '>' || c == ',' || c.is_whitespace()),
     );
     let rust: Vec<String> = split_top(params)
         .iter()
@@ -416,14 +415,30 @@ fn progress_callback_matches() {
 
     let h = strip_c_comments(&read("include/cloudsync.h"));
     let start = h
-        .find("typedef int (*cs_progress_fn)")
-        .expect("cs_progress_fn in header");
+        .find(&format!("(*{name})"))
+        .unwrap_or_else(|| panic!("{name} in header"));
+    let typedef = h[..start].rfind("typedef").expect("typedef");
+    let h_ret = normalize_c_type(&h[typedef + "typedef".len()..start]);
     let decl = &h[start..start + h[start..].find(';').expect(";")];
     let open = decl.find(")(").expect("param list") + 1;
     let (params, _) = balanced(&decl[open..], '(', ')');
     let header: Vec<String> = split_top(params).iter().map(|p| c_decl_type(p).0).collect();
-    assert_eq!(rust, header);
-    assert_eq!(ret, "int");
+    ((rust, ret), (header, h_ret))
+}
+
+#[test]
+fn callbacks_match() {
+    for name in ["cs_progress_fn", "cs_credential_fn"] {
+        let (rust, header) = callback_types(name);
+        assert_eq!(rust, header, "{name}");
+        assert_eq!(rust.1, "int", "{name}");
+    }
+    let (rust, _) = callback_types("cs_credential_fn");
+    assert_eq!(
+        rust.0[6..],
+        ["size_t", "size_t*"],
+        "the mapping itself is sane"
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! The `cloudsync` binary as QA scripts use it: exit codes (0 ok, 1 rejected,
-//! 2 usage), output formats, and no secrets in output.
+//! 2 usage), output formats, and no secrets in output. The tests that upload
+//! (to a `cloudsync dev-server` child) and the demo run under time limits.
 
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cloudsync"));
@@ -326,4 +328,244 @@ fn clock_moves_under_faketime() {
         &["config", "install", s(&golden("config_expired.json"))],
     );
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: expired"));
+}
+
+/// How long one `cloudsync` invocation against the dev server may take.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `cloudsync ARGS`, killed (and the test failed) after `limit`.
+fn run_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cloudsync");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cloudsync {args:?} ran longer than {limit:?} and was killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A `cloudsync dev-server` child, killed when dropped.
+struct DevServer {
+    child: Child,
+    ready: serde_json::Value,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevServer {
+    fn start(dir: &Path, args: &[&str]) -> DevServer {
+        let ready = dir.join("ready.json");
+        let child = bin()
+            .args(["dev-server", "--dir", s(&dir.join("data"))])
+            .args(["--ready-file", s(&ready)])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn dev-server");
+        let mut server = DevServer {
+            child,
+            ready: serde_json::Value::Null,
+        };
+        let started = Instant::now();
+        while !ready.exists() {
+            if let Some(st) = server.child.try_wait().expect("wait") {
+                panic!("dev-server exited before it was ready: {st:?}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "dev-server not ready after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.ready = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+        server
+    }
+
+    fn path(&self, field: &str) -> String {
+        self.ready[field].as_str().unwrap().to_string()
+    }
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
+    const TOKEN: &str = "cli-token-9c2d41";
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+    let arg = format!("in={TOKEN}");
+    let o = run_within(
+        &[
+            "dev-server",
+            "--dir",
+            "x",
+            "--ready-file",
+            "y",
+            "--token",
+            "zz=s",
+        ],
+        STEP_LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(2), "a region it does not serve");
+    assert!(!err(&o).contains("=s"), "{}", err(&o));
+    let server = DevServer::start(d.path(), &["--regions", "in,sg", "--token", &arg]);
+    assert_eq!(server.ready["regions"]["in"]["auth"], "bearer");
+    assert_eq!(server.ready["regions"]["sg"]["auth"], "none");
+    let db = p("q.db");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--db", s(&db)];
+        all.extend_from_slice(args);
+        let o = run_within(&all, STEP_LIMIT);
+        let (out, err) = (out(&o), err(&o));
+        assert!(
+            !out.contains(TOKEN)
+                && !err.contains(TOKEN)
+                && !out.contains("wrong-9")
+                && !err.contains("wrong-9"),
+            "a token was printed by {args:?}:\n{out}\n{err}"
+        );
+        (o.status.code(), out, err)
+    };
+    assert_eq!(cli(&["init", "--root", &server.path("root")]).0, Some(0));
+    assert_eq!(
+        cli(&["config", "install", &server.path("config")]).0,
+        Some(0)
+    );
+    assert_eq!(cli(&["account", "show"]).1, "none\n");
+    let (code, text, _) = cli(&["account", "set", "--id", "alice", "--country", "IN"]);
+    assert_eq!((code, text.as_str()), (Some(0), "signed in, region in\n"));
+    assert_eq!(cli(&["account", "show"]).1, "signed in\n");
+    let file = p("photo.bin");
+    std::fs::write(&file, vec![7u8; 300 * 1024]).unwrap();
+    assert_eq!(cli(&["enqueue", s(&file)]).1, "1\n");
+    std::fs::write(p("good.tok"), format!("{TOKEN}\r\nsecond line ignored\n")).unwrap();
+    std::fs::write(p("wrong.tok"), "wrong-9\n").unwrap();
+    std::fs::write(p("empty.tok"), "\n").unwrap();
+    let ca = server.path("ca_pem");
+    let run = |token_file: &str| {
+        cli(&[
+            "run",
+            "--max-seconds",
+            "30",
+            "--test-ca",
+            &ca,
+            "--token-file",
+            token_file,
+        ])
+    };
+
+    // The file the user typed is named; nothing is read from a bad one.
+    let missing = p("missing.tok");
+    let (code, _, e) = run(s(&missing));
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains(s(&missing)) && e.contains("cannot read"), "{e}");
+    let (code, _, e) = run(s(&p("empty.tok")));
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains(s(&p("empty.tok"))) && e.contains("empty"), "{e}");
+
+    // A wrong token: refused twice (the refresh re-reads the file), nothing changes.
+    let (code, _, e) = run(s(&p("wrong.tok")));
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.starts_with("error: unauthorized: "), "{e}");
+    let (_, text, _) = cli(&["list", "--json"]);
+    let items: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(items[0]["state"], "pending", "{items}");
+    assert_eq!(items[0]["attempts"], 0, "{items}");
+    assert!(items[0]["held_reason"].is_null(), "{items}");
+    let alice = items[0]["account"].as_str().unwrap().to_string();
+    assert_eq!(alice.len(), 16, "8 bytes of the stamp in hex: {items}");
+    assert!(!text.contains("alice"), "the id is never shown: {text}");
+
+    // Without a token file the service that needs one is refused too.
+    let (code, _, e) = cli(&["run", "--max-seconds", "30", "--test-ca", &ca]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.starts_with("error: unauthorized: ") && e.contains("no provider"),
+        "{e}"
+    );
+
+    // The right one (first line, CRLF trimmed).
+    let (code, text, e) = run(s(&p("good.tok")));
+    assert_eq!(code, Some(0), "{text}{e}");
+    assert!(text.starts_with("region in uploaded 1 "), "{text}");
+
+    // Items belong to the account: bob's run holds alice's item.
+    let later = p("later.bin");
+    std::fs::write(&later, b"alice's, enqueued before bob signs in").unwrap();
+    assert_eq!(cli(&["enqueue", s(&later)]).1, "2\n");
+    assert_eq!(cli(&["account", "set", "--id", "bob"]).0, Some(0));
+    let (_, text, _) = cli(&["list", "--json"]);
+    let items: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        items.as_array().unwrap().len(),
+        1,
+        "item 1 is done: {items}"
+    );
+    assert_eq!(items[0]["account"], alice.as_str(), "{items}");
+    assert_eq!(items[0]["state"], "held", "{items}");
+    assert_eq!(items[0]["held_reason"], "account", "{items}");
+    let (_, text, _) = cli(&["list", "--state", "held"]);
+    assert!(
+        text.starts_with("2\theld\tin\tbackup\t"),
+        "columns unchanged: {text}"
+    );
+
+    // Signed out: runs and enqueues refused, the queue kept.
+    let (code, text, _) = cli(&["account", "sign-out"]);
+    assert_eq!((code, text.as_str()), (Some(0), "signed out\n"));
+    assert_eq!(cli(&["account", "show"]).1, "signed out\n");
+    let (code, _, e) = run(s(&p("good.tok")));
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.starts_with("error: no_account: "), "{e}");
+    let (code, _, e) = cli(&["enqueue", s(&file)]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.starts_with("error: no_account: "), "{e}");
+    let (_, text, _) = cli(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (st["done"].as_u64(), st["held"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
+
+    // Alice again: her item goes out.
+    cli(&["account", "set", "--id", "alice"]);
+    let (code, text, e) = run(s(&p("good.tok")));
+    assert_eq!(code, Some(0), "{text}{e}");
+    assert!(text.starts_with("region in uploaded 1 "), "{text}");
+}
+
+#[test]
+fn demo_runs_and_prints_no_token() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_within(
+        &["demo", "--big-mib", "1", "--dir", s(d.path())],
+        Duration::from_secs(180),
+    );
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}\n{}", err(&o));
+    assert!(text.contains("ALL CHECKS PASSED"), "{text}");
+    assert!(
+        !text.contains("demo-token-") && !err(&o).contains("demo-token-"),
+        "{text}"
+    );
 }

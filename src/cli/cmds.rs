@@ -1,9 +1,13 @@
 //! One function per subcommand. Output is plain text, or JSON with `--json`.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
+
+use cloudsync::auth::{CredentialRequest, ProviderError, Secret};
+use zeroize::Zeroizing;
 
 use cloudsync::config::model::{format_time, unix_secs};
 use cloudsync::config::sign::{sign_envelope, SigningKey};
@@ -156,6 +160,29 @@ pub fn set_country(db: &Path, cc: &str) -> Out {
     ok()
 }
 
+pub fn account_set(db: &Path, id: Option<&str>, country: Option<&str>) -> Out {
+    let agent = open(db)?;
+    agent.set_account(id, country)?;
+    match (id, agent.approved_region().ok().flatten()) {
+        (None, _) => println!("signed out"),
+        (Some(_), Some(r)) => println!("signed in, region {}", r.id()),
+        (Some(_), None) => println!("signed in, region none"),
+    }
+    ok()
+}
+
+pub fn account_show(db: &Path) -> Out {
+    println!(
+        "{}",
+        match open(db)?.signed_in()? {
+            Some(true) => "signed in",
+            Some(false) => "signed out",
+            None => "none",
+        }
+    );
+    ok()
+}
+
 pub fn region_show(db: &Path) -> Out {
     match open(db)?.approved_region() {
         Ok(Some(r)) => println!("{}", r.id()),
@@ -202,6 +229,7 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
     if as_json {
         return json(&items);
     }
+    // Columns are stable (scripts cut them); held_reason and account are in --json.
     for i in items {
         println!(
             "{}\t{}\t{}\t{}\t{}/{}\t{}",
@@ -242,15 +270,35 @@ pub fn remove(db: &Path, id: i64) -> Out {
     ok()
 }
 
+/// The token in `path`: its first line without the line ending. Errors name
+/// the file as the user typed it, never its content.
+fn read_token(path: &Path) -> Result<Secret, String> {
+    let name = path.display();
+    let text = Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| format!("cannot read --token-file {name}: {}", e.kind()))?,
+    );
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(format!("--token-file {name} is empty"));
+    }
+    Secret::from_bytes(line).map_err(|_| format!("--token-file {name} is not UTF-8"))
+}
+
 pub fn run(
     db: &Path,
     max_seconds: Option<u64>,
     test_ca: Option<&Path>,
     chunk: Option<u64>,
     lease: Option<u64>,
+    token_file: Option<PathBuf>,
 ) -> Out {
     if !db.exists() {
         return Err(Failure::Usage("database does not exist".into()));
+    }
+    if let Some(path) = &token_file {
+        read_token(path).map_err(Failure::Usage)?;
     }
     let mut opts = AgentOptions::default();
     if let Some(ca) = test_ca {
@@ -266,6 +314,12 @@ pub fn run(
         opts.lease_ttl = Duration::from_secs(l.max(1));
     }
     let agent = Agent::open_with(db, None, opts)?;
+    if let Some(path) = token_file {
+        // Read again at each ask: a refresh picks up a token rotated in the file.
+        agent.set_credential_provider(Some(Arc::new(move |_: &CredentialRequest<'_>| {
+            read_token(&path).map(Some).map_err(ProviderError::new)
+        })));
+    }
     let max = Duration::from_secs(max_seconds.unwrap_or(24 * 3600));
     let report = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);

@@ -1,13 +1,21 @@
 //! `cloudsync demo`: the product end to end on loopback, with proof of
-//! residency from the servers' own byte counters.
+//! residency from the servers' own byte counters, and uploads on behalf of
+//! a signed-in account (bearer tokens, a refresh, a sign-out).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cloudsync::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use cloudsync::devserver::world::{standard_regions, World};
-use cloudsync::{Agent, State};
+use cloudsync::{Agent, ErrorKind, State};
+
+/// The demo's signed-in account.
+const ACCOUNT: &str = "demo-user";
 
 use super::Failure;
 
@@ -35,15 +43,16 @@ struct Checks {
 }
 
 impl Checks {
-    fn check(&mut self, what: &str, pass: bool) {
+    fn check(&mut self, what: &str, pass: bool) -> bool {
         println!("  [{}] {what}", if pass { "ok" } else { "FAIL" });
         self.ok &= pass;
+        pass
     }
 
     /// A check that the residency claim of the summary rests on.
-    fn residency(&mut self, what: &str, pass: bool) {
-        self.check(what, pass);
-        self.residency &= pass;
+    fn residency(&mut self, what: &str, pass: bool) -> bool {
+        self.residency &= self.check(what, pass);
+        pass
     }
 }
 
@@ -67,6 +76,54 @@ fn write_file(path: &Path, size: u64, seed: u8) -> std::io::Result<()> {
     f.flush()
 }
 
+/// The account service and the app's side of it: the token each region's
+/// server accepts now, and the one the app cached (what it hands out until a
+/// server refuses it). Tokens are never printed.
+#[derive(Default)]
+struct Tokens {
+    /// Region -> the token its server accepts.
+    issued: Mutex<BTreeMap<String, String>>,
+    /// Region -> the token the app hands out.
+    cached: Mutex<BTreeMap<String, String>>,
+    serial: AtomicU32,
+    /// `account/region/service` of the last request.
+    last: Mutex<String>,
+    asked: AtomicU32,
+    refreshed: AtomicU32,
+}
+
+impl Tokens {
+    /// A new token for `region` from the account service.
+    fn issue(&self, region: &str) -> String {
+        let n = self.serial.fetch_add(1, Ordering::SeqCst);
+        let t = format!("demo-token-{region}-{n}");
+        self.issued.lock().unwrap().insert(region.into(), t.clone());
+        t
+    }
+}
+
+impl CredentialProvider for Tokens {
+    fn credential(&self, req: &CredentialRequest<'_>) -> Result<Option<Secret>, ProviderError> {
+        *self.last.lock().unwrap() = format!("{}/{}/{}", req.account, req.region, req.service);
+        if req.account != ACCOUNT {
+            return Ok(None);
+        }
+        let counter = if req.refresh {
+            &self.refreshed
+        } else {
+            &self.asked
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        let mut cached = self.cached.lock().unwrap();
+        if req.refresh || !cached.contains_key(req.region) {
+            let fresh = self.issued.lock().unwrap().get(req.region).cloned();
+            let fresh = fresh.ok_or_else(|| ProviderError::new("no token for the region"))?;
+            cached.insert(req.region.into(), fresh);
+        }
+        Ok(Some(Secret::new(cached[req.region].clone())))
+    }
+}
+
 fn io(e: std::io::Error) -> Failure {
     Failure::Usage(format!("demo setup failed: {e}"))
 }
@@ -88,12 +145,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         residency: true,
     };
 
-    println!("== 1. Regional endpoints on loopback (TLS, throwaway CA)");
-    let world = World::start(
-        &dir.join("servers"),
-        standard_regions(&["in", "sg", "us", "br"]),
-    )
-    .map_err(io)?;
+    println!("== 1. Regional endpoints on loopback (TLS, throwaway CA, bearer token required)");
+    let tokens = Arc::new(Tokens::default());
+    let mut setups = standard_regions(&["in", "sg", "us", "br"]);
+    for s in &mut setups {
+        s.bearer_token = Some(tokens.issue(&s.id));
+    }
+    let world = World::start(&dir.join("servers"), setups).map_err(io)?;
     for id in world.servers.keys() {
         println!("  region {id:<3} tus server at {}", world.host_port(id));
     }
@@ -105,7 +163,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         world.agent_options(),
     )?;
     agent.install(&world.config_envelope(1))?;
-    agent.set_account_country(&args.country)?;
+    agent.set_credential_provider(Some(tokens.clone()));
+    agent.set_account(Some(ACCOUNT), Some(&args.country))?;
     let region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
     let info = agent.config_info()?;
     println!(
@@ -115,6 +174,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         args.country.to_ascii_uppercase(),
         region.id()
     );
+    println!("  account {ACCOUNT} signed in; the app's credential provider is set");
 
     println!("== 3. Enqueue generated files");
     let files_dir = dir.join("files");
@@ -171,6 +231,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     println!(
         "  uploaded {} items, {} bytes, failed {}, stopped: {:?}",
         report.uploaded, report.bytes, report.failed, report.stopped
+    );
+    println!(
+        "  credential provider asked {} time(s), for {}",
+        tokens.asked.load(Ordering::SeqCst),
+        tokens.last.lock().unwrap()
     );
 
     println!("== 5. Audit trail");
@@ -229,9 +294,83 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
             checks.residency(&format!("region {id} received zero bytes"), got == 0);
         }
     }
+    let home = server.stats();
+    let mut creds = checks.check(
+        "every request to the approved region carried the account's token (no 401)",
+        home.authorization_headers > 0 && home.unauthorized == 0,
+    );
+
+    println!("== 7. The token expires: the server rotates it, the app still holds the old one");
+    let batch = |name: &str, n: usize, seed: u8| -> Result<Vec<PathBuf>, Failure> {
+        (0..n)
+            .map(|i| {
+                let p = files_dir.join(format!("{name}-{i}.bin"));
+                write_file(&p, 64 * 1024, seed + i as u8).map(|_| p)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(io)
+    };
+    agent.enqueue_all(&batch("refresh", 2, 50)?, "backup", 0)?;
+    server.set_token(Some(tokens.issue(region.id())));
+    let (asked, refreshed, refused) = (
+        tokens.asked.load(Ordering::SeqCst),
+        tokens.refreshed.load(Ordering::SeqCst),
+        home.unauthorized,
+    );
+    let r = agent.run_once(Duration::from_secs(60), &mut |_| true)?;
+    let (asked, refreshed, refused) = (
+        tokens.asked.load(Ordering::SeqCst) - asked,
+        tokens.refreshed.load(Ordering::SeqCst) - refreshed,
+        server.stats().unauthorized - refused,
+    );
+    println!(
+        "  run: server answered 401 x{refused}; provider asked x{asked}, refresh x{refreshed}; uploaded {}",
+        r.uploaded
+    );
+    creds &= checks.check(
+        "a 401 is followed by one refresh and the upload succeeds",
+        refused == 1 && refreshed == 1 && r.uploaded == 2 && r.failed == 0,
+    );
+
+    println!("== 8. Sign-out stops uploads, keeps the queue; sign-in drains it");
+    agent.enqueue_all(&batch("signout", 3, 60)?, "backup", 0)?;
+    agent.set_account(None, None)?;
+    let before = world.bytes_by_region();
+    let kind = agent
+        .run_once(Duration::from_secs(60), &mut |_| true)
+        .err()
+        .map(|e| e.kind());
+    let extra = files_dir.join("signout-0.bin");
+    let enqueue_kind = agent.enqueue(&extra, "backup", 0).err().map(|e| e.kind());
+    let kept = agent.stats()?;
+    println!(
+        "  signed out: run -> {}, enqueue -> {}; queue kept: pending {} ({} bytes)",
+        kind.map_or("ok".into(), |k| k.to_string()),
+        enqueue_kind.map_or("ok".into(), |k| k.to_string()),
+        kept.pending,
+        kept.pending_bytes
+    );
+    creds &= checks.check(
+        "signed out: uploads stop with no_account, nothing sent, nothing lost",
+        kind == Some(ErrorKind::NoAccount)
+            && enqueue_kind == Some(ErrorKind::NoAccount)
+            && kept.pending == 3
+            && world.bytes_by_region() == before,
+    );
+    agent.set_account(Some(ACCOUNT), None)?;
+    let r = agent.run_once(Duration::from_secs(60), &mut |_| true)?;
+    let drained = agent.stats()?;
+    println!(
+        "  signed in again: uploaded {}, pending {}",
+        r.uploaded, drained.pending
+    );
+    creds &= checks.check(
+        "signed in again: the kept items upload",
+        r.uploaded == 3 && drained.pending == 0,
+    );
 
     println!(
-        "== 7. The account moves: {} -> {}",
+        "== 9. The account moves: {} -> {}",
         args.country.to_ascii_uppercase(),
         args.switch_to.to_ascii_uppercase()
     );
@@ -279,6 +418,16 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         "no server received a byte after the switch",
         after == before,
     );
+    let foreign_auth: u64 = world
+        .servers
+        .iter()
+        .filter(|(id, _)| *id != region.id())
+        .map(|(_, s)| s.stats().authorization_headers)
+        .sum();
+    creds &= checks.residency(
+        "no other region's server ever saw an Authorization header",
+        foreign_auth == 0,
+    );
 
     println!("== Summary");
     if checks.residency {
@@ -291,9 +440,18 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     }
     println!(
         "  nothing lost (N): {} items audited, {} held awaiting consent (rehome) or discard",
-        audit.len(),
+        agent.audit(0, 1000)?.len(),
         held.len()
     );
+    if creds {
+        println!(
+            "  credentials: tokens reached only region {}; one refresh after a 401; \
+             the sign-out lost nothing",
+            region.id()
+        );
+    } else {
+        println!("  credentials: NOT shown: a credential check failed (see above)");
+    }
     println!(
         "  result: {}",
         if checks.ok {

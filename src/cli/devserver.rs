@@ -23,6 +23,11 @@ pub struct DevServerArgs {
     /// Do not offer the checksum extension.
     #[arg(long)]
     no_checksum: bool,
+    /// Require `Authorization: Bearer SECRET` from REGION's clients (401
+    /// otherwise; the config then declares `"auth": "bearer"` for it).
+    /// Repeat for several regions.
+    #[arg(long = "token", value_name = "REGION=SECRET")]
+    tokens: Vec<String>,
 }
 
 pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
@@ -30,6 +35,20 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
     let mut setups = standard_regions(&ids);
     for s in &mut setups {
         s.checksum = !args.no_checksum;
+    }
+    for t in &args.tokens {
+        // The secret is never echoed, not even in a usage error.
+        let (region, secret) = t
+            .split_once('=')
+            .filter(|(_, secret)| !secret.is_empty())
+            .ok_or_else(|| Failure::Usage("--token takes REGION=SECRET".into()))?;
+        let setup = setups.iter_mut().find(|s| s.id == region).ok_or_else(|| {
+            let ids = args.regions.join(",");
+            Failure::Usage(format!(
+                "--token REGION=SECRET: REGION must be one of {ids}"
+            ))
+        })?;
+        setup.bearer_token = Some(secret.to_string());
     }
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Failure::Usage(format!("cannot create --dir: {e}")))?;

@@ -37,8 +37,8 @@ pub struct RegionSetup {
     pub reject_expect: bool,
     /// See [`ServerOptions::idle_close`].
     pub idle_close: Option<std::time::Duration>,
-    /// See [`ServerOptions::bearer_token`]; the config then declares the
-    /// region's `backup` service `"auth": "bearer"`.
+    /// See [`ServerOptions::bearer_token`]; the config then declares
+    /// `"auth": "bearer"` for the region's service.
     pub bearer_token: Option<String>,
 }
 
@@ -155,21 +155,22 @@ impl World {
     }
 
     /// The config payload: each region allows only its own server, pins its
-    /// key and restricts peers to its own address. Countries: each region's
+    /// key and restricts peers to its own address; its service declares
+    /// `"auth": "bearer"` if its server requires a token. Countries: each region's
     /// upper-case id maps to it; `*` maps to the first region.
     pub fn config_json(&self, version: u64) -> serde_json::Value {
         let now = unix_secs(SystemTime::now());
         let mut regions = serde_json::Map::new();
         let mut countries = serde_json::Map::new();
         for (id, setup) in &self.setups {
-            let auth = match setup.bearer_token {
-                Some(_) => "bearer",
-                None => "none",
-            };
+            let mut service = serde_json::json!({"url": self.url(id), "protocol": "tus"});
+            if setup.bearer_token.is_some() {
+                service["auth"] = "bearer".into();
+            }
             regions.insert(
                 id.clone(),
                 serde_json::json!({
-                    "services": {"backup": {"url": self.url(id), "protocol": "tus", "auth": auth}},
+                    "services": {"backup": service},
                     "allowed_hosts": [self.host_port(id)],
                     "pins": [self.pins[id]],
                     "networks": [format!("{}/32", setup.addr)],
@@ -253,7 +254,8 @@ impl World {
             .servers
             .iter()
             .map(|(id, s)| {
-                (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "url": self.url(id)}))
+                let auth = if self.setups[id].bearer_token.is_some() { "bearer" } else { "none" };
+                (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "url": self.url(id), "auth": auth}))
             })
             .collect();
         let v = serde_json::json!({

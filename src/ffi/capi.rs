@@ -7,17 +7,26 @@
 //! `CS_INVALID_ARGUMENT`, never a crash (except [`cs_close`], which accepts
 //! NULL like `free`).
 //!
+//! The credential callback is wrapped as a [`CredentialProvider`] that copies
+//! the token out of a buffer it zeroes afterwards; the token then lives in a
+//! [`Secret`] for one run at most.
+//!
 //! `tests/c_header.rs` parses this file and the header and fails if their
 //! function names, parameter lists, struct fields or status codes drift apart.
 
 #![allow(non_camel_case_types)]
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
-use crate::error::{Error, ErrorKind, Result};
+use super::c_support::{
+    agent_ref, bytes_arg, copy_str, opt_str_arg, put, region_field, run, str_arg, CCredentials,
+    UserPtr, LAST_ERROR,
+};
+use super::{free_handle, into_handle, run_quietly};
+use crate::auth::CredentialProvider;
+use crate::error::{Error, ErrorKind};
 use crate::{Agent, Progress, StopReason};
 
 /// The opaque agent handle (`cs_agent` in C; the Rust [`Agent`]).
@@ -45,6 +54,24 @@ pub const CS_STOP_ACCOUNT_CHANGED: i32 = 4;
 /// unwind (C++ exceptions) or `longjmp` out.
 pub type cs_progress_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, item_id: i64, sent: u64, total: u64) -> c_int>;
+
+/// Credential callback of [`cs_set_credential_provider`], called on the
+/// thread running [`cs_run_once`]: writes the token for `(account, region,
+/// service)` into `out` (`out_cap` bytes) and its length into `*out_len`.
+/// Returns 0 (token written), 1 (no token: not signed in) or anything else
+/// (failure). With `refresh` != 0 the server refused the previous token.
+pub type cs_credential_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        account: *const c_char,
+        region: *const c_char,
+        service: *const c_char,
+        refresh: c_int,
+        out: *mut c_char,
+        out_cap: usize,
+        out_len: *mut usize,
+    ) -> c_int,
+>;
 
 /// Queue counters (`cs_queue_stats` in C).
 #[repr(C)]
@@ -86,109 +113,6 @@ pub struct cs_run_report {
     pub remaining: u64,
     /// `CS_STOP_DRAINED`, `CS_STOP_TIME_UP`, `CS_STOP_CANCELLED`, `CS_STOP_REGION_CHANGED` or `CS_STOP_ACCOUNT_CHANGED`.
     pub stopped: i32,
-}
-
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-}
-
-fn set_last_error(msg: &str) {
-    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    let _ = LAST_ERROR.try_with(|cell| *cell.borrow_mut() = c);
-}
-
-/// The single C runner: clears the thread's last error, runs `f` with panics
-/// trapped, and turns an error into its status code and message.
-fn run(f: impl FnOnce() -> Result<()>) -> cs_status {
-    run_quietly(|| set_last_error(""));
-    match run_ffi(f) {
-        Ok(()) => CS_OK,
-        Err(e) => {
-            let msg = e.to_string();
-            run_quietly(|| set_last_error(&msg));
-            e.kind().code()
-        }
-    }
-}
-
-/// Writes `value` through `out`, or fails on NULL.
-///
-/// # Safety
-/// `out` is NULL or valid for writes of `T`.
-unsafe fn put<T>(out: *mut T, value: T, what: &'static str) -> Result<()> {
-    if out.is_null() {
-        return Err(Error::InvalidArgument(what));
-    }
-    // SAFETY: non-null and, per the contract, valid for writes.
-    unsafe { out.write(value) };
-    Ok(())
-}
-
-/// # Safety
-/// `s` is NULL or a NUL-terminated string that stays valid for the call.
-unsafe fn str_arg<'a>(s: *const c_char, null_msg: &'static str) -> Result<&'a str> {
-    if s.is_null() {
-        return Err(Error::InvalidArgument(null_msg));
-    }
-    // SAFETY: non-null, NUL-terminated per the contract.
-    unsafe { CStr::from_ptr(s) }
-        .to_str()
-        .map_err(|_| Error::InvalidArgument("string is not valid UTF-8"))
-}
-
-/// # Safety
-/// `p` is NULL or points to `len` readable bytes.
-unsafe fn bytes_arg<'a>(p: *const u8, len: usize, null_msg: &'static str) -> Result<&'a [u8]> {
-    if p.is_null() {
-        return Err(Error::InvalidArgument(null_msg));
-    }
-    if len > isize::MAX as usize {
-        return Err(Error::InvalidArgument("length too large"));
-    }
-    // SAFETY: non-null, `len` readable bytes per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, len) })
-}
-
-/// # Safety
-/// `agent` is NULL or a live handle from `cs_open`.
-unsafe fn agent_ref<'a>(agent: *const cs_agent) -> Result<&'a Agent> {
-    // SAFETY: forwarded contract.
-    unsafe { borrow_handle(agent) }
-}
-
-/// Copies `s` into a C buffer of `len` bytes, NUL-terminated, or fails if it
-/// does not fit (the buffer then holds an empty string).
-///
-/// # Safety
-/// `buf` is NULL or valid for writes of `len` bytes.
-unsafe fn copy_str(buf: *mut c_char, len: usize, s: &str) -> Result<()> {
-    if buf.is_null() {
-        return Err(Error::InvalidArgument("buf is null"));
-    }
-    if len == 0 {
-        return Err(Error::InvalidArgument("buffer length is 0"));
-    }
-    // SAFETY: `buf` is valid for `len` bytes; `len` > 0.
-    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    if s.len() >= len {
-        out[0] = 0;
-        return Err(Error::InvalidArgument("buffer too small"));
-    }
-    out[..s.len()].copy_from_slice(s.as_bytes());
-    out[s.len()] = 0;
-    Ok(())
-}
-
-fn region_field(id: &str) -> [c_char; 64] {
-    let mut out = [0 as c_char; 64];
-    let mut n = id.len().min(63);
-    while !id.is_char_boundary(n) {
-        n -= 1;
-    }
-    for (o, b) in out.iter_mut().zip(&id.as_bytes()[..n]) {
-        *o = *b as c_char;
-    }
-    out
 }
 
 fn stop_code(s: StopReason) -> i32 {
@@ -250,6 +174,45 @@ pub unsafe extern "C" fn cs_install(
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_char) -> cs_status {
     run(|| unsafe { agent_ref(agent)?.set_account_country(str_arg(iso2, "iso2 is null")?) })
+}
+
+/// Signs `account` in (NULL: signs out) and, unless `country` is NULL, sets
+/// the account country in the same step.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `account` and `country` are NULL or
+/// NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn cs_set_account(
+    agent: *mut cs_agent,
+    account: *const c_char,
+    country: *const c_char,
+) -> cs_status {
+    run(|| unsafe { agent_ref(agent)?.set_account(opt_str_arg(account)?, opt_str_arg(country)?) })
+}
+
+/// Sets (or, with a NULL `cb`, clears) the credential callback and its `user`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `cb` is NULL or a valid callback that
+/// may be called with `user` on any thread running `cs_run_once` until it is
+/// replaced (and runs that started with it returned) or the agent is freed.
+#[no_mangle]
+pub unsafe extern "C" fn cs_set_credential_provider(
+    agent: *mut cs_agent,
+    cb: cs_credential_fn,
+    user: *mut c_void,
+) -> cs_status {
+    run(|| unsafe {
+        let provider = cb.map(|f| {
+            Arc::new(CCredentials {
+                f,
+                user: UserPtr(user),
+            }) as Arc<dyn CredentialProvider>
+        });
+        agent_ref(agent)?.set_credential_provider(provider);
+        Ok(())
+    })
 }
 
 /// Writes the approved region id into `buf` (`len` bytes, NUL-terminated);
@@ -497,17 +460,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn region_field_truncates_on_a_char_boundary() {
-        let f = region_field("in");
-        assert_eq!(f[0] as u8, b'i');
-        assert_eq!(f[2], 0);
-        let long = "é".repeat(40); // 80 bytes
-        let f = region_field(&long);
-        assert_eq!(f[62], 0, "63rd byte would split a character");
-        assert_eq!(f[63], 0);
-    }
-
-    #[test]
     fn nulls_are_argument_errors() {
         // SAFETY: every pointer is NULL, which the functions must reject.
         unsafe {
@@ -519,6 +471,10 @@ mod tests {
                 cs_cancel(std::ptr::null()),
                 ErrorKind::InvalidArgument.code()
             );
+            let st = cs_set_account(std::ptr::null_mut(), c"a".as_ptr(), std::ptr::null());
+            assert_eq!(st, ErrorKind::InvalidArgument.code());
+            let st = cs_set_credential_provider(std::ptr::null_mut(), None, std::ptr::null_mut());
+            assert_eq!(st, ErrorKind::InvalidArgument.code());
             assert_eq!(cs_close(std::ptr::null_mut()), CS_OK);
             assert_eq!(CStr::from_ptr(cs_last_error()).to_bytes(), b"");
         }

@@ -5,12 +5,15 @@
  *   gcc -std=c11 -Wall -Wextra -Werror -pedantic -I include [-DCLOUDSYNC_TEST_HOOKS] \
  *       tests/c/test_capi.c -L target/debug -lcloudsync -lpthread -o test_capi
  *   LD_LIBRARY_PATH=target/debug ./test_capi ROOT.json CONFIG.json WORKDIR \
- *       CONFIG2.json OTHER_ROOT.json
+ *       CONFIG2.json OTHER_ROOT.json [AUTH_CONFIG.json TOKEN]
  *
  * ROOT.json / CONFIG.json: a root envelope and a config signed under it that
  * maps IN to region "in". CONFIG2.json: a config signed under ROOT.json that
  * maps IN to "in" and SG to "sg" (hosts never contacted). OTHER_ROOT.json: a
- * root of the same version as ROOT.json with other keys. Exits 0 when every
+ * root of the same version as ROOT.json with other keys. AUTH_CONFIG.json
+ * (optional): a config signed under ROOT.json that maps IN to a loopback tus
+ * server requiring "Authorization: Bearer TOKEN" (the credential callback
+ * checks run without it). Exits 0 when every
  * check passes; prints the failed check otherwise. An alarm() ends a hung
  * run (exit by SIGALRM), so a hang cannot stall the test.
  */
@@ -79,9 +82,204 @@ static void *other_thread(void *arg) {
     return (void *)(intptr_t)(st == CS_INVALID_ARGUMENT && strstr(cs_last_error(), "null") != NULL);
 }
 
+/* What the credential callback gives and saw. */
+enum cred_mode { CRED_GOOD, CRED_NONE, CRED_WRONG, CRED_FAIL, CRED_OVERFLOW };
+struct cred_state {
+    const char *token;
+    enum cred_mode mode;
+    cs_agent *agent;
+    pthread_t run_thread; /* the thread that called cs_run_once */
+    int calls;
+    int refresh[8];   /* refresh flag of each call */
+    int off_thread;   /* calls on another thread than run_thread */
+    int bad_request;  /* calls with an unexpected account, region, service or out_cap */
+    int nested;       /* -1: call cs_run_once from the callback once; then its status */
+};
+
+static int credential_cb(void *user, const char *account, const char *region, const char *service,
+                         int refresh, char *out, size_t out_cap, size_t *out_len) {
+    struct cred_state *s = user;
+    if (s->calls < 8) {
+        s->refresh[s->calls] = refresh;
+    }
+    s->calls++;
+    if (!pthread_equal(pthread_self(), s->run_thread)) {
+        s->off_thread++;
+    }
+    if (strcmp(account, "alice") != 0 || strcmp(region, "in") != 0 ||
+        strcmp(service, "backup") != 0 || out_cap != 8192) {
+        s->bad_request++;
+    }
+    if (s->nested == -1) {
+        cs_run_report r;
+        s->nested = cs_run_once(s->agent, 1000, NULL, NULL, &r); /* must not deadlock */
+    }
+    switch (s->mode) {
+    case CRED_NONE:
+        return 1;
+    case CRED_FAIL:
+        return 7;
+    case CRED_OVERFLOW:
+        *out_len = out_cap + 1;
+        return 0;
+    default:
+        break;
+    }
+    const char *t = s->mode == CRED_WRONG ? "wrong-token" : s->token;
+    size_t n = strlen(t);
+    if (n > out_cap) {
+        return 2;
+    }
+    memcpy(out, t, n); /* no NUL needed */
+    *out_len = n;
+    return 0;
+}
+
+/* cs_run_once on a thread of its own, keeping that thread's last error. */
+struct run_call {
+    struct cred_state *cred;
+    cs_run_report report;
+    cs_status status;
+    char error[512];
+};
+
+static void *run_thread(void *arg) {
+    struct run_call *c = arg;
+    c->cred->run_thread = pthread_self();
+    c->status = cs_run_once(c->cred->agent, 30000, NULL, NULL, &c->report);
+    snprintf(c->error, sizeof c->error, "%s", cs_last_error());
+    return NULL;
+}
+
+static struct run_call run_elsewhere(struct cred_state *cred) {
+    struct run_call c;
+    memset(&c, 0, sizeof c);
+    c.cred = cred;
+    c.status = -1;
+    pthread_t t;
+    if (pthread_create(&t, NULL, run_thread, &c) != 0 || pthread_join(t, NULL) != 0) {
+        perror("pthread");
+        exit(2);
+    }
+    return c;
+}
+
+/* Uploads through the credential callback to a server that requires TOKEN. */
+static void credential_checks(const uint8_t *root, size_t root_len, const char *dir,
+                              const char *auth_config_path, const char *token) {
+    size_t config_len = 0;
+    uint8_t *config = read_file(auth_config_path, &config_len);
+    char db[4096], f1[4096], f2[4096], f3[4096];
+    snprintf(db, sizeof db, "%s/auth.db", dir);
+    snprintf(f1, sizeof f1, "%s/auth-1.bin", dir);
+    snprintf(f2, sizeof f2, "%s/auth-2.bin", dir);
+    snprintf(f3, sizeof f3, "%s/auth-3.bin", dir);
+    write_file(f1, "uploaded with the account's token\n");
+    write_file(f2, "waits while the token is refused\n");
+    write_file(f3, "never enqueued: signed out\n");
+    cs_agent *agent = NULL;
+    CHECK_STATUS(cs_open(db, root, root_len, &agent), CS_OK);
+    if (agent == NULL) {
+        exit(1);
+    }
+    struct cred_state cred;
+    memset(&cred, 0, sizeof cred);
+    cred.token = token;
+    cred.agent = agent;
+    cred.nested = -1;
+    CHECK_STATUS(cs_set_account(NULL, "alice", "IN"), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_set_credential_provider(NULL, credential_cb, &cred), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_install(agent, config, config_len), CS_OK);
+    CHECK_STATUS(cs_set_credential_provider(agent, credential_cb, &cred), CS_OK);
+    CHECK_STATUS(cs_set_account(agent, "", "IN"), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_set_account(agent, "alice", "IN"), CS_OK);
+    char region[16];
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "in") == 0);
+
+    /* Signed in, with the token: asked once, on the run's thread, which may
+     * call back into the agent (a nested run is CS_BUSY, no deadlock). */
+    int64_t id = 0;
+    CHECK_STATUS(cs_enqueue(agent, f1, "backup", 0, &id), CS_OK);
+    struct run_call c = run_elsewhere(&cred);
+    CHECK(c.status == CS_OK);
+    CHECK(c.report.uploaded == 1 && c.report.failed == 0 && c.report.remaining == 0);
+    CHECK(cred.calls == 1 && cred.refresh[0] == 0);
+    CHECK(cred.off_thread == 0 && cred.bad_request == 0);
+    CHECK(cred.nested == CS_BUSY);
+
+    /* The callback has no token (1): unauthorized, nothing sent, item kept. */
+    cs_queue_stats stats;
+    CHECK_STATUS(cs_enqueue(agent, f2, "backup", 0, &id), CS_OK);
+    cred.mode = CRED_NONE;
+    cred.calls = 0;
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_UNAUTHORIZED);
+    CHECK(strstr(c.error, "no credentials") != NULL);
+    CHECK(cred.calls == 1);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1 && stats.done == 1 && stats.failed == 0 && stats.dead == 0);
+
+    /* A wrong token, refused twice: the second call is a refresh. */
+    cred.mode = CRED_WRONG;
+    cred.calls = 0;
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_UNAUTHORIZED);
+    CHECK(strstr(c.error, "HTTP 401") != NULL);
+    CHECK(cred.calls == 2 && cred.refresh[0] == 0 && cred.refresh[1] == 1);
+    CHECK(cred.off_thread == 0);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1 && stats.failed == 0 && stats.dead == 0);
+
+    /* A failing callback, and one that claims more than out_cap. */
+    cred.mode = CRED_FAIL;
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_UNAUTHORIZED);
+    CHECK(strstr(c.error, "credential provider failed: callback returned 7") != NULL);
+    cred.mode = CRED_OVERFLOW;
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_UNAUTHORIZED);
+    CHECK(strstr(c.error, "out_cap") != NULL);
+
+    /* No callback at all. */
+    CHECK_STATUS(cs_set_credential_provider(agent, NULL, NULL), CS_OK);
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_UNAUTHORIZED);
+    CHECK(strstr(c.error, "no provider") != NULL);
+
+    /* Signed out: runs and enqueues refused, the queue kept. */
+    cred.mode = CRED_GOOD;
+    cred.calls = 0;
+    CHECK_STATUS(cs_set_credential_provider(agent, credential_cb, &cred), CS_OK);
+    CHECK_STATUS(cs_set_account(agent, NULL, NULL), CS_OK);
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_NO_ACCOUNT);
+    cs_run_report report;
+    CHECK_STATUS(cs_run_once(agent, 1000, NULL, NULL, &report), CS_NO_ACCOUNT);
+    CHECK_STATUS(cs_enqueue(agent, f3, "backup", 0, &id), CS_NO_ACCOUNT);
+    CHECK(cred.calls == 0);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1 && stats.done == 1);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "in") == 0); /* country unchanged */
+
+    /* Signed in again: the kept item goes out. */
+    CHECK_STATUS(cs_set_account(agent, "alice", NULL), CS_OK);
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_OK);
+    CHECK(c.report.uploaded == 1 && c.report.remaining == 0);
+    CHECK(cred.calls == 1 && cred.refresh[0] == 0);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 0 && stats.done == 2);
+    CHECK(cred.off_thread == 0 && cred.bad_request == 0);
+    CHECK_STATUS(cs_close(agent), CS_OK);
+    free(config);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR CONFIG2.json OTHER_ROOT.json\n", argv[0]);
+    if (argc != 6 && argc != 8) {
+        fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR CONFIG2.json OTHER_ROOT.json "
+                        "[AUTH_CONFIG.json TOKEN]\n", argv[0]);
         return 2;
     }
     alarm(60); /* a hang ends the program (SIGALRM), never the test run */
@@ -301,6 +499,12 @@ int main(int argc, char **argv) {
         CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
         CHECK(stats.pending == N_HELD && stats.held == 0);
         CHECK_STATUS(cs_close(agent), CS_OK);
+    }
+
+    if (argc == 8) {
+        credential_checks(root, root_len, dir, argv[6], argv[7]);
+    } else {
+        fprintf(stderr, "note: no AUTH_CONFIG.json; credential callback checks skipped\n");
     }
 
     free(root);
