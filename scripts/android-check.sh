@@ -2,7 +2,7 @@
 # "Runs on ARM": compile-check the library for the phone's Android targets
 # (aarch64-linux-android, armv7-linux-androideabi, x86_64-linux-android), with
 # every `cfg(target_os = "android")` path on: android_logger (logcat), the JNI
-# entry points of src/ffi/jni.rs and the C ABI, as the app ships it
+# entry points of src/ffi/jni/ and the C ABI, as the app ships it
 # (`--lib --no-default-features`, like android/build.gradle.kts's cargo ndk
 # build) and again with the FFI test hooks (`--features ffi-test-hooks`).
 # Warnings in this crate fail the check (an Android-only path is never seen by

@@ -1,7 +1,7 @@
 package com.miui.cloudsync;
 
 /**
- * The JNI entry points of {@code libcloudsync.so} (implemented in {@code src/ffi/jni.rs}).
+ * The JNI entry points of {@code libcloudsync.so} (implemented in {@code src/ffi/jni/}).
  *
  * <p>Package-private: only {@link SyncAgent} (and tests in this package) call these. The
  * handles are raw pointers owned by a {@link SyncAgent}, which guarantees that a handle is never
@@ -10,7 +10,7 @@ package com.miui.cloudsync;
  * internal}. Null arguments are rejected with kind {@code invalid_argument}, never a crash.
  *
  * <p>Method names and signatures are part of the native ABI: keep them in sync with {@code
- * src/ffi/jni.rs} and {@code consumer-rules.pro}.
+ * src/ffi/jni/} and {@code consumer-rules.pro}.
  */
 final class NativeBridge {
     static {
@@ -70,8 +70,8 @@ final class NativeBridge {
      */
     static native void nativeErrorForTest(int index) throws SyncException;
 
-    // A loopback tus server over TLS inside this process (src/ffi/jni.rs, mod test_server), for
-    // the credential tests. Only in native builds with {@code ffi-test-hooks} and {@code
+    // A loopback tus server over TLS inside this process (src/ffi/jni/hooks.rs, mod test_server),
+    // for the credential tests. Only in native builds with {@code ffi-test-hooks} and {@code
     // devserver} ({@link UnsatisfiedLinkError} otherwise).
 
     /** Starts one on 127.0.0.1 requiring {@code Bearer <token>} ({@code null}: anonymous); its id. */

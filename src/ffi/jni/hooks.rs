@@ -1,0 +1,283 @@
+//! Entry points that exist only with `ffi-test-hooks` (never in the phone
+//! build): a test `open` trusting a loopback CA, a deliberate panic and error,
+//! and (with `devserver`) an in-process tus server for the JVM tests.
+
+use ::jni::objects::{JByteArray, JClass, JString};
+use ::jni::sys::{jint, jlong};
+use ::jni::JNIEnv;
+
+use super::{bytes_arg, db_path_arg, run, to_jlong};
+use crate::error::{Error, Result};
+use crate::ffi::into_handle;
+use crate::Agent;
+
+/// `static native long openForTest(String dbPath, byte[] initialRoot, byte[] extraCaPem)`:
+/// like `open`, also trusting the PEM certificates in `extraCaPem` for every
+/// region (the loopback test CA). Only in builds with `ffi-test-hooks`.
+#[cfg(feature = "ffi-test-hooks")]
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_openForTest<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    db_path: JString<'local>,
+    initial_root: JByteArray<'local>,
+    extra_ca_pem: JByteArray<'local>,
+) -> jlong {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    run(&mut env, |env| {
+        let path = db_path_arg(env, &db_path)?;
+        let root = bytes_arg(env, &initial_root, "initialRoot is null")?;
+        let pem = bytes_arg(env, &extra_ca_pem, "extraCaPem is null")?;
+        let mut options = crate::AgentOptions::default();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|_| Error::malformed("extraCaPem", "not PEM certificates"))?;
+            options.upload.extra_roots.push(cert);
+        }
+        if options.upload.extra_roots.is_empty() {
+            return Err(Error::malformed("extraCaPem", "no certificate found"));
+        }
+        Ok(to_jlong(into_handle(Agent::open_with(
+            path,
+            Some(&root),
+            options,
+        )?)))
+    })
+}
+
+/// `static native void nativePanicForTest()`: panics, to prove the panic
+/// arrives as `SyncException` kind `internal`. Only with `ffi-test-hooks`.
+#[cfg(feature = "ffi-test-hooks")]
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_nativePanicForTest<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) {
+    run(&mut env, |_| -> Result<()> {
+        panic!("deliberate panic from nativePanicForTest")
+    })
+}
+
+/// `static native void nativeErrorForTest(int index)`: throws the exception
+/// for `ErrorKind::ALL[index]`, or returns normally when `index` is out of
+/// range (so a test can enumerate every kind). Only with `ffi-test-hooks`.
+#[cfg(feature = "ffi-test-hooks")]
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_nativeErrorForTest<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    index: jint,
+) {
+    run(&mut env, |_| {
+        match usize::try_from(index)
+            .ok()
+            .and_then(|i| crate::ErrorKind::ALL.get(i))
+        {
+            Some(kind) => Err(crate::ffi::sample_error(*kind)),
+            None => Ok(()),
+        }
+    })
+}
+
+/// A loopback tus server over TLS inside the test JVM's process, so that the
+/// credential tests can require and rotate a bearer token and read what the
+/// server saw. Only with `ffi-test-hooks` and `devserver` (the dev server is
+/// never in the phone build).
+#[cfg(all(feature = "ffi-test-hooks", feature = "devserver"))]
+mod test_server {
+    use std::net::IpAddr;
+    use std::sync::{Mutex, MutexGuard};
+
+    use ::jni::objects::{JByteArray, JClass, JLongArray, JObject, JObjectArray, JString};
+    use ::jni::sys::{jint, jlong, jsize};
+    use ::jni::JNIEnv;
+
+    use crate::devserver::{Fault, ServerOptions, TestCa, TusServer};
+    use crate::error::{Error, Result};
+    use crate::ffi::jni::{opt_string_arg, run, sat, string_arg, JniResultExt, STRING_CLASS};
+
+    /// The servers and their CA certificates (PEM), by id - 1; `None` once stopped.
+    type Servers = Vec<Option<(TusServer, String)>>;
+    static SERVERS: Mutex<Servers> = Mutex::new(Vec::new());
+
+    fn servers() -> MutexGuard<'static, Servers> {
+        SERVERS.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of server `id` in [`SERVERS`].
+    fn index(id: jlong) -> Option<usize> {
+        usize::try_from(id).ok()?.checked_sub(1)
+    }
+
+    fn with_server<T>(id: jlong, f: impl FnOnce(&TusServer, &str) -> Result<T>) -> Result<T> {
+        let servers = servers();
+        let slot = index(id).and_then(|i| servers.get(i));
+        let (server, ca_pem) = slot
+            .and_then(Option::as_ref)
+            .ok_or(Error::InvalidArgument("no such test server"))?;
+        f(server, ca_pem)
+    }
+
+    /// `static native long testServerStart(String dir, String token)`: a tus
+    /// server on 127.0.0.1 (a certificate of a new CA) storing uploads in
+    /// `dir` and requiring `Bearer <token>` (`null`: anonymous); returns its id.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerStart<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        dir: JString<'local>,
+        token: JString<'local>,
+    ) -> jlong {
+        run(&mut env, |env| {
+            let dir = string_arg(env, &dir, "dir is null")?;
+            let ca = TestCa::new("cloudsync JVM test CA");
+            let ip = IpAddr::from([127, 0, 0, 1]);
+            let mut opts =
+                ServerOptions::new((ip, 0).into(), ca.issue(&[], &[ip]), dir, "127.0.0.1");
+            opts.bearer_token = opt_string_arg(env, &token)?;
+            let server =
+                TusServer::start(opts).map_err(|e| Error::Internal(format!("test server: {e}")))?;
+            let mut servers = servers();
+            servers.push(Some((server, ca.cert_pem())));
+            Ok(sat(servers.len() as u64))
+        })
+    }
+
+    /// `static native int testServerPort(long id)`.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerPort<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> jint {
+        run(&mut env, |_| {
+            with_server(id, |s, _| Ok(jint::from(s.port())))
+        })
+    }
+
+    /// `static native byte[] testServerCaPem(long id)`: the certificate of its CA.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerCaPem<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> JByteArray<'local> {
+        run(&mut env, |env| {
+            let pem = with_server(id, |_, pem| Ok(pem.to_string()))?;
+            env.byte_array_from_slice(pem.as_bytes()).jni()
+        })
+    }
+
+    /// `static native void testServerSetToken(long id, String token)`: the
+    /// token required from now on (`null`: anonymous).
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerSetToken<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+        token: JString<'local>,
+    ) {
+        run(&mut env, |env| {
+            let token = opt_string_arg(env, &token)?;
+            with_server(id, |s, _| {
+                s.set_token(token);
+                Ok(())
+            })
+        })
+    }
+
+    /// `static native void testServerFail(long id, String method, int status)`:
+    /// the next request with `method` (`null`: any) is answered `status`.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerFail<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+        method: JString<'local>,
+        status: jint,
+    ) {
+        run(&mut env, |env| {
+            let method = match opt_string_arg(env, &method)? {
+                None => None,
+                Some(m) => Some(
+                    ["OPTIONS", "HEAD", "POST", "PATCH", "DELETE"]
+                        .into_iter()
+                        .find(|k| *k == m)
+                        .ok_or(Error::InvalidArgument("unknown method"))?,
+                ),
+            };
+            let status = u16::try_from(status).map_err(|_| Error::InvalidArgument("bad status"))?;
+            with_server(id, |s, _| {
+                s.push_fault(Fault::Status {
+                    method,
+                    status,
+                    retry_after: None,
+                });
+                Ok(())
+            })
+        })
+    }
+
+    /// `static native String[] testServerAuthorizations(long id)`: every
+    /// `Authorization` value received, oldest first.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerAuthorizations<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> JObjectArray<'local> {
+        run(&mut env, |env| {
+            let seen = with_server(id, |s, _| Ok(s.authorizations()))?;
+            let len =
+                jsize::try_from(seen.len()).map_err(|_| Error::Internal("too many".into()))?;
+            let array = env
+                .new_object_array(len, STRING_CLASS, JObject::null())
+                .jni()?;
+            for (i, a) in (0..len).zip(&seen) {
+                let s = env.auto_local(env.new_string(a).jni()?);
+                env.set_object_array_element(&array, i, &*s).jni()?;
+            }
+            Ok(array)
+        })
+    }
+
+    /// `static native long[] testServerStats(long id)`: requests,
+    /// authorizationHeaders, unauthorized, uploadsCreated, uploadsCompleted,
+    /// bodyBytesReceived.
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerStats<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) -> JLongArray<'local> {
+        run(&mut env, |env| {
+            let s = with_server(id, |s, _| Ok(s.stats()))?;
+            let v = [
+                s.requests,
+                s.authorization_headers,
+                s.unauthorized,
+                s.uploads_created,
+                s.uploads_completed,
+                s.body_bytes_received,
+            ]
+            .map(sat);
+            let out = env.new_long_array(v.len() as jsize).jni()?;
+            env.set_long_array_region(&out, 0, &v).jni()?;
+            Ok(out)
+        })
+    }
+
+    /// `static native void testServerStop(long id)`: stops it (its files stay).
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testServerStop<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        id: jlong,
+    ) {
+        run(&mut env, |_| {
+            let server = index(id).and_then(|i| servers().get_mut(i).and_then(Option::take));
+            drop(server.ok_or(Error::InvalidArgument("no such test server"))?);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! Java value objects (`ConfigInfo`, `QueueStats`, `RunReport`,
+//! `AuditRecord`) built from Rust values, kept apart from the entry points
+//! so that the class names and constructor signatures live in one place.
+
+use ::jni::objects::{JObject, JObjectArray, JValue};
+use ::jni::sys::jsize;
+use ::jni::JNIEnv;
+
+use super::{sat, JniResultExt, STRING_CLASS};
+use crate::error::{Error, Result};
+use crate::queue::QueueStats;
+use crate::{ConfigInfo, RunReport, StopReason};
+
+const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
+/// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country, approvedRegion.
+const CONFIG_INFO_CTOR: &str =
+    "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V";
+const QUEUE_STATS_CLASS: &str = "com/miui/cloudsync/QueueStats";
+/// pending, uploading, failed, dead, held, done, pendingBytes.
+const QUEUE_STATS_CTOR: &str = "(JJJJJJJ)V";
+const RUN_REPORT_CLASS: &str = "com/miui/cloudsync/RunReport";
+/// region, uploaded, bytes, failed, dead, held, remaining, stopped.
+const RUN_REPORT_CTOR: &str = "(Ljava/lang/String;JJJJJJLjava/lang/String;)V";
+const AUDIT_RECORD_CLASS: &str = "com/miui/cloudsync/AuditRecord";
+/// id, itemId, service, region, host, peerIp (nullable), bytes, sentBytes (-1 = not
+/// counted), sha256, finishedAtMillis.
+const AUDIT_RECORD_CTOR: &str = "(JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JJLjava/lang/String;J)V";
+
+/// A Java string, or `null` for `None`.
+pub(super) fn opt_string<'local>(
+    env: &mut JNIEnv<'local>,
+    s: Option<&str>,
+) -> Result<JObject<'local>> {
+    match s {
+        Some(s) => Ok(env.new_string(s).jni()?.into()),
+        None => Ok(JObject::null()),
+    }
+}
+
+fn stop_name(s: StopReason) -> &'static str {
+    match s {
+        StopReason::Drained => "drained",
+        StopReason::TimeUp => "time_up",
+        StopReason::Cancelled => "cancelled",
+        StopReason::RegionChanged => "region_changed",
+        StopReason::AccountChanged => "account_changed",
+    }
+}
+
+pub(super) fn config_info_object<'local>(
+    env: &mut JNIEnv<'local>,
+    info: &ConfigInfo,
+) -> Result<JObject<'local>> {
+    let len = jsize::try_from(info.regions.len())
+        .map_err(|_| Error::Internal("too many regions".into()))?;
+    let regions = env
+        .new_object_array(len, STRING_CLASS, JObject::null())
+        .jni()?;
+    for (i, r) in (0..len).zip(&info.regions) {
+        let s = env.auto_local(env.new_string(r).jni()?);
+        env.set_object_array_element(&regions, i, &*s).jni()?;
+    }
+    let expires = opt_string(env, info.expires_at.as_deref())?;
+    let country = opt_string(env, info.country.as_deref())?;
+    let approved = opt_string(env, info.approved_region.as_deref())?;
+    let config_version = info.config_version.map(sat).unwrap_or(-1);
+    env.new_object(
+        CONFIG_INFO_CLASS,
+        CONFIG_INFO_CTOR,
+        &[
+            JValue::Long(sat(info.root_version)),
+            JValue::Long(config_version),
+            JValue::Object(&expires),
+            JValue::Bool(u8::from(info.expired)),
+            JValue::Object(&regions),
+            JValue::Object(&country),
+            JValue::Object(&approved),
+        ],
+    )
+    .jni()
+}
+
+pub(super) fn queue_stats_object<'local>(
+    env: &mut JNIEnv<'local>,
+    s: &QueueStats,
+) -> Result<JObject<'local>> {
+    env.new_object(
+        QUEUE_STATS_CLASS,
+        QUEUE_STATS_CTOR,
+        &[
+            JValue::Long(sat(s.pending)),
+            JValue::Long(sat(s.uploading)),
+            JValue::Long(sat(s.failed)),
+            JValue::Long(sat(s.dead)),
+            JValue::Long(sat(s.held)),
+            JValue::Long(sat(s.done)),
+            JValue::Long(sat(s.pending_bytes)),
+        ],
+    )
+    .jni()
+}
+
+pub(super) fn run_report_object<'local>(
+    env: &mut JNIEnv<'local>,
+    r: &RunReport,
+) -> Result<JObject<'local>> {
+    let region = env.new_string(&r.region).jni()?;
+    let stopped = env.new_string(stop_name(r.stopped)).jni()?;
+    env.new_object(
+        RUN_REPORT_CLASS,
+        RUN_REPORT_CTOR,
+        &[
+            JValue::Object(&region),
+            JValue::Long(sat(r.uploaded)),
+            JValue::Long(sat(r.bytes)),
+            JValue::Long(sat(r.failed)),
+            JValue::Long(sat(r.dead)),
+            JValue::Long(sat(r.held)),
+            JValue::Long(sat(r.remaining)),
+            JValue::Object(&stopped),
+        ],
+    )
+    .jni()
+}
+
+pub(super) fn audit_array<'local>(
+    env: &mut JNIEnv<'local>,
+    records: &[crate::queue::AuditRecord],
+) -> Result<JObjectArray<'local>> {
+    let len =
+        jsize::try_from(records.len()).map_err(|_| Error::Internal("too many records".into()))?;
+    let array = env
+        .new_object_array(len, AUDIT_RECORD_CLASS, JObject::null())
+        .jni()?;
+    for (i, rec) in (0..len).zip(records) {
+        // One local frame per record keeps the local reference count flat.
+        env.with_local_frame(8, |env| -> ::jni::errors::Result<()> {
+            let service = env.new_string(&rec.service)?;
+            let region = env.new_string(&rec.region)?;
+            let host = env.new_string(&rec.host)?;
+            let peer = match &rec.peer_ip {
+                Some(ip) => JObject::from(env.new_string(ip)?),
+                None => JObject::null(),
+            };
+            let sha = env.new_string(&rec.sha256)?;
+            let obj = env.new_object(
+                AUDIT_RECORD_CLASS,
+                AUDIT_RECORD_CTOR,
+                &[
+                    JValue::Long(rec.id),
+                    JValue::Long(rec.item_id),
+                    JValue::Object(&service),
+                    JValue::Object(&region),
+                    JValue::Object(&host),
+                    JValue::Object(&peer),
+                    JValue::Long(sat(rec.bytes)),
+                    JValue::Long(rec.sent_bytes.map_or(-1, sat)),
+                    JValue::Object(&sha),
+                    JValue::Long(rec.finished_at),
+                ],
+            )?;
+            env.set_object_array_element(&array, i, &obj)
+        })
+        .jni()?;
+    }
+    Ok(array)
+}
