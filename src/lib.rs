@@ -58,7 +58,7 @@ pub mod devserver;
 #[allow(unsafe_code)]
 pub mod ffi;
 
-pub use agent::{Agent, AgentOptions, ConfigInfo, Installed, RunReport, StopReason};
+pub use agent::{Agent, AgentOptions, ConfigInfo, Installed, Refreshed, RunReport, StopReason};
 pub use error::{Error, ErrorKind, Result};
 pub use queue::State;
 pub use upload::Progress;

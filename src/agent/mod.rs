@@ -7,9 +7,11 @@
 //! runner at a time holds the queue lease (`agent::run`).
 
 mod account;
+mod refresh;
 mod run;
 mod trust;
 
+pub use refresh::{Refreshed, MAX_ROOT_STEPS, REFRESH_DEADLINE};
 pub use run::{RunReport, StopReason, LEASE_TTL};
 
 use std::path::Path;
@@ -95,6 +97,11 @@ pub struct ConfigInfo {
     pub country: Option<String>,
     /// Approved region id, if any.
     pub approved_region: Option<String>,
+    /// RFC 3339 time the next [`Agent::refresh_config`] is due, when the
+    /// root lists `sources` (see `refresh_due_at`: at once without a valid
+    /// config; else the earlier of a day after the last answer and the
+    /// middle of the config's validity, at least an hour after the last answer).
+    pub refresh_due_at: Option<String>,
 }
 
 pub(crate) struct Inner {

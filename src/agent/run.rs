@@ -112,6 +112,11 @@ impl Agent {
     /// elapsed, or [`Agent::cancel`] is called from another thread.
     /// `progress` runs on this thread; returning `false` cancels the run.
     ///
+    /// When the root lists `sources` and a config refresh is due (see
+    /// [`ConfigInfo::refresh_due_at`](super::ConfigInfo)), the run first calls
+    /// [`Agent::refresh_config`] (once; a failure is logged and the run goes
+    /// on under the config in force, if it is still valid).
+    ///
     /// Fails with `NoConfig`, `Expired`, `NoRegion` or `NoAccount` (signed
     /// out) when uploads are off (fail closed), with `Busy` while another
     /// runner holds the lease, and with `Unauthorized` when the credentials
@@ -128,7 +133,7 @@ impl Agent {
             getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
             hex::encode(b)
         };
-        let (region, account, held, generation) = self.begin_run(&owner)?;
+        let (region, account, held, generation) = self.begin_run(&owner, deadline)?;
         let mandate = Mandate {
             region: &region,
             account: &account,
@@ -147,14 +152,19 @@ impl Agent {
         result
     }
 
-    /// Takes the lease and fixes the run's region and account, from the
-    /// stored trust; returns the trust generation it was decided under.
-    fn begin_run(&self, owner: &str) -> Result<Begun> {
+    /// Refreshes the config first when one is due (the root lists
+    /// `sources`), then takes the lease and fixes the run's region and
+    /// account, from the stored trust; returns the trust generation it was
+    /// decided under.
+    fn begin_run(&self, owner: &str, deadline: Instant) -> Result<Begun> {
         // A cancel from before this run is stale: cleared on entry, so one
         // that arrives while the run starts (e.g. WorkManager's onStopped
         // right after doWork began) is honoured. Put back if this run does
         // not start: it may have been meant for a run already going.
         let stale = self.cancel.swap(false, Ordering::SeqCst);
+        // Before the region is fixed: a refresh that changes the config
+        // would otherwise stop this very run at its first buffer.
+        self.refresh_if_due(deadline);
         let started = self.begin_run_leased(owner);
         if started.is_err() && stale {
             self.cancel.store(true, Ordering::SeqCst);

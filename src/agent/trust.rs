@@ -147,7 +147,7 @@ impl Trust {
         self.root.version() <= self.expired_root || self.root.expires_at() <= now
     }
 
-    fn config_expired(&self, cfg: &VerifiedConfig, now: u64) -> bool {
+    pub(crate) fn config_expired(&self, cfg: &VerifiedConfig, now: u64) -> bool {
         cfg.version() <= self.expired_config || cfg.expires_at() <= now
     }
 
@@ -208,7 +208,7 @@ impl Trust {
 
     /// Takes `cfg` (verified under `self.root`) if it may replace what was
     /// ever accepted: `Ok(false)` for the very document in force.
-    fn accept_config(&mut self, cfg: VerifiedConfig, now: u64) -> Result<bool> {
+    pub(crate) fn accept_config(&mut self, cfg: VerifiedConfig, now: u64) -> Result<bool> {
         if self.root_expired(now) {
             return Err(Error::Expired { what: "root" });
         }
@@ -249,7 +249,7 @@ impl Trust {
     }
 
     /// Puts `next` in force; the config stays only if `next` still vouches for it.
-    fn rotate_root(&mut self, next: TrustedRoot) {
+    pub(crate) fn rotate_root(&mut self, next: TrustedRoot) {
         self.root = next;
         let root = &self.root;
         self.config = self
@@ -483,9 +483,11 @@ impl Agent {
             Err(e) if e.kind() == ErrorKind::Expired => None,
             Err(e) => return Err(e),
         };
+        let last_check = store::last_source_check(g.db.conn())?;
         let t = &g.trust;
         let now = self.now_secs(t);
         let cfg = t.config.as_ref();
+        let refresh_due_at = super::refresh::refresh_due_at(t, last_check, now).map(format_time);
         Ok(ConfigInfo {
             root_version: t.root.version(),
             config_version: cfg.map(|c| c.version()),
@@ -496,6 +498,7 @@ impl Agent {
                 .unwrap_or_default(),
             country: t.country.clone(),
             approved_region: approved,
+            refresh_due_at,
         })
     }
 }

@@ -25,6 +25,24 @@ pub struct RootPayload {
     pub keys: BTreeMap<String, KeyEntry>,
     /// The `root` and `config` roles.
     pub roles: Roles,
+    /// Where the agent fetches the next roots and the current config
+    /// (optional: without it, envelopes arrive only by `install`).
+    #[serde(default)]
+    pub sources: Option<SourcesSpec>,
+}
+
+/// A root's `sources`: mirrors tried in order, each serving `root/<N>.json`
+/// and `config.json` under its base URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourcesSpec {
+    /// https base URLs ending in `/`.
+    pub urls: Vec<String>,
+    /// Base64 SHA-256 of a SubjectPublicKeyInfo; if any, a mirror's chain must contain one.
+    #[serde(default)]
+    pub pins: Vec<String>,
+    /// Extra trust anchors (PEM) for the mirrors only.
+    #[serde(default)]
+    pub ca_certs: Vec<String>,
 }
 
 /// A public key listed in a root.

@@ -136,3 +136,59 @@ pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Res
     }
     Ok(next)
 }
+
+/// What a mirror's `config.json` looked like when last fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceEntry {
+    /// `ETag`.
+    pub etag: Option<String>,
+    /// `Last-Modified`.
+    pub last_modified: Option<String>,
+    /// SHA-256 of the body those validators describe.
+    pub body_sha256: Option<Vec<u8>>,
+    /// When the mirror last answered (seconds, freeze-safe clock).
+    pub checked_at: u64,
+}
+
+/// The cache entry of the config URL `url`, if any.
+pub fn source_entry(conn: &Connection, url: &str) -> Result<Option<SourceEntry>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT etag, last_modified, body_sha256, checked_at FROM source_cache WHERE url = ?1",
+        )?
+        .query_row([url], |r| {
+            Ok(SourceEntry {
+                etag: r.get(0)?,
+                last_modified: r.get(1)?,
+                body_sha256: r.get(2)?,
+                checked_at: u64_col(r, 3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Records what the mirror's config URL `url` answered.
+pub fn save_source_entry(tx: &Transaction<'_>, url: &str, e: &SourceEntry) -> Result<()> {
+    tx.execute(
+        "INSERT INTO source_cache (url, etag, last_modified, body_sha256, checked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (url) DO UPDATE SET etag = ?2, last_modified = ?3, body_sha256 = ?4,
+                                         checked_at = ?5",
+        rusqlite::params![
+            url,
+            e.etag,
+            e.last_modified,
+            e.body_sha256,
+            i64_of(e.checked_at)
+        ],
+    )?;
+    Ok(())
+}
+
+/// When any mirror last answered (0: never).
+pub fn last_source_check(conn: &Connection) -> Result<u64> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT max(checked_at) FROM source_cache")?
+        .query_row([], |r| r.get(0))?;
+    Ok(v.unwrap_or(0).max(0) as u64)
+}

@@ -15,7 +15,7 @@ use super::model::{
     parse_time, ConfigPayload, Role, RootPayload, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE,
 };
 use crate::error::{Error, Result};
-use crate::region::Region;
+use crate::region::{Region, Sources};
 
 /// A root document whose signatures and structure were verified.
 #[derive(Clone)]
@@ -27,6 +27,7 @@ pub struct TrustedRoot {
     config_role: Role,
     envelope: Arc<[u8]>,
     payload: Arc<[u8]>,
+    sources: Option<Sources>,
 }
 
 impl fmt::Debug for TrustedRoot {
@@ -101,6 +102,7 @@ impl TrustedRoot {
             config_role: p.roles.config,
             envelope: Arc::from(bytes),
             payload: Arc::from(env.payload.as_slice()),
+            sources: p.sources.as_ref().map(Sources::from_spec).transpose()?,
         };
         Ok((env, root))
     }
@@ -182,6 +184,12 @@ impl TrustedRoot {
         // force is checked for expiry wherever it is used (fail closed).
         let _ = now;
         Ok(Some(next))
+    }
+
+    /// The mirrors this root names for fetching its successors and the
+    /// config (`None`: install by bytes only).
+    pub fn sources(&self) -> Option<&Sources> {
+        self.sources.as_ref()
     }
 
     /// Root version.

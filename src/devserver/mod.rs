@@ -31,8 +31,10 @@
 mod ca;
 mod conn;
 mod http;
+pub mod mirror;
 mod options;
 mod patch;
+pub mod sources;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -51,6 +53,7 @@ use std::time::Duration;
 pub use ca::{LeafCert, TestCa};
 pub(crate) use conn::{data_ready, Outcome, TlsStream};
 pub use options::{Fault, ServerOptions, ServerStats, UploadInfo};
+pub use sources::SourceRequest;
 
 /// Atomic counters behind [`ServerStats`].
 #[derive(Debug, Default)]
@@ -104,6 +107,8 @@ pub(crate) struct Config {
     pub reject_expect: bool,
     /// [`ServerOptions::idle_close`].
     pub idle_close: Option<Duration>,
+    /// [`ServerOptions::sources_dir`].
+    pub sources_dir: Option<PathBuf>,
     /// The port actually bound (for absolute `Location`s).
     pub port: u16,
 }
@@ -138,6 +143,8 @@ pub(crate) struct Shared {
     pub token: Mutex<Option<String>>,
     /// Every `Authorization` value received, oldest first (the last 1,000).
     pub authorizations: Mutex<VecDeque<String>>,
+    /// Every mirror request (see [`sources`]).
+    pub source_requests: Mutex<Vec<sources::SourceRequest>>,
     conns: Mutex<HashMap<u64, ConnEntry>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
@@ -238,6 +245,7 @@ impl TusServer {
                 conflict_while_locked: opts.conflict_while_locked,
                 reject_expect: opts.reject_expect,
                 idle_close: opts.idle_close,
+                sources_dir: opts.sources_dir,
                 port: addr.port(),
             },
             stats: Counters::default(),
@@ -246,6 +254,7 @@ impl TusServer {
             faults: Mutex::new(VecDeque::new()),
             token: Mutex::new(opts.bearer_token),
             authorizations: Mutex::new(VecDeque::new()),
+            source_requests: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
@@ -310,6 +319,22 @@ impl TusServer {
     /// Every `Authorization` header value received, oldest first (the last 1,000).
     pub fn authorizations(&self) -> Vec<String> {
         lock(&self.shared.authorizations).iter().cloned().collect()
+    }
+
+    /// `https://<public_host>:<port>/sources/`: the mirror base URL of
+    /// [`ServerOptions::sources_dir`].
+    pub fn sources_url(&self) -> String {
+        format!(
+            "https://{}:{}{}",
+            host_for_url(&self.shared.cfg.public_host),
+            self.port(),
+            sources::SOURCES_PREFIX
+        )
+    }
+
+    /// Every request the mirror received, oldest first.
+    pub fn source_requests(&self) -> Vec<sources::SourceRequest> {
+        lock(&self.shared.source_requests).clone()
     }
 
     /// Creates an upload as if a client had POSTed it (bypassing faults and

@@ -55,6 +55,10 @@ pub struct ServerOptions {
     /// (401 with `WWW-Authenticate: Bearer` otherwise); `None`: anonymous. Change it
     /// while running with [`TusServer::set_token`] (a rotated token).
     pub bearer_token: Option<String>,
+    /// Serve the files of this directory as a root's mirror under `/sources/` (see
+    /// [`TusServer::sources_url`]), with `ETag`, `Last-Modified` and 304s. Mirror
+    /// requests need no token.
+    pub sources_dir: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -83,6 +87,7 @@ impl ServerOptions {
             reject_expect: false,
             idle_close: None,
             bearer_token: None,
+            sources_dir: None,
         }
     }
 }
@@ -189,6 +194,9 @@ pub enum Fault {
     /// copy of its bytes, as a deduplicating server would; otherwise it is a lie and the
     /// new upload is empty (a HEAD tells the truth).
     ClaimComplete,
+    /// The next mirror document (`/sources/...`) is answered with its full
+    /// `Content-Length` but only this many body bytes, then the connection is cut.
+    TruncateBody(u64),
     /// On the next PATCH that passes validation: store `after` body bytes, read `late`
     /// more, cut the TCP connection without answering, and only then — `linger` later, as
     /// a server that has not noticed the cut yet — store the `late` bytes and let go of

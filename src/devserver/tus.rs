@@ -180,6 +180,11 @@ fn handle_framed(
         _ => {}
     }
 
+    if let Some(dir) = &shared.cfg.sources_dir {
+        if req.path.starts_with(super::sources::SOURCES_PREFIX) {
+            return super::sources::serve(shared, conn, req, body, dir);
+        }
+    }
     if shared.cfg.reject_expect && req.expects_continue() {
         return finish(conn, req, body, error(417, "Expectation Failed"));
     }

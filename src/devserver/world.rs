@@ -142,6 +142,11 @@ impl World {
         })
     }
 
+    /// The directory the world's servers keep their files in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `https://<addr>:<port>/files/` of a region's server.
     pub fn url(&self, region: &str) -> String {
         let s = &self.servers[region];

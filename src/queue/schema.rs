@@ -107,6 +107,17 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX items_active_path;
     CREATE UNIQUE INDEX items_active_path ON items (path, service, ifnull(account, x''))
         WHERE state IN ('pending', 'uploading', 'failed', 'held');",
+    // v6: what the agent last fetched from each of the root's mirrors (`sources`): the
+    // validators of its `config.json` (for a conditional request), the SHA-256 of the body
+    // they describe (sent only while that very config is in force) and when the mirror
+    // last answered (the refresh schedule).
+    "CREATE TABLE source_cache (
+        url           TEXT PRIMARY KEY,
+        etag          TEXT,
+        last_modified TEXT,
+        body_sha256   BLOB,
+        checked_at    INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

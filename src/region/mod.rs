@@ -22,6 +22,9 @@ use crate::config::VerifiedConfig;
 use crate::error::{Error, Result};
 
 mod host;
+mod sources;
+
+pub use sources::{Sources, MAX_SOURCES};
 
 pub use host::HostRule;
 
@@ -131,24 +134,29 @@ impl fmt::Debug for Region {
 }
 
 impl Region {
-    /// Validates a region from the config payload.
-    pub(crate) fn from_spec(id: &str, spec: &RegionSpec) -> Result<Region> {
+    /// Validates the host rules, pins, networks and trust anchors of a region
+    /// (no services yet).
+    pub(crate) fn from_rules(
+        id: &str,
+        allowed_hosts: &[String],
+        pins: &[String],
+        networks: &[String],
+        ca_certs: &[String],
+    ) -> Result<Region> {
         if id.is_empty() || id.len() > 64 {
             return Err(Error::malformed(
                 "config",
                 "region id must be 1..=64 characters",
             ));
         }
-        if spec.allowed_hosts.is_empty() {
+        if allowed_hosts.is_empty() {
             return Err(Error::InvalidEndpoint("region has no allowed_hosts"));
         }
-        let hosts = spec
-            .allowed_hosts
+        let hosts = allowed_hosts
             .iter()
             .map(|h| HostRule::parse(h))
             .collect::<Result<Vec<_>>>()?;
-        let pins = spec
-            .pins
+        let pins = pins
             .iter()
             .map(|p| {
                 base64::engine::general_purpose::STANDARD
@@ -158,13 +166,11 @@ impl Region {
                     .ok_or_else(|| Error::malformed("config", "pin is not base64 of 32 bytes"))
             })
             .collect::<Result<Vec<_>>>()?;
-        let networks = spec
-            .networks
+        let networks = networks
             .iter()
             .map(|n| IpNet::parse(n))
             .collect::<Result<Vec<_>>>()?;
-        let ca_certs = spec
-            .ca_certs
+        let ca_certs = ca_certs
             .iter()
             .map(|pem| {
                 let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
@@ -176,14 +182,25 @@ impl Region {
                 Ok(der)
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut region = Region {
+        Ok(Region {
             id: id.to_string(),
             services: BTreeMap::new(),
             hosts,
             pins,
             networks,
             ca_certs,
-        };
+        })
+    }
+
+    /// Validates a region from the config payload.
+    pub(crate) fn from_spec(id: &str, spec: &RegionSpec) -> Result<Region> {
+        let mut region = Region::from_rules(
+            id,
+            &spec.allowed_hosts,
+            &spec.pins,
+            &spec.networks,
+            &spec.ca_certs,
+        )?;
         for (name, svc) in &spec.services {
             if svc.protocol != "tus" {
                 return Err(Error::InvalidEndpoint("unsupported service protocol"));
@@ -324,7 +341,7 @@ fn has_scheme(s: &str) -> bool {
     }
 }
 
-fn parse_guarded(region: &Region, url: &str) -> Result<GuardedUrl> {
+pub(crate) fn parse_guarded(region: &Region, url: &str) -> Result<GuardedUrl> {
     if url.len() > 4096 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(Error::InvalidEndpoint(
             "URL has whitespace or control characters",

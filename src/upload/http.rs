@@ -278,13 +278,106 @@ impl Transport for TlsTransport {
 
 /// A ureq agent bound to one approved region, with the run's credentials.
 pub struct RegionHttp<'a> {
-    agent: ureq::Agent,
+    net: Guarded,
     region: ApprovedRegion,
-    refusal: Refusal,
-    peers: Arc<Mutex<HashMap<String, IpAddr>>>,
-    ctl: IoControl,
     request_timeout: Duration,
     auth: RunAuth<'a>,
+}
+
+/// Peer address by `host:port`, as connected.
+type Peers = Arc<Mutex<HashMap<String, IpAddr>>>;
+
+/// A ureq agent whose every connection passes the guard of one set of host
+/// rules (a region's, or the config mirrors'): resolver, connector and TLS
+/// verifier; no redirects, no proxy; sockets obeying `ctl`.
+pub(crate) struct Guarded {
+    pub(crate) agent: ureq::Agent,
+    refusal: Refusal,
+    peers: Peers,
+    pub(crate) ctl: IoControl,
+}
+
+impl Guarded {
+    pub(crate) fn new(r: Arc<Region>, opts: &UploadOptions, ctl: IoControl) -> Result<Guarded> {
+        let refusal: Refusal = Arc::new(Mutex::new(None));
+        let peers: Peers = Arc::new(Mutex::new(HashMap::new()));
+        let config = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_per_read(Some(opts.io_timeout))
+            .timeout_per_write(Some(opts.io_timeout))
+            .user_agent(concat!("cloudsync/", env!("CARGO_PKG_VERSION")))
+            .input_buffer_size(128 * 1024)
+            .output_buffer_size(128 * 1024)
+            .build();
+        let connector = GuardConnector {
+            region: r.clone(),
+            tls: tls_config(&r, opts, refusal.clone())?,
+            connect_timeout: opts.connect_timeout,
+            handshake_timeout: opts.handshake_timeout,
+            ctl: ctl.clone(),
+            refusal: refusal.clone(),
+            peers: peers.clone(),
+        };
+        let resolver = GuardResolver {
+            region: r,
+            ctl: ctl.clone(),
+            refusal: refusal.clone(),
+        };
+        Ok(Guarded {
+            agent: ureq::Agent::with_parts(config, connector, resolver),
+            refusal,
+            peers,
+            ctl,
+        })
+    }
+
+    /// Maps a ureq failure to our error, preferring the guard's reason. A
+    /// failure after a cancel or the deadline is `Cancelled` (the run tells
+    /// the two apart): it is no fault of the item.
+    pub(crate) fn classify(&self, e: ureq::Error) -> Error {
+        if self.ctl.stopped() {
+            self.reset_refusal();
+            return Error::Cancelled;
+        }
+        if let Some(why) = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Error::Residency(why);
+        }
+        Error::Network(
+            match e {
+                ureq::Error::Timeout(_) => "timed out",
+                ureq::Error::HostNotFound => "host not found",
+                ureq::Error::ConnectionFailed => "connection failed",
+                ureq::Error::Io(ref io) => match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "connection refused",
+                    std::io::ErrorKind::ConnectionReset => "connection reset",
+                    std::io::ErrorKind::ConnectionAborted => "connection aborted",
+                    std::io::ErrorKind::BrokenPipe => "connection closed while sending",
+                    std::io::ErrorKind::UnexpectedEof => "connection closed early",
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out",
+                    std::io::ErrorKind::InvalidData => "TLS or protocol failure",
+                    _ => "i/o error",
+                },
+                ureq::Error::Tls(_) => "TLS failure",
+                ureq::Error::Protocol(_) => "HTTP protocol error",
+                _ => "transport error",
+            }
+            .to_string(),
+        )
+    }
+
+    /// Clears a stale refusal before a new request.
+    pub(crate) fn reset_refusal(&self) {
+        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 /// Which credentials a request carries.
@@ -342,41 +435,9 @@ impl<'a> RegionHttp<'a> {
         ctl: IoControl,
         auth: RunAuth<'a>,
     ) -> Result<RegionHttp<'a>> {
-        let refusal: Refusal = Arc::new(Mutex::new(None));
-        let peers = Arc::new(Mutex::new(HashMap::new()));
-        let r = Arc::new(region.region().clone());
-        let config = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.io_timeout))
-            .timeout_per_write(Some(opts.io_timeout))
-            .user_agent(concat!("cloudsync/", env!("CARGO_PKG_VERSION")))
-            .input_buffer_size(128 * 1024)
-            .output_buffer_size(128 * 1024)
-            .build();
-        let connector = GuardConnector {
-            region: r.clone(),
-            tls: tls_config(&r, opts, refusal.clone())?,
-            connect_timeout: opts.connect_timeout,
-            handshake_timeout: opts.handshake_timeout,
-            ctl: ctl.clone(),
-            refusal: refusal.clone(),
-            peers: peers.clone(),
-        };
-        let resolver = GuardResolver {
-            region: r,
-            ctl: ctl.clone(),
-            refusal: refusal.clone(),
-        };
         Ok(RegionHttp {
-            agent: ureq::Agent::with_parts(config, connector, resolver),
+            net: Guarded::new(Arc::new(region.region().clone()), opts, ctl)?,
             region: region.clone(),
-            refusal,
-            peers,
-            ctl,
             request_timeout: opts.request_timeout,
             auth,
         })
@@ -403,30 +464,32 @@ impl<'a> RegionHttp<'a> {
         }
         let headers = req.headers_mut();
         headers.remove(ureq::http::header::AUTHORIZATION);
-        if self.ctl.stopped() {
+        if self.net.ctl.stopped() {
             return Err(Error::Cancelled.into());
         }
         if let Credential::Bearer { service, refresh } = credential {
             let value = self.auth.bearer(service, refresh)?;
             // The provider may have been slow: the run's end is checked again.
-            if self.ctl.stopped() {
+            if self.net.ctl.stopped() {
                 return Err(Error::Cancelled.into());
             }
             headers.insert(ureq::http::header::AUTHORIZATION, value);
         }
         // The grace lets an answer that is arriving as the run ends be read.
-        let mut limit = self.ctl.remaining() + GRACE;
+        let mut limit = self.net.ctl.remaining() + GRACE;
         if bounded {
             limit = limit.min(self.request_timeout);
         }
         let req = self
+            .net
             .agent
             .configure_request(req)
             .timeout_global(Some(limit))
             .build();
-        self.agent
+        self.net
+            .agent
             .run(req)
-            .map_err(|e| Failure::from(self.classify(e)))
+            .map_err(|e| Failure::from(self.net.classify(e)))
     }
 
     /// Replaces the cached token of `service` with a new one from the provider.
@@ -441,54 +504,16 @@ impl<'a> RegionHttp<'a> {
 
     /// The peer address last connected for `host:port`.
     pub fn peer_ip(&self, host_port: &str) -> Option<IpAddr> {
-        self.peers
+        self.net
+            .peers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(host_port)
             .copied()
     }
 
-    /// Maps a ureq failure to our error, preferring the guard's reason. A
-    /// failure of a run that was cancelled or reached its end is `Cancelled`
-    /// (the run tells the two apart): it is no fault of the item.
-    pub(crate) fn classify(&self, e: ureq::Error) -> Error {
-        if self.ctl.stopped() {
-            self.reset_refusal();
-            return Error::Cancelled;
-        }
-        if let Some(why) = self
-            .refusal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            return Error::Residency(why);
-        }
-        Error::Network(
-            match e {
-                ureq::Error::Timeout(_) => "timed out",
-                ureq::Error::HostNotFound => "host not found",
-                ureq::Error::ConnectionFailed => "connection failed",
-                ureq::Error::Io(ref io) => match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "connection refused",
-                    std::io::ErrorKind::ConnectionReset => "connection reset",
-                    std::io::ErrorKind::ConnectionAborted => "connection aborted",
-                    std::io::ErrorKind::BrokenPipe => "connection closed while sending",
-                    std::io::ErrorKind::UnexpectedEof => "connection closed early",
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out",
-                    std::io::ErrorKind::InvalidData => "TLS or protocol failure",
-                    _ => "i/o error",
-                },
-                ureq::Error::Tls(_) => "TLS failure",
-                ureq::Error::Protocol(_) => "HTTP protocol error",
-                _ => "transport error",
-            }
-            .to_string(),
-        )
-    }
-
     /// Clears a stale refusal before a new request.
     pub(crate) fn reset_refusal(&self) {
-        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.net.reset_refusal();
     }
 }

@@ -41,6 +41,7 @@ impl Default for UploadOptions {
     }
 }
 
+pub(crate) mod fetch;
 pub mod http;
 mod item;
 pub mod mime;

@@ -43,6 +43,11 @@ impl IoControl {
         self.cancel.load(Ordering::SeqCst) || Instant::now() >= self.deadline
     }
 
+    /// Whether the cancel flag is set (as opposed to the deadline passing).
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
     /// Time left until the run's deadline.
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())

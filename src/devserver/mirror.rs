@@ -1,0 +1,96 @@
+//! A config mirror for a loopback [`World`]: a TLS server of the world's CA
+//! serving a directory under `/sources/`, and roots that list mirrors as
+//! their `sources`. Tests, the demo and `cloudsync dev-server` use it.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use super::world::World;
+use super::{ServerOptions, TusServer};
+use crate::config::sign::{root_payload, sign_envelope};
+use crate::config::ROOT_PAYLOAD_TYPE;
+
+/// A running mirror.
+pub struct Mirror {
+    /// The server (its uploads are unused; see [`TusServer::source_requests`]).
+    pub server: TusServer,
+    /// The directory it serves.
+    pub dir: PathBuf,
+    /// Base64 SPKI SHA-256 of its certificate (for `sources.pins`).
+    pub pin: String,
+}
+
+impl Mirror {
+    /// The base URL a root lists: `https://<addr>:<port>/sources/`.
+    pub fn url(&self) -> String {
+        self.server.sources_url()
+    }
+
+    /// Publishes `bytes` as `rel` (e.g. `config.json`, `root/2.json`):
+    /// written aside, then renamed into place, so no request sees half of it.
+    pub fn publish(&self, rel: &str, bytes: &[u8]) -> io::Result<()> {
+        publish(&self.dir, rel, bytes)
+    }
+
+    /// Removes `rel` (a 404 from then on).
+    pub fn unpublish(&self, rel: &str) -> io::Result<()> {
+        std::fs::remove_file(self.dir.join(rel))
+    }
+}
+
+/// Writes `dir/rel` atomically (a temporary file renamed into place).
+pub fn publish(dir: &Path, rel: &str, bytes: &[u8]) -> io::Result<()> {
+    let target = dir.join(rel);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = target.with_extension("tmp~");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &target)
+}
+
+impl World {
+    /// Starts a mirror on `addr` (its own loopback address), its certificate
+    /// from the world's CA, serving `<world dir>/<name>/`.
+    pub fn start_mirror(&self, addr: Ipv4Addr, name: &str) -> io::Result<Mirror> {
+        let ip = IpAddr::V4(addr);
+        let leaf = self.ca.issue(&[], &[ip]);
+        let pin = leaf.spki_sha256_b64();
+        let dir = self.dir().join(name);
+        std::fs::create_dir_all(dir.join("root"))?;
+        let mut opts = ServerOptions::new(
+            SocketAddr::new(ip, 0),
+            leaf,
+            self.dir().join(format!("{name}-uploads")),
+            addr.to_string(),
+        );
+        opts.sources_dir = Some(dir.clone());
+        Ok(Mirror {
+            server: TusServer::start(opts)?,
+            dir,
+            pin,
+        })
+    }
+
+    /// A root of `version` with the world's keys, listing `urls` (and
+    /// `pins`) as its `sources`, signed by the world's root key (which
+    /// vouches for every version, so any two consecutive ones chain).
+    pub fn root_with_sources(&self, version: u64, urls: &[String], pins: &[String]) -> Vec<u8> {
+        let base = root_payload(
+            version,
+            "2099-01-01T00:00:00Z",
+            &[&self.root_key],
+            1,
+            &[&self.config_key],
+            1,
+        );
+        let mut payload: serde_json::Value = serde_json::from_slice(&base).expect("JSON");
+        payload["sources"] = serde_json::json!({"urls": urls, "pins": pins});
+        sign_envelope(
+            ROOT_PAYLOAD_TYPE,
+            &serde_json::to_vec(&payload).expect("JSON"),
+            &[&self.root_key],
+        )
+    }
+}
