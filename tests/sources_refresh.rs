@@ -32,7 +32,7 @@ pub fn env() -> Env {
     let mirror = world
         .start_mirror(Ipv4Addr::new(127, 0, 0, 9), "mirror")
         .unwrap();
-    let root1 = world.root_with_sources(1, &[mirror.url()], &[mirror.pin.clone()]);
+    let root1 = world.root_with_sources(1, &[mirror.url()], std::slice::from_ref(&mirror.pin));
     let db = dir.path().join("q.db");
     let agent = Agent::open_with(&db, Some(&root1), world.agent_options()).unwrap();
     agent.set_account_country("IN").unwrap();
