@@ -18,6 +18,12 @@
 #     and links it to the .so of the same build, which here is aarch64; the C
 #     ABI is covered by scripts/test.sh on the host;
 #   - tests/interop_tus_node.rs: needs node/npm (x86_64 node, not for aarch64);
+#   - tests/net_faults.rs: it asserts wall-clock bounds of ±0.7 s on each
+#     timeout (connect, handshake, io, request, run deadline, cancel). Under
+#     qemu's emulation on 2 busy cores those bounds measure the emulator's
+#     scheduling, not the pacing code (plain std sockets and timers, the same
+#     code the host run checks): a CI run with other builds going gave up
+#     2.3 s after a 1 s io_timeout and exited a 3 s run at 4.24 s;
 #   - cli::clock_moves_under_faketime and
 #     trust_processes::clock_set_back_under_faketime_stays_expired: libfaketime is an x86_64 LD_PRELOAD
 #     library; it cannot move the clock of an emulated aarch64 process (qemu
@@ -38,7 +44,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-EXCLUDE=(c_abi interop_tus_node)
+EXCLUDE=(c_abi interop_tus_node net_faults)
 SKIP=(clock_moves_under_faketime clock_set_back_under_faketime_stays_expired)
 FEATURES=cli,devserver,ffi-test-hooks
 
