@@ -408,3 +408,111 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
     );
     assert_eq!(agent.list(None, 10).unwrap()[1].state, "held");
 }
+
+#[test]
+fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
+    // A database as build 5 left it: a trust row with the golden root, config
+    // v7 and a country, a pending and a held item, an audit row and a queued
+    // termination.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v5.db");
+    let cfg = std::fs::read(manifest_path("tests/golden/config_v7.json")).unwrap();
+    let payload = cloudsync::config::envelope::Envelope::parse(&cfg)
+        .unwrap()
+        .payload;
+    let floor_sha = ring::digest::digest(&ring::digest::SHA256, &payload);
+    {
+        let c = Connection::open(&p).unwrap();
+        for step in &MIGRATIONS[..5] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 5).unwrap();
+        c.execute(
+            "INSERT INTO trust (id, root, config, clock_floor, country, generation,
+                                config_version_floor, config_floor_sha256)
+             VALUES (1, ?1, ?2, 123, 'IN', 4, 7, ?3)",
+            rusqlite::params![root_v1(), cfg, floor_sha.as_ref()],
+        )
+        .unwrap();
+        c.execute_batch(
+            "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                held_reason, created_at, updated_at)
+             VALUES ('/sdcard/a.jpg', 'backup', 100, 5, 'in', 'pending', 0, NULL, 0, 0),
+                    ('/sdcard/b.jpg', 'backup', 100, 5, 'sg', 'held', 0, 'region', 0, 0);
+             INSERT INTO audit (item_id, service, region, host, peer_ip, bytes, sha256,
+                                finished_at, sent_bytes)
+             VALUES (7, 'backup', 'in', 'backup.in.example.net:443', NULL, 42, zeroblob(32), 9, 42);
+             INSERT INTO terminations (region, upload_url, service)
+             VALUES ('in', 'https://backup.in.example.net/files/old', 'backup');",
+        )
+        .unwrap();
+    }
+    let dump = |sql: &str| -> Vec<Vec<rusqlite::types::Value>> {
+        let c = Connection::open(&p).unwrap();
+        let mut st = c.prepare(sql).unwrap();
+        let n = st.column_count();
+        st.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let tables = ["trust", "items", "audit", "terminations", "lease"];
+    let before: Vec<_> = tables
+        .iter()
+        .map(|t| dump(&format!("SELECT * FROM {t} ORDER BY rowid")))
+        .collect();
+
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(CURRENT_VERSION, 6);
+    assert_eq!(integrity(&p), "ok");
+    let columns: Vec<String> = {
+        let c = Connection::open(&p).unwrap();
+        let mut st = c
+            .prepare("SELECT name FROM pragma_table_info('source_cache')")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert_eq!(
+        columns,
+        ["url", "etag", "last_modified", "body_sha256", "checked_at"]
+    );
+    assert!(dump("SELECT * FROM source_cache").is_empty());
+    // Everything else is as build 5 left it, row for row.
+    let info = agent.config_info().unwrap();
+    let after: Vec<_> = tables
+        .iter()
+        .map(|t| dump(&format!("SELECT * FROM {t} ORDER BY rowid")))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(
+        (
+            info.root_version,
+            info.config_version,
+            info.country.as_deref()
+        ),
+        (1, Some(7), Some("IN"))
+    );
+    assert_eq!(info.approved_region.as_deref(), Some("in"));
+    assert_eq!(
+        info.refresh_due_at, None,
+        "the golden root lists no sources"
+    );
+    let shape: Vec<_> = agent
+        .list(None, 10)
+        .unwrap()
+        .iter()
+        .map(|i| (i.state.clone(), i.held_reason.clone()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("pending".to_string(), None),
+            ("held".to_string(), Some("region".to_string()))
+        ]
+    );
+    assert_eq!(agent.audit(0, 10).unwrap()[0].sent_bytes, Some(42));
+}

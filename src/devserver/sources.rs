@@ -57,14 +57,9 @@ pub fn http_date(secs: u64) -> String {
     )
 }
 
-/// Answers a request under [`SOURCES_PREFIX`] from `dir`.
-pub(super) fn serve(
-    shared: &Shared,
-    conn: &mut Conn,
-    req: &Request,
-    body: &mut Body,
-    dir: &Path,
-) -> Outcome {
+/// Records a request under [`SOURCES_PREFIX`], before any fault applies
+/// (a delayed, redirected or failed request was still seen).
+pub(super) fn record(shared: &Shared, req: &Request) {
     lock(&shared.source_requests).push(SourceRequest {
         method: req.method.clone(),
         path: req.path.clone(),
@@ -74,6 +69,16 @@ pub(super) fn serve(
             .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
             .collect(),
     });
+}
+
+/// Answers a request under [`SOURCES_PREFIX`] from `dir` (recorded already).
+pub(super) fn serve(
+    shared: &Shared,
+    conn: &mut Conn,
+    req: &Request,
+    body: &mut Body,
+    dir: &Path,
+) -> Outcome {
     let method = req.method.to_ascii_uppercase();
     if method != "GET" && method != "HEAD" {
         return finish(

@@ -138,6 +138,15 @@ fn handle_framed(
         .strip_prefix(base)
         .filter(|rest| !rest.is_empty() && !rest.contains('/'));
 
+    let source = shared
+        .cfg
+        .sources_dir
+        .as_deref()
+        .filter(|_| req.path.starts_with(super::sources::SOURCES_PREFIX));
+    if source.is_some() {
+        super::sources::record(shared, req);
+    }
+
     if let Some(Fault::Delay(d)) = shared.take_fault(|f| matches!(f, Fault::Delay(_))) {
         if !interruptible_sleep(shared, ctx, d) {
             return Outcome::Abort;
@@ -180,10 +189,8 @@ fn handle_framed(
         _ => {}
     }
 
-    if let Some(dir) = &shared.cfg.sources_dir {
-        if req.path.starts_with(super::sources::SOURCES_PREFIX) {
-            return super::sources::serve(shared, conn, req, body, dir);
-        }
+    if let Some(dir) = source {
+        return super::sources::serve(shared, conn, req, body, dir);
     }
     if shared.cfg.reject_expect && req.expects_continue() {
         return finish(conn, req, body, error(417, "Expectation Failed"));

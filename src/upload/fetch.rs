@@ -116,6 +116,8 @@ impl SourceHttp {
                 Ok(Fetched::Document(body, validators))
             }
             304 if held.is_some() => Ok(Fetched::NotModified),
+            // Not a redirect (nothing to follow): a broken answer.
+            304 => Err(Error::Protocol("304 to an unconditional request".into())),
             404 | 410 => Ok(Fetched::Missing),
             300..=399 => Err(Error::Residency("redirect refused")),
             408 | 429 | 500..=599 => Err(Error::ServerStatus(format!(
