@@ -127,6 +127,15 @@ typedef struct cs_run_report {
     int32_t stopped;    /**< A cs_stop_reason */
 } cs_run_report;
 
+/** What one cs_refresh_config installed. */
+typedef struct cs_refresh_report {
+    uint64_t roots_installed; /**< Root versions installed, one step each (0: the root did not change) */
+    uint64_t root_version;    /**< The last root version installed, now in force (0: none installed) */
+    uint64_t config_version;  /**< The config version installed (0: the config did not change) */
+    int32_t changed;          /**< 1 if a root or a config was installed, 0 if nothing changed */
+    char mirror[260];         /**< host:port of the mirror that answered, NUL-terminated */
+} cs_refresh_report;
+
 /**
  * Opens (or creates) the database at db_path with the firmware's initial root
  * envelope (root_len bytes). On success *out receives the handle; on failure
@@ -139,6 +148,25 @@ cs_status cs_open(const char *db_path, const uint8_t *root, size_t root_len, cs_
 
 /** Installs a root or config envelope (told apart by its payload type). */
 cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
+
+/**
+ * Fetches the next roots and the current config from the mirrors the root in
+ * force lists ("sources") and installs them: root/<N+1>.json from the trusted
+ * version up until a 404 (at most 64 per call), then config.json
+ * (conditionally: an unchanged config costs a 304). Each goes through the same
+ * checks as cs_install, and all are installed together or not at all: a
+ * refresh that fails changes nothing, and *out is left as it was. Mirrors are
+ * tried in order; if all fail, the first one's status is returned.
+ * cs_run_once refreshes first by itself when a refresh is due.
+ * Blocks on the network for up to 30 s (its own deadline; cs_cancel does not
+ * cut it short); may run while cs_run_once runs on another thread.
+ * Statuses: CS_INVALID_ARGUMENT (the root lists no sources), CS_NETWORK
+ * (unreachable, untrusted certificate, 5xx/408/429, the deadline),
+ * CS_RESIDENCY (a redirect, a pin miss), CS_PROTOCOL, and what cs_install
+ * returns for a document that does not verify (CS_MALFORMED, also for one
+ * over 1 MiB or truncated; CS_BAD_SIGNATURE, CS_ROLLBACK, CS_EXPIRED, ...).
+ */
+cs_status cs_refresh_config(cs_agent *agent, cs_refresh_report *out);
 
 /** Sets the account country (ISO 3166-1 alpha-2, any case). Items queued for
  *  another region are held when it returns (cs_stats shows them at once). */

@@ -57,7 +57,7 @@ enum Cmd {
         #[arg(long)]
         root: PathBuf,
     },
-    /// Install or show the signed config.
+    /// Install, refresh or show the signed config.
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Set or show the account country / approved region.
@@ -157,8 +157,15 @@ enum ConfigCmd {
         /// Envelope file.
         envelope: PathBuf,
     },
-    /// Show version, expiry and region ids.
+    /// Show version, expiry, region ids and when the next refresh is due.
     Show {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch the next roots and the current config from the root's mirrors
+    /// (`sources`); print what was installed, or `unchanged`.
+    Refresh {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -226,6 +233,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
         Cmd::Init { root } => cmds::init(&db()?, &root),
         Cmd::Config(ConfigCmd::Install { envelope }) => cmds::config_install(&db()?, &envelope),
         Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
+        Cmd::Config(ConfigCmd::Refresh { json }) => cmds::config_refresh(&db()?, json),
         Cmd::Region(RegionCmd::SetCountry { country }) => cmds::set_country(&db()?, &country),
         Cmd::Region(RegionCmd::Show) => cmds::region_show(&db()?),
         Cmd::Account(AccountCmd::Set { id, country }) => {

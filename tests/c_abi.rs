@@ -9,7 +9,11 @@
 //! With the `devserver` feature it also gets a loopback TLS tus server that
 //! requires a bearer token (and a config that trusts its CA and declares
 //! `"auth": "bearer"`), to upload through `cs_set_credential_provider`; what
-//! that server saw is checked here after the program exits.
+//! that server saw is checked here after the program exits. It also gets a
+//! root v1 whose `sources` list a loopback mirror (with the world's CA) that
+//! answers its first request 500 and then serves `root/2.json` and
+//! `config.json`, for `cs_refresh_config`; the requests that mirror saw are
+//! checked here too (the exact paths, a conditional last one, no user data).
 //!
 //! The program ends itself with `alarm()`; this side also kills it after
 //! [`CHILD_TIMEOUT`], so a hang can never stall `cargo test`.
@@ -129,6 +133,33 @@ fn auth_world(dir: &Path) -> (cloudsync::devserver::world::World, Vec<u8>) {
     (world, config)
 }
 
+/// A mirror on 127.0.0.9 for `world` serving root v2 and config v1, whose
+/// first answer will be a 500, and the root v1 listing it (URL, pin, CA).
+#[cfg(feature = "devserver")]
+fn sources_root(
+    world: &cloudsync::devserver::world::World,
+) -> (cloudsync::devserver::mirror::Mirror, Vec<u8>) {
+    let mirror = world
+        .start_mirror(std::net::Ipv4Addr::new(127, 0, 0, 9), "mirror")
+        .expect("loopback mirror");
+    let sources = serde_json::json!({
+        "urls": [mirror.url()], "pins": [mirror.pin], "ca_certs": [world.ca.cert_pem()],
+    });
+    let root = |v| world.sign_root(&world.root_payload_with_sources(v, sources.clone()));
+    mirror.publish("root/2.json", &root(2)).expect("publish");
+    mirror
+        .publish("config.json", &world.config_envelope(1))
+        .expect("publish");
+    mirror
+        .server
+        .push_fault(cloudsync::devserver::Fault::Status {
+            method: None,
+            status: 500,
+            retry_after: None,
+        });
+    (mirror, root(1))
+}
+
 #[test]
 fn c_program_passes_against_the_cdylib() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -174,9 +205,12 @@ fn c_program_passes_against_the_cdylib() {
     #[cfg(feature = "devserver")]
     let (world, auth_config) = auth_world(&tmp.path().join("server"));
     #[cfg(feature = "devserver")]
+    let (mirror, sources_root) = sources_root(&world);
+    #[cfg(feature = "devserver")]
     let auth_args = [
         write("auth-config.json", &auth_config),
         PathBuf::from(TOKEN),
+        write("sources-root.json", &sources_root),
     ];
     #[cfg(not(feature = "devserver"))]
     let auth_args: [PathBuf; 0] = [];
@@ -241,6 +275,35 @@ fn c_program_passes_against_the_cdylib() {
             seen.len()
         );
         assert_eq!(stats.authorization_headers as usize, seen.len());
+
+        // The refresh: the walk to root 2 and the config, then the same walk
+        // with a conditional request; never any user data. (The injected 500
+        // is answered before a request reaches the mirror's log.)
+        let asked = mirror.server.source_requests();
+        let paths: Vec<&str> = asked.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/sources/root/2.json",
+                "/sources/root/3.json",
+                "/sources/config.json",
+                "/sources/root/3.json",
+                "/sources/config.json",
+            ]
+        );
+        let last = asked.last().expect("requests");
+        assert!(
+            last.headers.iter().any(|(n, _)| n == "if-none-match"),
+            "{last:?}"
+        );
+        for r in &asked {
+            assert!(
+                r.headers
+                    .iter()
+                    .all(|(n, v)| n != "authorization" && n != "cookie" && !v.contains(TOKEN)),
+                "{r:?}"
+            );
+        }
     }
     if cfg!(feature = "ffi-test-hooks") {
         assert!(

@@ -383,7 +383,7 @@ fn stop_reasons_match() {
 #[test]
 fn structs_match() {
     let (rs, h) = (read("src/ffi/capi.rs"), read("include/cloudsync.h"));
-    for name in ["cs_queue_stats", "cs_run_report"] {
+    for name in ["cs_queue_stats", "cs_run_report", "cs_refresh_report"] {
         let r = rust_struct(&rs, name);
         assert!(!r.is_empty());
         assert_eq!(r, header_struct(&h, name), "fields of {name}");
@@ -391,6 +391,10 @@ fn structs_match() {
     assert_eq!(
         rust_struct(&rs, "cs_run_report")[0],
         ("region".to_string(), "char[64]".to_string())
+    );
+    assert_eq!(
+        rust_struct(&rs, "cs_refresh_report")[4],
+        ("mirror".to_string(), "char[260]".to_string())
     );
 }
 

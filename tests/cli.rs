@@ -554,6 +554,145 @@ fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
     assert!(text.starts_with("region in uploaded 1 "), "{text}");
 }
 
+/// `cloudsync sign --type TYPE --key KEY PAYLOAD` into `dir/rel`, the way
+/// the dev server's docs say to publish: written aside, then renamed.
+fn publish_signed(dir: &Path, rel: &str, doc_type: &str, key: &str, payload: &serde_json::Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let payload_path = tmp.path().join("payload.json");
+    std::fs::write(&payload_path, serde_json::to_vec(payload).unwrap()).unwrap();
+    let o = run_within(
+        &["sign", "--type", doc_type, "--key", key, s(&payload_path)],
+        STEP_LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let target = dir.join(rel);
+    let aside = target.with_extension("tmp~");
+    std::fs::write(&aside, &o.stdout).unwrap();
+    std::fs::rename(&aside, &target).unwrap();
+}
+
+#[test]
+fn config_refresh_against_a_dev_server_mirror() {
+    let d = tempfile::tempdir().unwrap();
+    let server = DevServer::start(d.path(), &["--regions", "in", "--mirror"]);
+    let mirror = &server.ready["mirror"];
+    let url = mirror["url"].as_str().unwrap();
+    let host_port = url
+        .trim_start_matches("https://")
+        .trim_end_matches("/sources/");
+    let mirror_dir = PathBuf::from(mirror["dir"].as_str().unwrap());
+    let db = d.path().join("q.db");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--db", s(&db)];
+        all.extend_from_slice(args);
+        let o = run_within(&all, STEP_LIMIT);
+        (o.status.code(), out(&o), err(&o))
+    };
+    let json = |text: &str| -> serde_json::Value { serde_json::from_str(text).unwrap() };
+    assert_eq!(cli(&["init", "--root", &server.path("root")]).0, Some(0));
+    let (_, shown, _) = cli(&["config", "show"]);
+    let due = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("refresh due    "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(due.ends_with('Z') && due.contains('T'), "RFC 3339: {shown}");
+
+    // The config the mirror serves, then nothing new (a 304).
+    let (code, text, e) = cli(&["config", "refresh"]);
+    assert_eq!(code, Some(0), "{e}");
+    assert_eq!(
+        text,
+        format!("installed config version 1\nmirror {host_port}\n")
+    );
+    let (code, text, _) = cli(&["config", "refresh"]);
+    assert_eq!(
+        (code, text),
+        (Some(0), format!("unchanged\nmirror {host_port}\n"))
+    );
+    let (code, text, _) = cli(&["config", "refresh", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        json(&text),
+        serde_json::json!({"roots": [], "config": null, "mirror": host_port, "unchanged": true})
+    );
+
+    // Published while it runs: a root rotation and a new config, signed
+    // with the keys the ready file names.
+    let payload = |field: &str, version: u64| {
+        let path = mirror[field].as_str().unwrap();
+        let mut v = json(&std::fs::read_to_string(path).unwrap());
+        v["version"] = version.into();
+        v
+    };
+    let (root_key, config_key) = (
+        mirror["root_key"].as_str().unwrap(),
+        mirror["config_key"].as_str().unwrap(),
+    );
+    publish_signed(
+        &mirror_dir,
+        "root/2.json",
+        "root",
+        root_key,
+        &payload("root_payload", 2),
+    );
+    publish_signed(
+        &mirror_dir,
+        "config.json",
+        "config",
+        config_key,
+        &payload("config_payload", 2),
+    );
+    let (code, text, e) = cli(&["config", "refresh", "--json"]);
+    assert_eq!(code, Some(0), "{e}");
+    assert_eq!(
+        json(&text),
+        serde_json::json!({"roots": [2], "config": 2, "mirror": host_port, "unchanged": false})
+    );
+    let (_, text, _) = cli(&["config", "show", "--json"]);
+    let info = json(&text);
+    assert_eq!(
+        (
+            info["root_version"].as_u64(),
+            info["config_version"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{info}"
+    );
+    assert!(info["refresh_due_at"].is_string(), "{info}");
+
+    // A bad answer: its kind, and nothing changes.
+    std::fs::write(mirror_dir.join("config.json"), "not an envelope").unwrap();
+    let (code, text, e) = cli(&["config", "refresh"]);
+    assert_eq!((code, text.as_str()), (Some(1), ""), "{e}");
+    assert!(e.starts_with("error: malformed: "), "{e}");
+    let (_, text, _) = cli(&["config", "show", "--json"]);
+    assert_eq!(json(&text), info, "trust unchanged");
+
+    // A root without sources cannot refresh.
+    let plain = d.path().join("plain.db");
+    let o = run(&[
+        "--db",
+        s(&plain),
+        "init",
+        "--root",
+        s(&golden("root_v1.json")),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = run_within(&["--db", s(&plain), "config", "refresh"], STEP_LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).starts_with("error: invalid_argument: "),
+        "{}",
+        err(&o)
+    );
+    let o = run(&["--db", s(&plain), "config", "show"]);
+    assert!(
+        out(&o).contains("refresh due    - (the root lists no sources)"),
+        "{}",
+        out(&o)
+    );
+}
+
 #[test]
 fn demo_runs_and_prints_no_token() {
     let d = tempfile::tempdir().unwrap();

@@ -142,6 +142,32 @@ pub fn config_show(db: &Path, as_json: bool) -> Out {
         if info.expired { " (EXPIRED)" } else { "" }
     );
     println!("regions        {}", info.regions.join(" "));
+    println!(
+        "refresh due    {}",
+        info.refresh_due_at
+            .as_deref()
+            .unwrap_or("- (the root lists no sources)")
+    );
+    ok()
+}
+
+pub fn config_refresh(db: &Path, as_json: bool) -> Out {
+    let r = open(db)?.refresh_config()?;
+    if as_json {
+        let mut v = serde_json::to_value(&r).expect("serialisable");
+        v["unchanged"] = r.unchanged().into();
+        return json(&v);
+    }
+    for v in &r.roots {
+        println!("installed root version {v}");
+    }
+    if let Some(v) = r.config {
+        println!("installed config version {v}");
+    }
+    if r.unchanged() {
+        println!("unchanged");
+    }
+    println!("mirror {}", r.mirror);
     ok()
 }
 

@@ -1,9 +1,12 @@
 //! `cloudsync demo`: the product end to end on loopback, with proof of
 //! residency from the servers' own byte counters, and uploads on behalf of
-//! a signed-in account (bearer tokens, a refresh, a sign-out).
+//! a signed-in account (bearer tokens, a refresh, a sign-out). The agent
+//! starts from a firmware root v1 and fetches a root rotation and the config
+//! from the root's mirror itself.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -156,21 +159,69 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         println!("  region {id:<3} tus server at {}", world.host_port(id));
     }
 
-    println!("== 2. Signed config (throwaway root and config keys, DSSE + Ed25519)");
+    println!("== 2. Signed trust from a mirror (throwaway root and config keys, DSSE + Ed25519)");
+    let mirror = world
+        .start_mirror(Ipv4Addr::new(127, 0, 0, 6), "mirror")
+        .map_err(io)?;
+    let (urls, pins) = ([mirror.url()], [mirror.pin.clone()]);
+    let firmware_root = world.root_with_sources(1, &urls, &pins);
+    mirror
+        .publish("root/2.json", &world.root_with_sources(2, &urls, &pins))
+        .map_err(io)?;
+    mirror
+        .publish("config.json", &world.config_envelope(1))
+        .map_err(io)?;
+    println!("  firmware root v1 lists the mirror {} (pinned)", urls[0]);
+    println!("  published there: root/2.json (a key rotation) and config.json (config v1)");
     let agent = Agent::open_with(
         dir.join("queue.db"),
-        Some(&world.root_envelope),
+        Some(&firmware_root),
         world.agent_options(),
     )?;
-    agent.install(&world.config_envelope(1))?;
     agent.set_credential_provider(Some(tokens.clone()));
     agent.set_account(Some(ACCOUNT), Some(&args.country))?;
-    let region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
+    let fetched = agent.refresh_config()?;
+    let again = agent.refresh_config()?;
     let info = agent.config_info()?;
     println!(
-        "  config v{} expires {}; country {} -> approved region {}",
+        "  refresh_config: root {} -> {}, config {}, from {}; again: {}",
+        fetched.roots.first().map_or(info.root_version, |v| v - 1),
+        info.root_version,
+        fetched
+            .config
+            .map_or("unchanged".into(), |v| format!("v{v}")),
+        fetched.mirror,
+        if again.unchanged() {
+            "unchanged"
+        } else {
+            "CHANGED"
+        }
+    );
+    let mut trust = checks.check(
+        "the agent stepped root v1 -> v2 and fetched config v1 from the mirror",
+        fetched.roots == [2] && fetched.config == Some(1) && info.root_version == 2,
+    );
+    let seen = mirror.server.source_requests();
+    let conditional = seen.last().is_some_and(|r| {
+        r.path.ends_with("/config.json") && r.headers.iter().any(|(n, _)| n == "if-none-match")
+    });
+    trust &= checks.check(
+        "a second refresh is unchanged: a conditional request (If-None-Match)",
+        again.unchanged() && conditional,
+    );
+    let private = seen.iter().flat_map(|r| &r.headers).any(|(n, v)| {
+        n == "authorization" || n == "cookie" || v.contains(ACCOUNT) || v.contains("demo-token")
+    });
+    trust &= checks.check(
+        "the mirror saw no token, cookie or account in any request",
+        !private,
+    );
+    let region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
+    println!(
+        "  config v{} expires {}, next refresh due {}; country {} -> approved region {}",
         info.config_version.unwrap_or(0),
         info.expires_at.as_deref().unwrap_or("-"),
+        info.refresh_due_at.as_deref().unwrap_or("-"),
         args.country.to_ascii_uppercase(),
         region.id()
     );
@@ -437,6 +488,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         );
     } else {
         println!("  residency (R): NOT shown: a residency check failed (see above)");
+    }
+    if trust {
+        println!(
+            "  trust: the agent fetched root v2 and config v1 from its mirror itself; \
+             an unchanged config cost a 304"
+        );
+    } else {
+        println!("  trust: NOT shown: a refresh check failed (see above)");
     }
     println!(
         "  nothing lost (N): {} items audited, {} held awaiting consent (rehome) or discard",

@@ -1,6 +1,14 @@
 //! `cloudsync dev-server`: the loopback world as a long-running process, for
 //! the JVM tests, emulator scripts and the curl benchmark.
+//!
+//! With `--mirror` it also serves the root's mirror (issue 13): `root.json`
+//! is then a firmware root v1 whose `sources` list the mirror, and the
+//! mirror serves `config.json` and `root/<N>.json` from a directory read on
+//! every request. Publishing while it runs is writing a file there (aside,
+//! then renamed into place); the ready file's `mirror` object names the
+//! directory, the URL, the payloads in force and the signing keys.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,7 +25,7 @@ pub struct DevServerArgs {
     /// Directory for uploads, keys and the signed envelopes.
     #[arg(long)]
     dir: PathBuf,
-    /// Written (atomically) once the servers listen: JSON with root, config, ca_pem, regions.
+    /// Written (atomically) once the servers listen: JSON with root, config, ca_pem, regions (and mirror).
     #[arg(long)]
     ready_file: PathBuf,
     /// Do not offer the checksum extension.
@@ -28,6 +36,13 @@ pub struct DevServerArgs {
     /// Repeat for several regions.
     #[arg(long = "token", value_name = "REGION=SECRET")]
     tokens: Vec<String>,
+    /// Also serve the root's mirror (`sources`) over TLS on its own loopback
+    /// address: `root.json` becomes a root v1 listing it, and it serves
+    /// `config.json` and `root/<N>.json` from `<dir>/mirror/` (the ready file's
+    /// `mirror.dir`). Publish while running by writing there (`cloudsync
+    /// sign` with `mirror.root_key` / `mirror.config_key`), atomically.
+    #[arg(long)]
+    mirror: bool,
 }
 
 pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
@@ -54,9 +69,27 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::Usage(format!("cannot create --dir: {e}")))?;
     let world = World::start(&args.dir, setups)
         .map_err(|e| Failure::Usage(format!("cannot start servers: {e}")))?;
+    let mirror = if args.mirror {
+        // The first loopback address after the regions' (127.0.0.2, .3, ...).
+        let n = u8::try_from(world.setups.len()).unwrap_or(u8::MAX).min(250);
+        let addr = Ipv4Addr::new(127, 0, 0, 2 + n);
+        let m = world
+            .start_mirror(addr, "mirror")
+            .map_err(|e| Failure::Usage(format!("cannot start the mirror: {e}")))?;
+        Some(m)
+    } else {
+        None
+    };
     world
-        .write_ready_file(&args.ready_file)
+        .write_ready_file_with(&args.ready_file, mirror.as_ref())
         .map_err(|e| Failure::Usage(format!("cannot write --ready-file: {e}")))?;
+    if let Some(m) = &mirror {
+        eprintln!(
+            "mirror at {} serving {} (publish: write config.json or root/<N>.json there, then rename)",
+            m.url(),
+            m.dir.display()
+        );
+    }
     eprintln!("dev-server ready: {}", args.ready_file.display());
     // Serve until killed.
     loop {

@@ -73,10 +73,13 @@ impl World {
         })
     }
 
-    /// A root of `version` with the world's keys, listing `urls` (and
-    /// `pins`) as its `sources`, signed by the world's root key (which
-    /// vouches for every version, so any two consecutive ones chain).
-    pub fn root_with_sources(&self, version: u64, urls: &[String], pins: &[String]) -> Vec<u8> {
+    /// The root payload of `version` with the world's keys (each role
+    /// threshold 1) and `sources` (`{"urls": [...], "pins": [...], "ca_certs": [...]}`).
+    pub fn root_payload_with_sources(
+        &self,
+        version: u64,
+        sources: serde_json::Value,
+    ) -> serde_json::Value {
         let base = root_payload(
             version,
             "2099-01-01T00:00:00Z",
@@ -86,11 +89,74 @@ impl World {
             1,
         );
         let mut payload: serde_json::Value = serde_json::from_slice(&base).expect("JSON");
-        payload["sources"] = serde_json::json!({"urls": urls, "pins": pins});
+        payload["sources"] = sources;
+        payload
+    }
+
+    /// Signs a root payload with the world's root key (which vouches for
+    /// every version, so any two consecutive ones chain).
+    pub fn sign_root(&self, payload: &serde_json::Value) -> Vec<u8> {
         sign_envelope(
             ROOT_PAYLOAD_TYPE,
-            &serde_json::to_vec(&payload).expect("JSON"),
+            &serde_json::to_vec(payload).expect("JSON"),
             &[&self.root_key],
         )
     }
+
+    /// A root of `version` with the world's keys, listing `urls` (and
+    /// `pins`) as its `sources`, signed by the world's root key.
+    pub fn root_with_sources(&self, version: u64, urls: &[String], pins: &[String]) -> Vec<u8> {
+        let sources = serde_json::json!({"urls": urls, "pins": pins});
+        self.sign_root(&self.root_payload_with_sources(version, sources))
+    }
+
+    /// Sets up `mirror` for `cloudsync dev-server --mirror`: publishes
+    /// `config` (the envelope of `config_payload`) as its `config.json`, and
+    /// writes into the world dir what it takes to publish more while it
+    /// runs: `root-payload.json` and `config-payload.json` (the payloads in
+    /// force, to edit and re-sign) and `root.key` / `config.key` (the world's
+    /// throwaway signing keys, mode 0600). Returns the root v1 envelope
+    /// listing the mirror (its URL, its pin and the world's CA, so an agent
+    /// needs no extra trust to reach it) and the ready file's `mirror` object.
+    pub fn prepare_mirror(
+        &self,
+        mirror: &Mirror,
+        config_payload: &serde_json::Value,
+        config: &[u8],
+    ) -> io::Result<(Vec<u8>, serde_json::Value)> {
+        let sources = serde_json::json!({
+            "urls": [mirror.url()], "pins": [mirror.pin], "ca_certs": [self.ca.cert_pem()],
+        });
+        let root_payload = self.root_payload_with_sources(1, sources);
+        let file = |name: &str| self.dir().join(name);
+        let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON");
+        std::fs::write(file("root-payload.json"), pretty(&root_payload))?;
+        std::fs::write(file("config-payload.json"), pretty(config_payload))?;
+        write_private(&file("root.key"), &self.root_key.to_file_text())?;
+        write_private(&file("config.key"), &self.config_key.to_file_text())?;
+        mirror.publish("config.json", config)?;
+        let info = serde_json::json!({
+            "url": mirror.url(),
+            "dir": mirror.dir,
+            "pin": mirror.pin,
+            "root_payload": file("root-payload.json"),
+            "config_payload": file("config-payload.json"),
+            "root_key": file("root.key"),
+            "config_key": file("config.key"),
+        });
+        Ok((self.sign_root(&root_payload), info))
+    }
+}
+
+/// Writes a key file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
 }

@@ -249,11 +249,34 @@ impl World {
     /// Writes `root.json`, `config.json`, `ca.pem` into the world dir and a
     /// ready file describing them (the contract of `cloudsync dev-server`).
     pub fn write_ready_file(&self, ready: &Path) -> io::Result<()> {
+        self.write_ready_file_with(ready, None)
+    }
+
+    /// [`World::write_ready_file`], with a mirror: `root.json` is then a root
+    /// v1 whose `sources` list `mirror`, which serves the very `config.json`
+    /// written here, and the ready file has a `mirror` object (see
+    /// [`World::prepare_mirror`]).
+    pub fn write_ready_file_with(
+        &self,
+        ready: &Path,
+        mirror: Option<&super::mirror::Mirror>,
+    ) -> io::Result<()> {
         let root = self.dir.join("root.json");
         let config = self.dir.join("config.json");
         let ca = self.dir.join("ca.pem");
-        std::fs::write(&root, &self.root_envelope)?;
-        std::fs::write(&config, self.config_envelope(1))?;
+        // One envelope for both places: a v1 signed twice would differ in
+        // `issued_at`, and the same version with other bytes is a rollback.
+        let config_payload = self.config_json(1);
+        let config_envelope = self.sign_config(&config_payload);
+        let (root_envelope, mirror) = match mirror {
+            Some(m) => {
+                let (r, info) = self.prepare_mirror(m, &config_payload, &config_envelope)?;
+                (r, Some(info))
+            }
+            None => (self.root_envelope.clone(), None),
+        };
+        std::fs::write(&root, root_envelope)?;
+        std::fs::write(&config, config_envelope)?;
         std::fs::write(&ca, self.ca.cert_pem())?;
         let regions: serde_json::Map<String, serde_json::Value> = self
             .servers
@@ -263,9 +286,12 @@ impl World {
                 (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "url": self.url(id), "auth": auth}))
             })
             .collect();
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "root": root, "config": config, "ca_pem": ca, "regions": regions,
         });
+        if let Some(m) = mirror {
+            v["mirror"] = m;
+        }
         let tmp = ready.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&v).expect("JSON"))?;
         std::fs::rename(tmp, ready)

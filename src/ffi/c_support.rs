@@ -134,13 +134,15 @@ pub(super) unsafe fn copy_str(buf: *mut c_char, len: usize, s: &str) -> Result<(
     Ok(())
 }
 
-pub(super) fn region_field(id: &str) -> [c_char; 64] {
-    let mut out = [0 as c_char; 64];
-    let mut n = id.len().min(63);
-    while !id.is_char_boundary(n) {
+/// `s` as a fixed C string field of `N` bytes, NUL-terminated (truncated to
+/// `N - 1` bytes on a character boundary).
+pub(super) fn c_field<const N: usize>(s: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    let mut n = s.len().min(N - 1);
+    while !s.is_char_boundary(n) {
         n -= 1;
     }
-    for (o, b) in out.iter_mut().zip(&id.as_bytes()[..n]) {
+    for (o, b) in out.iter_mut().zip(&s.as_bytes()[..n]) {
         *o = *b as c_char;
     }
     out
@@ -215,12 +217,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn region_field_truncates_on_a_char_boundary() {
-        let f = region_field("in");
+    fn c_field_truncates_on_a_char_boundary() {
+        let f: [c_char; 64] = c_field("in");
         assert_eq!(f[0] as u8, b'i');
         assert_eq!(f[2], 0);
         let long = "é".repeat(40); // 80 bytes
-        let f = region_field(&long);
+        let f: [c_char; 64] = c_field(&long);
         assert_eq!(f[62], 0, "63rd byte would split a character");
         assert_eq!(f[63], 0);
     }

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::c_support::{
-    agent_ref, bytes_arg, copy_str, opt_str_arg, put, region_field, run, str_arg, CCredentials,
-    UserPtr, LAST_ERROR,
+    agent_ref, bytes_arg, c_field, copy_str, opt_str_arg, put, run, str_arg, CCredentials, UserPtr,
+    LAST_ERROR,
 };
 use super::{free_handle, into_handle, run_quietly};
 use crate::auth::CredentialProvider;
@@ -115,6 +115,22 @@ pub struct cs_run_report {
     pub stopped: i32,
 }
 
+/// What one [`cs_refresh_config`] installed (`cs_refresh_report` in C).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct cs_refresh_report {
+    /// Root versions installed, one step each (0: the root did not change).
+    pub roots_installed: u64,
+    /// The last root version installed, now in force (0: none installed).
+    pub root_version: u64,
+    /// The config version installed (0: the config did not change).
+    pub config_version: u64,
+    /// 1 if a root or a config was installed, 0 if nothing changed.
+    pub changed: i32,
+    /// `host:port` of the mirror that answered, NUL-terminated.
+    pub mirror: [c_char; 260],
+}
+
 fn stop_code(s: StopReason) -> i32 {
     match s {
         StopReason::Drained => CS_STOP_DRAINED,
@@ -164,6 +180,34 @@ pub unsafe extern "C" fn cs_install(
         let a = agent_ref(agent)?;
         a.install(bytes_arg(envelope, len, "envelope is null")?)
             .map(drop)
+    })
+}
+
+/// Fetches the next roots and the current config from the mirrors the root
+/// lists (`sources`) and installs them, all or nothing; what changed goes to
+/// `*out`. Blocks on the network for up to 30 s.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_refresh_config(
+    agent: *mut cs_agent,
+    out: *mut cs_refresh_report,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out.is_null() {
+            return Err(Error::InvalidArgument("out is null"));
+        }
+        let r = a.refresh_config()?;
+        let report = cs_refresh_report {
+            roots_installed: r.roots.len() as u64,
+            root_version: r.roots.last().copied().unwrap_or(0),
+            config_version: r.config.unwrap_or(0),
+            changed: i32::from(!r.unchanged()),
+            mirror: c_field(&r.mirror),
+        };
+        put(out, report, "out is null")
     })
 }
 
@@ -292,7 +336,7 @@ pub unsafe extern "C" fn cs_run_once(
         };
         let r = a.run_once(Duration::from_millis(max_ms), &mut progress)?;
         let report = cs_run_report {
-            region: region_field(&r.region),
+            region: c_field(&r.region),
             uploaded: r.uploaded,
             bytes: r.bytes,
             failed: r.failed,
@@ -474,6 +518,8 @@ mod tests {
             let st = cs_set_account(std::ptr::null_mut(), c"a".as_ptr(), std::ptr::null());
             assert_eq!(st, ErrorKind::InvalidArgument.code());
             let st = cs_set_credential_provider(std::ptr::null_mut(), None, std::ptr::null_mut());
+            assert_eq!(st, ErrorKind::InvalidArgument.code());
+            let st = cs_refresh_config(std::ptr::null_mut(), std::ptr::null_mut());
             assert_eq!(st, ErrorKind::InvalidArgument.code());
             assert_eq!(cs_close(std::ptr::null_mut()), CS_OK);
             assert_eq!(CStr::from_ptr(cs_last_error()).to_bytes(), b"");

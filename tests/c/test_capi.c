@@ -5,7 +5,7 @@
  *   gcc -std=c11 -Wall -Wextra -Werror -pedantic -I include [-DCLOUDSYNC_TEST_HOOKS] \
  *       tests/c/test_capi.c -L target/debug -lcloudsync -lpthread -o test_capi
  *   LD_LIBRARY_PATH=target/debug ./test_capi ROOT.json CONFIG.json WORKDIR \
- *       CONFIG2.json OTHER_ROOT.json [AUTH_CONFIG.json TOKEN]
+ *       CONFIG2.json OTHER_ROOT.json [AUTH_CONFIG.json TOKEN [SOURCES_ROOT.json]]
  *
  * ROOT.json / CONFIG.json: a root envelope and a config signed under it that
  * maps IN to region "in". CONFIG2.json: a config signed under ROOT.json that
@@ -13,7 +13,9 @@
  * root of the same version as ROOT.json with other keys. AUTH_CONFIG.json
  * (optional): a config signed under ROOT.json that maps IN to a loopback tus
  * server requiring "Authorization: Bearer TOKEN" (the credential callback
- * checks run without it). Exits 0 when every
+ * checks run without it). SOURCES_ROOT.json (optional): a root v1 whose
+ * sources list a loopback mirror (with its CA) that answers its first request
+ * 500, then serves root/2.json and config.json (IN -> "in"). Exits 0 when every
  * check passes; prints the failed check otherwise. An alarm() ends a hung
  * run (exit by SIGALRM), so a hang cannot stall the test.
  */
@@ -276,10 +278,60 @@ static void credential_checks(const uint8_t *root, size_t root_len, const char *
     free(config);
 }
 
+/* cs_refresh_config against the mirror of SOURCES_ROOT.json (see the top). */
+static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, const char *dir,
+                           const char *sources_root_path) {
+    size_t root_len = 0;
+    uint8_t *root = read_file(sources_root_path, &root_len);
+    char db[4096], plain_db[4096], region[16];
+    snprintf(db, sizeof db, "%s/refresh.db", dir);
+    snprintf(plain_db, sizeof plain_db, "%s/refresh-plain.db", dir);
+    cs_agent *agent = NULL;
+    CHECK_STATUS(cs_open(db, root, root_len, &agent), CS_OK);
+    if (agent == NULL) {
+        exit(1);
+    }
+    CHECK_STATUS(cs_set_country(agent, "IN"), CS_OK);
+    cs_refresh_report r;
+    CHECK_STATUS(cs_refresh_config(agent, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_refresh_config(NULL, &r), CS_INVALID_ARGUMENT);
+
+    /* The mirror's first answer is a 500: CS_NETWORK, *out untouched, nothing installed. */
+    memset(&r, 0xab, sizeof r);
+    CHECK_STATUS(cs_refresh_config(agent, &r), CS_NETWORK);
+    CHECK(strstr(cs_last_error(), "HTTP 500") != NULL);
+    CHECK(r.roots_installed == 0xababababababababULL && r.config_version == 0xababababababababULL);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "") == 0); /* still no config */
+
+    /* Then the rotation to root 2 and config 1, in one call. */
+    CHECK_STATUS(cs_refresh_config(agent, &r), CS_OK);
+    CHECK(r.roots_installed == 1 && r.root_version == 2);
+    CHECK(r.config_version == 1 && r.changed == 1);
+    CHECK(strncmp(r.mirror, "127.0.0.9:", 10) == 0 && strlen(r.mirror) > 10);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "in") == 0);
+
+    /* Nothing new: unchanged. */
+    memset(&r, 0xab, sizeof r);
+    CHECK_STATUS(cs_refresh_config(agent, &r), CS_OK);
+    CHECK(r.roots_installed == 0 && r.root_version == 0 && r.config_version == 0 && r.changed == 0);
+    CHECK(strncmp(r.mirror, "127.0.0.9:", 10) == 0);
+    CHECK_STATUS(cs_close(agent), CS_OK);
+
+    /* A root without sources cannot refresh. */
+    agent = NULL;
+    CHECK_STATUS(cs_open(plain_db, plain_root, plain_root_len, &agent), CS_OK);
+    CHECK_STATUS(cs_refresh_config(agent, &r), CS_INVALID_ARGUMENT);
+    CHECK(strstr(cs_last_error(), "sources") != NULL);
+    CHECK_STATUS(cs_close(agent), CS_OK);
+    free(root);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 6 && argc != 8) {
+    if (argc != 6 && argc != 8 && argc != 9) {
         fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR CONFIG2.json OTHER_ROOT.json "
-                        "[AUTH_CONFIG.json TOKEN]\n", argv[0]);
+                        "[AUTH_CONFIG.json TOKEN [SOURCES_ROOT.json]]\n", argv[0]);
         return 2;
     }
     alarm(60); /* a hang ends the program (SIGALRM), never the test run */
@@ -501,10 +553,15 @@ int main(int argc, char **argv) {
         CHECK_STATUS(cs_close(agent), CS_OK);
     }
 
-    if (argc == 8) {
+    if (argc >= 8) {
         credential_checks(root, root_len, dir, argv[6], argv[7]);
     } else {
         fprintf(stderr, "note: no AUTH_CONFIG.json; credential callback checks skipped\n");
+    }
+    if (argc == 9) {
+        refresh_checks(root, root_len, dir, argv[8]);
+    } else {
+        fprintf(stderr, "note: no SOURCES_ROOT.json; cs_refresh_config checks skipped\n");
     }
 
     free(root);

@@ -1,6 +1,7 @@
 //! Entry points that exist only with `ffi-test-hooks` (never in the phone
 //! build): a test `open` trusting a loopback CA, a deliberate panic and error,
-//! and (with `devserver`) an in-process tus server for the JVM tests.
+//! and (with `devserver`) an in-process tus server and config mirror for the
+//! JVM tests.
 
 use ::jni::objects::{JByteArray, JClass, JString};
 use ::jni::sys::{jint, jlong};
@@ -81,7 +82,7 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_nativeErrorForTest<'
 
 /// A loopback tus server over TLS inside the test JVM's process, so that the
 /// credential tests can require and rotate a bearer token and read what the
-/// server saw. Only with `ffi-test-hooks` and `devserver` (the dev server is
+/// server saw, and the refresh tests can serve a root's mirror. Only with `ffi-test-hooks` and `devserver` (the dev server is
 /// never in the phone build).
 #[cfg(all(feature = "ffi-test-hooks", feature = "devserver"))]
 mod test_server {
@@ -137,6 +138,35 @@ mod test_server {
             opts.bearer_token = opt_string_arg(env, &token)?;
             let server =
                 TusServer::start(opts).map_err(|e| Error::Internal(format!("test server: {e}")))?;
+            let mut servers = servers();
+            servers.push(Some((server, ca.cert_pem())));
+            Ok(sat(servers.len() as u64))
+        })
+    }
+
+    /// `static native long testMirrorStart(String dir)`: a root's mirror on
+    /// 127.0.0.1 (a certificate of a new CA) serving the files of `dir` under
+    /// `/sources/` (`config.json`, `root/<N>.json`; read on every request);
+    /// returns its id (the other `testServer*` calls apply to it).
+    #[no_mangle]
+    pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_testMirrorStart<'local>(
+        mut env: JNIEnv<'local>,
+        _class: JClass<'local>,
+        dir: JString<'local>,
+    ) -> jlong {
+        run(&mut env, |env| {
+            let dir = std::path::PathBuf::from(string_arg(env, &dir, "dir is null")?);
+            let ca = TestCa::new("cloudsync JVM test CA");
+            let ip = IpAddr::from([127, 0, 0, 1]);
+            let mut opts = ServerOptions::new(
+                (ip, 0).into(),
+                ca.issue(&[], &[ip]),
+                dir.join("uploads"),
+                "127.0.0.1",
+            );
+            opts.sources_dir = Some(dir);
+            let server =
+                TusServer::start(opts).map_err(|e| Error::Internal(format!("mirror: {e}")))?;
             let mut servers = servers();
             servers.push(Some((server, ca.cert_pem())));
             Ok(sat(servers.len() as u64))

@@ -15,7 +15,7 @@
 //! `0` (a closed handle that slipped through) is an `invalid_argument` error.
 //!
 //! Objects built here (keep them in `android/consumer-rules.pro`):
-//! `ConfigInfo`, `QueueStats`, `RunReport`, `AuditRecord`, the exception
+//! `ConfigInfo`, `ConfigRefresh`, `QueueStats`, `RunReport`, `AuditRecord`, the exception
 //! classes, and the `ProgressListener.onProgress(JJJ)V` and
 //! `CredentialProvider.getToken` calls.
 //!
@@ -37,7 +37,10 @@ use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
 use crate::auth::CredentialProvider;
 use crate::error::{Error, Result};
 use crate::{Agent, Progress};
-use objects::{audit_array, config_info_object, opt_string, queue_stats_object, run_report_object};
+use objects::{
+    audit_array, config_info_object, config_refresh_object, opt_string, queue_stats_object,
+    run_report_object,
+};
 use provider::JavaProvider;
 
 #[cfg(feature = "ffi-test-hooks")]
@@ -287,6 +290,20 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_configInfo<'local>(
     run(&mut env, |env| {
         let info = agent(handle)?.config_info()?;
         config_info_object(env, &info)
+    })
+}
+
+/// `static native ConfigRefresh refreshConfig(long handle)`: fetches the next
+/// roots and the config from the root's mirrors (blocks, 30 s at most).
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_refreshConfig<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) -> JObject<'local> {
+    run(&mut env, |env| {
+        let r = agent(handle)?.refresh_config()?;
+        config_refresh_object(env, &r)
     })
 }
 

@@ -1,5 +1,5 @@
-//! Java value objects (`ConfigInfo`, `QueueStats`, `RunReport`,
-//! `AuditRecord`) built from Rust values, kept apart from the entry points
+//! Java value objects (`ConfigInfo`, `ConfigRefresh`, `QueueStats`,
+//! `RunReport`, `AuditRecord`) built from Rust values, kept apart from the entry points
 //! so that the class names and constructor signatures live in one place.
 
 use ::jni::objects::{JObject, JObjectArray, JValue};
@@ -9,12 +9,15 @@ use ::jni::JNIEnv;
 use super::{sat, JniResultExt, STRING_CLASS};
 use crate::error::{Error, Result};
 use crate::queue::QueueStats;
-use crate::{ConfigInfo, RunReport, StopReason};
+use crate::{ConfigInfo, Refreshed, RunReport, StopReason};
 
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
-/// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country, approvedRegion.
-const CONFIG_INFO_CTOR: &str =
-    "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V";
+/// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country,
+/// approvedRegion, refreshDueAt.
+const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V";
+const CONFIG_REFRESH_CLASS: &str = "com/miui/cloudsync/ConfigRefresh";
+/// rootVersions, configVersion (-1 = none), mirror.
+const CONFIG_REFRESH_CTOR: &str = "([JJLjava/lang/String;)V";
 const QUEUE_STATS_CLASS: &str = "com/miui/cloudsync/QueueStats";
 /// pending, uploading, failed, dead, held, done, pendingBytes.
 const QUEUE_STATS_CTOR: &str = "(JJJJJJJ)V";
@@ -63,6 +66,7 @@ pub(super) fn config_info_object<'local>(
     let expires = opt_string(env, info.expires_at.as_deref())?;
     let country = opt_string(env, info.country.as_deref())?;
     let approved = opt_string(env, info.approved_region.as_deref())?;
+    let due = opt_string(env, info.refresh_due_at.as_deref())?;
     let config_version = info.config_version.map(sat).unwrap_or(-1);
     env.new_object(
         CONFIG_INFO_CLASS,
@@ -75,6 +79,27 @@ pub(super) fn config_info_object<'local>(
             JValue::Object(&regions),
             JValue::Object(&country),
             JValue::Object(&approved),
+            JValue::Object(&due),
+        ],
+    )
+    .jni()
+}
+
+pub(super) fn config_refresh_object<'local>(
+    env: &mut JNIEnv<'local>,
+    r: &Refreshed,
+) -> Result<JObject<'local>> {
+    let roots: Vec<i64> = r.roots.iter().map(|v| sat(*v)).collect();
+    let array = env.new_long_array(roots.len() as jsize).jni()?;
+    env.set_long_array_region(&array, 0, &roots).jni()?;
+    let mirror = env.new_string(&r.mirror).jni()?;
+    env.new_object(
+        CONFIG_REFRESH_CLASS,
+        CONFIG_REFRESH_CTOR,
+        &[
+            JValue::Object(&array),
+            JValue::Long(r.config.map_or(-1, sat)),
+            JValue::Object(&mirror),
         ],
     )
     .jni()

@@ -6,7 +6,8 @@ import java.util.List;
 
 /**
  * What is installed, from {@link SyncAgent#configInfo()}: versions, expiry, region ids, the
- * account country and the approved region. No keys and no URLs.
+ * account country, the approved region and when the next {@link SyncAgent#refreshConfig()} is due.
+ * No keys and no URLs.
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */
@@ -18,11 +19,12 @@ public final class ConfigInfo {
     private final List<String> regions;
     private final String country;
     private final String approvedRegion;
+    private final String refreshDueAt;
 
     /**
      * Built by native code (signature {@code
-     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V}; kept in
-     * {@code consumer-rules.pro}).
+     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V};
+     * kept in {@code consumer-rules.pro}).
      */
     ConfigInfo(
             long rootVersion,
@@ -31,7 +33,8 @@ public final class ConfigInfo {
             boolean expired,
             String[] regions,
             String country,
-            String approvedRegion) {
+            String approvedRegion,
+            String refreshDueAt) {
         this.rootVersion = rootVersion;
         this.configVersion = configVersion;
         this.expiresAt = expiresAt;
@@ -39,6 +42,7 @@ public final class ConfigInfo {
         this.regions = Collections.unmodifiableList(Arrays.asList(regions.clone()));
         this.country = country;
         this.approvedRegion = approvedRegion;
+        this.refreshDueAt = refreshDueAt;
     }
 
     /** @return the version of the root of trust in force */
@@ -81,11 +85,26 @@ public final class ConfigInfo {
         return approvedRegion;
     }
 
+    /**
+     * When the next {@link SyncAgent#refreshConfig()} is due, if the root lists mirrors ({@code
+     * sources}): at once when no valid config is installed or no mirror ever answered; otherwise
+     * the earlier of a day after the last answer and the middle of the config's validity (so a
+     * config is replaced well before it expires), but not sooner than an hour after the last
+     * answer. {@link SyncAgent#runOnce} refreshes first by itself when it is due; schedule a job
+     * for this time to refresh without uploads.
+     *
+     * @return RFC 3339 UTC text, or {@code null} when the root lists no sources
+     */
+    public String getRefreshDueAt() {
+        return refreshDueAt;
+    }
+
     /** {@inheritDoc} */
     @Override
     public String toString() {
         return "ConfigInfo{rootVersion=" + rootVersion + ", configVersion=" + configVersion
                 + ", expiresAt=" + expiresAt + ", expired=" + expired + ", regions=" + regions
-                + ", country=" + country + ", approvedRegion=" + approvedRegion + "}";
+                + ", country=" + country + ", approvedRegion=" + approvedRegion
+                + ", refreshDueAt=" + refreshDueAt + "}";
     }
 }

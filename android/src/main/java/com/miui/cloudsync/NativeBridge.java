@@ -29,6 +29,8 @@ final class NativeBridge {
 
     static native ConfigInfo configInfo(long handle) throws SyncException;
 
+    static native ConfigRefresh refreshConfig(long handle) throws SyncException;
+
     static native void setAccountCountry(long handle, String iso2) throws SyncException;
 
     static native void setAccount(long handle, String accountId, String iso2) throws SyncException;
@@ -71,11 +73,17 @@ final class NativeBridge {
     static native void nativeErrorForTest(int index) throws SyncException;
 
     // A loopback tus server over TLS inside this process (src/ffi/jni/hooks.rs, mod test_server),
-    // for the credential tests. Only in native builds with {@code ffi-test-hooks} and {@code
-    // devserver} ({@link UnsatisfiedLinkError} otherwise).
+    // for the credential tests, and a root's mirror for the refresh tests. Only in native builds
+    // with {@code ffi-test-hooks} and {@code devserver} ({@link UnsatisfiedLinkError} otherwise).
 
     /** Starts one on 127.0.0.1 requiring {@code Bearer <token>} ({@code null}: anonymous); its id. */
     static native long testServerStart(String dir, String token) throws SyncException;
+
+    /**
+     * Starts a root's mirror on 127.0.0.1 serving the files of {@code dir} under {@code /sources/}
+     * (its own CA); its id, for the other {@code testServer*} calls.
+     */
+    static native long testMirrorStart(String dir) throws SyncException;
 
     static native int testServerPort(long id) throws SyncException;
 

@@ -10,8 +10,10 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * queue (an SQLite file in the app's private directory) and uploads queued files, over tus, only
  * to the region approved for the account's country.
  *
- * <p>Typical use: {@link #open} once per process with the root envelope shipped in the app,
- * {@link #installConfig} whenever a new config arrives, {@link #setCredentialProvider} after every
+ * <p>Typical use: {@link #open} once per process with the root envelope shipped in the app; if
+ * that root lists mirrors ({@code sources}), the agent fetches root rotations and the config
+ * itself ({@link #refreshConfig}, and {@link #runOnce} first when one is due), otherwise call
+ * {@link #installConfig} whenever a new config arrives; {@link #setCredentialProvider} after every
  * open, {@link #setAccount} when the account signs in, out or changes country ({@link
  * #setAccountCountry} when only the country changes), {@link #enqueue} from anywhere, and {@link
  * #runOnce} from a background job (WorkManager). Call {@link #close()} (or use try-with-resources) when done;
@@ -151,6 +153,44 @@ public final class SyncAgent implements AutoCloseable {
      */
     public ConfigInfo configInfo() throws SyncException {
         return withHandle(NativeBridge::configInfo);
+    }
+
+    /**
+     * Fetches the next roots and the current config from the mirrors the root in force lists
+     * ({@code sources}) and installs them: {@code root/<N+1>.json} from the trusted version up
+     * until the mirror has no next one (at most 64 per call), then {@code config.json}
+     * (conditionally: an unchanged config costs a 304). Everything goes through the same checks as
+     * {@link #installConfig} (thresholds, one root version at a time, no rollback, sticky expiry)
+     * and is installed together or not at all: a refresh that fails changes nothing. Mirrors are
+     * tried in order; if all fail, the first one's error is thrown. Requests carry no account,
+     * token, cookie or queue data.
+     *
+     * <p>{@link #runOnce} already refreshes first when {@link ConfigInfo#getRefreshDueAt()} has
+     * passed; call this to refresh without uploading (e.g. a daily job, or when {@link
+     * #runOnce} threw {@link ConfigException} kind {@code no_config} or {@code expired}).
+     *
+     * <p><b>Threading:</b> blocks on the network for up to 30 seconds (its own deadline; {@link
+     * #cancel()} does not cut it short); call from a background thread, never the main thread. It
+     * may run while {@link #runOnce} runs on another thread: a run whose region the new config
+     * changes stops at its next buffer.
+     *
+     * @return what was installed ({@link ConfigRefresh#isUnchanged()} when nothing was)
+     * @throws SyncException kind {@code invalid_argument} if the root lists no sources
+     * @throws NetworkException kind {@code network}: no mirror could be reached (or its
+     *     certificate is not trusted), one answered 5xx/408/429, a transfer failed, or the
+     *     30-second deadline passed; kind {@code protocol}: an answer the layout does not allow
+     *     (e.g. no {@code config.json})
+     * @throws ResidencyException kind {@code residency}: a mirror redirected, or its certificate
+     *     missed the root's pins
+     * @throws ConfigException a mirror served a document that does not verify: kind {@code
+     *     malformed} (also larger than 1 MiB or truncated), {@code bad_signature}, {@code
+     *     threshold_not_met}, {@code rollback} (older, or the same version with other bytes),
+     *     {@code version_gap}, {@code expired}
+     * @throws StorageException if the trust store cannot be read or written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public ConfigRefresh refreshConfig() throws SyncException {
+        return withHandle(NativeBridge::refreshConfig);
     }
 
     /**

@@ -95,6 +95,20 @@ final class TestEnvelopes {
         return envelope(ROOT_TYPE, payload, rootKey);
     }
 
+    /**
+     * Root {@code version} with the same keys as {@link #root(Key, Key)} whose {@code sources} list
+     * one mirror, {@code url} (an https base URL ending in {@code /}); signed by {@code rootKey},
+     * so any two consecutive versions chain.
+     */
+    static byte[] rootWithSources(int version, Key rootKey, Key configKey, String url) {
+        String payload = "{\"version\":" + version + ",\"expires_at\":\"2099-01-01T00:00:00Z\",\"keys\":{"
+                + keyEntry(rootKey) + "," + keyEntry(configKey) + "},\"roles\":{"
+                + "\"root\":{\"keyids\":[\"" + rootKey.keyid + "\"],\"threshold\":1},"
+                + "\"config\":{\"keyids\":[\"" + configKey.keyid + "\"],\"threshold\":1}},"
+                + "\"sources\":{\"urls\":[\"" + url + "\"]}}";
+        return envelope(ROOT_TYPE, payload, rootKey);
+    }
+
     private static String keyEntry(Key k) {
         return "\"" + k.keyid + "\":{\"type\":\"ed25519\",\"public\":\"" + hex(k.rawPublic) + "\"}";
     }
