@@ -7,6 +7,7 @@
 //! runner at a time holds the queue lease (`agent::run`).
 
 mod account;
+mod ledger;
 mod refresh;
 mod run;
 mod trust;

@@ -10,12 +10,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::account::AccountView;
+use super::ledger::QueueLedger;
 use super::trust::Trust;
 use super::Agent;
 use crate::auth::RunAuth;
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::db::BUSY_WAIT;
-use crate::queue::ops::{self, now_ms, ItemRow, SourceMeta};
+use crate::queue::ops::{self, now_ms, ItemRow};
 use crate::queue::{AuditRecord, State};
 use crate::region::{ApprovedRegion, GuardedUrl};
 use crate::upload::http::{IoControl, RegionHttp};
@@ -198,7 +199,7 @@ impl Agent {
     /// `LATE_BUSY_WAIT` for another connection's lock instead of `BUSY_WAIT`:
     /// the run returns on time, and what it could not write (an unclaim, the
     /// lease release) is recovered when its lease expires.
-    fn bound_busy_wait(&self, g: &super::Inner, deadline: Instant) {
+    pub(super) fn bound_busy_wait(&self, g: &super::Inner, deadline: Instant) {
         if self.cancel.load(Ordering::SeqCst) || Instant::now() >= deadline {
             if let Err(e) = g.db.set_busy_wait(LATE_BUSY_WAIT) {
                 log::warn!("could not shorten the busy wait ({})", e.kind());
@@ -589,68 +590,4 @@ enum Claim {
 enum Settled {
     Next,
     Stop(StopReason),
-}
-
-/// The queue side of an upload: confirmed sessions and offsets. (The lease
-/// is renewed by the run's keepalive, checked as bytes flow.)
-struct QueueLedger<'a> {
-    agent: &'a Agent,
-    owner: &'a str,
-    region: &'a str,
-    deadline: Instant,
-    /// Whose credentials a termination of this item's upload needs.
-    termination_owner: ops::Owner<'a>,
-}
-
-impl crate::upload::Ledger for QueueLedger<'_> {
-    fn session(
-        &mut self,
-        id: i64,
-        url: Option<&GuardedUrl>,
-        meta: SourceMeta,
-        sha: &[u8; 32],
-        offset: u64,
-    ) -> Result<()> {
-        let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
-        let url_s = url.map(|u| u.as_str());
-        let written = g.db.write(|tx| {
-            ops::check_lease(tx, self.owner)?;
-            ops::set_source(tx, id, meta, sha)?;
-            ops::set_session(
-                tx,
-                id,
-                url_s.as_deref(),
-                url.map(|_| meta.size),
-                url.map(|_| meta.mtime_ns),
-                url.map(|_| sha),
-                offset,
-                now_ms(),
-            )
-        });
-        if let (Err(Error::NotFound), Some(u)) = (&written, &url_s) {
-            // Removed while its upload was being created: terminate it next run.
-            let owner = self.termination_owner;
-            g.db.write(|tx| ops::queue_termination(tx, self.region, u, owner))?;
-        }
-        written
-    }
-
-    fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
-        let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
-        g.db.write(|tx| {
-            ops::check_lease(tx, self.owner)?;
-            ops::set_offset(tx, id, offset, now_ms())
-        })
-    }
-
-    fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
-        let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
-        g.db.write(|tx| {
-            ops::check_lease(tx, self.owner)?;
-            ops::set_progress(tx, id, offset, sent, now_ms())
-        })
-    }
 }

@@ -1,0 +1,74 @@
+//! The queue side of an upload run: the [`crate::upload::Ledger`] that
+//! records confirmed sessions and offsets (and queues a termination when an
+//! item was removed while its upload was being created).
+
+use std::time::Instant;
+
+use super::Agent;
+use crate::error::{Error, Result};
+use crate::queue::ops::{self, now_ms, SourceMeta};
+use crate::region::GuardedUrl;
+
+/// The queue side of an upload: confirmed sessions and offsets. (The lease
+/// is renewed by the run's keepalive, checked as bytes flow.)
+pub(super) struct QueueLedger<'a> {
+    pub(super) agent: &'a Agent,
+    pub(super) owner: &'a str,
+    pub(super) region: &'a str,
+    pub(super) deadline: Instant,
+    /// Whose credentials a termination of this item's upload needs.
+    pub(super) termination_owner: ops::Owner<'a>,
+}
+
+impl crate::upload::Ledger for QueueLedger<'_> {
+    fn session(
+        &mut self,
+        id: i64,
+        url: Option<&GuardedUrl>,
+        meta: SourceMeta,
+        sha: &[u8; 32],
+        offset: u64,
+    ) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
+        let url_s = url.map(|u| u.as_str());
+        let written = g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_source(tx, id, meta, sha)?;
+            ops::set_session(
+                tx,
+                id,
+                url_s.as_deref(),
+                url.map(|_| meta.size),
+                url.map(|_| meta.mtime_ns),
+                url.map(|_| sha),
+                offset,
+                now_ms(),
+            )
+        });
+        if let (Err(Error::NotFound), Some(u)) = (&written, &url_s) {
+            // Removed while its upload was being created: terminate it next run.
+            let owner = self.termination_owner;
+            g.db.write(|tx| ops::queue_termination(tx, self.region, u, owner))?;
+        }
+        written
+    }
+
+    fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
+        g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_offset(tx, id, offset, now_ms())
+        })
+    }
+
+    fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
+        g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_progress(tx, id, offset, sent, now_ms())
+        })
+    }
+}
