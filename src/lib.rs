@@ -58,7 +58,12 @@ pub mod devserver;
 #[allow(unsafe_code)]
 pub mod ffi;
 
-pub use agent::{Agent, AgentOptions, ConfigInfo, Installed, Refreshed, RunReport, StopReason};
+pub use agent::{
+    Agent, AgentOptions, ConfigInfo, Installed, Refreshed, RunEvent, RunReport, StopReason,
+};
+
+/// The library's version (`CARGO_PKG_VERSION`), as the Java and C APIs report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use error::{Error, ErrorKind, Result};
 pub use queue::State;
 pub use upload::Progress;

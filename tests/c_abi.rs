@@ -276,14 +276,15 @@ fn c_program_passes_against_the_cdylib() {
         );
         assert_eq!(stats.authorization_headers as usize, seen.len());
 
-        // The refresh: the walk to root 2 and the config, then the same walk
-        // with a conditional request; never any user data. (The injected 500
-        // is answered before a request reaches the mirror's log.)
+        // The refresh: the request the injected 500 answered, the walk to
+        // root 2 and the config, then the same walk with a conditional
+        // request; never any user data.
         let asked = mirror.server.source_requests();
         let paths: Vec<&str> = asked.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             paths,
             [
+                "/sources/root/2.json",
                 "/sources/root/2.json",
                 "/sources/root/3.json",
                 "/sources/config.json",

@@ -7,11 +7,13 @@
 //! runner at a time holds the queue lease (`agent::run`).
 
 mod account;
+mod events;
 mod ledger;
 mod refresh;
 mod run;
 mod trust;
 
+pub use events::RunEvent;
 pub use refresh::{Refreshed, MAX_ROOT_STEPS, REFRESH_DEADLINE};
 pub use run::{RunReport, StopReason, LEASE_TTL};
 
@@ -225,6 +227,22 @@ impl Agent {
             if account == account::AccountView::SignedOut {
                 return Err(Error::NoAccount);
             }
+            // Refused now rather than `dead` at run time. Without a config
+            // nothing is known yet: accepted, as before.
+            if let Some(cfg) = &t.config {
+                let offered = match &region {
+                    Some(r) => r.region().services().contains_key(service),
+                    None => cfg
+                        .regions()
+                        .values()
+                        .any(|r| r.services().contains_key(service)),
+                };
+                if !offered {
+                    return Err(Error::InvalidArgument(
+                        "service not offered by the installed config",
+                    ));
+                }
+            }
             let at = now_ms();
             let ids = items
                 .iter()
@@ -241,6 +259,11 @@ impl Agent {
     /// Counts per state and bytes left.
     pub fn stats(&self) -> Result<QueueStats> {
         ops::stats(self.lock().db.conn())
+    }
+
+    /// One queued item (`NotFound` once it left the queue: see the audit).
+    pub fn item(&self, id: i64) -> Result<ItemInfo> {
+        ops::item(self.lock().db.conn(), id)
     }
 
     /// Items, optionally of one state (at most `limit`).

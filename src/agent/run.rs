@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::account::AccountView;
+use super::events::{ProgressRelay, RunEvent};
 use super::ledger::QueueLedger;
 use super::trust::Trust;
 use super::Agent;
@@ -60,6 +61,9 @@ pub struct RunReport {
     pub remaining: u64,
     /// Why the run ended.
     pub stopped: StopReason,
+    /// When the next queued item is due, ms since the epoch (in the past:
+    /// due now); `None` when nothing is waiting. Schedule the next run for it.
+    pub next_due_at: Option<i64>,
 }
 
 /// How long a write of a stopped run waits for another connection's lock.
@@ -112,6 +116,8 @@ impl Agent {
     /// Uploads due items of the approved region until none is due, `max`
     /// elapsed, or [`Agent::cancel`] is called from another thread.
     /// `progress` runs on this thread; returning `false` cancels the run.
+    /// It sees each item's bytes (the completion once); for per-item
+    /// started/done/failed/held events use [`Agent::run_with_events`].
     ///
     /// When the root lists `sources` and a config refresh is due (see
     /// [`ConfigInfo::refresh_due_at`](super::ConfigInfo)), the run first calls
@@ -128,6 +134,22 @@ impl Agent {
         max: Duration,
         progress: &mut dyn FnMut(Progress) -> bool,
     ) -> Result<RunReport> {
+        self.run_with_events(max, &mut |e| match e {
+            RunEvent::Progress(p) => progress(*p),
+            _ => true,
+        })
+    }
+
+    /// [`Agent::run_once`] with one listener for progress and the per-item
+    /// events ([`RunEvent`]): started, progress, done, failed (with its kind
+    /// and next attempt), held. Each runs on this thread with no lock of the
+    /// agent held (it may call back into it); returning `false` cancels the run.
+    pub fn run_with_events(
+        &self,
+        max: Duration,
+        listener: &mut dyn FnMut(&RunEvent) -> bool,
+    ) -> Result<RunReport> {
+        let mut relay = ProgressRelay::new(listener);
         let deadline = Instant::now() + max;
         let owner = {
             let mut b = [0u8; 16];
@@ -141,7 +163,7 @@ impl Agent {
             owner: &owner,
             deadline,
         };
-        let result = self.run_leased(&mandate, held, generation, deadline, progress);
+        let result = self.run_leased(&mandate, held, generation, deadline, &mut relay);
         let mut g = self.lock();
         self.bound_busy_wait(&g, mandate.deadline);
         if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {
@@ -253,7 +275,7 @@ impl Agent {
         held: u64,
         generation: i64,
         deadline: Instant,
-        progress: &mut dyn FnMut(Progress) -> bool,
+        relay: &mut ProgressRelay<'_>,
     ) -> Result<RunReport> {
         // The generation begin_run decided under, not the cache now: another
         // thread on this handle may have moved the cache since.
@@ -278,6 +300,7 @@ impl Agent {
             held,
             remaining: 0,
             stopped: StopReason::Drained,
+            next_due_at: None,
         };
         let last_renew = Mutex::new(Instant::now());
         let keepalive = || self.keepalive(m.owner, &last_renew);
@@ -305,18 +328,36 @@ impl Agent {
                     break;
                 }
             };
+            self.emit(
+                relay,
+                RunEvent::Started {
+                    item_id: item.id,
+                    size: item.size,
+                },
+            );
+            let progress = &mut |p| relay.progress(p);
             let attempt = self.attempt(&http, &mut caps, m, &item, &stop, progress);
-            match self.settle(m, &item, attempt, &mut report)? {
-                Settled::Next => {}
-                Settled::Stop(why) => {
-                    report.stopped = why;
-                    break;
-                }
+            let (settled, event) = self.settle(m, &item, attempt, &mut report)?;
+            // Delivered with no lock held: the listener may call the agent.
+            if let Some(e) = event {
+                self.emit(relay, e);
+            }
+            if let Settled::Stop(why) = settled {
+                report.stopped = why;
+                break;
             }
         }
         let s = ops::stats(self.lock().db.conn())?;
         report.remaining = s.pending + s.failed + s.uploading;
+        report.next_due_at = s.next_due_at;
         Ok(report)
+    }
+
+    /// Delivers an event; a listener that returns `false` cancels the run.
+    fn emit(&self, relay: &mut ProgressRelay<'_>, e: RunEvent) {
+        if !relay.event(e) {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
     }
 
     fn stop_reason(&self, stop: &Stop<'_>) -> Option<StopReason> {
@@ -426,7 +467,7 @@ impl Agent {
         item: &ItemRow,
         attempt: TusResult<Finished>,
         report: &mut RunReport,
-    ) -> Result<Settled> {
+    ) -> Result<(Settled, Option<RunEvent>)> {
         let mut g = self.lock();
         self.bound_busy_wait(&g, m.deadline);
         let failure = match attempt {
@@ -451,7 +492,11 @@ impl Agent {
                 log::info!("item {} uploaded ({} bytes)", item.id, done.bytes);
                 report.uploaded += 1;
                 report.bytes += done.bytes;
-                return Ok(Settled::Next);
+                let event = RunEvent::Done {
+                    item_id: item.id,
+                    bytes: done.bytes,
+                };
+                return Ok((Settled::Next, Some(event)));
             }
             Err(f) => f,
         };
@@ -472,10 +517,10 @@ impl Agent {
                 return Err(e);
             }
             // Removed during its upload; any new session was queued for termination.
-            Error::NotFound => return Ok(Settled::Next),
+            Error::NotFound => return Ok((Settled::Next, None)),
             _ => {
-                self.record_failure(&mut g, m, item, failure, report)?;
-                return Ok(Settled::Next);
+                let event = self.record_failure(&mut g, m, item, failure, report)?;
+                return Ok((Settled::Next, event));
             }
         };
         match g.db.write(|tx| ops::unclaim(tx, item.id, now_ms())) {
@@ -489,7 +534,10 @@ impl Agent {
             }
             other => other?,
         }
-        Ok(Settled::Stop(stopped))
+        // Held in flight: the region or account moved while it was sent.
+        let held = ops::get(g.db.conn(), item.id).is_ok_and(|row| row.state == State::Held);
+        let event = held.then_some(RunEvent::Held { item_id: item.id });
+        Ok((Settled::Stop(stopped), event))
     }
 
     fn record_failure(
@@ -499,7 +547,7 @@ impl Agent {
         item: &ItemRow,
         Failure { error, retry_after }: Failure,
         report: &mut RunReport,
-    ) -> Result<()> {
+    ) -> Result<Option<RunEvent>> {
         let permanent = matches!(
             error.kind(),
             ErrorKind::Rejected | ErrorKind::InvalidArgument
@@ -526,15 +574,25 @@ impl Agent {
             )
         });
         let st = match st {
-            Err(Error::NotFound) => return Ok(()), // removed meanwhile
+            Err(Error::NotFound) => return Ok(None), // removed meanwhile
             other => other?,
         };
         log::warn!("item {} failed ({}), now {}", item.id, error.kind(), st);
         report.failed += 1;
-        if st == State::Dead {
+        let dead = st == State::Dead;
+        if dead {
             report.dead += 1;
         }
-        Ok(())
+        let next_attempt_at = match dead {
+            true => None,
+            false => ops::next_attempt_of(g.db.conn(), item.id)?,
+        };
+        Ok(Some(RunEvent::Failed {
+            item_id: item.id,
+            kind: error.kind(),
+            dead,
+            next_attempt_at,
+        }))
     }
 
     /// Sends queued `DELETE`s for removed items of the approved region and

@@ -1,7 +1,7 @@
 //! Finished uploads (the audit trail) and what the app and the CLI read back:
 //! statistics, item listings, audit rows.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::{to_i64, SourceMeta};
@@ -95,6 +95,9 @@ pub struct QueueStats {
     pub done: u64,
     /// Bytes of pending/uploading/failed items not yet confirmed.
     pub pending_bytes: u64,
+    /// When the next pending or failed item is due, ms since the epoch (in
+    /// the past: due now); `None` when none waits.
+    pub next_due_at: Option<i64>,
 }
 
 /// Queue statistics.
@@ -125,7 +128,23 @@ pub fn stats(conn: &Connection) -> Result<QueueStats> {
             |r| r.get::<_, i64>(0),
         )?
         .max(0) as u64;
+    s.next_due_at = conn.query_row(
+        "SELECT min(next_attempt_at) FROM items WHERE state IN ('pending','failed')",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(s)
+}
+
+/// When item `id` is due again (ms since the epoch), if it is still queued.
+pub fn next_attempt_of(conn: &Connection, id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT next_attempt_at FROM items WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// An item as shown to the app and the CLI.
@@ -153,6 +172,8 @@ pub struct ItemInfo {
     pub next_attempt_at: i64,
     /// Last error (kind: message), if any.
     pub last_error: Option<String>,
+    /// The kind of the last error (`network`, `rejected`, ...), if any.
+    pub last_error_kind: Option<String>,
     /// Why a `held` item waits: `region` (another region's) or `account`
     /// (another account's); `None` otherwise.
     pub held_reason: Option<String>,
@@ -162,33 +183,52 @@ pub struct ItemInfo {
     pub account: Option<String>,
 }
 
+const INFO_COLS: &str = "id, path, service, priority, size, region, state, attempts,
+    confirmed_offset, next_attempt_at, last_error, held_reason, account";
+
 /// Lists items, optionally of one state, by id.
 pub fn list(conn: &Connection, state: Option<State>, limit: u32) -> Result<Vec<ItemInfo>> {
-    let mut st = conn.prepare(
-        "SELECT id, path, service, priority, size, region, state, attempts, confirmed_offset,
-                next_attempt_at, last_error, held_reason, account
-         FROM items WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![state.map(|s| s.as_str()), limit], |r| {
-        Ok(ItemInfo {
-            id: r.get(0)?,
-            path: r.get(1)?,
-            service: r.get(2)?,
-            priority: r.get(3)?,
-            size: r.get::<_, i64>(4)?.max(0) as u64,
-            region: r.get(5)?,
-            state: r.get(6)?,
-            attempts: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
-            confirmed_offset: r.get::<_, i64>(8)?.max(0) as u64,
-            next_attempt_at: r.get(9)?,
-            last_error: r.get(10)?,
-            held_reason: r.get(11)?,
-            account: r
-                .get::<_, Option<Vec<u8>>>(12)?
-                .map(|a| hex::encode(&a[..a.len().min(8)])),
-        })
-    })?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {INFO_COLS} FROM items WHERE (?1 IS NULL OR state = ?1) ORDER BY id LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![state.map(|s| s.as_str()), limit], item_info)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// One item, by id (`NotFound` once it left the queue).
+pub fn item(conn: &Connection, id: i64) -> Result<ItemInfo> {
+    conn.query_row(
+        &format!("SELECT {INFO_COLS} FROM items WHERE id = ?1"),
+        [id],
+        item_info,
+    )
+    .optional()?
+    .ok_or(Error::NotFound)
+}
+
+fn item_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemInfo> {
+    let last_error: Option<String> = r.get(10)?;
+    Ok(ItemInfo {
+        id: r.get(0)?,
+        path: r.get(1)?,
+        service: r.get(2)?,
+        priority: r.get(3)?,
+        size: r.get::<_, i64>(4)?.max(0) as u64,
+        region: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
+        confirmed_offset: r.get::<_, i64>(8)?.max(0) as u64,
+        next_attempt_at: r.get(9)?,
+        last_error_kind: last_error
+            .as_deref()
+            .and_then(|e| e.split_once(':'))
+            .map(|(k, _)| k.to_string()),
+        last_error,
+        held_reason: r.get(11)?,
+        account: r
+            .get::<_, Option<Vec<u8>>>(12)?
+            .map(|a| hex::encode(&a[..a.len().min(8)])),
+    })
 }
 
 /// Audit rows with `id > after_id`, oldest first.

@@ -13,7 +13,9 @@ mod lease;
 mod regions;
 mod retry;
 
-pub use audit::{audit, complete, list, stats, AuditRecord, ItemInfo, QueueStats};
+pub use audit::{
+    audit, complete, item, list, next_attempt_of, stats, AuditRecord, ItemInfo, QueueStats,
+};
 pub use items::{
     claim, drop_termination, enqueue, get, next_due, next_due_excluding, queue_termination, remove,
     set_offset, set_progress, set_session, set_source, terminations, unclaim, Owner, Termination,
