@@ -145,8 +145,8 @@ enum Cmd {
     },
     /// End-to-end demo on loopback: signed config, an account's token-bearing uploads, residency proof.
     Demo(cli::demo::DemoArgs),
-    /// Run the loopback tus test server (benchmarks, emulator tests).
-    #[command(hide = true)]
+    /// Serve TLS tus servers (and a config mirror) for QA and emulators, with
+    /// a signed root and config any client can use as they are.
     DevServer(cli::devserver::DevServerArgs),
 }
 
