@@ -151,7 +151,11 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
     world
         .write_ready_file_with(&args.ready_file, mirror.as_ref())
         .map_err(|e| Failure::Usage(format!("cannot write --ready-file: {e}")))?;
-    check_written(&world)?;
+    if let Err(e) = check_written(&world) {
+        // Not ready after all: whoever waits for the ready file must not start.
+        let _ = std::fs::remove_file(&args.ready_file);
+        return Err(e);
+    }
     for id in world.servers.keys() {
         eprintln!("region {id:<3} {}", world.url(id));
     }
