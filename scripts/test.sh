@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-command -v node >/dev/null || { echo "node is required (Node >= 20) for the tus interop test" >&2; exit 1; }
+command -v node >/dev/null || { echo "node is required (Node >= 20.19, tests/interop/package.json) for the tus interop test" >&2; exit 1; }
 if [ -f tests/interop/package.json ] && [ ! -d tests/interop/node_modules ]; then
   echo "== npm packages for the interop test"
   (cd tests/interop && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)

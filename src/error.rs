@@ -309,11 +309,11 @@ pub enum Error {
     #[error("another runner holds the queue lease")]
     Busy,
     /// SQLite failure, classified.
-    #[error("storage: {reason}")]
+    #[error("{reason}")]
     Storage {
         /// The classified kind.
         kind: ErrorKind,
-        /// SQLite's description (never contains paths or row data).
+        /// What failed, in words (never contains paths or row data).
         reason: String,
     },
     /// DB schema is newer than this build.
@@ -483,14 +483,33 @@ impl From<rusqlite::Error> for Error {
             Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => ErrorKind::Busy,
             _ => ErrorKind::Storage,
         };
-        // rusqlite's Display for SqliteFailure is SQLite's own message, which
-        // never includes the file path; for other variants keep only a category.
+        // In words, from the error code only: SQLite's detail message can
+        // name the file or quote SQL; for other variants keep only a category.
         let reason = match &e {
-            rusqlite::Error::SqliteFailure(err, _) => format!("{:?}", err.code),
+            rusqlite::Error::SqliteFailure(err, _) => storage_words(err).to_string(),
             rusqlite::Error::QueryReturnedNoRows => "no rows".to_string(),
             other => short_variant(other).to_string(),
         };
         Error::Storage { kind, reason }
+    }
+}
+
+/// What a failed SQLite call means, in words without a path: ours for the
+/// codes a user meets, else SQLite's generic text for the code
+/// (`sqlite3_errstr`, a fixed string).
+fn storage_words(err: &rusqlite::ffi::Error) -> &'static str {
+    use rusqlite::ffi::ErrorCode as C;
+    match err.code {
+        C::CannotOpen => "cannot open the database file",
+        C::ReadOnly => "the database file is read-only",
+        C::PermissionDenied => "permission denied on the database file",
+        C::DatabaseCorrupt => "the database file is damaged",
+        C::NotADatabase => "the file is not a database",
+        C::DiskFull => "the disk or the database is full",
+        C::DatabaseBusy => "the database is busy",
+        C::DatabaseLocked => "the database is locked",
+        C::SystemIoFailure => "disk input/output error on the database file",
+        _ => rusqlite::ffi::code_to_str(err.extended_code),
     }
 }
 
@@ -519,6 +538,29 @@ mod tests {
         assert_eq!(codes.len(), ErrorKind::ALL.len());
         assert_eq!(names.len(), ErrorKind::ALL.len());
         assert!(!codes.contains(&0));
+    }
+
+    #[test]
+    fn storage_errors_are_words_without_a_path() {
+        let dir = std::env::temp_dir().join("cloudsync-no-such-dir-7f3a");
+        let path = dir.join("q.db");
+        let e = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        )
+        .unwrap_err();
+        let e = Error::from(e);
+        assert_eq!(e.kind(), ErrorKind::StorageUnavailable);
+        assert_eq!(e.to_string(), "cannot open the database file");
+        let other = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT);
+        let e = Error::from(rusqlite::Error::SqliteFailure(
+            other,
+            Some(path.display().to_string()),
+        ));
+        assert_eq!(
+            (e.kind(), e.to_string().as_str()),
+            (ErrorKind::Storage, "constraint failed")
+        );
     }
 
     #[test]

@@ -84,12 +84,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List queue items.
+    /// List queue items (finished uploads only with `--state done`).
     List {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Only items in this state.
+        /// Only items in this state: pending, uploading, failed, dead, held,
+        /// or done (finished uploads, read from the audit trail: item id,
+        /// region, service and size; the path is not kept after an upload).
         #[arg(long)]
         state: Option<String>,
         /// At most this many.
@@ -113,7 +115,14 @@ enum Cmd {
         id: i64,
     },
     /// Upload due items of the approved region.
+    ///
+    /// Exit 1, with `error: <kind>: <message>` on stderr, if items remain
+    /// failed or pending afterwards (kind: a remaining item's last error, or
+    /// `incomplete` when items only wait).
     Run {
+        /// Machine-readable report on stdout.
+        #[arg(long)]
+        json: bool,
         /// Stop after this many seconds.
         #[arg(long)]
         max_seconds: Option<u64>,
@@ -144,9 +153,16 @@ enum Cmd {
         limit: u32,
     },
     /// End-to-end demo on loopback: signed config, an account's token-bearing uploads, residency proof.
+    ///
+    /// Starts four regional tus servers over TLS (in, sg, us, br on
+    /// 127.0.0.2-5) and a config mirror (127.0.0.6) with throwaway keys and a
+    /// throwaway CA; the agent fetches root v2 and the config from the mirror,
+    /// uploads as a signed-in account to the region of --country, then the
+    /// account moves to --switch-to and the old region's items are held.
+    /// Exit 0 only if every check held.
     Demo(cli::demo::DemoArgs),
-    /// Run the loopback tus test server (benchmarks, emulator tests).
-    #[command(hide = true)]
+    /// Serve TLS tus servers (and a config mirror) for QA and emulators, with
+    /// a signed root and config any client can use as they are.
     DevServer(cli::devserver::DevServerArgs),
 }
 
@@ -196,21 +212,23 @@ enum RegionCmd {
         /// Country code.
         country: String,
     },
-    /// Print the approved region id, or `none`.
-    Show,
+    /// Print the approved region id, or `none` (with the reason, e.g. `none (expired)`).
+    Show {
+        /// Machine-readable output: `{"region": ID or null, "reason": KIND or null}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let db = cli.db.clone();
     match dispatch(cli) {
         Ok(code) => code,
-        Err(cli::Failure::Usage(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(2)
-        }
-        Err(cli::Failure::Op(e)) => {
-            eprintln!("error: {}: {e}", e.kind());
-            ExitCode::from(1)
+        Err(f) => {
+            let (line, code) = f.on_db(db.as_deref()).report();
+            eprintln!("{line}");
+            ExitCode::from(code)
         }
     }
 }
@@ -235,7 +253,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
         Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
         Cmd::Config(ConfigCmd::Refresh { json }) => cmds::config_refresh(&db()?, json),
         Cmd::Region(RegionCmd::SetCountry { country }) => cmds::set_country(&db()?, &country),
-        Cmd::Region(RegionCmd::Show) => cmds::region_show(&db()?),
+        Cmd::Region(RegionCmd::Show { json }) => cmds::region_show(&db()?, json),
         Cmd::Account(AccountCmd::Set { id, country }) => {
             cmds::account_set(&db()?, Some(&id), country.as_deref())
         }
@@ -253,6 +271,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
         Cmd::RetryDead => cmds::retry_dead(&db()?),
         Cmd::Remove { id } => cmds::remove(&db()?, id),
         Cmd::Run {
+            json,
             max_seconds,
             test_ca,
             chunk_size,
@@ -260,11 +279,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
             token_file,
         } => cmds::run(
             &db()?,
-            max_seconds,
-            test_ca.as_deref(),
-            chunk_size,
-            lease_secs,
-            token_file,
+            cmds::RunFlags {
+                json,
+                max_seconds,
+                test_ca,
+                chunk_size,
+                lease_secs,
+                token_file,
+            },
         ),
         Cmd::Audit { json, after, limit } => cmds::audit(&db()?, json, after, limit),
         Cmd::Demo(args) => cli::demo::run(args),

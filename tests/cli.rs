@@ -1,36 +1,18 @@
 //! The `cloudsync` binary as QA scripts use it: exit codes (0 ok, 1 rejected,
 //! 2 usage), output formats, and no secrets in output. The tests that upload
 //! (to a `cloudsync dev-server` child) and the demo run under time limits.
+//! More (the QA surface of issue 14) in `cli_qa.rs`.
 
 #![cfg(feature = "cli")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+#[path = "common/cli.rs"]
+mod common;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cloudsync"));
-    c.env_remove("RUST_LOG");
-    c
-}
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("spawn cloudsync")
-}
-
-fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{err, golden, out, publish_signed, run, run_within, s, DevServer, STEP_LIMIT};
 
 #[test]
 fn keygen_sign_verify_init_install_show() {
@@ -330,83 +312,6 @@ fn clock_moves_under_faketime() {
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: expired"));
 }
 
-/// How long one `cloudsync` invocation against the dev server may take.
-const STEP_LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `cloudsync ARGS`, killed (and the test failed) after `limit`.
-fn run_within(args: &[&str], limit: Duration) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cloudsync");
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cloudsync {args:?} ran longer than {limit:?} and was killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
-/// A `cloudsync dev-server` child, killed when dropped.
-struct DevServer {
-    child: Child,
-    ready: serde_json::Value,
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl DevServer {
-    fn start(dir: &Path, args: &[&str]) -> DevServer {
-        let ready = dir.join("ready.json");
-        let child = bin()
-            .args(["dev-server", "--dir", s(&dir.join("data"))])
-            .args(["--ready-file", s(&ready)])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn dev-server");
-        let mut server = DevServer {
-            child,
-            ready: serde_json::Value::Null,
-        };
-        let started = Instant::now();
-        while !ready.exists() {
-            if let Some(st) = server.child.try_wait().expect("wait") {
-                panic!("dev-server exited before it was ready: {st:?}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "dev-server not ready after 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server.ready = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
-        server
-    }
-
-    fn path(&self, field: &str) -> String {
-        self.ready[field].as_str().unwrap().to_string()
-    }
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
     const TOKEN: &str = "cli-token-9c2d41";
@@ -552,23 +457,6 @@ fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
     let (code, text, e) = run(s(&p("good.tok")));
     assert_eq!(code, Some(0), "{text}{e}");
     assert!(text.starts_with("region in uploaded 1 "), "{text}");
-}
-
-/// `cloudsync sign --type TYPE --key KEY PAYLOAD` into `dir/rel`, the way
-/// the dev server's docs say to publish: written aside, then renamed.
-fn publish_signed(dir: &Path, rel: &str, doc_type: &str, key: &str, payload: &serde_json::Value) {
-    let tmp = tempfile::tempdir().unwrap();
-    let payload_path = tmp.path().join("payload.json");
-    std::fs::write(&payload_path, serde_json::to_vec(payload).unwrap()).unwrap();
-    let o = run_within(
-        &["sign", "--type", doc_type, "--key", key, s(&payload_path)],
-        STEP_LIMIT,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let target = dir.join(rel);
-    let aside = target.with_extension("tmp~");
-    std::fs::write(&aside, &o.stdout).unwrap();
-    std::fs::rename(&aside, &target).unwrap();
 }
 
 #[test]

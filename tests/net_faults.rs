@@ -389,7 +389,7 @@ fn cli_run_max_seconds_holds_against_a_black_hole() {
         "{what}: the CLI never connected\n{out:?}"
     );
     assert!(
-        out.stdout.contains("stopped TimeUp"),
+        out.stdout.contains("stopped time_up"),
         "{what}: want a run that stopped at its deadline\n{out:?}"
     );
     assert_eq!(out.code(), Some(1), "{what}: items remain, exit 1\n{out:?}");

@@ -132,7 +132,7 @@ fn stops_when_another_process_changes_trust(
     assert_eq!(after.uploads_completed, 0, "{after:?}");
     assert_eq!(r.code(), Some(0), "runner: {r:?}");
     assert!(
-        r.stdout.starts_with("region in ") && r.stdout.contains("stopped RegionChanged"),
+        r.stdout.starts_with("region in ") && r.stdout.contains("stopped region_changed"),
         "runner must report region_changed: {r:?}"
     );
     // Well before `--max-seconds` or a drained queue could end it.

@@ -47,11 +47,9 @@ pub fn keygen(out: &Path) -> Out {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(out)
-        .map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
+    let mut f = opts.open(out).map_err(|e| super::file_io(out, &e))?;
     f.write_all(key.to_file_text().as_bytes())
-        .map_err(|e| Failure::Op(Error::SourceIo(e.kind())))?;
+        .map_err(|e| super::file_io(out, &e))?;
     println!("keyid {}", key.keyid());
     println!("public {}", key.public_hex());
     ok()
@@ -139,7 +137,7 @@ pub fn config_show(db: &Path, as_json: bool) -> Out {
     println!(
         "expires        {}{}",
         info.expires_at.as_deref().unwrap_or("-"),
-        if info.expired { " (EXPIRED)" } else { "" }
+        if info.expired { " (expired)" } else { "" }
     );
     println!("regions        {}", info.regions.join(" "));
     println!(
@@ -209,13 +207,20 @@ pub fn account_show(db: &Path) -> Out {
     ok()
 }
 
-pub fn region_show(db: &Path) -> Out {
-    match open(db)?.approved_region() {
-        Ok(Some(r)) => println!("{}", r.id()),
-        Ok(None) => println!("none"),
-        Err(e) => {
-            println!("none ({})", e.kind());
-        }
+pub fn region_show(db: &Path, as_json: bool) -> Out {
+    // An expired or missing config is an answer here ("none"), not a failure.
+    let (region, reason) = match open(db)?.approved_region() {
+        Ok(Some(r)) => (Some(r.id().to_string()), None),
+        Ok(None) => (None, None),
+        Err(e) => (None, Some(e.kind().name())),
+    };
+    if as_json {
+        return json(&serde_json::json!({"region": region, "reason": reason}));
+    }
+    match (region, reason) {
+        (Some(id), _) => println!("{id}"),
+        (None, Some(kind)) => println!("none ({kind})"),
+        (None, None) => println!("none"),
     }
     ok()
 }
@@ -224,7 +229,15 @@ pub fn enqueue(db: &Path, service: &str, priority: i32, files: &[std::path::Path
     let agent = open(db)?;
     let abs = files
         .iter()
-        .map(|f| std::path::absolute(f).map_err(|e| Failure::Op(Error::SourceIo(e.kind()))))
+        .map(|f| {
+            // The checks the library makes, here naming the file as typed.
+            let named = |e: Error| Failure::File(f.clone(), e);
+            let md = std::fs::metadata(f).map_err(|e| super::file_io(f, &e))?;
+            if !md.is_file() {
+                return Err(named(Error::InvalidArgument("not a regular file")));
+            }
+            std::path::absolute(f).map_err(|e| super::file_io(f, &e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for id in agent.enqueue_all(&abs, service, priority)? {
         println!("{id}");
@@ -245,10 +258,16 @@ pub fn status(db: &Path, as_json: bool) -> Out {
 }
 
 pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
+    if state == Some("done") {
+        return super::results::list_done(&open(db)?, as_json, limit);
+    }
     let state = state
         .map(|s| {
-            s.parse::<State>()
-                .map_err(|_| Failure::Usage(format!("unknown state {s:?}")))
+            s.parse::<State>().map_err(|_| {
+                Failure::Usage(format!(
+                    "unknown state {s:?} (pending, uploading, failed, dead, held, done)"
+                ))
+            })
         })
         .transpose()?;
     let items = open(db)?.list(state, limit)?;
@@ -312,41 +331,50 @@ fn read_token(path: &Path) -> Result<Secret, String> {
     Secret::from_bytes(line).map_err(|_| format!("--token-file {name} is not UTF-8"))
 }
 
-pub fn run(
-    db: &Path,
-    max_seconds: Option<u64>,
-    test_ca: Option<&Path>,
-    chunk: Option<u64>,
-    lease: Option<u64>,
-    token_file: Option<PathBuf>,
-) -> Out {
+/// Flags of `cloudsync run`.
+pub struct RunFlags {
+    /// Print the report as JSON.
+    pub json: bool,
+    /// Deadline of the run.
+    pub max_seconds: Option<u64>,
+    /// An extra CA for loopback test servers (hidden flag).
+    pub test_ca: Option<PathBuf>,
+    /// Bytes per PATCH (hidden flag).
+    pub chunk_size: Option<u64>,
+    /// Lease lifetime (hidden flag).
+    pub lease_secs: Option<u64>,
+    /// Bearer token file.
+    pub token_file: Option<PathBuf>,
+}
+
+pub fn run(db: &Path, f: RunFlags) -> Out {
     if !db.exists() {
         return Err(Failure::Usage("database does not exist".into()));
     }
-    if let Some(path) = &token_file {
+    if let Some(path) = &f.token_file {
         read_token(path).map_err(Failure::Usage)?;
     }
     let mut opts = AgentOptions::default();
-    if let Some(ca) = test_ca {
+    if let Some(ca) = &f.test_ca {
         use rustls::pki_types::pem::PemObject as _;
         let der = rustls::pki_types::CertificateDer::from_pem_slice(&read(ca)?)
             .map_err(|_| Failure::Usage("--test-ca is not a PEM certificate".into()))?;
         opts.upload.extra_roots.push(der);
     }
-    if let Some(c) = chunk {
+    if let Some(c) = f.chunk_size {
         opts.upload.chunk_size = c;
     }
-    if let Some(l) = lease {
+    if let Some(l) = f.lease_secs {
         opts.lease_ttl = Duration::from_secs(l.max(1));
     }
     let agent = Agent::open_with(db, None, opts)?;
-    if let Some(path) = token_file {
+    if let Some(path) = f.token_file {
         // Read again at each ask: a refresh picks up a token rotated in the file.
         agent.set_credential_provider(Some(Arc::new(move |_: &CredentialRequest<'_>| {
             read_token(&path).map(Some).map_err(ProviderError::new)
         })));
     }
-    let max = Duration::from_secs(max_seconds.unwrap_or(24 * 3600));
+    let max = Duration::from_secs(f.max_seconds.unwrap_or(24 * 3600));
     let report = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -367,23 +395,22 @@ pub fn run(
     } else {
         agent.run_once(max, &mut |_| true)?
     };
-    println!(
-        "region {} uploaded {} bytes {} failed {} dead {} held {} remaining {} stopped {:?}",
-        report.region,
-        report.uploaded,
-        report.bytes,
-        report.failed,
-        report.dead,
-        report.held,
-        report.remaining,
-        report.stopped
-    );
-    let stats = agent.stats()?;
-    if report.failed > 0 || stats.pending + stats.failed > 0 {
-        Ok(ExitCode::from(1))
+    let stopped = super::results::snake(&report.stopped);
+    if f.json {
+        json(&report)?;
     } else {
-        ok()
+        println!(
+            "region {} uploaded {} bytes {} failed {} dead {} held {} remaining {} stopped {stopped}",
+            report.region,
+            report.uploaded,
+            report.bytes,
+            report.failed,
+            report.dead,
+            report.held,
+            report.remaining,
+        );
     }
+    super::results::run_outcome(&agent, &report)
 }
 
 pub fn audit(db: &Path, as_json: bool, after: i64, limit: u32) -> Out {

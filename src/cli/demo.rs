@@ -280,8 +280,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         agent.run_once(Duration::from_secs(600), &mut |_| true)?
     };
     println!(
-        "  uploaded {} items, {} bytes, failed {}, stopped: {:?}",
-        report.uploaded, report.bytes, report.failed, report.stopped
+        "  uploaded {} items, {} bytes, failed {}, stopped: {}",
+        report.uploaded,
+        report.bytes,
+        report.failed,
+        super::results::snake(&report.stopped)
     );
     println!(
         "  credential provider asked {} time(s), for {}",

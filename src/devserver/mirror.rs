@@ -54,16 +54,28 @@ impl World {
     /// Starts a mirror on `addr` (its own loopback address), its certificate
     /// from the world's CA, serving `<world dir>/<name>/`.
     pub fn start_mirror(&self, addr: Ipv4Addr, name: &str) -> io::Result<Mirror> {
-        let ip = IpAddr::V4(addr);
-        let leaf = self.ca.issue(&[], &[ip]);
+        self.start_mirror_at(addr, 0, &addr.to_string(), name)
+    }
+
+    /// [`World::start_mirror`] listening on `addr:port` (port 0: any free
+    /// one), reached by clients as `host` (an IPv4 literal or a DNS name,
+    /// in its URL and its certificate).
+    pub fn start_mirror_at(
+        &self,
+        addr: Ipv4Addr,
+        port: u16,
+        host: &str,
+        name: &str,
+    ) -> io::Result<Mirror> {
+        let leaf = super::world::issue_for(&self.ca, host, addr);
         let pin = leaf.spki_sha256_b64();
         let dir = self.dir().join(name);
         std::fs::create_dir_all(dir.join("root"))?;
         let mut opts = ServerOptions::new(
-            SocketAddr::new(ip, 0),
+            SocketAddr::new(IpAddr::V4(addr), port),
             leaf,
             self.dir().join(format!("{name}-uploads")),
-            addr.to_string(),
+            host.to_string(),
         );
         opts.sources_dir = Some(dir.clone());
         Ok(Mirror {
@@ -82,7 +94,7 @@ impl World {
     ) -> serde_json::Value {
         let base = root_payload(
             version,
-            "2099-01-01T00:00:00Z",
+            super::world::ROOT_EXPIRES,
             &[&self.root_key],
             1,
             &[&self.config_key],
@@ -111,29 +123,21 @@ impl World {
     }
 
     /// Sets up `mirror` for `cloudsync dev-server --mirror`: publishes
-    /// `config` (the envelope of `config_payload`) as its `config.json`, and
-    /// writes into the world dir what it takes to publish more while it
-    /// runs: `root-payload.json` and `config-payload.json` (the payloads in
-    /// force, to edit and re-sign) and `root.key` / `config.key` (the world's
-    /// throwaway signing keys, mode 0600). Returns the root v1 envelope
-    /// listing the mirror (its URL, its pin and the world's CA, so an agent
-    /// needs no extra trust to reach it) and the ready file's `mirror` object.
+    /// `config` as its `config.json`. Returns the root v1 payload listing the
+    /// mirror (its URL, its pin and the world's CA, so an agent needs no
+    /// extra trust to reach it) and the ready file's `mirror` object, which
+    /// also names the payloads and keys [`World::write_ready_file_with`]
+    /// writes into the world dir.
     pub fn prepare_mirror(
         &self,
         mirror: &Mirror,
-        config_payload: &serde_json::Value,
         config: &[u8],
-    ) -> io::Result<(Vec<u8>, serde_json::Value)> {
+    ) -> io::Result<(serde_json::Value, serde_json::Value)> {
         let sources = serde_json::json!({
             "urls": [mirror.url()], "pins": [mirror.pin], "ca_certs": [self.ca.cert_pem()],
         });
         let root_payload = self.root_payload_with_sources(1, sources);
         let file = |name: &str| self.dir().join(name);
-        let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON");
-        std::fs::write(file("root-payload.json"), pretty(&root_payload))?;
-        std::fs::write(file("config-payload.json"), pretty(config_payload))?;
-        write_private(&file("root.key"), &self.root_key.to_file_text())?;
-        write_private(&file("config.key"), &self.config_key.to_file_text())?;
         mirror.publish("config.json", config)?;
         let info = serde_json::json!({
             "url": mirror.url(),
@@ -144,19 +148,6 @@ impl World {
             "root_key": file("root.key"),
             "config_key": file("config.key"),
         });
-        Ok((self.sign_root(&root_payload), info))
+        Ok((root_payload, info))
     }
-}
-
-/// Writes a key file readable by its owner only.
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(text.as_bytes())
 }

@@ -21,8 +21,16 @@ use crate::AgentOptions;
 pub struct RegionSetup {
     /// Region id (`in`, `sg`, ...).
     pub id: String,
-    /// Loopback address of its server (each region gets its own).
+    /// Address its server listens on (each standard region gets its own
+    /// loopback address; `0.0.0.0` listens on every interface).
     pub addr: Ipv4Addr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// The host clients use to reach it (`None`: `addr`): an IPv4 literal or
+    /// a DNS name, e.g. `10.0.2.2` for an emulator. It goes into the
+    /// config's URL and `allowed_hosts`, the certificate's SANs and, if an IP
+    /// address, the region's `networks`.
+    pub public_host: Option<String>,
     /// Offer the checksum extension.
     pub checksum: bool,
     /// Offer termination.
@@ -49,6 +57,8 @@ impl RegionSetup {
         RegionSetup {
             id: id.into(),
             addr,
+            port: 0,
+            public_host: None,
             checksum: true,
             termination: true,
             relative_location: false,
@@ -58,6 +68,38 @@ impl RegionSetup {
             idle_close: None,
             bearer_token: None,
         }
+    }
+
+    /// The host clients use: [`RegionSetup::public_host`], else the address.
+    pub fn host(&self) -> String {
+        self.public_host
+            .clone()
+            .unwrap_or_else(|| self.addr.to_string())
+    }
+}
+
+/// A server certificate of `ca` for `host` (an IP literal or a DNS name),
+/// also valid for `bind` when it is a specific address.
+pub(crate) fn issue_for(ca: &TestCa, host: &str, bind: Ipv4Addr) -> super::LeafCert {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ips.push(ip),
+        Err(_) => names.push(host),
+    }
+    if !bind.is_unspecified() && !ips.contains(&IpAddr::V4(bind)) {
+        ips.push(IpAddr::V4(bind));
+    }
+    ca.issue(&names, &ips)
+}
+
+/// A region's `networks` for `host`: its /32 (or /128) if it is an IP
+/// literal, none for a DNS name (its addresses are not known here).
+fn networks_for(host: &str) -> Vec<String> {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => vec![format!("{ip}/32")],
+        Ok(IpAddr::V6(ip)) => vec![format!("{ip}/128")],
+        Err(_) => vec![],
     }
 }
 
@@ -96,28 +138,20 @@ impl World {
         let config_key = SigningKey::generate().map_err(io::Error::other)?;
         let root_envelope = sign_envelope(
             ROOT_PAYLOAD_TYPE,
-            &root_payload(
-                1,
-                "2099-01-01T00:00:00Z",
-                &[&root_key],
-                1,
-                &[&config_key],
-                1,
-            ),
+            &root_payload(1, ROOT_EXPIRES, &[&root_key], 1, &[&config_key], 1),
             &[&root_key],
         );
         let mut servers = BTreeMap::new();
         let mut setups = BTreeMap::new();
         let mut pins = BTreeMap::new();
         for r in regions {
-            let ip = IpAddr::V4(r.addr);
-            let leaf = ca.issue(&[], &[ip]);
+            let leaf = issue_for(&ca, &r.host(), r.addr);
             pins.insert(r.id.clone(), leaf.spki_sha256_b64());
             let mut opts = ServerOptions::new(
-                SocketAddr::new(ip, 0),
+                SocketAddr::new(IpAddr::V4(r.addr), r.port),
                 leaf,
                 dir.join(&r.id),
-                r.addr.to_string(),
+                r.host(),
             );
             opts.checksum = r.checksum;
             opts.termination = r.termination;
@@ -147,20 +181,22 @@ impl World {
         &self.dir
     }
 
-    /// `https://<addr>:<port>/files/` of a region's server.
+    /// `https://<host>:<port>/files/` of a region's server (`host`: see
+    /// [`RegionSetup::host`]).
     pub fn url(&self, region: &str) -> String {
-        let s = &self.servers[region];
-        format!("https://{}:{}/files/", s.addr().ip(), s.port())
+        self.servers[region].base_url()
     }
 
-    /// `addr:port` of a region's server (its `allowed_hosts` entry).
+    /// `host:port` of a region's server (its `allowed_hosts` entry).
     pub fn host_port(&self, region: &str) -> String {
-        let s = &self.servers[region];
-        format!("{}:{}", s.addr().ip(), s.port())
+        let host = super::host_for_url(&self.setups[region].host());
+        format!("{host}:{}", self.servers[region].port())
     }
 
     /// The config payload: each region allows only its own server, pins its
-    /// key and restricts peers to its own address; its service declares
+    /// key, restricts peers to its own address (when its host is an IP
+    /// literal) and trusts the world's CA (`ca_certs`, so any client of the
+    /// config reaches it without extra trust); its service declares
     /// `"auth": "bearer"` if its server requires a token. Countries: each region's
     /// upper-case id maps to it; `*` maps to the first region.
     pub fn config_json(&self, version: u64) -> serde_json::Value {
@@ -178,7 +214,8 @@ impl World {
                     "services": {"backup": service},
                     "allowed_hosts": [self.host_port(id)],
                     "pins": [self.pins[id]],
-                    "networks": [format!("{}/32", setup.addr)],
+                    "networks": networks_for(&setup.host()),
+                    "ca_certs": [self.ca.cert_pem()],
                 }),
             );
             countries.insert(
@@ -256,44 +293,93 @@ impl World {
     /// v1 whose `sources` list `mirror`, which serves the very `config.json`
     /// written here, and the ready file has a `mirror` object (see
     /// [`World::prepare_mirror`]).
+    ///
+    /// With or without a mirror it also writes what it takes to sign more
+    /// under the same root: `root-payload.json` and `config-payload.json`
+    /// (the payloads in force, to edit and re-sign) and `root.key` /
+    /// `config.key` (the world's throwaway signing keys, mode 0600), named
+    /// by the ready file's `root_payload`, `config_payload`, `root_key` and
+    /// `config_key`.
     pub fn write_ready_file_with(
         &self,
         ready: &Path,
         mirror: Option<&super::mirror::Mirror>,
     ) -> io::Result<()> {
-        let root = self.dir.join("root.json");
-        let config = self.dir.join("config.json");
-        let ca = self.dir.join("ca.pem");
+        let file = |name: &str| self.dir.join(name);
         // One envelope for both places: a v1 signed twice would differ in
         // `issued_at`, and the same version with other bytes is a rollback.
         let config_payload = self.config_json(1);
         let config_envelope = self.sign_config(&config_payload);
-        let (root_envelope, mirror) = match mirror {
+        let (root_payload, root_envelope, mirror) = match mirror {
             Some(m) => {
-                let (r, info) = self.prepare_mirror(m, &config_payload, &config_envelope)?;
-                (r, Some(info))
+                let (payload, info) = self.prepare_mirror(m, &config_envelope)?;
+                let envelope = self.sign_root(&payload);
+                (payload, envelope, Some(info))
             }
-            None => (self.root_envelope.clone(), None),
+            None => {
+                let payload = serde_json::from_slice(&self.root_payload_bytes()).expect("JSON");
+                (payload, self.root_envelope.clone(), None)
+            }
         };
-        std::fs::write(&root, root_envelope)?;
-        std::fs::write(&config, config_envelope)?;
-        std::fs::write(&ca, self.ca.cert_pem())?;
+        let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON");
+        std::fs::write(file("root.json"), root_envelope)?;
+        std::fs::write(file("config.json"), config_envelope)?;
+        std::fs::write(file("ca.pem"), self.ca.cert_pem())?;
+        std::fs::write(file("root-payload.json"), pretty(&root_payload))?;
+        std::fs::write(file("config-payload.json"), pretty(&config_payload))?;
+        write_private(&file("root.key"), &self.root_key.to_file_text())?;
+        write_private(&file("config.key"), &self.config_key.to_file_text())?;
         let regions: serde_json::Map<String, serde_json::Value> = self
             .servers
             .iter()
             .map(|(id, s)| {
                 let auth = if self.setups[id].bearer_token.is_some() { "bearer" } else { "none" };
-                (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "url": self.url(id), "auth": auth}))
+                (id.clone(), serde_json::json!({"port": s.port(), "addr": s.addr().ip().to_string(), "host": self.setups[id].host(), "url": self.url(id), "auth": auth}))
             })
             .collect();
         let mut v = serde_json::json!({
-            "root": root, "config": config, "ca_pem": ca, "regions": regions,
+            "root": file("root.json"), "config": file("config.json"), "ca_pem": file("ca.pem"),
+            "root_payload": file("root-payload.json"), "config_payload": file("config-payload.json"),
+            "root_key": file("root.key"), "config_key": file("config.key"),
+            "regions": regions,
         });
         if let Some(m) = mirror {
             v["mirror"] = m;
         }
         let tmp = ready.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&v).expect("JSON"))?;
+        std::fs::write(&tmp, pretty(&v))?;
         std::fs::rename(tmp, ready)
     }
+
+    /// The payload of [`World::root_envelope`] (root v1, no `sources`).
+    pub fn root_payload_bytes(&self) -> Vec<u8> {
+        root_payload(
+            1,
+            ROOT_EXPIRES,
+            &[&self.root_key],
+            1,
+            &[&self.config_key],
+            1,
+        )
+    }
+}
+
+/// When the world's roots expire.
+pub(crate) const ROOT_EXPIRES: &str = "2099-01-01T00:00:00Z";
+
+/// Writes a key file readable by its owner only.
+pub(crate) fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        // A file left by an earlier run keeps its mode through open(): set it.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    opts.open(path)?.write_all(text.as_bytes())
 }

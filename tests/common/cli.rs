@@ -1,0 +1,154 @@
+//! Helpers for the tests that drive the `cloudsync` binary (`cli.rs`,
+//! `cli_qa.rs`): every invocation runs under a time limit (killed, and the
+//! test failed, after it), and `cloudsync dev-server` children are killed
+//! when dropped.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one `cloudsync` invocation may take.
+pub const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cloudsync"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// `cloudsync ARGS` under [`STEP_LIMIT`].
+pub fn run(args: &[&str]) -> Output {
+    run_within(args, STEP_LIMIT)
+}
+
+pub fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `cloudsync ARGS`, killed (and the test failed) after `limit`.
+/// Output goes to files, so a chatty child cannot fill a pipe and stall.
+pub fn run_within(args: &[&str], limit: Duration) -> Output {
+    let tmp = tempfile::tempdir().expect("temp dir for output");
+    let (o, e) = (tmp.path().join("out"), tmp.path().join("err"));
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .expect("spawn cloudsync");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cloudsync {args:?} ran longer than {limit:?} and was killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    }
+}
+
+/// `cloudsync sign --type TYPE --key KEY PAYLOAD` into `dir/rel`, the way
+/// the dev server's docs say to publish: written aside, then renamed.
+pub fn publish_signed(
+    dir: &Path,
+    rel: &str,
+    doc_type: &str,
+    key: &str,
+    payload: &serde_json::Value,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let payload_path = tmp.path().join("payload.json");
+    std::fs::write(&payload_path, serde_json::to_vec(payload).unwrap()).unwrap();
+    let o = run_within(
+        &["sign", "--type", doc_type, "--key", key, s(&payload_path)],
+        STEP_LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let target = dir.join(rel);
+    let aside = target.with_extension("tmp~");
+    std::fs::write(&aside, &o.stdout).unwrap();
+    std::fs::rename(&aside, &target).unwrap();
+}
+
+/// A `cloudsync dev-server` child, killed when dropped.
+pub struct DevServer {
+    child: Child,
+    pub ready: serde_json::Value,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevServer {
+    /// Starts `cloudsync dev-server --dir DIR/data --ready-file DIR/ready.json ARGS`
+    /// and waits (at most 30 s) for its ready file.
+    pub fn start(dir: &Path, args: &[&str]) -> DevServer {
+        let ready = dir.join("ready.json");
+        let child = bin()
+            .args(["dev-server", "--dir", s(&dir.join("data"))])
+            .args(["--ready-file", s(&ready)])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn dev-server");
+        let mut server = DevServer {
+            child,
+            ready: serde_json::Value::Null,
+        };
+        let started = Instant::now();
+        while !ready.exists() {
+            if let Some(st) = server.child.try_wait().expect("wait") {
+                panic!("dev-server exited before it was ready: {st:?}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "dev-server not ready after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.ready = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+        server
+    }
+
+    /// A path the ready file names at its top level.
+    pub fn path(&self, field: &str) -> String {
+        self.ready[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in the ready file: {}", self.ready))
+            .to_string()
+    }
+
+    /// Kills the servers (the next connection is refused).
+    pub fn stop(self) {}
+}
