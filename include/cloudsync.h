@@ -16,12 +16,22 @@
  *    to be called from another thread while cs_run_once runs), but cs_close
  *    must only be called once no other call on it is in progress; the handle
  *    is invalid afterwards.
+ *  - Results go into caller-provided structs and buffers; a fixed-size char
+ *    field is NUL-terminated (truncated on a UTF-8 character boundary) and ""
+ *    when the value is absent. Times are ms since the Unix epoch (-1: none)
+ *    or RFC 3339 UTC strings.
+ *  - No ABI stability is promised before 1.0: structs may gain or change
+ *    fields between versions. Build against the header of the library you
+ *    load (cs_version() == CLOUDSYNC_VERSION).
  */
 #ifndef CLOUDSYNC_H
 #define CLOUDSYNC_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/** The version of the library this header belongs to (see cs_version()). */
+#define CLOUDSYNC_VERSION "0.1.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,6 +87,15 @@ enum cs_stop_reason {
     CS_STOP_ACCOUNT_CHANGED = 4 /**< Another account was signed in, or the account signed out, mid-run */
 };
 
+/** cs_event.type values. New types may be added: ignore the ones you do not know. */
+enum cs_event_type {
+    CS_EVENT_STARTED = 0, /**< An item was claimed and its upload attempt begins (total: its size) */
+    CS_EVENT_PROGRESS = 1, /**< Bytes of the item in flight: sent of total (at most one per MiB, and the last) */
+    CS_EVENT_DONE = 2, /**< The server confirmed the whole item (sent = total = its bytes); it left the queue */
+    CS_EVENT_FAILED = 3, /**< The attempt failed: status, dead, next_attempt_at_ms */
+    CS_EVENT_HELD = 4 /**< The item in flight is held: the region or the account changed during its upload */
+};
+
 /**
  * Progress callback of cs_run_once, called on the thread running it with the
  * `user` pointer given to cs_run_once. Return 0 to continue; any other value
@@ -113,9 +132,10 @@ typedef struct cs_queue_stats {
     uint64_t held;          /**< Items held for another region */
     uint64_t done;          /**< Items confirmed (audit rows) */
     uint64_t pending_bytes; /**< Bytes not yet confirmed */
+    int64_t next_due_at_ms; /**< When the next pending or failed item is due, ms since the epoch (in the past: due now); -1 when none waits */
 } cs_queue_stats;
 
-/** What one cs_run_once did. */
+/** What one cs_run_once or cs_run_with_events did. */
 typedef struct cs_run_report {
     char region[64];    /**< Region id uploaded to, NUL-terminated (truncated to 63 bytes) */
     uint64_t uploaded;  /**< Items confirmed */
@@ -125,7 +145,79 @@ typedef struct cs_run_report {
     uint64_t held;      /**< Items held for another region */
     uint64_t remaining; /**< Items still queued for the approved region */
     int32_t stopped;    /**< A cs_stop_reason */
+    int64_t next_due_at_ms; /**< When the next queued item is due, ms since the epoch (in the past: due now); -1 when none waits. Schedule the next run for it */
 } cs_run_report;
+
+/** One event of cs_run_with_events (fields that do not apply to its type are 0, or -1 for times). */
+typedef struct cs_event {
+    int32_t type;               /**< A cs_event_type */
+    cs_status status;           /**< CS_EVENT_FAILED: the failure's status code (CS_NETWORK, CS_REJECTED, ...); CS_OK otherwise */
+    int64_t item_id;            /**< The item */
+    uint64_t sent;              /**< PROGRESS: bytes sent; DONE: the item's bytes */
+    uint64_t total;             /**< STARTED: the item's size; PROGRESS: its total; DONE: its bytes */
+    int64_t next_attempt_at_ms; /**< FAILED: when the item is due again, ms since the epoch; -1 when dead (and for other types) */
+    int32_t dead;               /**< FAILED: 1 if the item gave up for good (state "dead") */
+} cs_event;
+
+/**
+ * Event callback of cs_run_with_events, called on the thread running it with
+ * the `user` pointer given to it and no lock of the agent held (it may call
+ * back into the agent; a nested run returns CS_BUSY). `e` is valid during the
+ * call only. Each item's events come in order: STARTED, PROGRESS..., then at
+ * most one of DONE, FAILED or HELD (none if the run stops first); the last
+ * PROGRESS (sent == total) is delivered once. Return 0 to continue; any other
+ * value cancels the run. Must not unwind (C++ exceptions) or longjmp out.
+ */
+typedef int (*cs_event_fn)(void *user, const cs_event *e);
+
+/**
+ * One queued item (cs_get_item, cs_list_items). Finished items leave the
+ * queue: they are in the audit trail (cs_audit). The path is read with
+ * cs_item_path: paths can be PATH_MAX long, which would make every cs_item
+ * (and every array of them) eight times larger.
+ */
+typedef struct cs_item {
+    int64_t id;                 /**< Item id */
+    uint64_t size;              /**< Size in bytes as enqueued */
+    uint64_t confirmed_offset;  /**< Bytes the server confirmed so far */
+    int64_t next_attempt_at_ms; /**< When it is due (again), ms since the epoch */
+    int32_t priority;           /**< Priority given at enqueue */
+    uint32_t attempts;          /**< Attempts that failed */
+    cs_status last_error_status; /**< The status code of the last error (CS_OK: none) */
+    char state[16];             /**< "pending", "uploading", "failed", "dead" or "held" */
+    char held_reason[16];       /**< Why a held item waits: "region" (another region's) or "account" (another account's) */
+    char last_error_kind[32];   /**< The last error's kind ("network", "rejected", ...: cs_status_name(last_error_status)) */
+    char account[17];           /**< The first 8 bytes of the item's account stamp in hex (the same for one account's items; never the account id) */
+    char service[65];           /**< Service name */
+    char region[64];            /**< The region it is stamped for ("" until the first run with an approved region) */
+    char last_error[256];       /**< The last error, "kind: message" (truncated to 255 bytes) */
+} cs_item;
+
+/** One finished upload (cs_audit). */
+typedef struct cs_audit_record {
+    int64_t id;             /**< Audit row id (increasing: page with after_id) */
+    int64_t item_id;        /**< The item it finished */
+    uint64_t bytes;         /**< Bytes the server confirmed (the whole file) */
+    int64_t sent_bytes;     /**< Body bytes this client sent (re-sent bytes count again; 0 if the server already held it); -1: not recorded (older rows) */
+    int64_t finished_at_ms; /**< When it finished, ms since the epoch */
+    char service[65];       /**< Service name */
+    char region[64];        /**< The region the bytes went to */
+    char host[260];         /**< host:port of the endpoint */
+    char peer_ip[46];       /**< The peer IP the bytes were written to ("" if unknown) */
+    char sha256[65];        /**< Lowercase hex SHA-256 of the content */
+} cs_audit_record;
+
+/** What is installed (cs_get_config_info); strings are "" when absent. No keys, no URLs. */
+typedef struct cs_config_info {
+    uint64_t root_version;    /**< Root version in force */
+    uint64_t config_version;  /**< Config version (0: none installed) */
+    uint64_t region_count;    /**< Regions the config defines */
+    int32_t expired;          /**< 1 if the config or the root is expired (against the freeze-safe clock) */
+    char expires_at[32];      /**< The config's expiry, RFC 3339 UTC */
+    char refresh_due_at[32];  /**< When the next config refresh is due, RFC 3339 UTC ("" when the root lists no sources) */
+    char approved_region[64]; /**< The approved region id */
+    char country[3];          /**< The account country (ISO 3166-1 alpha-2) */
+} cs_config_info;
 
 /** What one cs_refresh_config installed. */
 typedef struct cs_refresh_report {
@@ -168,6 +260,9 @@ cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
  */
 cs_status cs_refresh_config(cs_agent *agent, cs_refresh_report *out);
 
+/** Writes what is installed (versions, expiry, country, approved region) into *out. */
+cs_status cs_get_config_info(const cs_agent *agent, cs_config_info *out);
+
 /** Sets the account country (ISO 3166-1 alpha-2, any case). Items queued for
  *  another region are held when it returns (cs_stats shows them at once). */
 cs_status cs_set_country(cs_agent *agent, const char *iso2);
@@ -196,9 +291,56 @@ cs_status cs_set_credential_provider(cs_agent *agent, cs_credential_fn cb, void 
  */
 cs_status cs_approved_region(const cs_agent *agent, char *buf, size_t len);
 
-/** Enqueues one file (absolute path) for service; its id goes to *out_id. Durable on return. */
+/**
+ * Enqueues one file (absolute path) for service; its id goes to *out_id.
+ * Durable on return. A service the installed config does not offer is
+ * CS_INVALID_ARGUMENT (without a config any service is accepted); a missing
+ * file CS_SOURCE_IO; signed out CS_NO_ACCOUNT.
+ */
 cs_status cs_enqueue(cs_agent *agent, const char *path, const char *service, int32_t priority,
                      int64_t *out_id);
+
+/**
+ * Enqueues n files (absolute paths) for service in one transaction, all or
+ * none: if one path is NULL, relative or unreadable, nothing is stored. Their
+ * ids go to out_ids[0..n-1] (out_ids holds n ids; written only on success).
+ * Statuses as cs_enqueue.
+ */
+cs_status cs_enqueue_all(cs_agent *agent, const char *const *paths, size_t n, const char *service,
+                         int32_t priority, int64_t *out_ids);
+
+/** Writes the queued item id into *out; CS_NOT_FOUND once it left the queue (see cs_audit). */
+cs_status cs_get_item(const cs_agent *agent, int64_t id, cs_item *out);
+
+/**
+ * Writes the path of the queued item id into buf (len bytes, NUL-terminated;
+ * 4096 always fits). CS_NOT_FOUND once it left the queue; CS_INVALID_ARGUMENT
+ * if it does not fit.
+ */
+cs_status cs_item_path(const cs_agent *agent, int64_t id, char *buf, size_t len);
+
+/**
+ * Writes up to cap queued items whose id is above after_id, by id, into out,
+ * and how many into *out_len. state is NULL (all) or one of the cs_item.state
+ * names (CS_INVALID_ARGUMENT otherwise; "done" lists nothing: finished items
+ * are in the audit trail). To page, pass the last id seen as after_id until
+ * *out_len < cap.
+ */
+cs_status cs_list_items(const cs_agent *agent, const char *state, int64_t after_id, cs_item *out,
+                        size_t cap, size_t *out_len);
+
+/** Revives dead items: pending again, or held if their region is no longer approved; count in *out_count. */
+cs_status cs_retry_dead(cs_agent *agent, uint64_t *out_count);
+
+/** Removes the queued item id (CS_NOT_FOUND if there is none); its server-side upload is terminated at the next run, if possible. */
+cs_status cs_remove(cs_agent *agent, int64_t id);
+
+/**
+ * Writes up to cap audit rows (finished uploads) whose id is above after_id,
+ * oldest first, into out, and how many into *out_len. Page with the last id.
+ */
+cs_status cs_audit(const cs_agent *agent, int64_t after_id, cs_audit_record *out, size_t cap,
+                   size_t *out_len);
 
 /**
  * Uploads due items of the approved region until none is due, max_ms elapsed,
@@ -207,6 +349,15 @@ cs_status cs_enqueue(cs_agent *agent, const char *path, const char *service, int
  */
 cs_status cs_run_once(cs_agent *agent, uint64_t max_ms, cs_progress_fn cb, void *user,
                       cs_run_report *out);
+
+/**
+ * cs_run_once with one callback for progress and the per-item events
+ * (cs_event: started, progress, done, failed with its status, held), each
+ * completion exactly once. cb may be NULL. *out says when the next item is
+ * due (next_due_at_ms), to schedule the next run.
+ */
+cs_status cs_run_with_events(cs_agent *agent, uint64_t max_ms, cs_event_fn cb, void *user,
+                             cs_run_report *out);
 
 /** Asks a cs_run_once running on another thread to stop soon. Never blocks. */
 cs_status cs_cancel(const cs_agent *agent);
@@ -236,6 +387,9 @@ const char *cs_last_error(void);
 
 /** The stable name of a status code ("ok", "malformed", ...; "unknown" otherwise). Static. */
 const char *cs_status_name(cs_status status);
+
+/** The library's version, e.g. "0.1.0" (compare with CLOUDSYNC_VERSION). Static; does not touch cs_last_error. */
+const char *cs_version(void);
 
 #ifdef CLOUDSYNC_TEST_HOOKS
 /** Test builds only (cargo feature ffi-test-hooks): panics inside the library; returns CS_INTERNAL. */

@@ -14,6 +14,13 @@
 //! answers its first request 500 and then serves `root/2.json` and
 //! `config.json`, for `cs_refresh_config`; the requests that mirror saw are
 //! checked here too (the exact paths, a conditional last one, no user data).
+//! For the queue's items, run events, the audit trail and `cs_retry_dead` it
+//! gets a second loopback world (`in` and `sg`, their CA in `ca_certs`) whose
+//! `in` answers the first POST 503 with `Retry-After: 600`. With the `cli`
+//! feature it also starts `cloudsync dev-server` as QA would and hands the
+//! program the `root.json` and `config.json` that server wrote, to upload
+//! with nothing else (see [`DevServer`]). Inputs beyond the positional
+//! arguments go through the environment (`CS_TEST_*`, listed in the C file).
 //!
 //! The program ends itself with `alarm()`; this side also kills it after
 //! [`CHILD_TIMEOUT`], so a hang can never stall `cargo test`.
@@ -160,6 +167,96 @@ fn sources_root(
     (mirror, root(1))
 }
 
+/// A loopback world for the item, event and audit checks: `in` and `sg`
+/// (each with its CA in `ca_certs`, as a production config would carry a
+/// private CA), `in` answering its first POST 503 with `Retry-After: 600`;
+/// its root and config.
+#[cfg(feature = "devserver")]
+fn items_world(dir: &Path) -> (cloudsync::devserver::world::World, Vec<u8>, Vec<u8>) {
+    use cloudsync::devserver::world::{standard_regions, World};
+    let world = World::start(dir, standard_regions(&["in", "sg"])).expect("loopback tus servers");
+    let mut payload = world.config_json(1);
+    for id in ["in", "sg"] {
+        payload["regions"][id]["ca_certs"] = serde_json::json!([world.ca.cert_pem()]);
+    }
+    world.servers["in"].push_fault(cloudsync::devserver::Fault::Status {
+        method: Some("POST"),
+        status: 503,
+        retry_after: Some(600),
+    });
+    let (root, config) = (world.root_envelope.clone(), world.sign_config(&payload));
+    (world, root, config)
+}
+
+/// `cloudsync dev-server --regions in` as QA starts it (killed when
+/// dropped), and what the files it wrote hold.
+#[cfg(feature = "cli")]
+struct DevServer {
+    child: std::process::Child,
+    root: PathBuf,
+    config: PathBuf,
+    /// Whether its config carries the server's CA in `ca_certs` (issue 14,
+    /// item 4): then the C program must upload with these files alone.
+    ca_in_config: bool,
+}
+
+#[cfg(feature = "cli")]
+impl DevServer {
+    fn start(dir: &Path) -> DevServer {
+        use base64::Engine as _;
+        let ready = dir.join("ready.json");
+        let child = Command::new(env!("CARGO_BIN_EXE_cloudsync"))
+            .args(["dev-server", "--regions", "in", "--dir"])
+            .arg(dir.join("data"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cloudsync dev-server");
+        let mut server = DevServer {
+            child,
+            root: PathBuf::new(),
+            config: PathBuf::new(),
+            ca_in_config: false,
+        };
+        let started = Instant::now();
+        while !ready.exists() {
+            if let Some(st) = server.child.try_wait().expect("wait") {
+                panic!("dev-server exited before it was ready: {st:?}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "dev-server not ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ready: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&ready).expect("ready file")).expect("JSON");
+        let path = |k: &str| PathBuf::from(ready[k].as_str().expect("a path"));
+        (server.root, server.config) = (path("root"), path("config"));
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&server.config).expect("config")).expect("JSON");
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().expect("payload"))
+            .expect("base64");
+        let payload: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+        server.ca_in_config = payload["regions"]["in"]["ca_certs"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        server
+    }
+}
+
+#[cfg(feature = "cli")]
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn c_program_passes_against_the_cdylib() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -214,6 +311,35 @@ fn c_program_passes_against_the_cdylib() {
     ];
     #[cfg(not(feature = "devserver"))]
     let auth_args: [PathBuf; 0] = [];
+    #[cfg_attr(not(feature = "devserver"), allow(unused_mut))]
+    let mut envs: Vec<(&str, std::ffi::OsString)> =
+        vec![("CS_TEST_PKG_VERSION", env!("CARGO_PKG_VERSION").into())];
+    #[cfg(feature = "devserver")]
+    let (items_world, items_root, items_config) = items_world(&tmp.path().join("items-server"));
+    #[cfg(feature = "devserver")]
+    {
+        envs.push((
+            "CS_TEST_WORLD_ROOT",
+            write("world-root.json", &items_root).into(),
+        ));
+        envs.push((
+            "CS_TEST_WORLD_CONFIG",
+            write("world-config.json", &items_config).into(),
+        ));
+    }
+    #[cfg(feature = "cli")]
+    let dev_server = DevServer::start(&tmp.path().join("dev-server"));
+    #[cfg(feature = "cli")]
+    {
+        envs.push(("CS_TEST_DEVSERVER_ROOT", dev_server.root.clone().into()));
+        envs.push(("CS_TEST_DEVSERVER_CONFIG", dev_server.config.clone().into()));
+        let expect = if dev_server.ca_in_config {
+            "upload"
+        } else {
+            "refused"
+        };
+        envs.push(("CS_TEST_DEVSERVER_EXPECT", expect.into()));
+    }
 
     // Output goes to files (no pipe to fill up while we poll for the exit).
     let stdout_path = tmp.path().join("stdout");
@@ -225,6 +351,7 @@ fn c_program_passes_against_the_cdylib() {
         .arg(&config2_path)
         .arg(&other_root_path)
         .args(&auth_args)
+        .envs(envs)
         .env("LD_LIBRARY_PATH", &lib)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
@@ -254,6 +381,17 @@ fn c_program_passes_against_the_cdylib() {
         "test_capi failed ({status:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    // Its notes (shown with --nocapture); no part skipped that this build can run.
+    eprintln!("test_capi stderr:\n{stderr}");
+    let ran = |what: &str| assert!(!stderr.contains(&format!("{what} skipped")), "{stderr}");
+    if cfg!(feature = "devserver") {
+        ran("item, event and audit checks");
+        ran("credential callback checks");
+        ran("cs_refresh_config checks");
+    }
+    if cfg!(feature = "cli") {
+        ran("dev-server files check");
+    }
     assert!(
         !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
         "the token never reaches any output"
@@ -305,6 +443,14 @@ fn c_program_passes_against_the_cdylib() {
                 "{r:?}"
             );
         }
+    }
+    #[cfg(feature = "devserver")]
+    {
+        // The items world: a's POST answered 503 (then a removed); c, b
+        // (after retry_dead) and d uploaded; e held in flight.
+        let stats = items_world.servers["in"].stats();
+        assert_eq!(stats.uploads_completed, 3, "{stats:?}");
+        assert_eq!(items_world.servers["sg"].stats().uploads_completed, 0);
     }
     if cfg!(feature = "ffi-test-hooks") {
         assert!(

@@ -1,9 +1,11 @@
-//! Keeps `include/cloudsync.h` (hand-written) in sync with `src/ffi/capi.rs`:
-//! parses the `extern "C" fn cs_*` definitions and the header's prototypes and
-//! compares names, parameter and return types (after mapping Rust types to C),
-//! the fields of the `#[repr(C)]` structs, the callback types, which
-//! functions exist only with `ffi-test-hooks`, and every status code against
-//! [`ErrorKind::ALL`] / [`ErrorKind::code`].
+//! Keeps `include/cloudsync.h` (hand-written) in sync with `src/ffi/capi.rs`
+//! and the files of `src/ffi/capi/`: parses the `extern "C" fn cs_*` definitions
+//! and the header's prototypes and compares names, parameter and return types
+//! (after mapping Rust types to C), the fields of the `#[repr(C)]` structs,
+//! the callback types, the stop reasons and event types, which functions
+//! exist only with `ffi-test-hooks`, every status code against
+//! [`ErrorKind::ALL`] / [`ErrorKind::code`], and `CLOUDSYNC_VERSION` against
+//! Cargo.toml.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +15,24 @@ use cloudsync::ErrorKind;
 fn read(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// The Rust side of the C ABI: `capi.rs` and the files of its `capi/` directory.
+fn capi() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi/capi");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|f| f.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut src = read("src/ffi/capi.rs");
+    for f in files {
+        src.push('\n');
+        src += &std::fs::read_to_string(&f).expect("read a capi file");
+    }
+    src
 }
 
 /// Rust source without `//` comments (whole-line and trailing; the FFI file
@@ -103,7 +123,12 @@ fn rust_to_c(ty: &str) -> String {
         return format!("{}*", rust_to_c(rest));
     }
     if let Some(rest) = ty.strip_prefix("*const ") {
-        return format!("const {}*", rust_to_c(rest));
+        let inner = rust_to_c(rest);
+        // `*const *const c_char` is `const char *const *`.
+        return match inner.ends_with('*') {
+            true => format!("{inner}const*"),
+            false => format!("const {inner}*"),
+        };
     }
     if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         let (elem, n) = inner.split_once(';').expect("array type [T; N]");
@@ -279,7 +304,8 @@ fn rust_struct(src: &str, name: &str) -> Vec<(String, String)> {
                 .trim_start_matches("pub ")
                 .split_once(':')
                 .expect("field: Type");
-            (n.trim().to_string(), rust_to_c(ty))
+            // `r#type` is C's `type`.
+            (n.trim().trim_start_matches("r#").to_string(), rust_to_c(ty))
         })
         .collect()
 }
@@ -329,7 +355,7 @@ fn rust_consts(src: &str, prefix: &str) -> BTreeMap<String, i32> {
 
 #[test]
 fn functions_match() {
-    let rust = rust_functions(&read("src/ffi/capi.rs"));
+    let rust = rust_functions(&capi());
     let header = header_functions(&read("include/cloudsync.h"));
     assert!(rust.len() >= 14, "parsed too few Rust functions: {rust:#?}");
     assert_eq!(
@@ -351,6 +377,10 @@ fn functions_match() {
     );
     assert!(!rust["cs_open"].test_hook);
     assert_eq!(
+        rust["cs_enqueue_all"].params[1], "const char*const*",
+        "a pointer to const pointers"
+    );
+    assert_eq!(
         rust["cs_open"].params,
         ["const char*", "const uint8_t*", "size_t", "cs_agent**"],
         "the mapping itself is sane"
@@ -367,7 +397,7 @@ fn status_codes_match_error_kinds() {
     expected.insert("CS_OK".into(), 0);
     assert_eq!(header, expected, "header status codes == ErrorKind::code()");
     assert_eq!(
-        rust_consts(&read("src/ffi/capi.rs"), "CS_OK"),
+        rust_consts(&capi(), "CS_OK"),
         BTreeMap::from([("CS_OK".to_string(), 0)])
     );
 }
@@ -375,15 +405,42 @@ fn status_codes_match_error_kinds() {
 #[test]
 fn stop_reasons_match() {
     let header = header_enum(&read("include/cloudsync.h"), "cs_stop_reason");
-    let rust = rust_consts(&read("src/ffi/capi.rs"), "CS_STOP_");
+    let rust = rust_consts(&capi(), "CS_STOP_");
     assert!(rust.len() >= 3, "{rust:?}");
     assert_eq!(header, rust);
 }
 
 #[test]
+fn event_types_match() {
+    let header = header_enum(&read("include/cloudsync.h"), "cs_event_type");
+    let rust = rust_consts(&capi(), "CS_EVENT_");
+    assert_eq!(rust.len(), 5, "{rust:?}");
+    assert_eq!(header, rust);
+}
+
+#[test]
+fn version_macro_is_the_crate_version() {
+    let h = read("include/cloudsync.h");
+    let line = h
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("#define CLOUDSYNC_VERSION "))
+        .expect("#define CLOUDSYNC_VERSION in the header");
+    assert_eq!(line.trim(), format!("\"{}\"", env!("CARGO_PKG_VERSION")));
+    assert_eq!(cloudsync::VERSION, env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
 fn structs_match() {
-    let (rs, h) = (read("src/ffi/capi.rs"), read("include/cloudsync.h"));
-    for name in ["cs_queue_stats", "cs_run_report", "cs_refresh_report"] {
+    let (rs, h) = (capi(), read("include/cloudsync.h"));
+    for name in [
+        "cs_queue_stats",
+        "cs_run_report",
+        "cs_refresh_report",
+        "cs_event",
+        "cs_item",
+        "cs_audit_record",
+        "cs_config_info",
+    ] {
         let r = rust_struct(&rs, name);
         assert!(!r.is_empty());
         assert_eq!(r, header_struct(&h, name), "fields of {name}");
@@ -396,11 +453,19 @@ fn structs_match() {
         rust_struct(&rs, "cs_refresh_report")[4],
         ("mirror".to_string(), "char[260]".to_string())
     );
+    assert_eq!(
+        rust_struct(&rs, "cs_event")[0],
+        ("type".to_string(), "int32_t".to_string())
+    );
+    assert_eq!(
+        rust_struct(&rs, "cs_run_report").last().unwrap(),
+        &("next_due_at_ms".to_string(), "int64_t".to_string())
+    );
 }
 
 /// A callback type's (parameter types, return type) on both sides.
 fn callback_types(name: &str) -> ((Vec<String>, String), (Vec<String>, String)) {
-    let rs = strip_rust_comments(&read("src/ffi/capi.rs"));
+    let rs = strip_rust_comments(&capi());
     let start = rs
         .find(&format!("pub type {name} ="))
         .unwrap_or_else(|| panic!("{name} in capi.rs"));
@@ -432,7 +497,7 @@ fn callback_types(name: &str) -> ((Vec<String>, String), (Vec<String>, String)) 
 
 #[test]
 fn callbacks_match() {
-    for name in ["cs_progress_fn", "cs_credential_fn"] {
+    for name in ["cs_progress_fn", "cs_credential_fn", "cs_event_fn"] {
         let (rust, header) = callback_types(name);
         assert_eq!(rust, header, "{name}");
         assert_eq!(rust.1, "int", "{name}");
@@ -451,7 +516,7 @@ fn parser_sees_drift() {
     let header =
         read("include/cloudsync.h").replace("size_t root_len, cs_agent **out", "cs_agent **out");
     let h = header_functions(&header);
-    let r = rust_functions(&read("src/ffi/capi.rs"));
+    let r = rust_functions(&capi());
     assert_ne!(h["cs_open"], r["cs_open"]);
     let header = read("include/cloudsync.h").replace("CS_BUSY = 30", "CS_BUSY = 31");
     assert_eq!(header_enum(&header, "cs_status_code")["CS_BUSY"], 31);

@@ -11,8 +11,12 @@
 //! the token out of a buffer it zeroes afterwards; the token then lives in a
 //! [`Secret`] for one run at most.
 //!
-//! `tests/c_header.rs` parses this file and the header and fails if their
-//! function names, parameter lists, struct fields or status codes drift apart.
+//! The queue's items, the audit trail and batch enqueue are in `capi/queue.rs`,
+//! runs with per-item events in `capi/events.rs`.
+//!
+//! `tests/c_header.rs` parses this file, the files of `capi/` and the header
+//! and fails if their function names, parameter lists, struct fields,
+//! constants or status codes drift apart.
 
 #![allow(non_camel_case_types)]
 
@@ -21,13 +25,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::c_support::{
-    agent_ref, bytes_arg, c_field, copy_str, opt_str_arg, put, run, str_arg, CCredentials, UserPtr,
-    LAST_ERROR,
+    agent_ref, bytes_arg, c_field, config_info_of, copy_str, opt_str_arg, out_ptr, put, report_of,
+    run, stats_of, str_arg, CCredentials, UserPtr, LAST_ERROR,
 };
 use super::{free_handle, into_handle, run_quietly};
 use crate::auth::CredentialProvider;
 use crate::error::{Error, ErrorKind};
-use crate::{Agent, Progress, StopReason};
+use crate::{Agent, Progress};
+
+mod events;
+mod queue;
+pub use events::*;
+pub use queue::*;
 
 /// The opaque agent handle (`cs_agent` in C; the Rust [`Agent`]).
 pub type cs_agent = Agent;
@@ -91,6 +100,9 @@ pub struct cs_queue_stats {
     pub done: u64,
     /// Bytes not yet confirmed.
     pub pending_bytes: u64,
+    /// When the next pending or failed item is due, ms since the epoch (in
+    /// the past: due now); -1 when none waits.
+    pub next_due_at_ms: i64,
 }
 
 /// What one [`cs_run_once`] did (`cs_run_report` in C).
@@ -113,6 +125,31 @@ pub struct cs_run_report {
     pub remaining: u64,
     /// `CS_STOP_DRAINED`, `CS_STOP_TIME_UP`, `CS_STOP_CANCELLED`, `CS_STOP_REGION_CHANGED` or `CS_STOP_ACCOUNT_CHANGED`.
     pub stopped: i32,
+    /// When the next queued item is due, ms since the epoch (in the past:
+    /// due now); -1 when none waits. Schedule the next run for it.
+    pub next_due_at_ms: i64,
+}
+
+/// What is installed (`cs_config_info` in C; strings "" when absent).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct cs_config_info {
+    /// Root version in force.
+    pub root_version: u64,
+    /// Config version (0: none installed).
+    pub config_version: u64,
+    /// Regions the config defines.
+    pub region_count: u64,
+    /// 1 if the config or the root is expired (against the freeze-safe clock).
+    pub expired: i32,
+    /// The config's expiry, RFC 3339 UTC.
+    pub expires_at: [c_char; 32],
+    /// RFC 3339 UTC time the next config refresh is due ("" when the root lists no sources).
+    pub refresh_due_at: [c_char; 32],
+    /// The approved region id.
+    pub approved_region: [c_char; 64],
+    /// The account country (ISO 3166-1 alpha-2).
+    pub country: [c_char; 3],
 }
 
 /// What one [`cs_refresh_config`] installed (`cs_refresh_report` in C).
@@ -129,16 +166,6 @@ pub struct cs_refresh_report {
     pub changed: i32,
     /// `host:port` of the mirror that answered, NUL-terminated.
     pub mirror: [c_char; 260],
-}
-
-fn stop_code(s: StopReason) -> i32 {
-    match s {
-        StopReason::Drained => CS_STOP_DRAINED,
-        StopReason::TimeUp => CS_STOP_TIME_UP,
-        StopReason::Cancelled => CS_STOP_CANCELLED,
-        StopReason::RegionChanged => CS_STOP_REGION_CHANGED,
-        StopReason::AccountChanged => CS_STOP_ACCOUNT_CHANGED,
-    }
 }
 
 /// Opens (or creates) the database at `db_path` with the firmware's initial
@@ -208,6 +235,24 @@ pub unsafe extern "C" fn cs_refresh_config(
             mirror: c_field(&r.mirror),
         };
         put(out, report, "out is null")
+    })
+}
+
+/// Writes what is installed (versions, expiry, country, approved region)
+/// into `*out`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_get_config_info(
+    agent: *const cs_agent,
+    out: *mut cs_config_info,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        let out = out_ptr(out, "out is null")?;
+        out.write(config_info_of(&a.config_info()?));
+        Ok(())
     })
 }
 
@@ -335,17 +380,7 @@ pub unsafe extern "C" fn cs_run_once(
             }
         };
         let r = a.run_once(Duration::from_millis(max_ms), &mut progress)?;
-        let report = cs_run_report {
-            region: c_field(&r.region),
-            uploaded: r.uploaded,
-            bytes: r.bytes,
-            failed: r.failed,
-            dead: r.dead,
-            held: r.held,
-            remaining: r.remaining,
-            stopped: stop_code(r.stopped),
-        };
-        put(out, report, "out is null")
+        put(out, report_of(&r), "out is null")
     })
 }
 
@@ -372,17 +407,7 @@ pub unsafe extern "C" fn cs_stats(agent: *const cs_agent, out: *mut cs_queue_sta
         if out.is_null() {
             return Err(Error::InvalidArgument("out is null"));
         }
-        let s = a.stats()?;
-        let stats = cs_queue_stats {
-            pending: s.pending,
-            uploading: s.uploading,
-            failed: s.failed,
-            dead: s.dead,
-            held: s.held,
-            done: s.done,
-            pending_bytes: s.pending_bytes,
-        };
-        put(out, stats, "out is null")
+        put(out, stats_of(&a.stats()?), "out is null")
     })
 }
 
@@ -489,6 +514,18 @@ pub extern "C" fn cs_status_name(status: cs_status) -> *const c_char {
         }
     });
     p
+}
+
+/// The library's version (`CARGO_PKG_VERSION`, e.g. `"0.1.0"`). A static
+/// string; does not touch the last error.
+#[no_mangle]
+pub extern "C" fn cs_version() -> *const c_char {
+    const VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("the version holds a NUL"),
+        };
+    VERSION.as_ptr()
 }
 
 /// Panics inside the runner, to prove the panic arrives as `CS_INTERNAL`.
