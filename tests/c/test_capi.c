@@ -24,12 +24,11 @@
  *                          the servers' CA in ca_certs) of loopback tus servers
  *                          whose "in" answers its first POST 503 with
  *                          Retry-After: 600 (items, events, audit, retry_dead);
- *   CS_TEST_DEVSERVER_ROOT, CS_TEST_DEVSERVER_CONFIG, CS_TEST_DEVSERVER_EXPECT
+ *   CS_TEST_DEVSERVER_ROOT, CS_TEST_DEVSERVER_CONFIG
  *                          the root.json and config.json a running
- *                          `cloudsync dev-server --regions in` wrote, and
- *                          "upload" (its config carries its CA: the upload
- *                          must succeed) or "refused" (it does not yet: the
- *                          TLS refusal must show as a failed network attempt).
+ *                          `cloudsync dev-server --regions in` wrote (its
+ *                          config carries its CA): with nothing else, plain
+ *                          cs_open + cs_install, the upload must succeed.
  *
  * Exits 0 when every check passes; prints the failed check otherwise. An
  * alarm() ends a hung run (exit by SIGALRM), so a hang cannot stall the test.
@@ -743,8 +742,7 @@ static void world_checks(const char *dir, const char *root_path, const char *con
 
 /* The files `cloudsync dev-server` writes are all C needs: plain cs_open and
  * cs_install, no test hook. */
-static void devserver_checks(const char *dir, const char *root_path, const char *config_path,
-                             const char *expect) {
+static void devserver_checks(const char *dir, const char *root_path, const char *config_path) {
     size_t root_len = 0, config_len = 0;
     uint8_t *root = read_file(root_path, &root_len);
     uint8_t *config = read_file(config_path, &config_len);
@@ -764,23 +762,12 @@ static void devserver_checks(const char *dir, const char *root_path, const char 
     cs_run_report report;
     CHECK_STATUS(cs_run_once(agent, 30000, NULL, NULL, &report), CS_OK);
     cs_item item;
-    if (strcmp(expect, "upload") == 0) {
-        CHECK(report.uploaded == 1 && report.failed == 0 && report.remaining == 0);
-        CHECK_STATUS(cs_get_item(agent, id, &item), CS_NOT_FOUND);
-        cs_audit_record rec;
-        size_t n = 0;
-        CHECK_STATUS(cs_audit(agent, 0, &rec, 1, &n), CS_OK);
-        CHECK(n == 1 && rec.item_id == id && rec.bytes == 5000);
-    } else {
-        /* The config does not carry the server's CA yet: the TLS handshake
-         * fails, and C sees why on the item. */
-        fprintf(stderr, "note: the dev server's config carries no ca_certs; "
-                        "checked that C sees the TLS refusal\n");
-        CHECK(strcmp(expect, "refused") == 0);
-        CHECK(report.uploaded == 0 && report.failed == 1);
-        CHECK_STATUS(cs_get_item(agent, id, &item), CS_OK);
-        CHECK(strcmp(item.state, "failed") == 0 && item.last_error_status == CS_NETWORK);
-    }
+    CHECK(report.uploaded == 1 && report.failed == 0 && report.remaining == 0);
+    CHECK_STATUS(cs_get_item(agent, id, &item), CS_NOT_FOUND);
+    cs_audit_record rec;
+    size_t n = 0;
+    CHECK_STATUS(cs_audit(agent, 0, &rec, 1, &n), CS_OK);
+    CHECK(n == 1 && rec.item_id == id && rec.bytes == 5000);
     CHECK_STATUS(cs_close(agent), CS_OK);
     free(root);
     free(config);
@@ -1031,9 +1018,8 @@ int main(int argc, char **argv) {
     }
     const char *ds_root = getenv("CS_TEST_DEVSERVER_ROOT");
     const char *ds_config = getenv("CS_TEST_DEVSERVER_CONFIG");
-    const char *ds_expect = getenv("CS_TEST_DEVSERVER_EXPECT");
-    if (ds_root != NULL && ds_config != NULL && ds_expect != NULL) {
-        devserver_checks(dir, ds_root, ds_config, ds_expect);
+    if (ds_root != NULL && ds_config != NULL) {
+        devserver_checks(dir, ds_root, ds_config);
     } else {
         fprintf(stderr, "note: no CS_TEST_DEVSERVER_ROOT; dev-server files check skipped\n");
     }
