@@ -88,6 +88,13 @@ tasks.configureEach {
 }
 
 dependencies {
+    // Nullability annotations of the public API (@NotNull / @Nullable), which Kotlin reads
+    // natively. compileOnly: class-retention annotations, nothing at run time, nothing added to
+    // the app's dependencies (consumer-rules.pro has -dontwarn for R8). The same version Debian's
+    // libjetbrains-annotations-java gives the host javac (scripts/test-jvm.sh,
+    // scripts/android-java-check.sh).
+    compileOnly("org.jetbrains:annotations:23.0.0")
+    testCompileOnly("org.jetbrains:annotations:23.0.0")
     testImplementation("org.junit.jupiter:junit-jupiter:5.9.2")
     testRuntimeOnly("org.junit.platform:junit-platform-launcher:1.9.2")
     androidTestImplementation("androidx.test:runner:1.5.2")

@@ -14,11 +14,17 @@ OUT=$ROOT/target/jvm-test
 JARS=/usr/share/java
 mkdir -p "$OUT"
 
-if [ ! -f "$JARS/junit-platform-console-standalone.jar" ]; then
-  echo "== installing junit5 (Debian)"
+# The nullability annotations of the Java API: org.jetbrains:annotations 23.0.0
+# (compileOnly in android/build.gradle.kts; Debian packages the same version).
+ANNOTATIONS=$JARS/org.jetbrains.annotations-java8.jar
+need=()
+[ -f "$JARS/junit-platform-console-standalone.jar" ] || need+=(junit5)
+[ -f "$ANNOTATIONS" ] || need+=(libjetbrains-annotations-java)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]} (Debian)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends junit5
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 command -v javac >/dev/null || { echo "javac (JDK >= 11) is required" >&2; exit 1; }
 
@@ -52,10 +58,10 @@ for j in junit-platform-console-standalone junit-jupiter-api junit-jupiter-engin
   [ -f "$JARS/$j.jar" ] || { echo "missing $JARS/$j.jar (apt-get install junit5)" >&2; exit 1; }
   CP="$CP:$JARS/$j.jar"
 done
-CP=${CP#:}
+CP=${CP#:}:$ANNOTATIONS
 rm -rf "$OUT/classes" "$OUT/test-classes"
 mkdir -p "$OUT/classes" "$OUT/test-classes"
-javac -Xlint:all -Werror --release 11 -d "$OUT/classes" android/src/main/java/com/miui/cloudsync/*.java
+javac -Xlint:all -Werror --release 11 -cp "$ANNOTATIONS" -d "$OUT/classes" android/src/main/java/com/miui/cloudsync/*.java
 javac -Xlint:all,-processing,-path -Werror --release 11 -cp "$OUT/classes:$CP" -d "$OUT/test-classes" \
   android/src/test/java/com/miui/cloudsync/*.java
 

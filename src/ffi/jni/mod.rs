@@ -15,17 +15,21 @@
 //! `0` (a closed handle that slipped through) is an `invalid_argument` error.
 //!
 //! Objects built here (keep them in `android/consumer-rules.pro`):
-//! `ConfigInfo`, `ConfigRefresh`, `QueueStats`, `RunReport`, `AuditRecord`, the exception
-//! classes, and the `ProgressListener.onProgress(JJJ)V` and
-//! `CredentialProvider.getToken` calls.
+//! `ConfigInfo`, `ConfigRefresh`, `QueueStats`, `RunReport`, `AuditRecord`,
+//! `ItemInfo`, the exception classes, and the calls of
+//! `ProgressListener.onProgress`, the `RunListener.onItem*` methods and
+//! `CredentialProvider.getToken` (`scripts/android-java-check.sh` parses the
+//! class paths, names and signatures out of these files and checks that R8
+//! keeps them).
 //!
 //! Layout: this file holds the runner, the argument helpers and the
-//! production entry points; `objects` builds the Java value objects,
-//! `provider` calls the app's `CredentialProvider`, and `hooks` holds the
-//! entry points that exist only with `ffi-test-hooks`.
+//! production entry points of the agent and its config; `run` holds
+//! `runOnce` with its listener, `items` the per-item entry points, `objects`
+//! builds the other Java value objects, `provider` calls the app's
+//! `CredentialProvider`, and `hooks` holds the entry points that exist only
+//! with `ffi-test-hooks`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ::jni::objects::{
     JByteArray, JClass, JLongArray, JObject, JObjectArray, JString, JThrowable, JValue,
@@ -36,23 +40,22 @@ use ::jni::{JNIEnv, JavaVM};
 use super::{borrow_handle, free_handle, into_handle, run_ffi, run_quietly};
 use crate::auth::CredentialProvider;
 use crate::error::{Error, Result};
-use crate::{Agent, Progress};
+use crate::Agent;
 use objects::{
     audit_array, config_info_object, config_refresh_object, opt_string, queue_stats_object,
-    run_report_object,
 };
 use provider::JavaProvider;
 
 #[cfg(feature = "ffi-test-hooks")]
 mod hooks;
+mod items;
 mod objects;
 mod provider;
+mod run;
 
 /// Constructor of every exception class: `(String kind, int code, String message)`.
 const EXCEPTION_CTOR: &str = "(Ljava/lang/String;ILjava/lang/String;)V";
 const STRING_CLASS: &str = "java/lang/String";
-const PROGRESS_METHOD: &str = "onProgress";
-const PROGRESS_SIG: &str = "(JJJ)V";
 
 /// The single JNI runner: initialises logging, runs `f` with panics trapped,
 /// and throws the mapped exception on error (returning `T::default()`, i.e.
@@ -175,72 +178,6 @@ fn db_path_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String> {
     Ok(path)
 }
 
-/// Runs the agent's `run_once`, calling `listener.onProgress` on this thread.
-/// A listener that throws cancels the run; its exception is rethrown after
-/// the run has wound down (items unclaimed, lease released).
-fn run_once_with_listener<'local>(
-    env: &mut JNIEnv<'local>,
-    agent: &Agent,
-    max: Duration,
-    listener: &JObject<'_>,
-) -> Result<JObject<'local>> {
-    let mut thrown: Option<JThrowable<'local>> = None;
-    let result = {
-        let mut progress = |p: Progress| -> bool {
-            if thrown.is_some() {
-                return false;
-            }
-            if listener.is_null() {
-                return true;
-            }
-            let args = [
-                JValue::Long(p.item_id),
-                JValue::Long(sat(p.sent)),
-                JValue::Long(sat(p.total)),
-            ];
-            if env
-                .call_method(listener, PROGRESS_METHOD, PROGRESS_SIG, &args)
-                .is_ok()
-            {
-                return true;
-            }
-            // The listener threw (or the call itself failed, which also leaves
-            // an exception pending). Take the exception out of the way so the
-            // run can unwind cleanly with JNI calls allowed, then stop the run.
-            if env.exception_check().unwrap_or(false) {
-                if let Ok(ex) = env.exception_occurred() {
-                    thrown = Some(ex);
-                }
-                let _ = env.exception_clear();
-            }
-            if thrown.is_none() {
-                // Not a Java exception: report it as an internal error.
-                thrown = Some(JThrowable::default());
-            }
-            // The last progress call of an item ignores the return value, so
-            // cancel explicitly: no further item may start.
-            agent.cancel();
-            false
-        };
-        agent.run_once(max, &mut progress)
-    };
-    match thrown {
-        Some(ex) if !ex.is_null() => {
-            if let Err(e) = &result {
-                log::info!(
-                    "run ended with {} after the progress listener threw",
-                    e.kind()
-                );
-            }
-            env.throw(ex).jni()?;
-            // An exception is pending, so `run` will not replace it.
-            Err(Error::Cancelled)
-        }
-        Some(_) => Err(Error::Internal("progress listener call failed".into())),
-        None => run_report_object(env, &result?),
-    }
-}
-
 /// Called by the JVM when `System.loadLibrary("cloudsync")` loads the
 /// library: sets up logcat logging on Android and asks for JNI 1.6.
 #[no_mangle]
@@ -262,6 +199,17 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_open<'local>(
         let path = db_path_arg(env, &db_path)?;
         let root = bytes_arg(env, &initial_root, "initialRoot is null")?;
         Ok(to_jlong(into_handle(Agent::open(path, &root)?)))
+    })
+}
+
+/// `static native String version()`: the library's version (`cloudsync::VERSION`).
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_version<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> JObject<'local> {
+    run(&mut env, |env| {
+        Ok(env.new_string(crate::VERSION).jni()?.into())
     })
 }
 
@@ -421,36 +369,6 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_enqueueAll<'local>(
         let out = env.new_long_array(len).jni()?;
         env.set_long_array_region(&out, 0, &ids).jni()?;
         Ok(out)
-    })
-}
-
-/// `static native RunReport runOnce(long handle, long maxMillis, ProgressListener listener)`:
-/// uploads until drained, `maxMillis` elapsed or cancelled; `listener` may be null.
-#[no_mangle]
-pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_runOnce<'local>(
-    mut env: JNIEnv<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-    max_millis: jlong,
-    listener: JObject<'local>,
-) -> JObject<'local> {
-    run(&mut env, |env| {
-        let max = u64::try_from(max_millis)
-            .map_err(|_| Error::InvalidArgument("maxMillis is negative"))?;
-        run_once_with_listener(env, agent(handle)?, Duration::from_millis(max), &listener)
-    })
-}
-
-/// `static native void cancel(long handle)`: asks a running `runOnce` to stop soon.
-#[no_mangle]
-pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_cancel<'local>(
-    mut env: JNIEnv<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-) {
-    run(&mut env, |_| {
-        agent(handle)?.cancel();
-        Ok(())
     })
 }
 

@@ -1,9 +1,9 @@
 //! Java value objects (`ConfigInfo`, `ConfigRefresh`, `QueueStats`,
-//! `RunReport`, `AuditRecord`) built from Rust values, kept apart from the entry points
+//! `RunReport`, `AuditRecord`; `ItemInfo` is in `items`) built from Rust values, kept apart from the entry points
 //! so that the class names and constructor signatures live in one place.
 
 use ::jni::objects::{JObject, JObjectArray, JValue};
-use ::jni::sys::jsize;
+use ::jni::sys::{jlong, jsize};
 use ::jni::JNIEnv;
 
 use super::{sat, JniResultExt, STRING_CLASS};
@@ -19,11 +19,11 @@ const CONFIG_REFRESH_CLASS: &str = "com/miui/cloudsync/ConfigRefresh";
 /// rootVersions, configVersion (-1 = none), mirror.
 const CONFIG_REFRESH_CTOR: &str = "([JJLjava/lang/String;)V";
 const QUEUE_STATS_CLASS: &str = "com/miui/cloudsync/QueueStats";
-/// pending, uploading, failed, dead, held, done, pendingBytes.
-const QUEUE_STATS_CTOR: &str = "(JJJJJJJ)V";
+/// pending, uploading, failed, dead, held, done, pendingBytes, nextDueAt (-1 = none).
+const QUEUE_STATS_CTOR: &str = "(JJJJJJJJ)V";
 const RUN_REPORT_CLASS: &str = "com/miui/cloudsync/RunReport";
-/// region, uploaded, bytes, failed, dead, held, remaining, stopped.
-const RUN_REPORT_CTOR: &str = "(Ljava/lang/String;JJJJJJLjava/lang/String;)V";
+/// region, uploaded, bytes, failed, dead, held, remaining, stopped, nextDueAt (-1 = none).
+const RUN_REPORT_CTOR: &str = "(Ljava/lang/String;JJJJJJLjava/lang/String;J)V";
 const AUDIT_RECORD_CLASS: &str = "com/miui/cloudsync/AuditRecord";
 /// id, itemId, service, region, host, peerIp (nullable), bytes, sentBytes (-1 = not
 /// counted), sha256, finishedAtMillis.
@@ -38,6 +38,12 @@ pub(super) fn opt_string<'local>(
         Some(s) => Ok(env.new_string(s).jni()?.into()),
         None => Ok(JObject::null()),
     }
+}
+
+/// When the next item is due, ms since the epoch; `-1` for none (a time
+/// before the epoch, which the queue never stores, reads as due now: `0`).
+pub(super) fn due(t: Option<i64>) -> jlong {
+    t.map_or(-1, |t| t.max(0))
 }
 
 fn stop_name(s: StopReason) -> &'static str {
@@ -120,6 +126,7 @@ pub(super) fn queue_stats_object<'local>(
             JValue::Long(sat(s.held)),
             JValue::Long(sat(s.done)),
             JValue::Long(sat(s.pending_bytes)),
+            JValue::Long(due(s.next_due_at)),
         ],
     )
     .jni()
@@ -143,6 +150,7 @@ pub(super) fn run_report_object<'local>(
             JValue::Long(sat(r.held)),
             JValue::Long(sat(r.remaining)),
             JValue::Object(&stopped),
+            JValue::Long(due(r.next_due_at)),
         ],
     )
     .jni()

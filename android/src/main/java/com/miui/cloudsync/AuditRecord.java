@@ -1,5 +1,8 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+import org.jetbrains.annotations.Nullable;
+
 /**
  * One confirmed upload in the audit trail, from {@link SyncAgent#audit(long, int)}: which item
  * went to which region and host, how many bytes the server confirmed and how many this device
@@ -27,13 +30,13 @@ public final class AuditRecord {
     AuditRecord(
             long id,
             long itemId,
-            String service,
-            String region,
-            String host,
-            String peerIp,
+            @NotNull String service,
+            @NotNull String region,
+            @NotNull String host,
+            @Nullable String peerIp,
             long bytes,
             long sentBytes,
-            String sha256,
+            @NotNull String sha256,
             long finishedAtMillis) {
         this.id = id;
         this.itemId = itemId;
@@ -58,21 +61,25 @@ public final class AuditRecord {
     }
 
     /** @return the service the item was uploaded to (e.g. {@code "backup"}) */
+    @NotNull
     public String getService() {
         return service;
     }
 
     /** @return the id of the region the bytes went to */
+    @NotNull
     public String getRegion() {
         return region;
     }
 
     /** @return {@code host:port} of the upload URL */
+    @NotNull
     public String getHost() {
         return host;
     }
 
     /** @return the IP address of the peer the bytes went to, or {@code null} if unknown */
+    @Nullable
     public String getPeerIp() {
         return peerIp;
     }
@@ -92,6 +99,7 @@ public final class AuditRecord {
     }
 
     /** @return the lowercase hex SHA-256 of the content */
+    @NotNull
     public String getSha256() {
         return sha256;
     }
@@ -103,6 +111,7 @@ public final class AuditRecord {
 
     /** {@inheritDoc} */
     @Override
+    @NotNull
     public String toString() {
         return "AuditRecord{id=" + id + ", itemId=" + itemId + ", service=" + service
                 + ", region=" + region + ", host=" + host + ", peerIp=" + peerIp

@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * Uploads need an account's credentials and did not get usable ones. The run stopped without
  * counting an attempt against any item; nothing is lost.
@@ -29,7 +31,7 @@ public class AuthException extends SyncException {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public AuthException(String kind, int code, String message) {
+    public AuthException(@NotNull String kind, int code, @NotNull String message) {
         super(kind, code, message);
     }
 }

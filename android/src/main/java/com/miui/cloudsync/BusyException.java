@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * The upload queue is in use: another runner holds its lease (another {@code SyncAgent} or
  * process on the same database file is inside {@code runOnce}), or the database stayed locked.
@@ -20,7 +22,7 @@ public class BusyException extends SyncException {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public BusyException(String kind, int code, String message) {
+    public BusyException(@NotNull String kind, int code, @NotNull String message) {
         super(kind, code, message);
     }
 }

@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * A problem with the signed config or root: a bad signature, a rollback, expiry, malformed
  * input, or no config installed. The last good config stays in force.
@@ -19,7 +21,7 @@ public class ConfigException extends SyncException {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public ConfigException(String kind, int code, String message) {
+    public ConfigException(@NotNull String kind, int code, @NotNull String message) {
         super(kind, code, message);
     }
 }

@@ -3,6 +3,8 @@ package com.miui.cloudsync;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import org.jetbrains.annotations.NotNull;
+import org.jetbrains.annotations.Nullable;
 
 /**
  * What is installed, from {@link SyncAgent#configInfo()}: versions, expiry, region ids, the
@@ -29,12 +31,12 @@ public final class ConfigInfo {
     ConfigInfo(
             long rootVersion,
             long configVersion,
-            String expiresAt,
+            @Nullable String expiresAt,
             boolean expired,
-            String[] regions,
-            String country,
-            String approvedRegion,
-            String refreshDueAt) {
+            @NotNull String[] regions,
+            @Nullable String country,
+            @Nullable String approvedRegion,
+            @Nullable String refreshDueAt) {
         this.rootVersion = rootVersion;
         this.configVersion = configVersion;
         this.expiresAt = expiresAt;
@@ -61,6 +63,7 @@ public final class ConfigInfo {
     }
 
     /** @return the config's expiry as RFC 3339 UTC text, or {@code null} when none is installed */
+    @Nullable
     public String getExpiresAt() {
         return expiresAt;
     }
@@ -71,16 +74,19 @@ public final class ConfigInfo {
     }
 
     /** @return the region ids the config defines (empty without a config), sorted */
+    @NotNull
     public List<String> getRegions() {
         return regions;
     }
 
     /** @return the account country (upper-case ISO 3166-1 alpha-2), or {@code null} if unset */
+    @Nullable
     public String getCountry() {
         return country;
     }
 
     /** @return the approved region id, or {@code null} when uploads are off */
+    @Nullable
     public String getApprovedRegion() {
         return approvedRegion;
     }
@@ -95,12 +101,14 @@ public final class ConfigInfo {
      *
      * @return RFC 3339 UTC text, or {@code null} when the root lists no sources
      */
+    @Nullable
     public String getRefreshDueAt() {
         return refreshDueAt;
     }
 
     /** {@inheritDoc} */
     @Override
+    @NotNull
     public String toString() {
         return "ConfigInfo{rootVersion=" + rootVersion + ", configVersion=" + configVersion
                 + ", expiresAt=" + expiresAt + ", expired=" + expired + ", regions=" + regions

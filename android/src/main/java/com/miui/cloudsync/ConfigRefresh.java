@@ -1,6 +1,7 @@
 package com.miui.cloudsync;
 
 import java.util.Arrays;
+import org.jetbrains.annotations.NotNull;
 
 /**
  * What one {@link SyncAgent#refreshConfig()} installed: the root versions it stepped through, the
@@ -17,7 +18,7 @@ public final class ConfigRefresh {
      * Built by native code (signature {@code ([JJLjava/lang/String;)V}; kept in {@code
      * consumer-rules.pro}).
      */
-    ConfigRefresh(long[] rootVersions, long configVersion, String mirror) {
+    ConfigRefresh(@NotNull long[] rootVersions, long configVersion, @NotNull String mirror) {
         this.rootVersions = rootVersions.clone();
         this.configVersion = configVersion;
         this.mirror = mirror;
@@ -27,6 +28,7 @@ public final class ConfigRefresh {
      * @return the root versions installed, in order (e.g. {@code [3, 4]} for a phone that trusted
      *     root 2); empty when the root did not change
      */
+    @NotNull
     public long[] getRootVersions() {
         return rootVersions.clone();
     }
@@ -37,6 +39,7 @@ public final class ConfigRefresh {
     }
 
     /** @return {@code host:port} of the mirror that answered */
+    @NotNull
     public String getMirror() {
         return mirror;
     }
@@ -51,6 +54,7 @@ public final class ConfigRefresh {
 
     /** {@inheritDoc} */
     @Override
+    @NotNull
     public String toString() {
         return "ConfigRefresh{rootVersions=" + Arrays.toString(rootVersions) + ", configVersion="
                 + configVersion + ", mirror=" + mirror + "}";

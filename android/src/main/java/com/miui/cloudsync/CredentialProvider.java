@@ -1,5 +1,8 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+import org.jetbrains.annotations.Nullable;
+
 /**
  * Supplies the signed-in account's bearer token for uploads to services whose signed config
  * declares {@code "auth": "bearer"}. Set it with {@link SyncAgent#setCredentialProvider}. The
@@ -46,6 +49,8 @@ public interface CredentialProvider {
      *     {@link AuthException} kind {@code unauthorized}; nothing is sent)
      * @throws Exception any failure; it ends the run as described above
      */
-    String getToken(String accountId, String region, String service, boolean refresh)
+    @Nullable
+    String getToken(
+            @NotNull String accountId, @NotNull String region, @NotNull String service, boolean refresh)
             throws Exception;
 }

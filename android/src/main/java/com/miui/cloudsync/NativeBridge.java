@@ -46,7 +46,12 @@ final class NativeBridge {
     static native long[] enqueueAll(long handle, String[] paths, String service, int priority)
             throws SyncException;
 
-    static native RunReport runOnce(long handle, long maxMillis, ProgressListener listener)
+    /**
+     * {@code events}: {@code listener} is a {@link RunListener} and gets every event; otherwise
+     * only {@code onProgress}.
+     */
+    static native RunReport runOnce(
+            long handle, long maxMillis, ProgressListener listener, boolean events)
             throws SyncException;
 
     static native void cancel(long handle) throws SyncException;
@@ -54,6 +59,19 @@ final class NativeBridge {
     static native QueueStats stats(long handle) throws SyncException;
 
     static native AuditRecord[] audit(long handle, long afterId, int limit) throws SyncException;
+
+    /** The item, or none (an empty array) when it is no longer queued. */
+    static native ItemInfo[] item(long handle, long id) throws SyncException;
+
+    /** {@code state}: a state name, or {@code null} for all. */
+    static native ItemInfo[] listItems(long handle, String state, int limit) throws SyncException;
+
+    static native long retryDead(long handle) throws SyncException;
+
+    /** {@code false} when the item is no longer queued. */
+    static native boolean remove(long handle, long id) throws SyncException;
+
+    static native String version() throws SyncException;
 
     static native long rehome(long handle) throws SyncException;
 

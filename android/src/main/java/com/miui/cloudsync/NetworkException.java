@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * A problem talking to a server: connecting, TLS, a protocol violation, or a permanent refusal.
  * Upload failures of single items are recorded in the queue (and retried) rather than thrown.
@@ -19,7 +21,7 @@ public class NetworkException extends SyncException {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public NetworkException(String kind, int code, String message) {
+    public NetworkException(@NotNull String kind, int code, @NotNull String message) {
         super(kind, code, message);
     }
 }

@@ -1,7 +1,8 @@
 package com.miui.cloudsync;
 
 /**
- * Receives upload progress from {@link SyncAgent#runOnce(long, ProgressListener)}.
+ * Receives upload progress from {@link SyncAgent#runOnce(long, ProgressListener)}. For the other
+ * events of a run (an item started, done, failed with its kind, held) use {@link RunListener}.
  *
  * <p><b>Threading:</b> called synchronously on the thread that called {@code runOnce}, at most
  * about once per MiB sent and once when an item completes. Keep it fast: the upload waits while
@@ -15,7 +16,8 @@ package com.miui.cloudsync;
 @FunctionalInterface
 public interface ProgressListener {
     /**
-     * Reports progress of one item.
+     * Reports progress of one item: within a run, {@code sent} only grows for an item and {@code
+     * sent == total} is reported at most once (an item's completion is never reported twice).
      *
      * @param itemId the id {@link SyncAgent#enqueue} returned for the item
      * @param sent bytes the server holds or is receiving (never more than {@code total})

@@ -1,5 +1,8 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+import org.jetbrains.annotations.Nullable;
+
 /**
  * Counters of the upload queue, from {@link SyncAgent#stats()}.
  *
@@ -13,8 +16,9 @@ public final class QueueStats {
     private final long held;
     private final long done;
     private final long pendingBytes;
+    private final long nextDueAt;
 
-    /** Built by native code (signature {@code (JJJJJJJ)V}; kept in {@code consumer-rules.pro}). */
+    /** Built by native code (signature {@code (JJJJJJJJ)V}; kept in {@code consumer-rules.pro}). */
     QueueStats(
             long pending,
             long uploading,
@@ -22,7 +26,8 @@ public final class QueueStats {
             long dead,
             long held,
             long done,
-            long pendingBytes) {
+            long pendingBytes,
+            long nextDueAt) {
         this.pending = pending;
         this.uploading = uploading;
         this.failed = failed;
@@ -30,6 +35,7 @@ public final class QueueStats {
         this.held = held;
         this.done = done;
         this.pendingBytes = pendingBytes;
+        this.nextDueAt = nextDueAt;
     }
 
     /** @return items waiting for a run */
@@ -70,6 +76,16 @@ public final class QueueStats {
         return pendingBytes;
     }
 
+    /**
+     * When the next pending or failed item is due, in milliseconds since the epoch (a time in the
+     * past: due now), as {@link RunReport#getNextDueAt()}.
+     *
+     * @return milliseconds since the epoch, or {@code -1} when no pending or failed item waits
+     */
+    public long getNextDueAt() {
+        return nextDueAt;
+    }
+
     /** @return the total of all states except done */
     public long getQueued() {
         return pending + uploading + failed + dead + held;
@@ -77,7 +93,7 @@ public final class QueueStats {
 
     /** {@inheritDoc} */
     @Override
-    public boolean equals(Object o) {
+    public boolean equals(@Nullable Object o) {
         if (!(o instanceof QueueStats)) {
             return false;
         }
@@ -88,21 +104,23 @@ public final class QueueStats {
                 && dead == s.dead
                 && held == s.held
                 && done == s.done
-                && pendingBytes == s.pendingBytes;
+                && pendingBytes == s.pendingBytes
+                && nextDueAt == s.nextDueAt;
     }
 
     /** {@inheritDoc} */
     @Override
     public int hashCode() {
         return java.util.Arrays.hashCode(
-                new long[] {pending, uploading, failed, dead, held, done, pendingBytes});
+                new long[] {pending, uploading, failed, dead, held, done, pendingBytes, nextDueAt});
     }
 
     /** {@inheritDoc} */
     @Override
+    @NotNull
     public String toString() {
         return "QueueStats{pending=" + pending + ", uploading=" + uploading + ", failed=" + failed
                 + ", dead=" + dead + ", held=" + held + ", done=" + done
-                + ", pendingBytes=" + pendingBytes + "}";
+                + ", pendingBytes=" + pendingBytes + ", nextDueAt=" + nextDueAt + "}";
     }
 }

@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * Data residency stops the operation: no region is approved for the account (set the account
  * country and install a config that maps it), or a host outside the approved region was refused.
@@ -19,7 +21,7 @@ public class ResidencyException extends SyncException {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public ResidencyException(String kind, int code, String message) {
+    public ResidencyException(@NotNull String kind, int code, @NotNull String message) {
         super(kind, code, message);
     }
 }

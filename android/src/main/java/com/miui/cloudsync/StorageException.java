@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * A problem with the on-device database: it cannot be opened or written, is damaged, full,
  * not a database, or was written by a newer version of this library.
@@ -19,7 +21,7 @@ public class StorageException extends SyncException {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public StorageException(String kind, int code, String message) {
+    public StorageException(@NotNull String kind, int code, @NotNull String message) {
         super(kind, code, message);
     }
 }

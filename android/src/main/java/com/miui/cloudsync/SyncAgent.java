@@ -1,9 +1,14 @@
 package com.miui.cloudsync;
 
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.jetbrains.annotations.NotNull;
+import org.jetbrains.annotations.Nullable;
 
 /**
  * The on-device backup sync agent: verifies the signed regional config, keeps the durable upload
@@ -29,6 +34,28 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <p><b>Errors:</b> failures are checked {@link SyncException}s (see its subclasses); null
  * arguments throw {@link NullPointerException}. A bug in the native library (a panic) arrives as
  * a {@link SyncException} of kind {@code internal} and never crashes the app.
+ *
+ * <p><b>Nullability:</b> every parameter and return value of the API is annotated, with {@code
+ * org.jetbrains.annotations.NotNull} or {@code Nullable}, which Kotlin reads natively (e.g. {@link
+ * #approvedRegion()} is a {@code String?}).
+ *
+ * <p>Example (Java 8; every call here off the main thread):
+ *
+ * <pre>{@code
+ * // Once per process, e.g. lazily from the first background job (open does disk I/O):
+ * SyncAgent agent = SyncAgent.open(new File(context.getFilesDir(), "cloudsync.db").getPath(), shippedRoot);
+ * agent.setCredentialProvider(tokens);
+ * agent.setAccount(accountId, "IN");
+ *
+ * // In a WorkManager worker's doWork() (a background thread):
+ * agent.enqueue(file.getAbsolutePath(), "backup", 0);
+ * RunReport r = agent.runOnce(9 * 60_000, new RunListener() {
+ *     public void onItemFailed(long id, String kind, boolean dead, long nextAttemptAt) {
+ *         Log.w(TAG, "item " + id + ": " + kind + (dead ? " (given up)" : ""));
+ *     }
+ * });
+ * long due = r.getNextDueAt(); // -1: nothing waits; else enqueue the next work request for then
+ * }</pre>
  */
 public final class SyncAgent implements AutoCloseable {
     /** The native handle; 0 once closed. Swapped to 0 only under the write lock. */
@@ -69,7 +96,9 @@ public final class SyncAgent implements AutoCloseable {
      * @throws SyncException for other failures
      * @throws NullPointerException if an argument is null
      */
-    public static SyncAgent open(String dbPath, byte[] initialRoot) throws SyncException {
+    @NotNull
+    public static SyncAgent open(@NotNull String dbPath, @NotNull byte[] initialRoot)
+            throws SyncException {
         Objects.requireNonNull(dbPath, "dbPath");
         Objects.requireNonNull(initialRoot, "initialRoot");
         return new SyncAgent(NativeBridge.open(dbPath, initialRoot));
@@ -89,7 +118,9 @@ public final class SyncAgent implements AutoCloseable {
      * @return the open agent
      * @throws SyncException as {@link #open}, or kind {@code malformed} for bad PEM
      */
-    static SyncAgent openForTest(String dbPath, byte[] initialRoot, byte[] extraCaPem)
+    @NotNull
+    static SyncAgent openForTest(
+            @NotNull String dbPath, @NotNull byte[] initialRoot, @NotNull byte[] extraCaPem)
             throws SyncException {
         Objects.requireNonNull(dbPath, "dbPath");
         Objects.requireNonNull(initialRoot, "initialRoot");
@@ -131,7 +162,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws NullPointerException if {@code envelope} is null
      * @throws IllegalStateException if the agent is closed
      */
-    public void installConfig(byte[] envelope) throws SyncException {
+    public void installConfig(@NotNull byte[] envelope) throws SyncException {
         Objects.requireNonNull(envelope, "envelope");
         withHandle(h -> {
             NativeBridge.install(h, envelope);
@@ -151,6 +182,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws SyncException if the native call fails (kind {@code internal})
      * @throws IllegalStateException if the agent is closed
      */
+    @NotNull
     public ConfigInfo configInfo() throws SyncException {
         return withHandle(NativeBridge::configInfo);
     }
@@ -189,6 +221,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws StorageException if the trust store cannot be read or written
      * @throws IllegalStateException if the agent is closed
      */
+    @NotNull
     public ConfigRefresh refreshConfig() throws SyncException {
         return withHandle(NativeBridge::refreshConfig);
     }
@@ -207,7 +240,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws NullPointerException if {@code iso2} is null
      * @throws IllegalStateException if the agent is closed
      */
-    public void setAccountCountry(String iso2) throws SyncException {
+    public void setAccountCountry(@NotNull String iso2) throws SyncException {
         Objects.requireNonNull(iso2, "iso2");
         withHandle(h -> {
             NativeBridge.setAccountCountry(h, iso2);
@@ -234,7 +267,7 @@ public final class SyncAgent implements AutoCloseable {
      * it does when another account is signed in.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O), also from inside a {@link
-     * CredentialProvider} or {@link ProgressListener} of this agent.
+     * CredentialProvider} or {@link RunListener} / {@link ProgressListener} of this agent.
      *
      * @param accountId the account's stable id (1 to 256 bytes of UTF-8, no control characters),
      *     or {@code null} to sign out
@@ -244,7 +277,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws StorageException if it cannot be stored
      * @throws IllegalStateException if the agent is closed
      */
-    public void setAccount(String accountId, String iso2) throws SyncException {
+    public void setAccount(@Nullable String accountId, @Nullable String iso2) throws SyncException {
         withHandle(h -> {
             NativeBridge.setAccount(h, accountId, iso2);
             return null;
@@ -266,7 +299,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws SyncException if the native call fails (kind {@code internal})
      * @throws IllegalStateException if the agent is closed
      */
-    public void setCredentialProvider(CredentialProvider provider) throws SyncException {
+    public void setCredentialProvider(@Nullable CredentialProvider provider) throws SyncException {
         withHandle(h -> {
             NativeBridge.setCredentialProvider(h, provider);
             return null;
@@ -283,6 +316,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws ConfigException kind {@code expired} if the config or root has expired
      * @throws IllegalStateException if the agent is closed
      */
+    @Nullable
     public String approvedRegion() throws SyncException {
         return withHandle(NativeBridge::approvedRegion);
     }
@@ -299,14 +333,16 @@ public final class SyncAgent implements AutoCloseable {
      * @param service the config's service name, e.g. {@code "backup"} (1 to 64 characters)
      * @param priority higher runs first
      * @return the item id
-     * @throws SyncException kind {@code invalid_argument} (relative path, bad service) or {@code
-     *     source_io} (the file cannot be read)
+     * @throws SyncException kind {@code invalid_argument} (relative path, bad service name, or a
+     *     service the installed config does not offer; without a config any well-formed name is
+     *     accepted) or {@code source_io} (the file cannot be read)
      * @throws AuthException kind {@code no_account} after a sign-out ({@link #setAccount})
      * @throws StorageException if the queue cannot be written
      * @throws NullPointerException if an argument is null
      * @throws IllegalStateException if the agent is closed
      */
-    public long enqueue(String path, String service, int priority) throws SyncException {
+    public long enqueue(@NotNull String path, @NotNull String service, int priority)
+            throws SyncException {
         Objects.requireNonNull(path, "path");
         Objects.requireNonNull(service, "service");
         return withHandle(h -> NativeBridge.enqueue(h, path, service, priority));
@@ -325,7 +361,9 @@ public final class SyncAgent implements AutoCloseable {
      * @throws NullPointerException if an argument or an element of {@code paths} is null
      * @throws IllegalStateException if the agent is closed
      */
-    public long[] enqueueAll(String[] paths, String service, int priority) throws SyncException {
+    @NotNull
+    public long[] enqueueAll(@NotNull String[] paths, @NotNull String service, int priority)
+            throws SyncException {
         Objects.requireNonNull(paths, "paths");
         for (String p : paths) {
             Objects.requireNonNull(p, "paths contains null");
@@ -337,15 +375,20 @@ public final class SyncAgent implements AutoCloseable {
 
     /**
      * Uploads due items of the approved region until none is due, {@code maxMillis} elapsed, or
-     * {@link #cancel()} is called. Failed items are retried in later runs with backoff; their
-     * failures are counted in the report, not thrown. Only one run at a time per database
-     * (across agents and processes).
+     * {@link #cancel()} is called, reporting each item's events to {@code listener}. Failed items
+     * are retried in later runs with backoff (each item is attempted at most once per run); their
+     * failures are counted in the report and told to {@link RunListener#onItemFailed}, not
+     * thrown. Only one run at a time per database (across agents and processes).
+     *
+     * <p><b>Scheduling:</b> {@link RunReport#getNextDueAt()} says when the next item is due;
+     * schedule the next run for then (items waiting out a backoff count in {@link
+     * RunReport#getRemaining()} but are not due yet).
      *
      * <p><b>Threading:</b> blocks; call from a background thread (e.g. a WorkManager worker),
      * never the main thread. {@code listener} is called on this same thread.
      *
      * @param maxMillis time budget in milliseconds (the current chunk may overrun it slightly)
-     * @param listener progress callback, or {@code null}; if it throws, the run is cancelled and
+     * @param listener the run's events, or {@code null}; if it throws, the run is cancelled and
      *     its exception is rethrown from here
      * @return what the run did
      * @throws ConfigException kind {@code no_config} or {@code expired}: uploads are off
@@ -355,14 +398,35 @@ public final class SyncAgent implements AutoCloseable {
      *     CredentialProvider} is missing, returned {@code null} or threw. The item in progress is
      *     left as it was (no attempt counted); items already uploaded stay uploaded.
      * @throws BusyException another run holds the queue (also for a {@code runOnce} nested in
-     *     this agent's {@link CredentialProvider} or {@link ProgressListener})
+     *     this agent's {@link CredentialProvider} or listener)
      * @throws StorageException if the queue cannot be read or written
      * @throws SyncException for other failures, e.g. kind {@code invalid_argument} for a negative
      *     {@code maxMillis}
      * @throws IllegalStateException if the agent is closed
      */
-    public RunReport runOnce(long maxMillis, ProgressListener listener) throws SyncException {
-        return withHandle(h -> NativeBridge.runOnce(h, maxMillis, listener));
+    @NotNull
+    public RunReport runOnce(long maxMillis, @Nullable RunListener listener) throws SyncException {
+        return withHandle(h -> NativeBridge.runOnce(h, maxMillis, listener, true));
+    }
+
+    /**
+     * {@link #runOnce(long, RunListener)} with a progress-only listener (a lambda {@code (item,
+     * sent, total) -> ...}): the same run, reporting only {@link ProgressListener#onProgress};
+     * each item's completion ({@code sent == total}) is reported once.
+     *
+     * <p><b>Threading:</b> as {@link #runOnce(long, RunListener)}.
+     *
+     * @param maxMillis time budget in milliseconds
+     * @param listener progress callback, or {@code null}; if it throws, the run is cancelled and
+     *     its exception is rethrown from here
+     * @return what the run did
+     * @throws SyncException as {@link #runOnce(long, RunListener)}
+     * @throws IllegalStateException if the agent is closed
+     */
+    @NotNull
+    public RunReport runOnce(long maxMillis, @Nullable ProgressListener listener)
+            throws SyncException {
+        return withHandle(h -> NativeBridge.runOnce(h, maxMillis, listener, false));
     }
 
     /**
@@ -400,8 +464,100 @@ public final class SyncAgent implements AutoCloseable {
      * @throws StorageException if the queue cannot be read
      * @throws IllegalStateException if the agent is closed
      */
+    @NotNull
     public QueueStats stats() throws SyncException {
         return withHandle(NativeBridge::stats);
+    }
+
+    /**
+     * One queued item: its state, attempts, confirmed bytes, region and account stamps, last error
+     * and next attempt.
+     *
+     * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread (and
+     * from its listener).
+     *
+     * @param id the id {@link #enqueue} returned
+     * @return the item as stored now, or {@code null} when it is no longer queued: confirmed by
+     *     the server (its record is in {@link #audit}) or removed
+     * @throws StorageException if the queue cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    @Nullable
+    public ItemInfo getItem(long id) throws SyncException {
+        ItemInfo[] found = withHandle(h -> NativeBridge.item(h, id));
+        return found.length == 0 ? null : found[0];
+    }
+
+    /**
+     * Lists queued items by id, optionally of one state. Confirmed items have left the queue
+     * ({@code "done"} lists nothing): read them with {@link #audit}.
+     *
+     * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
+     *
+     * @param state one of the {@code ItemInfo.STATE_*} names, or {@code null} for all
+     * @param limit maximum number of items (0 or more)
+     * @return the items, oldest first (unmodifiable)
+     * @throws SyncException kind {@code invalid_argument} for an unknown state or a negative limit
+     * @throws StorageException if the queue cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    @NotNull
+    public List<ItemInfo> listItems(@Nullable String state, int limit) throws SyncException {
+        return unmodifiable(withHandle(h -> NativeBridge.listItems(h, state, limit)));
+    }
+
+    /**
+     * Revives every dead item ({@link ItemInfo#STATE_DEAD}): attempts reset and a fresh upload, at
+     * the next run. Items stamped for a region that is no longer approved come back held, not
+     * pending. Of several dead items of one file and service only the newest comes back, and none
+     * whose file is queued again.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @return the number of items revived
+     * @throws StorageException if the queue cannot be written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long retryDead() throws SyncException {
+        return withHandle(NativeBridge::retryDead);
+    }
+
+    /**
+     * Removes one item from the queue, whatever its state; nothing more of it is sent. If the
+     * server holds part of it, the next run asks the server to delete that part.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O), also while {@link #runOnce} runs on
+     * another thread.
+     *
+     * @param id the id {@link #enqueue} returned
+     * @return {@code true} if it was removed, {@code false} if it was no longer queued (already
+     *     confirmed, or removed before)
+     * @throws StorageException if the queue cannot be written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public boolean remove(long id) throws SyncException {
+        return withHandle(h -> NativeBridge.remove(h, id));
+    }
+
+    /**
+     * The native library's version, e.g. {@code "0.1.0"} (the crate's version). Loads the library
+     * if needed; needs no agent.
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @return the version
+     */
+    @NotNull
+    public static String version() {
+        try {
+            return NativeBridge.version();
+        } catch (SyncException e) {
+            throw new IllegalStateException("native version() failed", e);
+        }
+    }
+
+    private static <T> List<T> unmodifiable(T[] items) {
+        return Collections.unmodifiableList(Arrays.asList(items));
     }
 
     /**
@@ -411,13 +567,14 @@ public final class SyncAgent implements AutoCloseable {
      *
      * @param afterId return records with an id greater than this ({@code 0} for the start)
      * @param limit maximum number of records (0 or more)
-     * @return the records
+     * @return the records (unmodifiable)
      * @throws SyncException kind {@code invalid_argument} for a negative limit
      * @throws StorageException if the trail cannot be read
      * @throws IllegalStateException if the agent is closed
      */
-    public AuditRecord[] audit(long afterId, int limit) throws SyncException {
-        return withHandle(h -> NativeBridge.audit(h, afterId, limit));
+    @NotNull
+    public List<AuditRecord> audit(long afterId, int limit) throws SyncException {
+        return unmodifiable(withHandle(h -> NativeBridge.audit(h, afterId, limit)));
     }
 
     /**
@@ -453,7 +610,7 @@ public final class SyncAgent implements AutoCloseable {
      * @throws NullPointerException if {@code expectedRegion} is null
      * @throws IllegalStateException if the agent is closed
      */
-    public long rehome(String expectedRegion) throws SyncException {
+    public long rehome(@NotNull String expectedRegion) throws SyncException {
         Objects.requireNonNull(expectedRegion, "expectedRegion");
         return withHandle(h -> NativeBridge.rehomeTo(h, expectedRegion));
     }
@@ -475,8 +632,9 @@ public final class SyncAgent implements AutoCloseable {
      * Closes the database and frees the native agent. Cancels a run in progress, then waits for
      * calls in progress on other threads to return. Idempotent: later calls do nothing.
      *
-     * <p><b>Threading:</b> any thread, but not from inside a {@link ProgressListener} of this
-     * agent (that would wait for itself; it throws {@link IllegalStateException} instead).
+     * <p><b>Threading:</b> any thread, but not from inside a listener or {@link
+     * CredentialProvider} of this agent (that would wait for itself; it throws {@link
+     * IllegalStateException} instead).
      *
      * @throws IllegalStateException if called from inside a call on this agent, or if the native
      *     library reports a bug while closing

@@ -1,5 +1,7 @@
 package com.miui.cloudsync;
 
+import org.jetbrains.annotations.NotNull;
+
 /**
  * A failure reported by the native agent. Checked, because every failure it reports (a bad
  * config, a full disk, a busy queue) is one the caller should decide about; programming errors
@@ -92,7 +94,7 @@ public class SyncException extends Exception {
      * @param code the stable numeric code of the kind
      * @param message a human-readable description without personal data
      */
-    public SyncException(String kind, int code, String message) {
+    public SyncException(@NotNull String kind, int code, @NotNull String message) {
         super(message);
         this.kind = kind;
         this.code = code;
@@ -103,6 +105,7 @@ public class SyncException extends Exception {
      *
      * @return one of the {@code KIND_*} constants
      */
+    @NotNull
     public String getKind() {
         return kind;
     }
@@ -118,6 +121,7 @@ public class SyncException extends Exception {
 
     /** {@inheritDoc} Includes the kind and code. */
     @Override
+    @NotNull
     public String toString() {
         return getClass().getName() + "[" + kind + "/" + code + "]: " + getMessage();
     }

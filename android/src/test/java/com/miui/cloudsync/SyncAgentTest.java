@@ -265,7 +265,12 @@ class SyncAgentTest {
         calls.add(() -> NativeBridge.install(0, new byte[1]));
         calls.add(() -> NativeBridge.configInfo(0));
         calls.add(() -> NativeBridge.stats(0));
-        calls.add(() -> NativeBridge.runOnce(0, 10, null));
+        calls.add(() -> NativeBridge.runOnce(0, 10, null, false));
+        calls.add(() -> NativeBridge.runOnce(0, 10, null, true));
+        calls.add(() -> NativeBridge.item(0, 1));
+        calls.add(() -> NativeBridge.listItems(0, null, 10));
+        calls.add(() -> NativeBridge.retryDead(0));
+        calls.add(() -> NativeBridge.remove(0, 1));
         calls.add(() -> NativeBridge.cancel(0));
         calls.add(() -> NativeBridge.audit(0, 0, 10));
         calls.add(() -> NativeBridge.rehome(0));
@@ -280,6 +285,8 @@ class SyncAgentTest {
             calls.add(() -> NativeBridge.enqueueAll(h, new String[] {f, null}, "backup", 0));
             calls.add(() -> NativeBridge.enqueueAll(h, new String[] {f}, null, 0));
             calls.add(() -> NativeBridge.audit(h, 0, -1));
+            calls.add(() -> NativeBridge.listItems(h, null, -1));
+            calls.add(() -> NativeBridge.listItems(h, "no_such_state", 10));
             for (ThrowingRunnable c : calls) {
                 SyncException e = assertThrows(SyncException.class, c::run);
                 assertKind(e, SyncException.class, SyncException.KIND_INVALID_ARGUMENT, 62);
@@ -309,8 +316,13 @@ class SyncAgentTest {
                 () -> a.enqueue(f, "backup", 0),
                 () -> a.enqueueAll(new String[] {f}, "backup", 0),
                 () -> a.runOnce(10, null),
+                () -> a.runOnce(10, (ProgressListener) null),
                 a::stats,
                 () -> a.audit(0, 10),
+                () -> a.getItem(1),
+                () -> a.listItems(null, 10),
+                a::retryDead,
+                () -> a.remove(1),
                 a::rehome,
                 a::discardHeld);
         for (ThrowingRunnable c : calls) {
@@ -364,7 +376,7 @@ class SyncAgentTest {
             assertEquals(4, s.getPending());
             assertEquals(1000, s.getPendingBytes());
             assertEquals(0, s.getDone());
-            assertEquals(0, a.audit(0, 10).length);
+            assertEquals(0, a.audit(0, 10).size());
             assertEquals(0, a.discardHeld());
             assertEquals(0, a.rehome());
 
@@ -751,8 +763,8 @@ class SyncAgentTest {
                 assertEquals(Files.size(Paths.get(paths[i])), p[1]);
             }
 
-            AuditRecord[] recs = a.audit(0, 100);
-            assertEquals(3, recs.length);
+            List<AuditRecord> recs = a.audit(0, 100);
+            assertEquals(3, recs.size());
             Map<Long, Integer> index = new HashMap<>();
             for (int i = 0; i < 3; i++) {
                 index.put(ids[i], i);
@@ -768,8 +780,8 @@ class SyncAgentTest {
                 assertEquals(sha256(paths[i]), rec.getSha256());
                 assertTrue(rec.getFinishedAtMillis() > 0);
             }
-            assertEquals(0, a.audit(recs[recs.length - 1].getId(), 100).length);
-            assertEquals(1, a.audit(recs[1].getId(), 100).length);
+            assertEquals(0, a.audit(recs.get(recs.size() - 1).getId(), 100).size());
+            assertEquals(1, a.audit(recs.get(1).getId(), 100).size());
             QueueStats s = a.stats();
             assertEquals(0, s.getQueued(), s.toString());
             assertEquals(3, s.getDone());
@@ -914,8 +926,8 @@ class SyncAgentTest {
 
             assertTrue(r.getUploaded() < n, r.toString());
             long held = n - r.getUploaded();
-            AuditRecord[] recs = a.audit(0, 100);
-            assertEquals(r.getUploaded(), recs.length, Arrays.toString(recs));
+            List<AuditRecord> recs = a.audit(0, 100);
+            assertEquals(r.getUploaded(), recs.size(), recs.toString());
             for (AuditRecord rec : recs) {
                 assertEquals("in", rec.getRegion(), rec.toString());
                 assertEquals(size, rec.getBytes(), rec.toString());

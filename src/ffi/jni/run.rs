@@ -1,0 +1,140 @@
+//! `runOnce` and `cancel`: the run with its listener, called on the run's
+//! own thread. One entry point serves both Java overloads: a
+//! `ProgressListener` gets `onProgress` only, a `RunListener` (which extends
+//! it) every event of [`RunEvent`].
+
+use std::time::Duration;
+
+use ::jni::objects::{JClass, JObject, JThrowable, JValue};
+use ::jni::sys::{jboolean, jlong};
+use ::jni::JNIEnv;
+
+use super::objects::{due, run_report_object};
+use super::{agent, run, sat, JniResultExt};
+use crate::error::{Error, Result};
+use crate::{Agent, RunEvent};
+
+/// Calls the listener method `e` maps to (`all`: a `RunListener`, else
+/// progress only). Method names and signatures are those of
+/// `ProgressListener` and `RunListener` (kept in `consumer-rules.pro`); each
+/// name literal stands right before its signature literal, which is how
+/// `scripts/android-java-check.sh` finds them.
+fn deliver(
+    env: &mut JNIEnv<'_>,
+    l: &JObject<'_>,
+    e: &RunEvent,
+    all: bool,
+) -> ::jni::errors::Result<()> {
+    let (name, sig, a, b, c) = match *e {
+        RunEvent::Progress(p) => ("onProgress", "(JJJ)V", p.item_id, sat(p.sent), sat(p.total)),
+        _ if !all => return Ok(()),
+        RunEvent::Started { item_id, size } => ("onItemStarted", "(JJ)V", item_id, sat(size), 0),
+        RunEvent::Done { item_id, bytes } => ("onItemDone", "(JJ)V", item_id, sat(bytes), 0),
+        RunEvent::Held { item_id } => ("onItemHeld", "(J)V", item_id, 0, 0),
+        RunEvent::Failed {
+            item_id,
+            kind,
+            dead,
+            next_attempt_at,
+        } => {
+            let k = env.new_string(kind.name())?;
+            let k = env.auto_local(k);
+            let args = [
+                JValue::Long(item_id),
+                JValue::Object(&k),
+                JValue::Bool(u8::from(dead)),
+                JValue::Long(due(next_attempt_at)),
+            ];
+            let (name, sig) = ("onItemFailed", "(JLjava/lang/String;ZJ)V");
+            return env.call_method(l, name, sig, &args).map(drop);
+        }
+    };
+    let args = [JValue::Long(a), JValue::Long(b), JValue::Long(c)];
+    // The signature's `J`s: how many of the arguments the method takes.
+    let n = sig.len() - 3;
+    env.call_method(l, name, sig, &args[..n]).map(drop)
+}
+
+/// Runs the agent's run with events, calling the listener on this thread.
+/// A listener that throws cancels the run; its exception is rethrown after
+/// the run has wound down (items unclaimed, lease released).
+fn run_with_listener<'local>(
+    env: &mut JNIEnv<'local>,
+    agent: &Agent,
+    max: Duration,
+    listener: &JObject<'_>,
+    all: bool,
+) -> Result<JObject<'local>> {
+    let mut thrown: Option<JThrowable<'local>> = None;
+    let result = {
+        let mut on_event = |e: &RunEvent| -> bool {
+            if thrown.is_some() {
+                return false;
+            }
+            if listener.is_null() || deliver(env, listener, e, all).is_ok() {
+                return true;
+            }
+            // The listener threw (or the call itself failed, which also leaves
+            // an exception pending). Take the exception out of the way so the
+            // run can unwind cleanly with JNI calls allowed, then stop the run.
+            if env.exception_check().unwrap_or(false) {
+                if let Ok(ex) = env.exception_occurred() {
+                    thrown = Some(ex);
+                }
+                let _ = env.exception_clear();
+            }
+            // Not a Java exception: reported as an internal error below.
+            thrown.get_or_insert_with(JThrowable::default);
+            // An event after the last buffer (done, failed) cannot stop the
+            // item any more: cancel explicitly so that no further item starts.
+            agent.cancel();
+            false
+        };
+        agent.run_with_events(max, &mut on_event)
+    };
+    match thrown {
+        Some(ex) if !ex.is_null() => {
+            if let Err(e) = &result {
+                log::info!("run ended with {} after the listener threw", e.kind());
+            }
+            env.throw(ex).jni()?;
+            // An exception is pending, so `run` will not replace it.
+            Err(Error::Cancelled)
+        }
+        Some(_) => Err(Error::Internal("run listener call failed".into())),
+        None => run_report_object(env, &result?),
+    }
+}
+
+/// `static native RunReport runOnce(long handle, long maxMillis, ProgressListener listener, boolean events)`:
+/// uploads until drained, `maxMillis` elapsed or cancelled; `listener` may be
+/// null; `events`: it is a `RunListener` and gets every event.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_runOnce<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    max_millis: jlong,
+    listener: JObject<'local>,
+    events: jboolean,
+) -> JObject<'local> {
+    run(&mut env, |env| {
+        let max = u64::try_from(max_millis)
+            .map_err(|_| Error::InvalidArgument("maxMillis is negative"))?;
+        let max = Duration::from_millis(max);
+        run_with_listener(env, agent(handle)?, max, &listener, events != 0)
+    })
+}
+
+/// `static native void cancel(long handle)`: asks a running `runOnce` to stop soon.
+#[no_mangle]
+pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_cancel<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) {
+    run(&mut env, |_| {
+        agent(handle)?.cancel();
+        Ok(())
+    })
+}
