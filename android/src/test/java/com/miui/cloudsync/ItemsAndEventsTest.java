@@ -448,8 +448,7 @@ class ItemsAndEventsTest {
     /**
      * The config {@code cloudsync dev-server} writes carries its CA in each region's {@code
      * ca_certs} (issue 14, item 4), so plain {@link SyncAgent#open} uploads to it: no test CA, no
-     * {@code openForTest}. Until the dev server does that, the test is skipped (not failed) with
-     * the reason; remove the assumption once it does.
+     * {@code openForTest}.
      */
     @Test
     void theDevServersOwnFilesAreEnoughToUpload() throws Exception {
@@ -458,8 +457,7 @@ class ItemsAndEventsTest {
                 "CLOUDSYNC_DEVSERVER_READY not set (scripts/test-jvm.sh starts cloudsync dev-server)");
         SyncAgentTest.DevServer d = new SyncAgentTest.DevServer(
                 new String(Files.readAllBytes(Paths.get(ready)), StandardCharsets.UTF_8));
-        Assumptions.assumeTrue(configCarriesCa(d.config),
-                "PENDING issue 14 item 4: the dev server's config.json has no ca_certs yet");
+        assertTrue(configCarriesCa(d.config), "the dev server's config.json carries its CA");
         try (SyncAgent a = SyncAgent.open(dir.resolve("plain.db").toString(), d.root)) {
             a.installConfig(d.config);
             a.setAccountCountry("IN");
