@@ -322,6 +322,89 @@ fn next_due_bench() {
     result("next_due_ratio", ratio, "x");
 }
 
+/// The worst case of one long run: every item it tries fails and is due
+/// again at once. Per pick, side by side on two copies of the same queue:
+/// `next_for_run` (the row records the run that claimed it) against the
+/// query this project used before issue 16 (the ids of every item tried so
+/// far, passed into each pick). Medians of the first and the last 1,000
+/// picks of an `--items`-item run.
+fn run_picks_bench() {
+    let n: usize = arg("--items", 20_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let now = ops::now_ms();
+    let open = |name: &str| {
+        let path = tmp.path().join(name);
+        let mut db = Db::open(&path).expect("Db::open");
+        db.write(|tx| {
+            let mut st = tx.prepare(&format!(
+                "INSERT INTO items ({INSERT_COLS}) VALUES (?1, 'backup', 0, 1, 0, 'in', 'pending', ?2, ?2, ?2)"
+            ))?;
+            for i in 0..n {
+                st.execute(rusqlite::params![format!("/p/{i:08}"), now - 1_000_000 + i as i64])?;
+            }
+            Ok(())
+        })
+        .expect("fill");
+        db
+    };
+    let (mut new_db, mut old_db) = (open("new.db"), open("old.db"));
+    let fail_now = "UPDATE items SET state = 'failed', next_attempt_at = ?2 WHERE id = ?1";
+    let mut tried: Vec<i64> = Vec::with_capacity(n);
+    let (mut new_lat, mut old_lat) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let t = Instant::now();
+        let row = ops::next_for_run(new_db.conn(), "in", None, "run-1", now)
+            .expect("pick")
+            .expect("an item");
+        new_lat.push(t.elapsed().as_secs_f64());
+        new_db
+            .write(|tx| {
+                ops::claim(tx, row.id, "in", None, "run-1", now)?;
+                tx.execute(fail_now, rusqlite::params![row.id, now - 1])?;
+                Ok(())
+            })
+            .expect("claim");
+        let ids = serde_json::to_string(&tried).expect("ids");
+        let t = Instant::now();
+        let id: i64 = old_db
+            .conn()
+            .query_row(
+                "SELECT id FROM items INDEXED BY items_due
+                 WHERE state IN ('pending', 'failed') AND region = 'in' AND next_attempt_at <= ?1
+                   AND id NOT IN (SELECT value FROM json_each(?2))
+                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1",
+                rusqlite::params![now, ids],
+                |r| r.get(0),
+            )
+            .expect("old pick");
+        old_lat.push(t.elapsed().as_secs_f64());
+        tried.push(id);
+        old_db
+            .write(|tx| {
+                tx.execute(fail_now, rusqlite::params![id, now - 1])?;
+                Ok(())
+            })
+            .expect("fail");
+    }
+    let k = 1000.min(n / 2);
+    for (name, lat) in [("next_for_run", &new_lat), ("id list (before)", &old_lat)] {
+        let (first, last) = (median(&lat[..k]), median(&lat[n - k..]));
+        println!(
+            "{name}: first {k} picks {:.1} us, last {k} {:.1} us, last/first {:.2}x",
+            first * 1e6,
+            last * 1e6,
+            last / first
+        );
+        let key = if name == "next_for_run" {
+            "run_pick"
+        } else {
+            "run_pick_before"
+        };
+        result(&format!("{key}_first_us"), first * 1e6, "us");
+        result(&format!("{key}_last_us"), last * 1e6, "us");
+    }
+}
+
 fn main() {
     let keys = Keys::new();
     let only: String = arg("--only", String::new());
@@ -330,5 +413,8 @@ fn main() {
     }
     if only.is_empty() || only == "next_due" {
         next_due_bench();
+    }
+    if only.is_empty() || only == "run_picks" {
+        run_picks_bench();
     }
 }

@@ -203,7 +203,7 @@ fn child_main(db: &Path, files: &Path, seed: u64) {
                 // As a run does: stamp unstamped items for its region, then claim.
                 q.write(|tx| {
                     ops::reconcile_regions(tx, "in", now_ms())?;
-                    ops::claim(tx, id, "in", None, now_ms())
+                    ops::claim(tx, id, "in", None, "r", now_ms())
                 })
                 .expect("child: claim");
                 let offset = rng.below(10_000);

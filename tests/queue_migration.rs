@@ -464,7 +464,6 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
 
     let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
     assert_eq!(user_version(&p), CURRENT_VERSION);
-    assert_eq!(CURRENT_VERSION, 6);
     assert_eq!(integrity(&p), "ok");
     let columns: Vec<String> = {
         let c = Connection::open(&p).unwrap();
@@ -481,11 +480,19 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
         ["url", "etag", "last_modified", "body_sha256", "checked_at"]
     );
     assert!(dump("SELECT * FROM source_cache").is_empty());
-    // Everything else is as build 5 left it, row for row.
+    // Everything else is as build 5 left it, row for row (v7's `items.run_id`
+    // is new and empty: the rows are compared without it).
     let info = agent.config_info().unwrap();
+    assert!(dump("SELECT run_id FROM items WHERE run_id IS NOT NULL").is_empty());
     let after: Vec<_> = tables
         .iter()
-        .map(|t| dump(&format!("SELECT * FROM {t} ORDER BY rowid")))
+        .map(|t| {
+            let cols = match *t {
+                "items" => items_v5_columns(&p),
+                _ => "*".to_string(),
+            };
+            dump(&format!("SELECT {cols} FROM {t} ORDER BY rowid"))
+        })
         .collect();
     assert_eq!(before, after);
     assert_eq!(
@@ -515,4 +522,50 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
         ]
     );
     assert_eq!(agent.audit(0, 10).unwrap()[0].sent_bytes, Some(42));
+}
+
+/// The columns `items` had at schema v5/v6 (all but v7's `run_id`).
+fn items_v5_columns(p: &Path) -> String {
+    let c = Connection::open(p).unwrap();
+    let mut st = c
+        .prepare("SELECT name FROM pragma_table_info('items') WHERE name != 'run_id'")
+        .unwrap();
+    let names: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    names.join(", ")
+}
+
+#[test]
+fn v6_database_migrates_to_v7_with_no_run_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v6.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        for step in &MIGRATIONS[..6] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 6).unwrap();
+        c.execute_batch(
+            "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                created_at, updated_at)
+             VALUES ('/sdcard/a.jpg', 'backup', 100, 5, 'in', 'pending', 0, 0, 0);",
+        )
+        .unwrap();
+    }
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(integrity(&p), "ok");
+    let c = Connection::open(&p).unwrap();
+    let marks: i64 = c
+        .query_row(
+            "SELECT count(*) FROM items WHERE run_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(marks, 0, "no run has tried anything yet");
+    assert_eq!(agent.list(None, 10).unwrap()[0].state, "pending");
 }

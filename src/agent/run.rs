@@ -310,7 +310,6 @@ impl Agent {
             still_approved: &still_approved,
             keepalive: &keepalive,
         };
-        let mut attempted: Vec<i64> = Vec::new();
         if let Err(e) = self.process_terminations(&http, m, &stop)? {
             report.stopped = stop_reason_of(&e);
             return Ok(report);
@@ -320,7 +319,7 @@ impl Agent {
                 report.stopped = why;
                 break;
             }
-            let item = match self.claim_next(m, &mut attempted)? {
+            let item = match self.claim_next(m)? {
                 Claim::Item(item) => item,
                 Claim::Drained | Claim::Gone => break,
                 Claim::Changed(why) => {
@@ -388,26 +387,29 @@ impl Agent {
     /// Picks and claims the next due item, under the stored trust in the
     /// claim's own transaction: a change committed by another process just
     /// before cannot slip one more item through.
-    fn claim_next(&self, m: &Mandate<'_>, attempted: &mut Vec<i64>) -> Result<Claim> {
+    fn claim_next(&self, m: &Mandate<'_>) -> Result<Claim> {
         let mut g = self.lock();
         let ttl = self.options.lease_ttl;
         loop {
-            // One attempt per item per run: a failing item never hot-loops.
-            let Some(item) =
-                ops::next_due_excluding(g.db.conn(), m.region.id(), now_ms(), attempted)?
-            else {
+            // One attempt per item per run (the row records the run that
+            // claimed it): a failing item never hot-loops.
+            let conn = g.db.conn();
+            let next = ops::next_for_run(conn, m.region.id(), m.stamp(), m.owner, now_ms())?;
+            let Some(item) = next else {
                 return Ok(Claim::Drained);
             };
-            attempted.push(item.id);
             let claim = self.update_trust(&mut g, |t, tx, now| {
                 if let Err(e) = m.check(t, now) {
                     return Ok((Claim::Changed(stop_reason_of(&e)), false));
                 }
                 ops::acquire_lease(tx, m.owner, now_ms(), ttl)?;
-                match ops::claim(tx, item.id, m.region.id(), m.stamp(), now_ms()) {
+                match ops::claim(tx, item.id, m.region.id(), m.stamp(), m.owner, now_ms()) {
                     Ok(()) => Ok((Claim::Item(Box::new(item)), false)),
                     // Held or removed since it was picked: the next one.
-                    Err(Error::NotFound) => Ok((Claim::Gone, false)),
+                    Err(Error::NotFound) => {
+                        ops::mark_seen(tx, item.id, m.owner)?;
+                        Ok((Claim::Gone, false))
+                    }
                     Err(e) => Err(e),
                 }
             })?;

@@ -118,6 +118,10 @@ pub const MIGRATIONS: &[&str] = &[
         body_sha256   BLOB,
         checked_at    INTEGER NOT NULL
     );",
+    // v7: `items.run_id`: the run (its lease owner id) that last claimed the item. A run
+    // picks only items it has not tried yet, by this column, instead of passing the ids of
+    // every item it tried into each pick (which made a run quadratic in its items).
+    "ALTER TABLE items ADD COLUMN run_id TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -75,28 +75,26 @@ pub fn next_due(conn: &Connection, region: &str, now: i64) -> Result<Option<Item
         .optional()?)
 }
 
-/// [`next_due`], skipping the ids in `exclude` (items already tried in this run).
-pub fn next_due_excluding(
+/// The next item run `run` may attempt: due, of its region and account, and
+/// not claimed by this run before (one attempt per item per run). Served by
+/// `items_due` in its order: the items this run already tried and that are
+/// due again sort after the older ones it has not, so a pick costs the same
+/// at the first and the 100,000th item of a run.
+pub fn next_for_run(
     conn: &Connection,
     region: &str,
+    account: Option<&[u8]>,
+    run: &str,
     now: i64,
-    exclude: &[i64],
 ) -> Result<Option<ItemRow>> {
-    if exclude.is_empty() {
-        return next_due(conn, region, now);
-    }
-    let ids = serde_json::to_string(exclude).expect("integers serialise");
     Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {ITEM_COLS} FROM items INDEXED BY items_due
-                 WHERE state IN ('pending', 'failed') AND region = ?1 AND next_attempt_at <= ?2
-                   AND id NOT IN (SELECT value FROM json_each(?3))
-                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1"
-            ),
-            params![region, now, ids],
-            item_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLS} FROM items INDEXED BY items_due
+             WHERE state IN ('pending', 'failed') AND region = ?1 AND next_attempt_at <= ?2
+               AND run_id IS NOT ?3 AND account IS ?4
+             ORDER BY priority DESC, next_attempt_at, id LIMIT 1"
+        ))?
+        .query_row(params![region, now, run, account], item_row)
         .optional()?)
 }
 
@@ -111,21 +109,32 @@ pub fn get(conn: &Connection, id: i64) -> Result<ItemRow> {
     .ok_or(Error::NotFound)
 }
 
+/// Marks an item as seen by run `run` without claiming it (it was picked
+/// but could not be claimed), so the run does not pick it again.
+pub fn mark_seen(tx: &Transaction<'_>, id: i64, run: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE items SET run_id = ?2 WHERE id = ?1",
+        params![id, run],
+    )?;
+    Ok(())
+}
+
 /// `pending|failed → uploading` for the lease holder.
 pub fn claim(
     tx: &Transaction<'_>,
     id: i64,
     region: &str,
     account: Option<&[u8]>,
+    run: &str,
     now: i64,
 ) -> Result<()> {
     // Region and account are checked again here: only an item stamped for the
     // run's region and account may be claimed, whatever happened since it was
     // picked (a process of an older version may have enqueued it unstamped).
     let n = tx.execute(
-        "UPDATE items SET state = 'uploading', updated_at = ?2
+        "UPDATE items SET state = 'uploading', run_id = ?5, updated_at = ?2
          WHERE id = ?1 AND state IN ('pending','failed') AND region = ?3 AND account IS ?4",
-        params![id, now, region, account],
+        params![id, now, region, account, run],
     )?;
     if n == 1 {
         Ok(())
@@ -335,12 +344,13 @@ mod tests {
         let first = next_due(db.conn(), "in", 100).unwrap().unwrap().id;
         assert_eq!(first, ids[0]);
         // Cut by the run's deadline (no attempt charged), then the next run.
-        db.write(|tx| claim(tx, first, "in", None, 100)).unwrap();
+        db.write(|tx| claim(tx, first, "in", None, "r", 100))
+            .unwrap();
         db.write(|tx| unclaim(tx, first, 100)).unwrap();
         let order: Vec<i64> = (0..3)
             .map(|_| {
                 let id = next_due(db.conn(), "in", 200).unwrap().unwrap().id;
-                db.write(|tx| claim(tx, id, "in", None, 200)).unwrap();
+                db.write(|tx| claim(tx, id, "in", None, "r", 200)).unwrap();
                 id
             })
             .collect();
@@ -354,7 +364,7 @@ mod tests {
         let hi = db
             .write(|tx| enqueue(tx, "/hi", "backup", 5, META, Some("in"), None, 300))
             .unwrap();
-        db.write(|tx| claim(tx, hi, "in", None, 300)).unwrap();
+        db.write(|tx| claim(tx, hi, "in", None, "r", 300)).unwrap();
         db.write(|tx| unclaim(tx, hi, 400)).unwrap();
         assert_eq!(next_due(db.conn(), "in", 500).unwrap().unwrap().id, hi);
     }

@@ -77,7 +77,7 @@ mod tests {
             .unwrap();
         db.write(|tx| acquire_lease(tx, "A", 0, Duration::from_secs(10)))
             .unwrap();
-        db.write(|tx| claim(tx, id, "in", None, 0)).unwrap();
+        db.write(|tx| claim(tx, id, "in", None, "r", 0)).unwrap();
         db.write(|tx| set_session(tx, id, Some("https://h/u"), Some(100), Some(5), None, 50, 0))
             .unwrap();
         let e = db

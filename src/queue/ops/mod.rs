@@ -17,8 +17,9 @@ pub use audit::{
     audit, complete, item, list, next_attempt_of, stats, AuditRecord, ItemInfo, QueueStats,
 };
 pub use items::{
-    claim, drop_termination, enqueue, get, next_due, next_due_excluding, queue_termination, remove,
-    set_offset, set_progress, set_session, set_source, terminations, unclaim, Owner, Termination,
+    claim, drop_termination, enqueue, get, mark_seen, next_due, next_for_run, queue_termination,
+    remove, set_offset, set_progress, set_session, set_source, terminations, unclaim, Owner,
+    Termination,
 };
 pub use lease::{acquire_lease, check_lease, release_lease};
 pub use regions::{discard_held, hold_all, reconcile_accounts, reconcile_regions, rehome};
