@@ -322,6 +322,41 @@ mod tests {
     use crate::queue::ops::testutil::{db, META};
 
     #[test]
+    fn a_run_picks_each_item_once_and_new_items_too() {
+        let mut db = db();
+        let a = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 1))
+            .unwrap();
+        let b = db
+            .write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), None, 2))
+            .unwrap();
+        let pick = |db: &crate::queue::Db| {
+            next_for_run(db.conn(), "in", None, "run-1", 100)
+                .unwrap()
+                .map(|r| r.id)
+        };
+        assert_eq!(pick(&db), Some(a));
+        db.write(|tx| claim(tx, a, "in", None, "run-1", 10))
+            .unwrap();
+        // Failed and due again at once: not for this run.
+        db.write(|tx| unclaim(tx, a, 11)).unwrap();
+        assert_eq!(pick(&db), Some(b));
+        // Picked but not claimable (say, another account's): marked, skipped.
+        db.write(|tx| mark_seen(tx, b, "run-1")).unwrap();
+        assert_eq!(pick(&db), None);
+        let c = db
+            .write(|tx| enqueue(tx, "/c", "b", 0, META, Some("in"), None, 50))
+            .unwrap();
+        assert_eq!(pick(&db), Some(c), "enqueued during the run: picked by it");
+        let next_run = next_for_run(db.conn(), "in", None, "run-2", 100).unwrap();
+        assert_eq!(
+            next_run.map(|r| r.id),
+            Some(a),
+            "a new run tries everything again"
+        );
+    }
+
+    #[test]
     fn an_unclaimed_item_goes_behind_the_others_of_its_priority() {
         let mut db = db();
         let ids: Vec<i64> = (0..3)
