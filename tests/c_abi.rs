@@ -19,11 +19,15 @@
 //! `in` answers the first POST 503 with `Retry-After: 600`. With the `cli`
 //! feature it also starts `cloudsync dev-server` as QA would and hands the
 //! program the `root.json` and `config.json` that server wrote, to upload
-//! with nothing else (see [`DevServer`]). Inputs beyond the positional
+//! with nothing else (`common/cli.rs`'s `DevServer`). Inputs beyond the positional
 //! arguments go through the environment (`CS_TEST_*`, listed in the C file).
 //!
 //! The program ends itself with `alarm()`; this side also kills it after
 //! [`CHILD_TIMEOUT`], so a hang can never stall `cargo test`.
+
+#[cfg(feature = "cli")]
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -188,73 +192,20 @@ fn items_world(dir: &Path) -> (cloudsync::devserver::world::World, Vec<u8>, Vec<
     (world, root, config)
 }
 
-/// `cloudsync dev-server --regions in` as QA starts it (killed when
-/// dropped), and what the files it wrote hold.
+/// Whether the config file a dev server wrote carries its CA in the
+/// `ca_certs` of region `in` (issue 14, item 4).
 #[cfg(feature = "cli")]
-struct DevServer {
-    child: std::process::Child,
-    root: PathBuf,
-    config: PathBuf,
-    /// Whether its config carries the server's CA in `ca_certs` (issue 14,
-    /// item 4): then the C program must upload with these files alone.
-    ca_in_config: bool,
-}
-
-#[cfg(feature = "cli")]
-impl DevServer {
-    fn start(dir: &Path) -> DevServer {
-        use base64::Engine as _;
-        let ready = dir.join("ready.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_cloudsync"))
-            .args(["dev-server", "--regions", "in", "--dir"])
-            .arg(dir.join("data"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn cloudsync dev-server");
-        let mut server = DevServer {
-            child,
-            root: PathBuf::new(),
-            config: PathBuf::new(),
-            ca_in_config: false,
-        };
-        let started = Instant::now();
-        while !ready.exists() {
-            if let Some(st) = server.child.try_wait().expect("wait") {
-                panic!("dev-server exited before it was ready: {st:?}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "dev-server not ready"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let ready: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&ready).expect("ready file")).expect("JSON");
-        let path = |k: &str| PathBuf::from(ready[k].as_str().expect("a path"));
-        (server.root, server.config) = (path("root"), path("config"));
-        let envelope: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&server.config).expect("config")).expect("JSON");
-        let payload = base64::engine::general_purpose::STANDARD
-            .decode(envelope["payload"].as_str().expect("payload"))
-            .expect("base64");
-        let payload: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
-        server.ca_in_config = payload["regions"]["in"]["ca_certs"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty());
-        server
-    }
-}
-
-#[cfg(feature = "cli")]
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn config_carries_ca(config: &Path) -> bool {
+    use base64::Engine as _;
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config).expect("config")).expect("JSON");
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().expect("payload"))
+        .expect("base64");
+    let payload: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+    payload["regions"]["in"]["ca_certs"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
 }
 
 #[test]
@@ -327,17 +278,19 @@ fn c_program_passes_against_the_cdylib() {
             write("world-config.json", &items_config).into(),
         ));
     }
+    // `cloudsync dev-server --regions in` as QA starts it (killed when dropped).
     #[cfg(feature = "cli")]
-    let dev_server = DevServer::start(&tmp.path().join("dev-server"));
+    let dev_server = cli::DevServer::start(&tmp.path().join("dev-server"), &["--regions", "in"]);
     #[cfg(feature = "cli")]
     {
-        envs.push(("CS_TEST_DEVSERVER_ROOT", dev_server.root.clone().into()));
-        envs.push(("CS_TEST_DEVSERVER_CONFIG", dev_server.config.clone().into()));
+        let (root, config) = (dev_server.path("root"), dev_server.path("config"));
         // Issue 14: the dev server's own files are enough to upload.
         assert!(
-            dev_server.ca_in_config,
+            config_carries_ca(Path::new(&config)),
             "the dev server's config must carry its CA in ca_certs"
         );
+        envs.push(("CS_TEST_DEVSERVER_ROOT", root.into()));
+        envs.push(("CS_TEST_DEVSERVER_CONFIG", config.into()));
     }
 
     // Output goes to files (no pipe to fill up while we poll for the exit).
