@@ -174,11 +174,15 @@ impl Agent {
             self.now_secs(&g.trust)
         };
         let steps = fetch_roots(http, sources, base, root, now)?;
-        let cfg_url = sources.url(base, "config.json")?.as_str();
-        let cached = store::source_entry(self.lock().db.conn(), &cfg_url)?;
-        let held = {
+        let cfg_url = sources.url(base, "config.json")?;
+        let cfg_key = cfg_url.as_str();
+        let (cached, held) = {
             let g = self.lock();
-            g.trust.config.as_ref().map(|c| c.payload_sha256().to_vec())
+            let cached = store::source_entry(g.db.conn(), &cfg_key)?;
+            (
+                cached,
+                g.trust.config.as_ref().map(|c| c.payload_sha256().to_vec()),
+            )
         };
         // Validators only while the very config they describe is in force
         // and no rotation is coming (a rotation may drop the config).
@@ -189,7 +193,7 @@ impl Agent {
                 etag: c.etag.clone(),
                 last_modified: c.last_modified.clone(),
             });
-        let fetched = http.get(&sources.url(base, "config.json")?, validators.as_ref())?;
+        let fetched = http.get(&cfg_url, validators.as_ref())?;
         if matches!(fetched, Fetched::Missing) {
             return Err(Error::Protocol("the source has no config.json".into()));
         }
@@ -212,7 +216,7 @@ impl Agent {
                 };
             }
             entry.checked_at = now;
-            store::save_source_entry(tx, &cfg_url, &entry)?;
+            store::save_source_entry(tx, &cfg_key, &entry)?;
             let changed = !roots.is_empty() || config.is_some();
             let report = Refreshed {
                 roots,
