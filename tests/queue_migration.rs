@@ -480,8 +480,8 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
         ["url", "etag", "last_modified", "body_sha256", "checked_at"]
     );
     assert!(dump("SELECT * FROM source_cache").is_empty());
-    // Everything else is as build 5 left it, row for row (v7's `items.run_id`
-    // is new and empty: the rows are compared without it).
+    // Everything else is as build 5 left it, row for row (v7's `items.run_id` and
+    // v8's `upload_key`, `upload_print` are new and empty: the rows are compared without them).
     let info = agent.config_info().unwrap();
     assert!(dump("SELECT run_id FROM items WHERE run_id IS NOT NULL").is_empty());
     let after: Vec<_> = tables
@@ -524,11 +524,13 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
     assert_eq!(agent.audit(0, 10).unwrap()[0].sent_bytes, Some(42));
 }
 
-/// The columns `items` had at schema v5/v6 (all but v7's `run_id`).
+/// The columns `items` had at schema v5/v6 (all but v7's `run_id` and v8's session columns).
 fn items_v5_columns(p: &Path) -> String {
     let c = Connection::open(p).unwrap();
     let mut st = c
-        .prepare("SELECT name FROM pragma_table_info('items') WHERE name != 'run_id'")
+        .prepare(
+            "SELECT name FROM pragma_table_info('items') WHERE name NOT IN ('run_id', 'upload_key', 'upload_print')",
+        )
         .unwrap();
     let names: Vec<String> = st
         .query_map([], |r| r.get(0))
@@ -567,5 +569,42 @@ fn v6_database_migrates_to_v7_with_no_run_marks() {
         )
         .unwrap();
     assert_eq!(marks, 0, "no run has tried anything yet");
+    assert_eq!(agent.list(None, 10).unwrap()[0].state, "pending");
+}
+
+#[test]
+fn v7_database_migrates_to_v8_with_no_keys_and_sessions_kept_for_the_restart_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v7.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        for step in &MIGRATIONS[..7] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 7).unwrap();
+        c.execute_batch(
+            "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                upload_url, upload_len, upload_mtime_ns, upload_sha256,
+                                confirmed_offset, created_at, updated_at)
+             VALUES ('/sdcard/a.jpg', 'backup', 100, 5, 'in', 'pending', 0,
+                     'https://in.example/files/1', 100, 5, zeroblob(32), 40, 0, 0);",
+        )
+        .unwrap();
+    }
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(integrity(&p), "ok");
+    let c = Connection::open(&p).unwrap();
+    let (url, offset, key, print): (Option<String>, i64, Option<String>, Option<Vec<u8>>) = c
+        .query_row(
+            "SELECT upload_url, confirmed_offset, upload_key, upload_print FROM items",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    // Kept, so the next attempt can terminate it; with no fingerprint it never resumes.
+    assert_eq!(url.as_deref(), Some("https://in.example/files/1"));
+    assert_eq!(offset, 40);
+    assert_eq!((key, print), (None, None));
     assert_eq!(agent.list(None, 10).unwrap()[0].state, "pending");
 }

@@ -122,6 +122,14 @@ pub const MIGRATIONS: &[&str] = &[
     // picks only items it has not tried yet, by this column, instead of passing the ids of
     // every item it tried into each pick (which made a run quadratic in its items).
     "ALTER TABLE items ADD COLUMN run_id TEXT;",
+    // v8: uploads read the file once, so no content hash exists before the `POST`. A
+    // session now belongs to one version of the source named by its whole fingerprint
+    // (`upload_print`: size, mtime, ctime, inode, device), and its creation request carries
+    // an idempotency key (`upload_key`) persisted with that fingerprint before the `POST`
+    // goes out, so a retried creation after a crash finds the upload it made. A session
+    // stored by v7 has no fingerprint and is terminated and started over once.
+    "ALTER TABLE items ADD COLUMN upload_key TEXT;
+    ALTER TABLE items ADD COLUMN upload_print BLOB;",
 ];
 
 /// The schema version this build writes.
