@@ -10,11 +10,13 @@ mod account;
 mod events;
 mod ledger;
 mod refresh;
+mod retention;
 mod run;
 mod trust;
 
 pub use events::RunEvent;
 pub use refresh::{Refreshed, MAX_ROOT_STEPS, REFRESH_DEADLINE};
+pub use retention::PRUNE_BATCHES_PER_CALL;
 pub use run::{RunReport, StopReason, LEASE_TTL};
 
 use std::path::Path;
@@ -256,7 +258,8 @@ impl Agent {
         })
     }
 
-    /// Counts per state and bytes left.
+    /// Counts per state and bytes left, from counters kept with the rows:
+    /// the same cost for any size of queue and audit trail.
     pub fn stats(&self) -> Result<QueueStats> {
         ops::stats(self.lock().db.conn())
     }

@@ -172,6 +172,8 @@ impl Agent {
         if let Err(e) = g.db.set_busy_wait(BUSY_WAIT) {
             log::warn!("could not restore the busy wait ({})", e.kind());
         }
+        drop(g);
+        self.after_run(result.as_ref().ok(), mandate.deadline);
         result
     }
 

@@ -11,6 +11,9 @@ use crate::error::Result;
 /// How long a statement waits for another connection's write lock.
 pub const BUSY_WAIT: Duration = Duration::from_secs(5);
 
+/// The most bytes the WAL file keeps after a checkpoint reset it (4 MiB).
+pub const JOURNAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+
 /// One SQLite connection with cloudsync's pragmas applied and schema migrated.
 #[derive(Debug)]
 pub struct Db {
@@ -41,12 +44,24 @@ impl Db {
         // refuses a newer build's file before anything is written (switching
         // a rollback-journal file to WAL below rewrites its header).
         schema::check_version(&conn)?;
+        // Before anything can create a table: a new file is made with incremental
+        // auto-vacuum, so pruning gives pages back (on an existing file this only
+        // names the mode the one-time VACUUM below switches to).
+        conn.pragma_update(None, "auto_vacuum", 2)?;
         // WAL lets readers (stats from the UI thread) run beside the uploader.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // A checkpoint that resets the WAL also cuts the file back to this size, so a
+        // big batch does not leave a big WAL behind for as long as the handle lives.
+        let _limit: i64 = conn.query_row(
+            &format!("PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}"),
+            [],
+            |r| r.get(0),
+        )?;
         // FULL: a returned enqueue survives power loss, not just process death.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn)?;
+        schema::enable_incremental_vacuum(&conn);
         Ok(Db { conn })
     }
 

@@ -130,6 +130,68 @@ pub const MIGRATIONS: &[&str] = &[
     // stored by v7 has no fingerprint and is terminated and started over once.
     "ALTER TABLE items ADD COLUMN upload_key TEXT;
     ALTER TABLE items ADD COLUMN upload_print BLOB;",
+    // v9: status in O(1) and audit retention (issue 16). `counters`: one row per item state
+    // (`n` items, `bytes_left` = the sum of max(size - confirmed_offset, 0)) and one for the
+    // audit rows, kept by triggers in the very transaction that changes the rows they count,
+    // whichever statement does it; initialised here from the rows that exist.
+    // `items_next_due`: `min(next_attempt_at)` of waiting items is one index seek.
+    // `settings`: the audit retention in days (one value for every handle and process on the
+    // file) and how often the one-time VACUUM that turns on incremental auto-vacuum was tried.
+    // `audit_finished`: pruning finds the oldest rows without a scan.
+    "CREATE TABLE counters (
+        name       TEXT PRIMARY KEY,
+        n          INTEGER NOT NULL,
+        bytes_left INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO counters (name, n, bytes_left) VALUES
+        ('pending', 0, 0), ('uploading', 0, 0), ('failed', 0, 0), ('dead', 0, 0),
+        ('held', 0, 0), ('audit', 0, 0);
+    UPDATE counters SET
+        n = (SELECT count(*) FROM items WHERE state = counters.name),
+        bytes_left = (SELECT coalesce(sum(max(size - confirmed_offset, 0)), 0) FROM items
+                      WHERE state = counters.name)
+    WHERE name <> 'audit';
+    UPDATE counters SET n = (SELECT count(*) FROM audit) WHERE name = 'audit';
+    CREATE TRIGGER items_count_insert AFTER INSERT ON items
+    BEGIN
+        UPDATE counters SET n = n + 1,
+            bytes_left = bytes_left + max(NEW.size - NEW.confirmed_offset, 0)
+        WHERE name = NEW.state;
+    END;
+    CREATE TRIGGER items_count_delete AFTER DELETE ON items
+    BEGIN
+        UPDATE counters SET n = n - 1,
+            bytes_left = bytes_left - max(OLD.size - OLD.confirmed_offset, 0)
+        WHERE name = OLD.state;
+    END;
+    CREATE TRIGGER items_count_update AFTER UPDATE OF state, size, confirmed_offset ON items
+    WHEN OLD.state IS NOT NEW.state OR OLD.size IS NOT NEW.size
+        OR OLD.confirmed_offset IS NOT NEW.confirmed_offset
+    BEGIN
+        UPDATE counters SET n = n - 1,
+            bytes_left = bytes_left - max(OLD.size - OLD.confirmed_offset, 0)
+        WHERE name = OLD.state;
+        UPDATE counters SET n = n + 1,
+            bytes_left = bytes_left + max(NEW.size - NEW.confirmed_offset, 0)
+        WHERE name = NEW.state;
+    END;
+    CREATE TRIGGER audit_count_insert AFTER INSERT ON audit
+    BEGIN
+        UPDATE counters SET n = n + 1 WHERE name = 'audit';
+    END;
+    CREATE TRIGGER audit_count_delete AFTER DELETE ON audit
+    BEGIN
+        UPDATE counters SET n = n - 1 WHERE name = 'audit';
+    END;
+    CREATE INDEX items_next_due ON items (next_attempt_at) WHERE state IN ('pending', 'failed');
+    CREATE INDEX audit_finished ON audit (finished_at);
+    CREATE TABLE settings (
+        id                   INTEGER PRIMARY KEY CHECK (id = 1),
+        audit_retention_days INTEGER NOT NULL DEFAULT 400
+            CHECK (audit_retention_days BETWEEN 1 AND 36500),
+        vacuum_attempts      INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO settings (id) VALUES (1);",
 ];
 
 /// The schema version this build writes.
@@ -171,6 +233,56 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// How often opening a file made before v9 tries the one-time `VACUUM` that turns on
+/// incremental auto-vacuum before giving up (it needs the write lock and free space for a
+/// copy of the file; a file that keeps failing must not pay for it at every open).
+const VACUUM_TRIES: i64 = 3;
+
+/// Turns on incremental auto-vacuum (so pruned audit rows give their pages back to the file
+/// system) in a file created without it, by the one-time `VACUUM` that such a switch needs.
+/// A new file is created with it ([`super::Db`] sets the pragma before any table exists), so
+/// this does nothing there, nor on any later open of a switched file. Best effort: `VACUUM`
+/// cannot run inside a transaction and may meet another connection's lock or a full disk;
+/// the file stays as it was (its free pages are still reused) and a later open tries again,
+/// at most [`VACUUM_TRIES`] times in all, counted in `settings` before each try.
+pub fn enable_incremental_vacuum(conn: &Connection) {
+    let mode: i64 = match conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)) {
+        Ok(m) => m,
+        Err(e) => return log::warn!("auto_vacuum unreadable ({})", Error::from(e).kind()),
+    };
+    if mode == 2 {
+        return;
+    }
+    let tried = conn.execute(
+        "UPDATE settings SET vacuum_attempts = vacuum_attempts + 1 WHERE vacuum_attempts < ?1",
+        [VACUUM_TRIES],
+    );
+    match tried {
+        Ok(1) => {}
+        Ok(_) => return,
+        Err(e) => return log::warn!("vacuum not tried ({})", Error::from(e).kind()),
+    }
+    let switched = conn.execute_batch("PRAGMA auto_vacuum = 2; VACUUM;");
+    if let Err(e) = switched {
+        return log::warn!(
+            "one-time VACUUM failed ({}); tried again at a later open",
+            Error::from(e).kind()
+        );
+    }
+    // VACUUM wrote the whole file into the WAL: give that space back now.
+    if let Err(e) = checkpoint_truncate(conn) {
+        log::warn!("checkpoint after VACUUM failed ({})", e.kind());
+    }
+}
+
+/// Copies the WAL into the database and truncates it to zero bytes
+/// (`wal_checkpoint(TRUNCATE)`); `Ok(false)` when a reader or writer of another connection
+/// kept it from finishing (the WAL is then bounded by `journal_size_limit` anyway).
+pub fn checkpoint_truncate(conn: &Connection) -> Result<bool> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Finished uploads (the audit trail) and what the app and the CLI read back:
-//! statistics, item listings, audit rows.
+//! item listings, audit rows (statistics are in `stats`).
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -76,64 +76,6 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -
         )?;
     }
     Ok(audit_id)
-}
-
-/// Counts per state and bytes still to send.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Waiting items.
-    pub pending: u64,
-    /// Items claimed by a runner.
-    pub uploading: u64,
-    /// Items waiting for a retry.
-    pub failed: u64,
-    /// Items that gave up.
-    pub dead: u64,
-    /// Items of another region.
-    pub held: u64,
-    /// Finished uploads (audit rows).
-    pub done: u64,
-    /// Bytes of pending/uploading/failed items not yet confirmed.
-    pub pending_bytes: u64,
-    /// When the next pending or failed item is due, ms since the epoch (in
-    /// the past: due now); `None` when none waits.
-    pub next_due_at: Option<i64>,
-}
-
-/// Queue statistics.
-pub fn stats(conn: &Connection) -> Result<QueueStats> {
-    let mut s = QueueStats::default();
-    let mut st = conn.prepare("SELECT state, count(*) FROM items GROUP BY state")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    for row in rows {
-        let (state, n) = row?;
-        let n = n.max(0) as u64;
-        match state.as_str() {
-            "pending" => s.pending = n,
-            "uploading" => s.uploading = n,
-            "failed" => s.failed = n,
-            "dead" => s.dead = n,
-            "held" => s.held = n,
-            _ => {}
-        }
-    }
-    s.done = conn
-        .query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))?
-        .max(0) as u64;
-    s.pending_bytes = conn
-        .query_row(
-            "SELECT coalesce(sum(max(size - confirmed_offset, 0)), 0) FROM items
-             WHERE state IN ('pending','uploading','failed')",
-            [],
-            |r| r.get::<_, i64>(0),
-        )?
-        .max(0) as u64;
-    s.next_due_at = conn.query_row(
-        "SELECT min(next_attempt_at) FROM items WHERE state IN ('pending','failed')",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(s)
 }
 
 /// When item `id` is due again (ms since the epoch), if it is still queued.
@@ -348,7 +290,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].sha256, rec.sha256);
         assert_eq!(got[0].sent_bytes, Some(0), "a server that already held it");
-        assert_eq!(stats(db.conn()).unwrap().done, 1);
+        assert_eq!(crate::queue::ops::stats(db.conn()).unwrap().done, 1);
         assert_eq!(
             get(db.conn(), id).unwrap_err().kind(),
             crate::ErrorKind::NotFound

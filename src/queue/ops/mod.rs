@@ -3,19 +3,20 @@
 //!
 //! Split by responsibility into private submodules: `items` (an item's life
 //! in the queue), `regions` (region stamps and held items), `retry` (failures
-//! and backoff), `lease` (the runner lease) and `audit` (finished uploads and
-//! what the app reads back). Everything public is re-exported here, so callers
-//! keep using `queue::ops::X`.
+//! and backoff), `lease` (the runner lease), `audit` (finished uploads and
+//! what the app reads back), `stats` (the counters behind `status`) and
+//! `retention` (how long audit rows are kept, and pruning them). Everything
+//! public is re-exported here, so callers keep using `queue::ops::X`.
 
 mod audit;
 mod items;
 mod lease;
 mod regions;
+mod retention;
 mod retry;
+mod stats;
 
-pub use audit::{
-    audit, complete, item, list, next_attempt_of, stats, AuditRecord, ItemInfo, QueueStats,
-};
+pub use audit::{audit, complete, item, list, next_attempt_of, AuditRecord, ItemInfo};
 pub use items::{
     claim, drop_termination, enqueue, get, mark_seen, next_due, next_for_run, queue_termination,
     remove, set_offset, set_progress, set_session, set_source, terminations, unclaim, Owner,
@@ -23,7 +24,12 @@ pub use items::{
 };
 pub use lease::{acquire_lease, check_lease, release_lease};
 pub use regions::{discard_held, hold_all, reconcile_accounts, reconcile_regions, rehome};
+pub use retention::{
+    audit_prunable, audit_retention_days, prune_audit_batch, set_audit_retention_days,
+    DEFAULT_AUDIT_RETENTION_DAYS, MAX_AUDIT_RETENTION_DAYS, PRUNE_BATCH,
+};
 pub use retry::{fail, retry_dead, RetryPolicy};
+pub use stats::{stats, stats_by_scan, QueueStats};
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

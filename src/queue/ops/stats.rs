@@ -1,0 +1,122 @@
+//! What `status` shows, at the same cost for a thousand items as for a
+//! million: counts per state, audit rows and bytes left come from the
+//! `counters` table (schema v9), which triggers keep in the very transaction
+//! that inserts, deletes or changes the rows they count, whatever statement
+//! does it; `next_due_at` is one seek in the `items_next_due` index. The old
+//! full count is kept as [`stats_by_scan`], the reference the tests compare
+//! the counters with.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// Counts per state and bytes still to send.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Waiting items.
+    pub pending: u64,
+    /// Items claimed by a runner.
+    pub uploading: u64,
+    /// Items waiting for a retry.
+    pub failed: u64,
+    /// Items that gave up.
+    pub dead: u64,
+    /// Items of another region.
+    pub held: u64,
+    /// Finished uploads still in the audit trail (rows older than the audit
+    /// retention are pruned, and no longer counted).
+    pub done: u64,
+    /// Bytes of pending/uploading/failed items not yet confirmed.
+    pub pending_bytes: u64,
+    /// When the next pending or failed item is due, ms since the epoch (in
+    /// the past: due now); `None` when none waits.
+    pub next_due_at: Option<i64>,
+}
+
+impl QueueStats {
+    fn put(&mut self, name: &str, n: i64, bytes_left: i64) {
+        let n = n.max(0) as u64;
+        let slot = match name {
+            "pending" => &mut self.pending,
+            "uploading" => &mut self.uploading,
+            "failed" => &mut self.failed,
+            "dead" => &mut self.dead,
+            "held" => &mut self.held,
+            "audit" => &mut self.done,
+            _ => return,
+        };
+        *slot = n;
+        if matches!(name, "pending" | "uploading" | "failed") {
+            self.pending_bytes = self.pending_bytes.saturating_add(bytes_left.max(0) as u64);
+        }
+    }
+}
+
+/// Queue statistics from the counters: six rows of a small table and one
+/// index seek, whatever the size of the queue and the audit trail.
+pub fn stats(conn: &Connection) -> Result<QueueStats> {
+    let mut s = QueueStats::default();
+    let mut st = conn.prepare_cached("SELECT name, n, bytes_left FROM counters")?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+    })?;
+    for row in rows {
+        let (name, n, bytes_left) = row?;
+        s.put(&name, n, bytes_left);
+    }
+    s.next_due_at = next_due_at(conn)?;
+    Ok(s)
+}
+
+/// The same numbers counted from the rows themselves (a scan of `items` and
+/// of `audit`): what [`stats`] must always equal. For tests and diagnostics;
+/// its cost grows with the tables.
+pub fn stats_by_scan(conn: &Connection) -> Result<QueueStats> {
+    let mut s = QueueStats::default();
+    let mut st = conn.prepare(
+        "SELECT state, count(*), coalesce(sum(max(size - confirmed_offset, 0)), 0)
+         FROM items GROUP BY state",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+    })?;
+    for row in rows {
+        let (state, n, bytes_left) = row?;
+        s.put(&state, n, bytes_left);
+    }
+    let audit: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
+    s.put("audit", audit, 0);
+    s.next_due_at = next_due_at(conn)?;
+    Ok(s)
+}
+
+/// `min(next_attempt_at)` of pending and failed items, one seek in the
+/// partial index `items_next_due` (O(log n)). Named, because the planner
+/// without `ANALYZE` statistics would rather walk `items_state`.
+const NEXT_DUE_SQL: &str = "SELECT min(next_attempt_at) FROM items INDEXED BY items_next_due
+     WHERE state IN ('pending','failed')";
+
+fn next_due_at(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(NEXT_DUE_SQL)?
+        .query_row([], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_due_at_is_an_index_seek() {
+        let db = crate::queue::Db::open_in_memory().unwrap();
+        let plan: String = db
+            .conn()
+            .query_row(&format!("EXPLAIN QUERY PLAN {NEXT_DUE_SQL}"), [], |r| {
+                r.get(3)
+            })
+            .unwrap();
+        assert!(plan.starts_with("SEARCH items USING"), "{plan}");
+        assert!(plan.contains("INDEX items_next_due"), "{plan}");
+    }
+}
