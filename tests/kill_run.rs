@@ -110,4 +110,12 @@ fn killed_runners_never_lose_or_double_an_upload() {
     assert_eq!(server.stats().uploads_created, files.len() as u64);
     let sg = world.servers["sg"].stats();
     assert_eq!((sg.connections, sg.app_bytes_received), (0, 0));
+    // The status counters survived every kill: they equal a full count.
+    let q = cloudsync::queue::Db::open(&db).unwrap();
+    let (kept, counted) = (
+        cloudsync::queue::ops::stats(q.conn()).unwrap(),
+        cloudsync::queue::ops::stats_by_scan(q.conn()).unwrap(),
+    );
+    assert_eq!(kept, counted, "counters differ from a full count");
+    assert_eq!(kept.done, files.len() as u64);
 }

@@ -708,6 +708,15 @@ fn check_after_kill(db: &Path, model: &mut Model, round: usize) {
     );
     assert_eq!(s.done as usize, audited.len());
     assert_eq!(s.uploading, 0);
+
+    // 7. The status counters (schema v9) equal a full count: the kill cut no
+    //    transaction between a row and its counter.
+    let q = Db::open(db).expect("Db::open for the counters");
+    assert_eq!(
+        ops::stats(q.conn()).unwrap(),
+        ops::stats_by_scan(q.conn()).unwrap(),
+        "round {round}: counters differ from a full count"
+    );
 }
 
 #[test]

@@ -608,3 +608,109 @@ fn v7_database_migrates_to_v8_with_no_keys_and_sessions_kept_for_the_restart_rul
     assert_eq!((key, print), (None, None));
     assert_eq!(agent.list(None, 10).unwrap()[0].state, "pending");
 }
+
+#[test]
+fn v8_database_migrates_to_v9_with_counters_from_its_rows_and_space_given_back() {
+    // A database as build 8 left it (no auto-vacuum): items in every state, with
+    // sessions part-way, and audit rows.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v8.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        let _: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        for step in &MIGRATIONS[..8] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 8).unwrap();
+        let states = ["pending", "uploading", "failed", "dead", "held", "pending"];
+        for i in 0..600i64 {
+            c.execute(
+                "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                    confirmed_offset, held_reason, created_at, updated_at)
+                 VALUES (?1, 'backup', ?2, 5, 'in', ?3, ?4, ?5, ?6, 0, 0)",
+                rusqlite::params![
+                    format!("/sdcard/{i}.jpg"),
+                    1000 + i,
+                    states[i as usize % 6],
+                    50_000 - i,
+                    // Offsets past the size (a refreshed, shrunk file) count as 0 left.
+                    if i % 7 == 0 { 5000 } else { i },
+                    (states[i as usize % 6] == "held").then_some("region"),
+                ],
+            )
+            .unwrap();
+        }
+        for i in 0..300i64 {
+            c.execute(
+                "INSERT INTO audit (item_id, service, region, host, bytes, sha256, finished_at,
+                                    sent_bytes)
+                 VALUES (?1, 'backup', 'in', 'h:443', 10, zeroblob(32), ?2, 10)",
+                rusqlite::params![10_000 + i, 1_700_000_000_000 + i],
+            )
+            .unwrap();
+        }
+        let mode: i64 = c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, 0, "build 8 made files without auto-vacuum");
+    }
+    let dump = |sql: &str| -> Vec<Vec<rusqlite::types::Value>> {
+        let c = Connection::open(&p).unwrap();
+        let mut st = c.prepare(sql).unwrap();
+        let n = st.column_count();
+        st.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let tables = ["items", "audit", "terminations", "lease"];
+    let before: Vec<_> = tables
+        .iter()
+        .map(|t| dump(&format!("SELECT * FROM {t} ORDER BY rowid")))
+        .collect();
+
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(integrity(&p), "ok");
+    // Every row kept, as it was (v9 adds no column to them).
+    let after: Vec<_> = tables
+        .iter()
+        .map(|t| dump(&format!("SELECT * FROM {t} ORDER BY rowid")))
+        .collect();
+    assert_eq!(before, after);
+    // The counters start from the rows that exist.
+    let db = cloudsync::queue::Db::open(&p).unwrap();
+    let kept = cloudsync::queue::ops::stats(db.conn()).unwrap();
+    assert_eq!(
+        kept,
+        cloudsync::queue::ops::stats_by_scan(db.conn()).unwrap()
+    );
+    assert_eq!(
+        (
+            kept.pending,
+            kept.uploading,
+            kept.failed,
+            kept.dead,
+            kept.held,
+            kept.done
+        ),
+        (200, 100, 100, 100, 100, 300)
+    );
+    assert_eq!(kept.next_due_at, Some(50_000 - 599));
+    assert_eq!(agent.stats().unwrap(), kept);
+    // The file switched to incremental auto-vacuum by its one VACUUM, tried once.
+    let c = Connection::open(&p).unwrap();
+    let mode: i64 = c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+    let tries: i64 = c
+        .query_row("SELECT vacuum_attempts FROM settings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode, tries), (2, 1));
+    assert_eq!(agent.audit_retention_days().unwrap(), 400, "the default");
+    drop((agent, db));
+    // Later opens do not VACUUM again.
+    drop(Agent::open_with(&p, None, fixed_clock()).unwrap());
+    let tries: i64 = c
+        .query_row("SELECT vacuum_attempts FROM settings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tries, 1);
+}
