@@ -45,9 +45,14 @@ impl Db {
         // a rollback-journal file to WAL below rewrites its header).
         schema::check_version(&conn)?;
         // Before anything can create a table: a new file is made with incremental
-        // auto-vacuum, so pruning gives pages back (on an existing file this only
-        // names the mode the one-time VACUUM below switches to).
-        conn.pragma_update(None, "auto_vacuum", 2)?;
+        // auto-vacuum, so pruning gives pages back. Only on a new file: on one that
+        // has it, setting it again rewrites the header (a write at every open); an
+        // older file switches by the one-time VACUUM after the migrations.
+        let fresh: bool =
+            conn.query_row("SELECT count(*) = 0 FROM sqlite_master", [], |r| r.get(0))?;
+        if fresh {
+            conn.pragma_update(None, "auto_vacuum", 2)?;
+        }
         // WAL lets readers (stats from the UI thread) run beside the uploader.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         // A checkpoint that resets the WAL also cuts the file back to this size, so a
