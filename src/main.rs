@@ -78,7 +78,7 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Counts per state and pending bytes.
+    /// Counts per state and pending bytes (`--json` adds the audit retention).
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -151,6 +151,20 @@ enum Cmd {
         /// At most this many.
         #[arg(long, default_value_t = 1000)]
         limit: u32,
+    },
+    /// Show or set how many days finished uploads stay in the audit trail
+    /// (default 400: a year plus a margin for an annual residency review).
+    AuditRetention {
+        /// Keep this many days (1..=36500), for every handle and process on the
+        /// database; rows past it are pruned at once.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Prune rows past the retention now (runs also do, at their end).
+        #[arg(long)]
+        prune: bool,
+        /// Machine-readable output: `{"audit_retention_days": N, "pruned": N}`.
+        #[arg(long)]
+        json: bool,
     },
     /// End-to-end demo on loopback: signed config, an account's token-bearing uploads, residency proof.
     ///
@@ -289,6 +303,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
             },
         ),
         Cmd::Audit { json, after, limit } => cmds::audit(&db()?, json, after, limit),
+        Cmd::AuditRetention { days, prune, json } => {
+            cmds::audit_retention(&db()?, days, prune, json)
+        }
         Cmd::Demo(args) => cli::demo::run(args),
         Cmd::DevServer(args) => cli::devserver::run(args),
     }

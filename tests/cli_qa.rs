@@ -462,3 +462,50 @@ fn dev_server_public_host_is_in_the_config() {
         assert!(!ready.exists(), "{args:?}");
     }
 }
+
+#[test]
+fn audit_retention_is_shown_set_and_refused_out_of_range() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("q.db");
+    let root = golden("root_v1.json");
+    assert_eq!(cli(&db, &["init", "--root", s(&root)]).0, Some(0));
+    assert_eq!(
+        cli(&db, &["audit-retention"]),
+        (Some(0), "audit retention 400 days\n".into(), String::new())
+    );
+    // Out of range: exit 1 with the kind, and the setting is unchanged.
+    for bad in ["0", "36501"] {
+        let (code, stdout, stderr) = cli(&db, &["audit-retention", "--days", bad]);
+        assert_eq!((code, stdout.as_str()), (Some(1), ""), "{bad}");
+        assert_eq!(
+            stderr,
+            "error: invalid_argument: invalid argument: audit retention must be 1..=36500 days\n"
+        );
+    }
+    assert_eq!(cli(&db, &["audit-retention", "--days", "-3"]).0, Some(2));
+    let (code, stdout, _) = cli(&db, &["status", "--json"]);
+    assert_eq!(
+        (code, json(&stdout)["audit_retention_days"].as_u64()),
+        (Some(0), Some(400))
+    );
+    let (code, stdout, _) = cli(&db, &["audit-retention", "--days", "30", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        json(&stdout),
+        serde_json::json!({"audit_retention_days": 30, "pruned": 0})
+    );
+    let (_, stdout, _) = cli(&db, &["status", "--json"]);
+    let v = json(&stdout);
+    assert_eq!(
+        (v["audit_retention_days"].as_u64(), v["done"].as_u64()),
+        (Some(30), Some(0))
+    );
+    assert_eq!(
+        cli(&db, &["audit-retention", "--prune"]),
+        (
+            Some(0),
+            "audit retention 30 days\npruned 0\n".into(),
+            String::new()
+        )
+    );
+}

@@ -246,14 +246,55 @@ pub fn enqueue(db: &Path, service: &str, priority: i32, files: &[std::path::Path
 }
 
 pub fn status(db: &Path, as_json: bool) -> Out {
-    let s = open(db)?.stats()?;
+    let agent = open(db)?;
+    let s = agent.stats()?;
     if as_json {
-        return json(&s);
+        #[derive(serde::Serialize)]
+        struct Status {
+            #[serde(flatten)]
+            stats: cloudsync::queue::QueueStats,
+            audit_retention_days: u32,
+        }
+        return json(&Status {
+            stats: s,
+            audit_retention_days: agent.audit_retention_days()?,
+        });
     }
     println!(
         "pending {} uploading {} failed {} dead {} held {} done {} pending_bytes {}",
         s.pending, s.uploading, s.failed, s.dead, s.held, s.done, s.pending_bytes
     );
+    ok()
+}
+
+/// `audit-retention`: shows the retention, or sets it (`--days`, which prunes
+/// what it makes due) and/or prunes now (`--prune`, until nothing is due).
+pub fn audit_retention(db: &Path, days: Option<u32>, prune: bool, as_json: bool) -> Out {
+    let agent = open(db)?;
+    let mut last = match days {
+        Some(d) => agent.set_audit_retention_days(d)?,
+        None if prune => agent.prune_audit()?,
+        None => 0,
+    };
+    let mut pruned = last;
+    // A call prunes a bounded number of rows: the CLI goes on until none is due.
+    let per_call = u64::from(cloudsync::agent::PRUNE_BATCHES_PER_CALL)
+        * u64::from(cloudsync::queue::ops::PRUNE_BATCH);
+    while last == per_call {
+        last = agent.prune_audit()?;
+        pruned += last;
+    }
+    let retention = agent.audit_retention_days()?;
+    if as_json {
+        return json(&serde_json::json!({
+            "audit_retention_days": retention,
+            "pruned": pruned,
+        }));
+    }
+    println!("audit retention {retention} days");
+    if prune || days.is_some() {
+        println!("pruned {pruned}");
+    }
     ok()
 }
 
