@@ -342,6 +342,23 @@ cs_status cs_remove(cs_agent *agent, int64_t id);
 cs_status cs_audit(const cs_agent *agent, int64_t after_id, cs_audit_record *out, size_t cap,
                    size_t *out_len);
 
+/** How many days finished uploads stay in the audit trail (400 unless set), into *out_days. */
+cs_status cs_audit_retention_days(const cs_agent *agent, uint32_t *out_days);
+
+/**
+ * Sets the audit retention for every handle and process on the database,
+ * 1..=36500 days (CS_INVALID_ARGUMENT otherwise, changing nothing), and
+ * prunes what it makes due; how many rows went into *out_pruned.
+ */
+cs_status cs_set_audit_retention_days(cs_agent *agent, uint32_t days, uint64_t *out_pruned);
+
+/**
+ * Prunes audit rows past the retention in short transactions, at most 10,000
+ * per call (call again while it prunes that many; runs also prune at their
+ * end); how many went into *out_pruned.
+ */
+cs_status cs_prune_audit(cs_agent *agent, uint64_t *out_pruned);
+
 /**
  * Uploads due items of the approved region until none is due, max_ms elapsed,
  * or cs_cancel is called from another thread. cb may be NULL. Per-item upload

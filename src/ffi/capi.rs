@@ -12,7 +12,8 @@
 //! [`Secret`] for one run at most.
 //!
 //! The queue's items, the audit trail and batch enqueue are in `capi/queue.rs`,
-//! runs with per-item events in `capi/events.rs`.
+//! runs with per-item events in `capi/events.rs`, the audit retention in
+//! `capi/retention.rs`.
 //!
 //! `tests/c_header.rs` parses this file, the files of `capi/` and the header
 //! and fails if their function names, parameter lists, struct fields,
@@ -35,8 +36,10 @@ use crate::{Agent, Progress};
 
 mod events;
 mod queue;
+mod retention;
 pub use events::*;
 pub use queue::*;
+pub use retention::*;
 
 /// The opaque agent handle (`cs_agent` in C; the Rust [`Agent`]).
 pub type cs_agent = Agent;

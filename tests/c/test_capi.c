@@ -773,6 +773,41 @@ static void devserver_checks(const char *dir, const char *root_path, const char 
     free(config);
 }
 
+/* The audit retention (issue 16): one setting in the database, shared by
+ * handles; out-of-range values are refused with nothing changed. */
+static void retention_checks(const uint8_t *root, size_t root_len, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/retention.db", dir);
+    cs_agent *a = NULL, *b = NULL;
+    CHECK_STATUS(cs_open(path, root, root_len, &a), CS_OK);
+    CHECK_STATUS(cs_open(path, root, root_len, &b), CS_OK);
+    if (a == NULL || b == NULL) {
+        return;
+    }
+    uint32_t days = 0;
+    uint64_t pruned = 12345;
+    CHECK_STATUS(cs_audit_retention_days(b, &days), CS_OK);
+    CHECK(days == 400);
+    CHECK_STATUS(cs_set_audit_retention_days(a, 0, &pruned), CS_INVALID_ARGUMENT);
+    CHECK(strstr(cs_last_error(), "1..=36500 days") != NULL);
+    CHECK_STATUS(cs_set_audit_retention_days(a, 36501, &pruned), CS_INVALID_ARGUMENT);
+    CHECK(pruned == 12345);
+    CHECK_STATUS(cs_audit_retention_days(b, &days), CS_OK);
+    CHECK(days == 400);
+    CHECK_STATUS(cs_set_audit_retention_days(a, 30, &pruned), CS_OK);
+    CHECK(pruned == 0);
+    CHECK_STATUS(cs_audit_retention_days(b, &days), CS_OK);
+    CHECK(days == 30);
+    CHECK_STATUS(cs_prune_audit(b, &pruned), CS_OK);
+    CHECK(pruned == 0);
+    CHECK_STATUS(cs_audit_retention_days(b, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_set_audit_retention_days(a, 30, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_prune_audit(a, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_prune_audit(NULL, &pruned), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_close(b), CS_OK);
+    CHECK_STATUS(cs_close(a), CS_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc != 6 && argc != 8 && argc != 9) {
         fprintf(stderr, "usage: %s ROOT.json CONFIG.json WORKDIR CONFIG2.json OTHER_ROOT.json "
@@ -1009,6 +1044,7 @@ int main(int argc, char **argv) {
     }
 
     queue_checks(root, root_len, config, config_len, dir);
+    retention_checks(root, root_len, dir);
     const char *world_root = getenv("CS_TEST_WORLD_ROOT");
     const char *world_config = getenv("CS_TEST_WORLD_CONFIG");
     if (world_root != NULL && world_config != NULL) {
