@@ -26,8 +26,8 @@
 //! production entry points of the agent and its config; `run` holds
 //! `runOnce` with its listener, `items` the per-item entry points, `objects`
 //! builds the other Java value objects, `provider` calls the app's
-//! `CredentialProvider`, and `hooks` holds the entry points that exist only
-//! with `ffi-test-hooks`.
+//! `CredentialProvider`, `retention` the audit retention, and `hooks` holds
+//! the entry points that exist only with `ffi-test-hooks`.
 
 use std::sync::Arc;
 
@@ -51,6 +51,7 @@ mod hooks;
 mod items;
 mod objects;
 mod provider;
+mod retention;
 mod run;
 
 /// Constructor of every exception class: `(String kind, int code, String message)`.

@@ -79,6 +79,12 @@ final class NativeBridge {
 
     static native long discardHeld(long handle) throws SyncException;
 
+    static native int auditRetentionDays(long handle) throws SyncException;
+
+    static native long setAuditRetentionDays(long handle, int days) throws SyncException;
+
+    static native long pruneAudit(long handle) throws SyncException;
+
     static native void close(long handle) throws SyncException;
 
     /** Panics in native code. Only with {@code ffi-test-hooks}. */

@@ -629,6 +629,53 @@ public final class SyncAgent implements AutoCloseable {
     }
 
     /**
+     * How many days a finished upload stays in the audit trail ({@link #audit}). The default, 400,
+     * keeps a year of records plus a margin for an annual residency review. The value is stored in
+     * the database: every agent and process on the file uses the same one.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @return the retention in days
+     * @throws StorageException if the database cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    public int getAuditRetentionDays() throws SyncException {
+        return withHandle(NativeBridge::auditRetentionDays);
+    }
+
+    /**
+     * Sets how many days a finished upload stays in the audit trail, for every agent and process on
+     * the database, and prunes the rows that makes due (as {@link #pruneAudit()}).
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @param days 1 to 36500
+     * @return the number of audit rows pruned
+     * @throws SyncException kind {@code invalid_argument} if {@code days} is out of range (nothing
+     *     changes)
+     * @throws StorageException if the database cannot be written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long setAuditRetentionDays(int days) throws SyncException {
+        return withHandle(h -> NativeBridge.setAuditRetentionDays(h, days));
+    }
+
+    /**
+     * Deletes audit rows older than the retention, in short transactions that never keep an {@link
+     * #enqueue} waiting for long, at most 10,000 rows per call (call again while it returns that
+     * many). Every {@link #runOnce} already does this at its end; call it to prune without a run.
+     *
+     * <p><b>Threading:</b> any thread (it does disk I/O).
+     *
+     * @return the number of audit rows pruned
+     * @throws StorageException if the database cannot be written
+     * @throws IllegalStateException if the agent is closed
+     */
+    public long pruneAudit() throws SyncException {
+        return withHandle(NativeBridge::pruneAudit);
+    }
+
+    /**
      * Closes the database and frees the native agent. Cancels a run in progress, then waits for
      * calls in progress on other threads to return. Idempotent: later calls do nothing.
      *
