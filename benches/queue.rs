@@ -7,12 +7,15 @@
 //!    schema (a DB that cloudsync created) with the same pragmas, in the same
 //!    run, rounds interleaved.
 //! 3. `queue::ops::next_due` latency with 1,000 vs 1,000,000 queued items.
+//! 4. `stats` at 1,000 vs 1,000,000 items and audit rows, and 5. audit
+//!    pruning in batches (`queue_scale/mod.rs`: `--only stats`, `--only prune`).
 //!
 //! Options (after `--`): `--single N` (2000), `--batch N` (10000),
 //! `--rounds R` (5), `--block N` (50), `--calls N` (2000), `--big N` (1000000),
 //! `--sqlite3 PATH` (sqlite3).
 
 mod common;
+mod queue_scale;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -416,5 +419,11 @@ fn main() {
     }
     if only.is_empty() || only == "run_picks" {
         run_picks_bench();
+    }
+    if only.is_empty() || only == "stats" {
+        queue_scale::stats_bench();
+    }
+    if only.is_empty() || only == "prune" {
+        queue_scale::prune_bench();
     }
 }
