@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::queue::ops::{self, now_ms, SourceMeta};
+use crate::queue::ops::{self, now_ms, SourcePrint};
 use crate::region::GuardedUrl;
 
 /// The queue side of an upload: confirmed sessions and offsets. (The lease
@@ -21,12 +21,21 @@ pub(super) struct QueueLedger<'a> {
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
+    fn key(&mut self, id: i64, key: &str, print: &SourcePrint) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
+        g.db.write(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_source(tx, id, print.meta)?;
+            ops::set_key(tx, id, key, print, now_ms())
+        })
+    }
+
     fn session(
         &mut self,
         id: i64,
         url: Option<&GuardedUrl>,
-        meta: SourceMeta,
-        sha: &[u8; 32],
+        print: &SourcePrint,
         offset: u64,
     ) -> Result<()> {
         let mut g = self.agent.lock();
@@ -34,14 +43,11 @@ impl crate::upload::Ledger for QueueLedger<'_> {
         let url_s = url.map(|u| u.as_str());
         let written = g.db.write(|tx| {
             ops::check_lease(tx, self.owner)?;
-            ops::set_source(tx, id, meta, sha)?;
+            ops::set_source(tx, id, print.meta)?;
             ops::set_session(
                 tx,
                 id,
-                url_s.as_deref(),
-                url.map(|_| meta.size),
-                url.map(|_| meta.mtime_ns),
-                url.map(|_| sha),
+                url_s.as_deref().map(|u| (u, print)),
                 offset,
                 now_ms(),
             )
