@@ -479,3 +479,6 @@ impl Read for Body<'_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests;
