@@ -61,6 +61,34 @@ impl Db {
         Ok(out)
     }
 
+    /// Like [`Self::write`], but the commit is not flushed to storage before it
+    /// returns (`synchronous = NORMAL` for this one transaction): it survives
+    /// the process being killed, and a power cut may roll it back — together
+    /// with everything after it, never leaving a hole (WAL frames are
+    /// recovered as a prefix). For the steps of an upload whose loss costs at
+    /// most a repeated request (claim, idempotency key, session URL, offsets):
+    /// the next durable commit flushes them too. Enqueues, trust and the
+    /// settlement of an upload use [`Self::write`].
+    pub fn write_light<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = self.write(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
+        Ok(out)
+    }
+
+    /// Flushes the write-ahead log to storage (a passive checkpoint syncs it
+    /// first): makes earlier [`Self::write_light`] commits durable.
+    pub fn sync(&self) -> Result<()> {
+        let _: (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        Ok(())
+    }
+
     /// Changes how long statements wait for another connection's lock (a run
     /// past its deadline waits briefly: the lease expiry recovers what it
     /// could not write).

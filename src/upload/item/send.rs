@@ -74,8 +74,12 @@ impl ItemUpload<'_, '_> {
                     s.resumed = false;
                     lock_waits = 0;
                     refreshed = false;
-                    // Record what the server confirmed before anything else, even a cancel.
-                    self.ledger.progress(self.item.id, new, s.sent)?;
+                    // Record what the server confirmed before anything else, even a
+                    // cancel; the last chunk's is the settlement's to record (a crash
+                    // before it resumes with a HEAD that finds everything there).
+                    if new < size {
+                        self.ledger.progress(self.item.id, new, s.sent)?;
+                    }
                 }
                 Ok(PatchOutcome::Gone) => {
                     self.forget(src)?;
