@@ -112,3 +112,56 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(db: &Db) -> i64 {
+        db.conn()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_light_commit_is_committed_and_the_next_one_is_durable_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.db");
+        let mut db = Db::open(&p).unwrap();
+        assert_eq!(synchronous(&db), 2, "FULL");
+        db.write_light(|tx| {
+            tx.execute("UPDATE lease SET owner = owner", [])?;
+            tx.execute(
+                "INSERT INTO terminations (region, upload_url) VALUES ('in', 'u')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(synchronous(&db), 2, "FULL again after a light commit");
+        // A failed light transaction rolls back and restores FULL too.
+        let e = db
+            .write_light(|tx| {
+                tx.execute(
+                    "INSERT INTO terminations (region, upload_url) VALUES ('in', 'v')",
+                    [],
+                )?;
+                Err::<(), _>(crate::error::Error::NotFound)
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+        assert_eq!(synchronous(&db), 2);
+        db.sync().unwrap();
+        // Another connection sees exactly the committed row.
+        let other = Db::open(&p).unwrap();
+        let urls: Vec<String> = other
+            .conn()
+            .prepare("SELECT upload_url FROM terminations")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(urls, ["u"]);
+    }
+}

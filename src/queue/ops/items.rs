@@ -348,6 +348,46 @@ mod tests {
     use crate::queue::ops::testutil::{db, META};
 
     #[test]
+    fn a_key_and_a_session_belong_to_one_fingerprint_and_clear_together() {
+        use crate::queue::ops::testutil::PRINT;
+        let mut db = db();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 1))
+            .unwrap();
+        assert_eq!(SourcePrint::from_bytes(&PRINT.to_bytes()), Some(PRINT));
+        assert_eq!(SourcePrint::from_bytes(&[0u8; 39]), None);
+        db.write(|tx| set_key(tx, id, "k", &PRINT, 2)).unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.upload_key.as_deref(), row.upload_print),
+            (Some("k"), Some(PRINT))
+        );
+        assert_eq!(row.upload_url, None);
+        db.write(|tx| set_session(tx, id, Some(("https://h/u", &PRINT)), 7, 3))
+            .unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            row.upload_key.as_deref(),
+            Some("k"),
+            "the key stays with its session"
+        );
+        assert_eq!(
+            (row.upload_url.as_deref(), row.confirmed_offset),
+            (Some("https://h/u"), 7)
+        );
+        db.write(|tx| set_session(tx, id, None, 0, 4)).unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.upload_url, row.upload_key, row.upload_print),
+            (None, None, None)
+        );
+        let e = db
+            .write(|tx| set_key(tx, id + 1, "k", &PRINT, 5))
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn a_run_picks_each_item_once_and_new_items_too() {
         let mut db = db();
         let a = db
