@@ -18,7 +18,8 @@
 #    items/s, base and this tree alternately.
 #
 # env: BENCH_REPS=5 BENCH_SIZE_MIB=1024 BENCH_PHOTOS=1000 BENCH_PHOTO_REPS=3
-#      BENCH_HUGE=0 BENCH_OUT=target/bench-onepass
+#      BENCH_HUGE=0 BENCH_OUT=target/bench-onepass BENCH_PARTS="1 2 3 4"
+#      (a part left out keeps its last results in $BENCH_OUT)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -28,6 +29,8 @@ REPS=${BENCH_REPS:-5}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 PHOTOS=${BENCH_PHOTOS:-1000}
 PHOTO_REPS=${BENCH_PHOTO_REPS:-3}
+PARTS=" ${BENCH_PARTS:-1 2 3 4} "
+want() { [[ $PARTS == *" $1 "* ]]; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$OUT/work
@@ -80,7 +83,7 @@ URL_NOCK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["regi
 wipe_uploads() { rm -f "$WORK/srv-nock/in/"* "$WORK/srv-ck/in/"*; }
 
 RAW=$OUT/raw.tsv
-: >"$RAW"
+touch "$RAW"
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; } # case bytes wall user sys rss_kib
 
 # A fresh DB (built by binary $1) trusting server $2 with files $3... enqueued.
@@ -132,6 +135,8 @@ openssl_hash() {
     record openssl "$BYTES" $(tail -n 1 "$tf")
 }
 
+if want 1; then
+sed -i '/^\(curl\|openssl\|new-\|old-\)/d' "$RAW"
 log "1. uploads: $REPS reps, ${SIZE_MIB} MiB, interleaved (curl, openssl, new/old x nock/ck)"
 : >"$OUT/loadavg.txt"
 cases=(curl openssl new-nock new-ck old-nock old-ck)
@@ -150,9 +155,12 @@ for rep in $(seq "$REPS"); do
     cut -d' ' -f1 /proc/loadavg >>"$OUT/loadavg.txt"
     log "  rep $rep/$REPS (load $(cut -d' ' -f1 /proc/loadavg))"
 done
+fi
 
-log "2. bytes read from the source per upload (strace)"
 READS=$OUT/reads.tsv
+touch "$READS"
+if want 2; then
+log "2. bytes read from the source per upload (strace)"
 : >"$READS"
 for side in new old; do
     cs=$NEW
@@ -177,7 +185,10 @@ EOF
         wipe_uploads
     done
 done
+fi
 
+if want 3; then
+sed -i '/^\(small\|huge\)-/d' "$RAW"
 log "3. peak RSS: 10 MiB file (and 4 GiB with BENCH_HUGE=1)"
 for rep in 1 2 3; do
     cs_upload small-new-nock "$NEW" nock "$SMALL"
@@ -189,20 +200,23 @@ if [ "${BENCH_HUGE:-0}" = 1 ]; then
     cs_upload huge-new-nock "$NEW" nock "$HUGE"
     cs_upload huge-new-ck "$NEW" ck "$HUGE"
 fi
+fi
 
+PHOTO_TSV=$OUT/photos.tsv
+touch "$PHOTO_TSV"
+if want 4; then
 log "4. photo library: $PHOTOS x 3 MiB, $PHOTO_REPS reps, base and this tree alternately"
 PH=$WORK/photos
 mkdir -p "$PH"
 if [ "$(find "$PH" -name '*.jpg' | wc -l)" != "$PHOTOS" ]; then
     rm -f "$PH"/*.jpg
     head -c $((3 << 20)) /dev/urandom >"$WORK/photo.seed"
-    for i in $(seq -w 1 "$PHOTOS"); do
+    for i in $(seq 1 "$PHOTOS"); do
         # Distinct content per file: the seed with the file's number in front.
-        { printf '%08d' "$i"; tail -c +9 "$WORK/photo.seed"; } >"$PH/IMG_$i.jpg"
+        { printf '%08d' "$i"; tail -c +9 "$WORK/photo.seed"; } >"$PH/IMG_$(printf '%05d' "$i").jpg"
     done
 fi
 cat "$PH"/*.jpg >/dev/null
-PHOTO_TSV=$OUT/photos.tsv
 : >"$PHOTO_TSV"
 for rep in $(seq "$PHOTO_REPS"); do
     for side in new old; do
@@ -221,6 +235,7 @@ for rep in $(seq "$PHOTO_REPS"); do
     done
     log "  photo rep $rep/$PHOTO_REPS"
 done
+fi
 
 python3 - "$RAW" "$READS" "$PHOTO_TSV" "$OUT/loadavg.txt" >"$OUT/results.md" <<'EOF'
 import statistics as st, sys
@@ -274,7 +289,8 @@ for c in ["new-nock", "old-nock", "new-ck", "old-ck"]:
         base = med(ph["old-" + c.split("-")[1]])
         print(f"| {c} | {med(ph[c]):.1f} | {med(ph[c]) / base:.2f}x |")
 loads = [float(x) for x in open(sys.argv[4])]
-print()
-print(f"load average during the uploads: {min(loads):.1f}-{max(loads):.1f}")
+if loads:
+    print()
+    print(f"load average during the uploads: {min(loads):.1f}-{max(loads):.1f}")
 EOF
 cat "$OUT/results.md"
