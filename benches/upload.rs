@@ -2,7 +2,9 @@
 //! phases (`harness = false`; driven by `bench/run.sh`, which prepares the DB):
 //!
 //! * pre-pass: everything before the first MiB of the body has left (lease,
-//!   OPTIONS, whole-file SHA-256, POST, session write, per-chunk checksum);
+//!   OPTIONS, key write, POST, session write; since issue 15 the file is read
+//!   and hashed while it is sent, so this is the time to the first MiB, and
+//!   with the checksum extension includes reading and hashing the first chunk);
 //! * transfer: from there to the confirmed end (the PATCH body, the final
 //!   offset and audit writes).
 //!

@@ -2,15 +2,35 @@
 //! again and again; after a final run every file arrived exactly once,
 //! byte-identical, and the server never had to create a second upload for an
 //! item (the stored URL is resumed; the crash window between POST and storing
-//! the URL is closed by the `item` + `sha256` metadata the server matches).
+//! the URL is closed by the idempotency key stored before the POST, which the
+//! server matches). A second test kills a runner inside that window for sure.
 
 #![cfg(all(feature = "cli", feature = "devserver"))]
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cloudsync::devserver::world::{standard_regions, World};
+use cloudsync::devserver::Fault;
 use cloudsync::Agent;
+
+/// A `cloudsync run` child with small chunks and a 1 s lease.
+fn spawn_run(db: &Path, ca: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cloudsync"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "run",
+            "--test-ca",
+            ca.to_str().unwrap(),
+        ])
+        .args(["--chunk-size", "131072", "--lease-secs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
 
 #[test]
 fn killed_runners_never_lose_or_double_an_upload() {
@@ -34,22 +54,7 @@ fn killed_runners_never_lose_or_double_an_upload() {
             files.push((agent.enqueue(&p, "backup", 0).unwrap(), p));
         }
     }
-    let cli = env!("CARGO_BIN_EXE_cloudsync");
-    let run = || {
-        Command::new(cli)
-            .args([
-                "--db",
-                db.to_str().unwrap(),
-                "run",
-                "--test-ca",
-                ca.to_str().unwrap(),
-            ])
-            .args(["--chunk-size", "131072", "--lease-secs", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let run = || spawn_run(&db, &ca);
     let mut seed = 0x2545_f491_u32;
     let mut kills = 0;
     for _ in 0..15 {
@@ -118,4 +123,66 @@ fn killed_runners_never_lose_or_double_an_upload() {
     );
     assert_eq!(kept, counted, "counters differ from a full count");
     assert_eq!(kept.done, files.len() as u64);
+}
+
+#[test]
+fn a_runner_killed_after_the_server_created_the_upload_resumes_that_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::start(&dir.path().join("servers"), standard_regions(&["in"])).unwrap();
+    let db = dir.path().join("q.db");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, world.ca.cert_pem()).unwrap();
+    let p = dir.path().join("clip.mp4");
+    let data: Vec<u8> = (0..(2 * 1024 * 1024 + 3)).map(|j| (j * 7) as u8).collect();
+    std::fs::write(&p, &data).unwrap();
+    let id = {
+        let agent =
+            Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
+        agent.install(&world.config_envelope(1)).unwrap();
+        agent.set_account_country("IN").unwrap();
+        agent.enqueue(&p, "backup", 0).unwrap()
+    };
+    let server = &world.servers["in"];
+    // The server creates the upload and holds its answer back; the runner dies then.
+    server.push_fault(Fault::CreatedThenCut {
+        linger: Duration::from_secs(30),
+    });
+    let mut child = spawn_run(&db, &ca);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats().uploads_created == 0 {
+        assert!(Instant::now() < deadline, "the POST never arrived");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the runner ended early"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL, inside the window
+    child.wait().unwrap();
+    let (key, url): (Option<String>, Option<String>) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT upload_key, upload_url FROM items WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(url, None, "killed before the URL could be stored");
+    let key = key.expect("the key was stored before the POST");
+    // The killed runner's lease expires (1 s); the next run finishes the item.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = spawn_run(&db, &ca).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ups = server.uploads();
+    assert_eq!(ups.len(), 1, "exactly one upload on the server: {ups:?}");
+    assert_eq!(ups[0].metadata_value("key"), Some(key.as_bytes()));
+    assert!(ups[0].complete);
+    assert_eq!(server.upload_bytes(&ups[0].id).unwrap(), data);
+    assert_eq!(server.stats().uploads_created, 1);
+    let agent = Agent::open_with(&db, None, world.agent_options()).unwrap();
+    assert_eq!(agent.audit(0, 10).unwrap().len(), 1);
 }

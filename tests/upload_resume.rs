@@ -199,7 +199,7 @@ fn a_server_that_requires_filetype_gets_it_and_old_sessions_are_replaced() {
         let clip = file(e.dir.path(), "clip.mp4", 2 * MIB + 5, 2);
         let id = e.agent.enqueue(&clip, "backup", 0).unwrap();
         let meta = ops::stat_source(&clip).unwrap();
-        let sha = cloudsync::upload::hash_file(&clip).unwrap();
+        let print = ops::SourcePrint::of(&std::fs::metadata(&clip).unwrap());
         let url = e
             .server()
             .create_upload(
@@ -211,19 +211,8 @@ fn a_server_that_requires_filetype_gets_it_and_old_sessions_are_replaced() {
             )
             .unwrap();
         let mut db = Db::open(&e.dir.path().join("q.db")).unwrap();
-        db.write(|tx| {
-            ops::set_session(
-                tx,
-                id,
-                Some(&url),
-                Some(meta.size),
-                Some(meta.mtime_ns),
-                Some(&sha),
-                0,
-                0,
-            )
-        })
-        .unwrap();
+        db.write(|tx| ops::set_session(tx, id, Some((&url, &print)), 0, 0))
+            .unwrap();
         let r = e.run(&mut |_| true);
         assert_eq!((r.uploaded, r.dead), (1, 0), "{r:?}");
         let ups = e.uploads_of(id);
@@ -269,13 +258,8 @@ fn retry_dead_drops_the_stored_url_and_the_item_then_uploads() {
         assert_eq!(e.agent.retry_dead().unwrap(), 1);
         let row = e.row(id);
         assert_eq!(
-            (
-                row.upload_url,
-                row.upload_len,
-                row.upload_mtime_ns,
-                row.upload_sha256
-            ),
-            (None, None, None, None)
+            (row.upload_url, row.upload_key, row.upload_print),
+            (None, None, None)
         );
         assert_eq!(row.confirmed_offset, 0);
         let r = e.run(&mut |_| true);
@@ -553,7 +537,10 @@ fn a_source_deleted_and_put_back_at_once_restarts_with_the_new_content() {
 fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
     within(Duration::from_secs(120), || {
         let e = Env::with(|_| {});
-        let size = 3 * MIB;
+        // One chunk (1 MiB here) to a server that verifies checksums: the file is read
+        // whole before the creation request, so its hash goes with it and a
+        // deduplicating server can know the content.
+        let size = MIB - 4096;
         let a = file(e.dir.path(), "a.bin", size, 12);
         assert_eq!(
             e.agent
@@ -594,5 +581,98 @@ fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
         assert_eq!(e.copy_of(id_c), std::fs::read(&c).unwrap());
         let rec = e.agent.audit(0, 10).unwrap().pop().unwrap();
         assert_eq!((rec.item_id, rec.sent_bytes), (id_c, Some(size)));
+
+        // A larger file goes out before it is hashed: its creation request carries only a
+        // new key, so a server that claims (and a HEAD that confirms) it holds all of it
+        // holds bytes of unknown content. Refused, terminated, uploaded in full next run.
+        let big = 3 * MIB;
+        let d = file(e.dir.path(), "d.bin", big, 14);
+        let id_d = e.agent.enqueue(&d, "backup", 0).unwrap();
+        assert_eq!(e.run(&mut |_| true).uploaded, 1);
+        let f = file(e.dir.path(), "f.bin", big, 15);
+        let id_f = e.agent.enqueue(&f, "backup", 0).unwrap();
+        e.server().push_fault(Fault::ClaimCompleteBlind);
+        let r = e.run(&mut |_| true);
+        assert_eq!((r.uploaded, r.failed), (0, 1), "{r:?}");
+        assert_eq!(
+            e.agent.item(id_f).unwrap().last_error_kind.as_deref(),
+            Some("protocol")
+        );
+        assert!(
+            e.uploads_of(id_f).is_empty(),
+            "the false upload was terminated"
+        );
+        assert!(e
+            .agent
+            .audit(0, 10)
+            .unwrap()
+            .iter()
+            .all(|a| a.item_id != id_f));
+        // Its backoff passes; the next run uploads it all.
+        let mut runs = 0;
+        while e.uploads_of(id_f).iter().all(|u| !u.complete) && runs < 40 {
+            runs += 1;
+            std::thread::sleep(Duration::from_millis(100));
+            e.run(&mut |_| true);
+        }
+        assert_eq!(e.copy_of(id_f), std::fs::read(&f).unwrap());
+        assert_ne!(e.copy_of(id_d), e.copy_of(id_f));
+    });
+}
+
+/// Runs until the item has a complete upload on the server (its backoff passes between runs).
+fn run_until_uploaded(e: &Env, id: i64) {
+    for _ in 0..40 {
+        if e.uploads_of(id).iter().any(|u| u.complete) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        e.run(&mut |_| true);
+    }
+    panic!("item {id} never finished");
+}
+
+#[test]
+fn a_creation_whose_answer_is_lost_is_found_again_by_its_key() {
+    within(Duration::from_secs(120), || {
+        let e = Env::with(|_| {});
+        let p = file(e.dir.path(), "a.bin", 3 * MIB, 16);
+        let id = e.agent.enqueue(&p, "backup", 0).unwrap();
+        // The server creates the upload; the answer never arrives.
+        e.server().push_fault(Fault::CreatedThenCut {
+            linger: Duration::ZERO,
+        });
+        let r = e.run(&mut |_| true);
+        assert_eq!((r.uploaded, r.failed), (0, 1), "{r:?}");
+        let row = e.row(id);
+        assert_eq!(row.upload_url, None, "the URL never arrived");
+        let key = row.upload_key.expect("the key was stored before the POST");
+        let ups = e.uploads_of(id);
+        assert_eq!(ups.len(), 1);
+        assert_eq!(ups[0].metadata_value("key"), Some(key.as_bytes()));
+        run_until_uploaded(&e, id);
+        assert_eq!(e.server().stats().uploads_created, 1, "found by its key");
+        assert_eq!(e.copy_of(id), std::fs::read(&p).unwrap());
+        let rec = e.agent.audit(0, 10).unwrap().pop().unwrap();
+        assert_eq!(rec.sha256, sha_hex(&std::fs::read(&p).unwrap()));
+
+        // A file rewritten while its key waited gets a new key: the upload made for
+        // the old version is never resumed with the new bytes.
+        let q = file(e.dir.path(), "b.bin", 3 * MIB, 17);
+        let id = e.agent.enqueue(&q, "backup", 0).unwrap();
+        e.server().push_fault(Fault::CreatedThenCut {
+            linger: Duration::ZERO,
+        });
+        assert_eq!(e.run(&mut |_| true).failed, 1);
+        let old_key = e.row(id).upload_key.unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&q, bytes(3 * MIB, 18)).unwrap();
+        run_until_uploaded(&e, id);
+        let ups = e.uploads_of(id);
+        assert_eq!(ups.len(), 2, "{ups:?}");
+        let done: Vec<_> = ups.iter().filter(|u| u.complete).collect();
+        assert_eq!(done.len(), 1);
+        assert_ne!(done[0].metadata_value("key"), Some(old_key.as_bytes()));
+        assert_eq!(e.copy_of(id), std::fs::read(&q).unwrap());
     });
 }

@@ -6,11 +6,20 @@ use std::time::Instant;
 
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::queue::ops::{self, now_ms, SourceMeta};
+use crate::queue::ops::{self, now_ms, SourcePrint};
 use crate::region::GuardedUrl;
 
 /// The queue side of an upload: confirmed sessions and offsets. (The lease
 /// is renewed by the run's keepalive, checked as bytes flow.)
+///
+/// Its commits are light ([`crate::queue::Db::write_light`]): each survives
+/// the process being killed, which is the crash these steps guard against
+/// (the key closes the window between a `POST` and storing its URL, the URL
+/// lets a resume skip the `POST`, an offset lets it skip a `HEAD`'s worth of
+/// guessing). A power cut can roll back only their tail, never reorder them,
+/// and costs at most a repeated request or an orphan upload the server
+/// expires: the item stays in the queue. The settlement of an upload (audit
+/// row and removal) is the durable commit.
 pub(super) struct QueueLedger<'a> {
     pub(super) agent: &'a Agent,
     pub(super) owner: &'a str,
@@ -21,27 +30,33 @@ pub(super) struct QueueLedger<'a> {
 }
 
 impl crate::upload::Ledger for QueueLedger<'_> {
+    fn key(&mut self, id: i64, key: &str, print: &SourcePrint) -> Result<()> {
+        let mut g = self.agent.lock();
+        self.agent.bound_busy_wait(&g, self.deadline);
+        g.db.write_light(|tx| {
+            ops::check_lease(tx, self.owner)?;
+            ops::set_source(tx, id, print.meta)?;
+            ops::set_key(tx, id, key, print, now_ms())
+        })
+    }
+
     fn session(
         &mut self,
         id: i64,
         url: Option<&GuardedUrl>,
-        meta: SourceMeta,
-        sha: &[u8; 32],
+        print: &SourcePrint,
         offset: u64,
     ) -> Result<()> {
         let mut g = self.agent.lock();
         self.agent.bound_busy_wait(&g, self.deadline);
         let url_s = url.map(|u| u.as_str());
-        let written = g.db.write(|tx| {
+        let written = g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
-            ops::set_source(tx, id, meta, sha)?;
+            ops::set_source(tx, id, print.meta)?;
             ops::set_session(
                 tx,
                 id,
-                url_s.as_deref(),
-                url.map(|_| meta.size),
-                url.map(|_| meta.mtime_ns),
-                url.map(|_| sha),
+                url_s.as_deref().map(|u| (u, print)),
                 offset,
                 now_ms(),
             )
@@ -57,7 +72,7 @@ impl crate::upload::Ledger for QueueLedger<'_> {
     fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
         let mut g = self.agent.lock();
         self.agent.bound_busy_wait(&g, self.deadline);
-        g.db.write(|tx| {
+        g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_offset(tx, id, offset, now_ms())
         })
@@ -66,7 +81,7 @@ impl crate::upload::Ledger for QueueLedger<'_> {
     fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
         let mut g = self.agent.lock();
         self.agent.bound_busy_wait(&g, self.deadline);
-        g.db.write(|tx| {
+        g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_progress(tx, id, offset, sent, now_ms())
         })

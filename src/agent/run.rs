@@ -378,9 +378,10 @@ impl Agent {
         let ttl = self.options.lease_ttl;
         let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
         if last.elapsed() > ttl / 4 {
+            // Light: a lease lost to a power cut is a lease nobody holds.
             self.lock()
                 .db
-                .write(|tx| ops::acquire_lease(tx, owner, now_ms(), ttl))?;
+                .write_light(|tx| ops::acquire_lease(tx, owner, now_ms(), ttl))?;
             *last = Instant::now();
         }
         Ok(())
@@ -400,7 +401,7 @@ impl Agent {
             let Some(item) = next else {
                 return Ok(Claim::Drained);
             };
-            let claim = self.update_trust(&mut g, |t, tx, now| {
+            let claim = self.update_trust_light(&mut g, |t, tx, now| {
                 if let Err(e) = m.check(t, now) {
                     return Ok((Claim::Changed(stop_reason_of(&e)), false));
                 }

@@ -359,9 +359,28 @@ impl Agent {
         inner: &mut Inner,
         f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
     ) -> Result<T> {
+        self.update_trust_with(inner, false, f)
+    }
+
+    /// [`Self::update_trust`] in a light commit (a run's claim: one per item).
+    /// A trust change made in it is flushed at once: trust is never light.
+    pub(crate) fn update_trust_light<T>(
+        &self,
+        inner: &mut Inner,
+        f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.update_trust_with(inner, true, f)
+    }
+
+    fn update_trust_with<T>(
+        &self,
+        inner: &mut Inner,
+        light: bool,
+        f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
+    ) -> Result<T> {
         let clock = &self.options.clock;
         let Inner { db, trust, .. } = inner;
-        let (out, next) = db.write(|tx| {
+        let body = |tx: &Transaction<'_>| {
             let stored = store::load(tx)?.ok_or_else(trust_row_missing)?;
             let mut t = if stored.generation == trust.generation {
                 trust.clone()
@@ -374,8 +393,16 @@ impl Agent {
                 t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
                 t.reconcile_items(tx, now)?;
             }
-            Ok((out, t))
-        })?;
+            Ok((out, t, changed))
+        };
+        let (out, next, changed) = if light {
+            db.write_light(body)?
+        } else {
+            db.write(body)?
+        };
+        if light && changed {
+            db.sync()?;
+        }
         *trust = next;
         Ok(out)
     }

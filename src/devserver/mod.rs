@@ -97,8 +97,8 @@ pub(crate) struct Config {
     pub relative_location: bool,
     /// [`ServerOptions::public_host`].
     pub public_host: String,
-    /// [`ServerOptions::dedupe_by_item`].
-    pub dedupe_by_item: bool,
+    /// [`ServerOptions::dedupe_by_key`].
+    pub dedupe_by_key: bool,
     /// [`ServerOptions::require_filetype`].
     pub require_filetype: bool,
     /// [`ServerOptions::conflict_while_locked`].
@@ -240,7 +240,7 @@ impl TusServer {
                 max_size: opts.max_size,
                 relative_location: opts.relative_location,
                 public_host: opts.public_host,
-                dedupe_by_item: opts.dedupe_by_item,
+                dedupe_by_key: opts.dedupe_by_key,
                 require_filetype: opts.require_filetype,
                 conflict_while_locked: opts.conflict_while_locked,
                 reject_expect: opts.reject_expect,
@@ -345,7 +345,7 @@ impl TusServer {
             .iter()
             .map(|(k, v)| (k.to_string(), Some(v.to_vec())))
             .collect();
-        let id = tus::new_upload(&self.shared, length, md)?;
+        let id = tus::new_upload(&self.shared, length, md, None)?;
         Ok(format!("{}{id}", self.base_url()))
     }
 

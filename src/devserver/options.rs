@@ -30,10 +30,10 @@ pub struct ServerOptions {
     pub relative_location: bool,
     /// Host name used in absolute `Location`s, e.g. `backup.in.test`.
     pub public_host: String,
-    /// A POST whose metadata `item` (and `sha256`) equal those of an existing, incomplete,
-    /// not forgotten upload with the same `Upload-Length` gets that upload's URL (201 with its
-    /// `Upload-Offset`) instead of a new one.
-    pub dedupe_by_item: bool,
+    /// A POST with the idempotency key of an earlier, not forgotten upload (its
+    /// `Idempotency-Key` header, or else its `key` metadata) gets that upload's URL (201 with
+    /// its `Upload-Offset`) instead of a new one; with another `Upload-Length`, 422.
+    pub dedupe_by_key: bool,
     /// Like a server that wants a `filetype` metadata field: a POST whose `Upload-Metadata`
     /// lacks `filetype` gets 400, and so do HEAD and PATCH on an upload created without
     /// one (an upload made before the server started to require it; see
@@ -81,7 +81,7 @@ impl ServerOptions {
             max_size: None,
             relative_location: false,
             public_host: public_host.into(),
-            dedupe_by_item: true,
+            dedupe_by_key: true,
             require_filetype: false,
             conflict_while_locked: false,
             reject_expect: false,
@@ -152,8 +152,8 @@ impl UploadInfo {
 /// Faults sit in a FIFO; each is consumed by the first request it applies to. A request
 /// consumes at most one `Delay`, at most one answer-replacing fault (`Status`, `Redirect`,
 /// `Gone`), and — only if it gets that far — one `DropAfterBodyBytes` or `CutAndLinger`
-/// (an accepted PATCH), or one `LocationOverride` and one `ClaimComplete` (a successful
-/// POST).
+/// (an accepted PATCH), or one `CreatedThenCut`, `LocationOverride` and one
+/// `ClaimComplete` or `ClaimCompleteBlind` (a successful POST).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// On the next PATCH that passes validation: store N body bytes (advancing the offset),
@@ -194,6 +194,16 @@ pub enum Fault {
     /// copy of its bytes, as a deduplicating server would; otherwise it is a lie and the
     /// new upload is empty (a HEAD tells the truth).
     ClaimComplete,
+    /// Like [`Fault::ClaimComplete`], but any complete upload of the same length will do,
+    /// whatever its content: a server that claims to hold what it was never told about.
+    ClaimCompleteBlind,
+    /// The next successful POST creates its upload, waits `linger`, then cuts the
+    /// connection without an answer: the client never learns the upload's URL (the
+    /// window between a creation and storing its URL, which a crash can also hit).
+    CreatedThenCut {
+        /// How long the answer is withheld before the cut.
+        linger: Duration,
+    },
     /// The next mirror document (`/sources/...`) is answered with its full
     /// `Content-Length` but only this many body bytes, then the connection is cut.
     TruncateBody(u64),

@@ -17,6 +17,8 @@ pub(crate) struct Upload {
     pub(super) length: u64,
     pub(super) offset: u64,
     pub(super) metadata: Metadata,
+    /// The creation request's idempotency key.
+    pub(super) key: Option<String>,
     pub(super) path: PathBuf,
     pub(super) complete: bool,
     pub(super) forgotten: bool,
@@ -25,10 +27,6 @@ pub(crate) struct Upload {
 }
 
 impl Upload {
-    pub(super) fn item(&self) -> Option<&Option<Vec<u8>>> {
-        self.meta("item")
-    }
-
     pub(super) fn meta(&self, key: &str) -> Option<&Option<Vec<u8>>> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }

@@ -239,33 +239,55 @@ fn location_override_and_gone() {
 }
 
 #[test]
-fn dedupe_by_item_returns_the_same_upload() {
+fn an_idempotency_key_returns_the_upload_it_made() {
     let env = env();
     let mut c = Client::connect(&env);
-    let md = format!("item {}", b64(b"photo-42"));
-    let r1 = c.create(10, Some(&md));
-    let loc = r1.h("Location").unwrap().to_string();
+    let post = |c: &mut Client, len: u64, key: &str| {
+        let r = c.req(
+            "POST",
+            "/files/",
+            &[
+                ("Tus-Resumable", "1.0.0"),
+                ("Upload-Length", &len.to_string()),
+                ("Idempotency-Key", &format!("\"{key}\"")),
+            ],
+            b"",
+        );
+        (
+            r.status,
+            r.h("Location").map(str::to_string),
+            r.h("Upload-Offset").map(str::to_string),
+        )
+    };
+    let (status, loc, _) = post(&mut c, 10, "k-42");
+    assert_eq!(status, 201);
+    let loc = loc.unwrap();
     assert_eq!(c.patch(&path_of(&loc), 0, b"01234", &[]).status, 204);
-    let r2 = c.create(10, Some(&md));
-    assert_eq!(r2.status, 201);
-    assert_eq!(r2.h("Location"), Some(loc.as_str()));
-    assert_eq!(r2.h("Upload-Offset"), Some("5"));
-    // Different length or item: a new upload.
-    let r3 = c.create(11, Some(&md));
-    assert_ne!(r3.h("Location"), Some(loc.as_str()));
-    let r4 = c.create(10, Some(&format!("item {}", b64(b"photo-43"))));
-    assert_ne!(r4.h("Location"), Some(loc.as_str()));
-    assert_eq!(env.server.stats().uploads_created, 3);
-    // Completed uploads are not reused.
+    // The same key again: the same upload, at its offset.
+    assert_eq!(
+        post(&mut c, 10, "k-42"),
+        (201, Some(loc.clone()), Some("5".into()))
+    );
+    // Another key: a new upload. The same key with another length: refused.
+    let (_, other, _) = post(&mut c, 10, "k-43");
+    assert_ne!(other.as_deref(), Some(loc.as_str()));
+    assert_eq!(post(&mut c, 11, "k-42").0, 422);
+    assert_eq!(env.server.stats().uploads_created, 2);
+    // A complete upload is returned too (the retried request's answer).
     assert_eq!(c.patch(&path_of(&loc), 5, b"56789", &[]).status, 204);
-    let r5 = c.create(10, Some(&md));
-    assert_ne!(r5.h("Location"), Some(loc.as_str()));
+    assert_eq!(
+        post(&mut c, 10, "k-42"),
+        (201, Some(loc.clone()), Some("10".into()))
+    );
+    // Without the header, the `key` metadata is the key.
+    let md = format!("key {}", b64(b"k-42"));
+    assert_eq!(c.create(10, Some(&md)).h("Location"), Some(loc.as_str()));
 
-    let env = env_with(|o| o.dedupe_by_item = false);
+    let env = env_with(|o| o.dedupe_by_key = false);
     let mut c = Client::connect(&env);
-    let a = c.create(10, Some(&md));
-    let b = c.create(10, Some(&md));
-    assert_ne!(a.h("Location"), b.h("Location"));
+    let (_, a, _) = post(&mut c, 10, "k-42");
+    let (_, b, _) = post(&mut c, 10, "k-42");
+    assert_ne!(a, b);
 }
 
 #[test]

@@ -210,7 +210,7 @@ fn handle_framed(
     }
     let at_base = req.path == base || req.path == base.trim_end_matches('/');
     match (method.as_str(), id) {
-        ("POST", None) if at_base => create(shared, conn, req, body),
+        ("POST", None) if at_base => create(shared, conn, req, body, ctx),
         ("HEAD", Some(id)) => head(shared, conn, req, body, id),
         ("PATCH", Some(id)) => patch(shared, conn, req, body, ctx, id),
         ("DELETE", Some(id)) if shared.cfg.termination => terminate(shared, conn, req, body, id),
@@ -274,7 +274,13 @@ fn options(shared: &Shared) -> Response {
     resp
 }
 
-fn create(shared: &Shared, conn: &mut Conn, req: &Request, body: &mut Body) -> Outcome {
+fn create(
+    shared: &Shared,
+    conn: &mut Conn,
+    req: &Request,
+    body: &mut Body,
+    ctx: &ConnCtx,
+) -> Outcome {
     if req.header("Upload-Defer-Length").is_some() {
         return finish(
             conn,
@@ -323,14 +329,18 @@ fn create(shared: &Shared, conn: &mut Conn, req: &Request, body: &mut Body) -> O
     if shared.cfg.require_filetype && !metadata.iter().any(|(k, _)| k == "filetype") {
         return finish(conn, req, body, error(400, "filetype metadata required"));
     }
-    let found = if shared.cfg.dedupe_by_item {
-        dedupe(&lock(&shared.store), length, &metadata)
-    } else {
-        None
+    let key = idempotency_key(req, &metadata);
+    let found = match key.as_deref() {
+        Some(key) if shared.cfg.dedupe_by_key => by_key(&lock(&shared.store), key),
+        _ => None,
     };
     let (id, mut offset) = match found {
-        Some(found) => found,
-        None => match new_upload(shared, length, metadata.clone()) {
+        Some((_, _, len)) if len != length => {
+            let why = "Idempotency-Key reused with another Upload-Length";
+            return finish(conn, req, body, error(422, why));
+        }
+        Some((id, offset, _)) => (id, offset),
+        None => match new_upload(shared, length, metadata.clone(), key) {
             Ok(id) => (id, 0),
             Err(e) => {
                 log::warn!("devserver: cannot create an upload file: {e}");
@@ -338,11 +348,23 @@ fn create(shared: &Shared, conn: &mut Conn, req: &Request, body: &mut Body) -> O
             }
         },
     };
-    if shared
-        .take_fault(|f| matches!(f, Fault::ClaimComplete))
-        .is_some()
+    if let Some(Fault::CreatedThenCut { linger }) =
+        shared.take_fault(|f| matches!(f, Fault::CreatedThenCut { .. }))
     {
-        claim_complete(shared, &id, length, &metadata);
+        // The upload exists; its creator never learns where.
+        let _ = interruptible_sleep(shared, ctx, linger);
+        return Outcome::Abort;
+    }
+    if let Some(f) =
+        shared.take_fault(|f| matches!(f, Fault::ClaimComplete | Fault::ClaimCompleteBlind))
+    {
+        claim_complete(
+            shared,
+            &id,
+            length,
+            &metadata,
+            f == Fault::ClaimCompleteBlind,
+        );
         offset = length;
     }
     let location = match shared.take_fault(|f| matches!(f, Fault::LocationOverride(_))) {
@@ -355,29 +377,43 @@ fn create(shared: &Shared, conn: &mut Conn, req: &Request, body: &mut Body) -> O
     finish(conn, req, body, resp)
 }
 
-/// The newest incomplete upload made for the same item and content (`item` and `sha256`
-/// metadata) with the same length: `(id, offset)`.
-fn dedupe(store: &Store, length: u64, metadata: &Metadata) -> Option<(String, u64)> {
-    let value = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    let item = value("item")?;
+/// The request's idempotency key: the `Idempotency-Key` header (a structured-field
+/// string, quotes stripped), or else the `key` metadata.
+fn idempotency_key(req: &Request, metadata: &Metadata) -> Option<String> {
+    if let Some(h) = req.header("Idempotency-Key") {
+        let h = h.trim();
+        return Some(
+            h.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(h)
+                .into(),
+        );
+    }
+    metadata
+        .iter()
+        .find(|(k, _)| k == "key")
+        .and_then(|(_, v)| v.as_deref())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The upload an earlier request with the same idempotency key made (not forgotten,
+/// complete or not): `(id, offset, length)`.
+fn by_key(store: &Store, key: &str) -> Option<(String, u64, u64)> {
     store
         .uploads
         .iter()
-        .filter(|(_, u)| {
-            !u.forgotten
-                && !u.complete
-                && u.length == length
-                && u.item() == Some(item)
-                // Same content too: a changed file must never resume onto the old
-                // bytes (a torn upload).
-                && u.meta("sha256") == value("sha256")
-        })
+        .filter(|(_, u)| !u.forgotten && u.key.as_deref() == Some(key))
         .max_by_key(|(_, u)| u.seq)
-        .map(|(id, u)| (id.clone(), u.offset))
+        .map(|(id, u)| (id.clone(), u.offset, u.length))
 }
 
 /// Creates an empty upload file and registers it; returns its id.
-pub(super) fn new_upload(shared: &Shared, length: u64, metadata: Metadata) -> io::Result<String> {
+pub(super) fn new_upload(
+    shared: &Shared,
+    length: u64,
+    metadata: Metadata,
+    key: Option<String>,
+) -> io::Result<String> {
     let id = random_id();
     let path = shared.cfg.storage_dir.join(&id);
     File::create(&path)?;
@@ -392,6 +428,7 @@ pub(super) fn new_upload(shared: &Shared, length: u64, metadata: Metadata) -> io
             length,
             offset: 0,
             metadata,
+            key,
             path,
             complete,
             forgotten: false,
@@ -410,8 +447,8 @@ pub(super) fn new_upload(shared: &Shared, length: u64, metadata: Metadata) -> io
 
 /// [`Fault::ClaimComplete`]: if a complete upload of the same length and `sha256` exists,
 /// `id` gets a copy of its bytes and is complete (a deduplicating server); otherwise
-/// nothing changes and the claim is a lie.
-fn claim_complete(shared: &Shared, id: &str, length: u64, metadata: &Metadata) {
+/// nothing changes and the claim is a lie. `blind`: the same length is enough.
+fn claim_complete(shared: &Shared, id: &str, length: u64, metadata: &Metadata, blind: bool) {
     let sha = metadata.iter().find(|(k, _)| k == "sha256").map(|(_, v)| v);
     let mut store = lock(&shared.store);
     let twin = store
@@ -421,8 +458,7 @@ fn claim_complete(shared: &Shared, id: &str, length: u64, metadata: &Metadata) {
             u.complete
                 && !u.forgotten
                 && u.length == length
-                && sha.is_some()
-                && u.meta("sha256") == sha
+                && (blind || (sha.is_some() && u.meta("sha256") == sha))
         })
         .map(|u| u.path.clone());
     let (Some(src), Some(dst)) = (twin, store.path_of(id)) else {

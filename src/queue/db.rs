@@ -81,6 +81,34 @@ impl Db {
         Ok(out)
     }
 
+    /// Like [`Self::write`], but the commit is not flushed to storage before it
+    /// returns (`synchronous = NORMAL` for this one transaction): it survives
+    /// the process being killed, and a power cut may roll it back — together
+    /// with everything after it, never leaving a hole (WAL frames are
+    /// recovered as a prefix). For the steps of an upload whose loss costs at
+    /// most a repeated request (claim, idempotency key, session URL, offsets):
+    /// the next durable commit flushes them too. Enqueues, trust and the
+    /// settlement of an upload use [`Self::write`].
+    pub fn write_light<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = self.write(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
+        Ok(out)
+    }
+
+    /// Flushes the write-ahead log to storage (a passive checkpoint syncs it
+    /// first): makes earlier [`Self::write_light`] commits durable.
+    pub fn sync(&self) -> Result<()> {
+        let _: (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        Ok(())
+    }
+
     /// Changes how long statements wait for another connection's lock (a run
     /// past its deadline waits briefly: the lease expiry recovers what it
     /// could not write).
@@ -102,5 +130,58 @@ impl Db {
                 r.get(0)
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(db: &Db) -> i64 {
+        db.conn()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_light_commit_is_committed_and_the_next_one_is_durable_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.db");
+        let mut db = Db::open(&p).unwrap();
+        assert_eq!(synchronous(&db), 2, "FULL");
+        db.write_light(|tx| {
+            tx.execute("UPDATE lease SET owner = owner", [])?;
+            tx.execute(
+                "INSERT INTO terminations (region, upload_url) VALUES ('in', 'u')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(synchronous(&db), 2, "FULL again after a light commit");
+        // A failed light transaction rolls back and restores FULL too.
+        let e = db
+            .write_light(|tx| {
+                tx.execute(
+                    "INSERT INTO terminations (region, upload_url) VALUES ('in', 'v')",
+                    [],
+                )?;
+                Err::<(), _>(crate::error::Error::NotFound)
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+        assert_eq!(synchronous(&db), 2);
+        db.sync().unwrap();
+        // Another connection sees exactly the committed row.
+        let other = Db::open(&p).unwrap();
+        let urls: Vec<String> = other
+            .conn()
+            .prepare("SELECT upload_url FROM terminations")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(urls, ["u"]);
     }
 }

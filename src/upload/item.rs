@@ -2,6 +2,12 @@
 //! PATCH the chunks from the server's offset, and start over from a clean read
 //! when the file changes or the server loses (or refuses) the session.
 //!
+//! The file is read once per pass, by the pipeline (`super::pipeline`): the
+//! bytes sent, the chunk checksums and the whole-file hash of the audit all
+//! come from that read. A creation request carries an idempotency key that
+//! the queue holds (with the file's fingerprint) before the request is sent,
+//! so a crash before its answer is stored retries with the same key.
+//!
 //! Within one attempt: at most [`MAX_RESTARTS`] fresh starts, [`MAX_RESUMES`]
 //! resumes after a dropped connection or a checksum mismatch, and
 //! [`MAX_LOCK_WAITS`] short pauses while the server still holds the upload's
@@ -9,15 +15,21 @@
 //! fails and the queue's backoff spaces the next one.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::mime;
+use super::pipeline::{Chunks, Feed, Mark, Plan};
 use super::source::{Source, SourceState};
-use super::tus::{Capabilities, Failure, HeadResult, PatchOutcome, ServiceClient, TusResult};
+use super::tus::{Capabilities, Failure, ServiceClient, TusResult};
 use super::{Finished, Ledger, Progress, Stop, UploadOptions};
-use crate::error::{AuthFailure, Error, Result};
-use crate::queue::ops::ItemRow;
+use crate::error::{Error, Result};
+use crate::queue::ops::{ItemRow, SourcePrint};
 use crate::region::GuardedUrl;
+
+/// The largest chunk sent to a server that verifies checksums: `Upload-Checksum`
+/// is a header, so the chunk is read and hashed before its PATCH starts, and
+/// two chunks are in memory at once (the one sent, the next one read).
+const MAX_HELD_CHUNK: u64 = 8 * 1024 * 1024;
 
 /// Fresh starts within one attempt (a file that keeps changing fails it).
 /// How long a vanished source is waited for (`pause(2)`: 0.4 s) before it
@@ -96,6 +108,14 @@ struct Session {
     resumed: bool,
 }
 
+/// The pass's read of the file: the pipeline feeding the bodies, and the hash
+/// state at the last chunk boundary the server confirmed (where a resume
+/// rebuilds it from).
+struct Reading {
+    feed: Option<Feed>,
+    mark: Mark,
+}
+
 /// What a `HEAD` says about a session.
 enum Head {
     At(u64),
@@ -127,10 +147,10 @@ pub fn upload_item(
         progress,
         try_stored: item.upload_url.is_some(),
         no_expect: false,
+        key: item.upload_key.clone().zip(item.upload_print),
     };
     let mut restarts = 0;
-    // Kept across a restart for a lost session: the file is the same, so
-    // it is not hashed again.
+    // Kept across a restart for a lost session: the file is the same.
     let mut src: Option<Source<'_>> = None;
     loop {
         let step = match src.as_mut() {
@@ -172,22 +192,14 @@ struct ItemUpload<'a, 's> {
     try_stored: bool,
     /// `Expect: 100-continue` failed once: later bodies go at once.
     no_expect: bool,
+    /// The idempotency key the queue holds and the source version it is for.
+    key: Option<(String, SourcePrint)>,
 }
 
 impl<'a> ItemUpload<'a, '_> {
-    /// Opens and hashes the file: a clean read.
+    /// Opens the file and takes its fingerprint (nothing is read yet).
     fn open(&self) -> Step<Source<'a>> {
-        let path = Path::new(&self.item.path);
-        let stop = self.stop;
-        let check = || stop.check();
-        let caps = self.caps;
-        match Source::open(
-            path,
-            caps.max_size,
-            caps.checksum_sha256,
-            self.chunk,
-            &check,
-        ) {
+        match Source::open(Path::new(&self.item.path), self.caps.max_size) {
             Err(Error::SourceChanged) => Err(Interrupt::Restart(Restart::SourceChanged)),
             other => Ok(other?),
         }
@@ -197,6 +209,10 @@ impl<'a> ItemUpload<'a, '_> {
     /// last confirmation.
     fn pass(&mut self, src: &mut Source<'_>) -> Step<Finished> {
         self.stop.check()?;
+        let mut r = Reading {
+            feed: None,
+            mark: Mark::start(),
+        };
         let stored = if std::mem::take(&mut self.try_stored) {
             self.resume_stored(src)?
         } else {
@@ -204,10 +220,86 @@ impl<'a> ItemUpload<'a, '_> {
         };
         let mut s = match stored {
             Some(s) => s,
-            None => self.create(src)?,
+            None => self.create(src, &mut r)?,
         };
-        self.send(src, &mut s)?;
-        self.finish(src, &s)
+        self.send(src, &mut s, &mut r)?;
+        self.finish(src, &s, &mut r)
+    }
+
+    /// How the file is cut into bodies: held chunks are bounded.
+    fn chunks(&self, src: &Source<'_>) -> Chunks {
+        let len = if self.caps.checksum_sha256 {
+            self.chunk.min(MAX_HELD_CHUNK)
+        } else {
+            self.chunk
+        };
+        Chunks {
+            len,
+            size: src.meta().size,
+        }
+    }
+
+    /// The pipeline positioned at `offset` with the current chunking; a new
+    /// one (from the last mark at or before `offset`) if the old one is
+    /// elsewhere: after a cut, a refused chunk, a smaller chunk size.
+    fn feed_at<'r>(
+        &self,
+        src: &Source<'_>,
+        r: &'r mut Reading,
+        offset: u64,
+    ) -> Result<&'r mut Feed> {
+        let chunks = self.chunks(src);
+        let fits = r
+            .feed
+            .as_ref()
+            .is_some_and(|f| f.pos() == offset && f.chunks() == chunks);
+        if !fits {
+            // The old reader stops before the new one starts.
+            r.feed = None;
+            if r.mark.at > offset {
+                r.mark = Mark::start();
+            }
+            let digests = self.caps.checksum_sha256;
+            let plan = Plan {
+                mark: r.mark.clone(),
+                send_from: offset,
+                chunks,
+                digests,
+                blocks: if digests {
+                    Plan::holding(chunks.len)
+                } else {
+                    Plan::streaming()
+                },
+            };
+            r.feed = Some(Feed::start(src.file(), plan)?);
+        }
+        Ok(r.feed.as_mut().expect("set above"))
+    }
+
+    /// A read that found the file shorter than its fingerprint: with a
+    /// session, terminate it and start over; without one, just start over.
+    fn read_failed<T>(&mut self, src: &Source<'_>, s: Option<&Session>, e: Error) -> Step<T> {
+        match (e, s) {
+            (Error::SourceChanged, Some(s)) => self.restart_changed(src, s),
+            (Error::SourceChanged, None) => Err(Interrupt::Restart(Restart::SourceChanged)),
+            (e, _) => Err(e.into()),
+        }
+    }
+
+    /// The key for a creation request for `print`: the one the queue holds
+    /// for this very version (a crash may have cut the last request short),
+    /// or a new random one, recorded before it is used.
+    /// Also says whether the key was used before.
+    fn creation_key(&mut self, print: &SourcePrint) -> Step<(String, bool)> {
+        if let Some((key, _)) = self.key.as_ref().filter(|(_, p)| p == print) {
+            return Ok((key.clone(), true));
+        }
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
+        let key = hex::encode(b);
+        self.ledger.key(self.item.id, &key, print)?;
+        self.key = Some((key.clone(), *print));
+        Ok((key, false))
     }
 
     /// Resumes the stored session only if it was made for exactly this content
@@ -230,10 +322,9 @@ impl<'a> ItemUpload<'a, '_> {
             }
         };
         let meta = src.meta();
-        let same_content = item.upload_len == Some(meta.size)
-            && item.upload_mtime_ns == Some(meta.mtime_ns)
-            && item.upload_sha256 == Some(src.sha);
-        if !same_content {
+        // The whole fingerprint: a session made for another version (or by a
+        // build that kept no fingerprint) never gets these bytes.
+        if item.upload_print.as_ref() != Some(src.print()) {
             log::info!(
                 "item {}: source changed since its upload began; restarting",
                 item.id
@@ -259,20 +350,39 @@ impl<'a> ItemUpload<'a, '_> {
         }
     }
 
-    /// `POST`, with the metadata the common tus clients send.
-    fn create(&mut self, src: &Source<'_>) -> Step<Session> {
+    /// `POST`, with the metadata the common tus clients send and the
+    /// idempotency key. The file's read starts first, so it overlaps the
+    /// request's round trip.
+    fn create(&mut self, src: &Source<'_>, r: &mut Reading) -> Step<Session> {
+        let print = *src.print();
+        let (key, reused) = self.creation_key(&print)?;
+        let size = print.meta.size;
+        let feed = self.feed_at(src, r, 0)?;
+        // A file of one chunk to a server that verifies checksums is read whole
+        // before its PATCH anyway: its hash is known in time to send it along
+        // (a deduplicating server may then already hold it).
+        let sha = if self.caps.checksum_sha256 && size > 0 && feed.chunks().end_from(0) == size {
+            match feed.hold_chunk(self.stop) {
+                Ok(end) => end.mark.digest_of(size).map(hex::encode),
+                Err(e) => return self.read_failed(src, None, e),
+            }
+        } else {
+            None
+        };
         let path = Path::new(&self.item.path);
         let (name, filetype) = (mime::filename(path), mime::filetype(path));
-        let (id, sha_hex) = (self.item.id.to_string(), hex::encode(src.sha));
-        let md: [(&str, &[u8]); 4] = [
+        let id = self.item.id.to_string();
+        let mut md: Vec<(&str, &[u8])> = vec![
             ("filename", name.as_bytes()),
             ("filetype", filetype.as_bytes()),
             ("item", id.as_bytes()),
-            ("sha256", sha_hex.as_bytes()),
+            ("key", key.as_bytes()),
         ];
+        if let Some(sha) = sha.as_ref() {
+            md.push(("sha256", sha.as_bytes()));
+        }
         self.stop.check()?;
-        let size = src.meta().size;
-        let (url, offset) = self.http.tus_create(self.endpoint, size, &md)?;
+        let (url, offset) = self.http.tus_create(self.endpoint, size, &key, &md)?;
         if offset > size {
             return Err(
                 Error::Protocol("POST answered an offset beyond the upload length".into()).into(),
@@ -284,7 +394,7 @@ impl<'a> ItemUpload<'a, '_> {
         let confirmed = if claims_all { 0 } else { offset };
         // Persist at once: a crash after this line resumes this very upload.
         self.ledger
-            .session(self.item.id, Some(&url), src.meta(), &src.sha, confirmed)?;
+            .session(self.item.id, Some(&url), &print, confirmed)?;
         let mut s = Session {
             url,
             offset,
@@ -292,17 +402,27 @@ impl<'a> ItemUpload<'a, '_> {
             resumed: offset > 0,
         };
         if claims_all {
-            self.confirm_complete(src, &mut s)?;
+            // Only an earlier request of ours for this version (the same key) or
+            // the content's hash can tell the server what the content is.
+            self.confirm_complete(src, &mut s, reused || sha.is_some())?;
         }
         Ok(s)
     }
 
-    /// A creation answered "already complete": no server is known to
-    /// deduplicate, so a HEAD must confirm it; if it does not, upload from the
-    /// offset it gives.
-    fn confirm_complete(&mut self, src: &Source<'_>, s: &mut Session) -> Step<()> {
+    /// A creation answered "already complete": a HEAD must confirm it; if it
+    /// does not, upload from the offset it gives. A claim the request could not
+    /// have earned (a new key and no content hash) is refused, its upload
+    /// terminated: the server holds bytes of unknown content.
+    fn confirm_complete(&mut self, src: &Source<'_>, s: &mut Session, vouched: bool) -> Step<()> {
         let size = src.meta().size;
         match self.head(&s.url, size)? {
+            Head::At(offset) if offset == size && !vouched => {
+                self.abandon(src, &s.url)?;
+                Err(
+                    Error::Protocol("the server claims to hold content it was not sent".into())
+                        .into(),
+                )
+            }
             Head::At(offset) => {
                 if offset == size {
                     log::info!("item {}: the server already holds all of it", self.item.id);
@@ -323,127 +443,8 @@ impl<'a> ItemUpload<'a, '_> {
         }
     }
 
-    /// PATCHes from the session's offset to the end.
-    fn send(&mut self, src: &mut Source<'_>, s: &mut Session) -> Step<()> {
-        let size = src.meta().size;
-        let (mut resumes, mut lock_waits) = (0u32, 0u32);
-        // A refused PATCH is sent once more with a new token, then the run stops.
-        let mut refreshed = false;
-        while s.offset < size {
-            self.stop.check()?;
-            // Before the first byte and after every chunk.
-            self.ensure_same(src, s)?;
-            let offset = s.offset;
-            // After a partial chunk, send up to the next boundary: chunks stay
-            // aligned, so their checksums come from the single hashing pass.
-            let len = (self.chunk - offset % self.chunk).min(size - offset);
-            let checksum = match src.checksum(offset, len) {
-                Err(Error::SourceChanged) => return self.restart_changed(src, s),
-                other => other?,
-            };
-            let expect = s.resumed && !self.no_expect;
-            let (outcome, sent, failure) = {
-                let progress = &mut *self.progress;
-                let mut body = src.body(offset, len, self.stop, progress, self.item.id)?;
-                let outcome =
-                    self.http
-                        .tus_patch(&s.url, offset, len, checksum.as_ref(), expect, &mut body);
-                (outcome, body.sent, body.failure.take())
-            };
-            src.note_sent(offset, sent);
-            s.sent += sent;
-            if sent > 0 && !matches!(outcome, Ok(PatchOutcome::Offset(_))) {
-                // Bytes went out whatever happens next: keep counting them.
-                let _ = self.ledger.progress(self.item.id, s.offset, s.sent);
-            }
-            if let Some(e) = failure {
-                // The body ended for a reason of ours, not the network's.
-                return match e {
-                    Error::SourceChanged => self.restart_changed(src, s),
-                    e => Err(e.into()),
-                };
-            }
-            match outcome {
-                Ok(PatchOutcome::Offset(new)) => {
-                    check_advance(offset, len, new)?;
-                    s.offset = new;
-                    s.resumed = false;
-                    lock_waits = 0;
-                    refreshed = false;
-                    // Record what the server confirmed before anything else, even a cancel.
-                    self.ledger.progress(self.item.id, new, s.sent)?;
-                }
-                Ok(PatchOutcome::Gone) => {
-                    self.forget(src)?;
-                    return Err(Interrupt::Restart(Restart::SessionLost));
-                }
-                Ok(PatchOutcome::Conflict | PatchOutcome::Locked) => {
-                    // Ask the server where it is and go on from there; if it has
-                    // not moved, a request of ours still holds its lock: pause.
-                    lock_waits += 1;
-                    if lock_waits > MAX_LOCK_WAITS {
-                        return Err(Error::Protocol(
-                            "the server keeps refusing the offset it reports".into(),
-                        )
-                        .into());
-                    }
-                    self.reread(src, s)?;
-                    if s.offset == offset {
-                        self.pause(lock_waits - 1)?;
-                    }
-                }
-                Ok(PatchOutcome::ExpectRefused) => self.no_expect = true,
-                Ok(PatchOutcome::Unauthorized(status)) if refreshed => {
-                    return Err(Error::Unauthorized(AuthFailure::Status(status)).into());
-                }
-                Ok(PatchOutcome::Unauthorized(_)) => {
-                    refreshed = true;
-                    self.http.refresh_credentials()?;
-                    // The server stored nothing of a refused request; the
-                    // next one asks before it sends its body again.
-                    s.resumed = true;
-                }
-                Ok(PatchOutcome::ChecksumMismatch) => {
-                    self.ensure_same(src, s)?;
-                    resumes += 1;
-                    if resumes > MAX_RESUMES {
-                        return Err(Error::Network("checksum mismatch persists".into()).into());
-                    }
-                    self.reread(src, s)?;
-                }
-                Err(f) if matches!(f.error, Error::Network(_)) => {
-                    self.stop.check()?;
-                    if expect && sent == 0 {
-                        // Perhaps a server (or middlebox) that chokes on
-                        // `Expect`: the rest of this attempt goes without.
-                        self.no_expect = true;
-                    }
-                    resumes += 1;
-                    if resumes > MAX_RESUMES {
-                        return Err(f.into());
-                    }
-                    // A dropped connection: the server keeps what arrived.
-                    self.reread(src, s)?;
-                }
-                // A body limit in front of the server (nginx's default is
-                // 1 MiB): smaller chunks, from the same offset. Only a PATCH
-                // of the smallest size refused is the file's fault.
-                Err(f) if matches!(f.error, Error::Rejected(413)) && len > MIN_CHUNK => {
-                    self.chunk = (len / 2).max(MIN_CHUNK);
-                    log::info!(
-                        "item {}: PATCH too large; chunks of {} bytes",
-                        self.item.id,
-                        self.chunk
-                    );
-                }
-                Err(f) => return Err(f.into()),
-            }
-        }
-        Ok(())
-    }
-
     /// The last check before an upload is declared done.
-    fn finish(&mut self, src: &mut Source<'_>, s: &Session) -> Step<Finished> {
+    fn finish(&mut self, src: &mut Source<'_>, s: &Session, r: &mut Reading) -> Step<Finished> {
         match src.state()? {
             SourceState::Same => {}
             // Deleting a file does not change its bytes: the server holds all of them.
@@ -457,15 +458,10 @@ impl<'a> ItemUpload<'a, '_> {
             }
             SourceState::Changed => return self.restart_changed(src, s),
         }
-        // Bytes can change without any metadata changing (a write through a
-        // shared mapping): the content sent must be the content hashed.
-        if !src.sent_intact()? {
-            log::warn!(
-                "item {}: the bytes sent differ from the file's first read",
-                self.item.id
-            );
-            return self.restart_changed(src, s);
-        }
+        let sha256 = match self.whole_digest(src, r) {
+            Ok(sha) => sha,
+            Err(e) => return self.read_failed(src, Some(s), e),
+        };
         let meta = src.meta();
         let _ = (self.progress)(Progress {
             item_id: self.item.id,
@@ -477,9 +473,25 @@ impl<'a> ItemUpload<'a, '_> {
             peer_ip: self.http.http().peer_ip(&s.url.host_port()),
             bytes: meta.size,
             sent_bytes: s.sent,
-            sha256: src.sha,
+            sha256,
             meta,
         })
+    }
+
+    /// SHA-256 of the whole content: from the pass's read when it sent the
+    /// last chunk, otherwise by reading on from the last mark (the server
+    /// held bytes this pass did not send: a resume, or a creation that found
+    /// the upload complete).
+    fn whole_digest(&self, src: &Source<'_>, r: &mut Reading) -> Result<[u8; 32]> {
+        let size = src.meta().size;
+        if let Some(sha) = r.mark.digest_of(size) {
+            return Ok(sha);
+        }
+        let end = self.feed_at(src, r, size)?.take_end(self.stop)?;
+        r.feed = None;
+        end.mark
+            .digest_of(size)
+            .ok_or_else(|| Error::Protocol("source reader out of step".into()))
     }
 
     /// Fails the pass unless the file is still the version being sent.
@@ -508,70 +520,6 @@ impl<'a> ItemUpload<'a, '_> {
         Err(Interrupt::Restart(Restart::SourceChanged))
     }
 
-    /// Re-reads the server's offset after a cut, a 409 or a checksum mismatch.
-    fn reread(&mut self, src: &Source<'_>, s: &mut Session) -> Step<()> {
-        match self.head(&s.url, src.meta().size)? {
-            Head::At(offset) => {
-                s.offset = offset;
-                s.resumed = true;
-                self.ledger.progress(self.item.id, offset, s.sent)?;
-                Ok(())
-            }
-            lost => {
-                self.lose(src, &s.url, lost)?;
-                Err(Interrupt::Restart(Restart::SessionLost))
-            }
-        }
-    }
-
-    /// `HEAD`, pausing while the server answers 423 (locked).
-    fn head(&mut self, url: &GuardedUrl, size: u64) -> Step<Head> {
-        let mut waits = 0;
-        loop {
-            match self.http.tus_head(url)? {
-                HeadResult::Offset(offset, len)
-                    if offset <= size && len.is_none_or(|l| l == size) =>
-                {
-                    return Ok(Head::At(offset))
-                }
-                HeadResult::Offset(..) => {
-                    log::warn!("item {}: the server describes another upload", self.item.id);
-                    return Ok(Head::Unusable);
-                }
-                HeadResult::Gone => return Ok(Head::Gone),
-                HeadResult::Unusable(status) => {
-                    log::info!(
-                        "item {}: the server refuses the upload URL (HTTP {status})",
-                        self.item.id
-                    );
-                    return Ok(Head::Unusable);
-                }
-                HeadResult::Locked if waits < MAX_LOCK_WAITS => {
-                    self.pause(waits)?;
-                    waits += 1;
-                }
-                HeadResult::Locked => {
-                    return Err(
-                        Error::Network("the upload stays locked on the server".into()).into(),
-                    )
-                }
-            }
-        }
-    }
-
-    /// Waits `LOCK_PAUSE · 2^n`, checking the stop conditions every 50 ms.
-    fn pause(&self, n: u32) -> Step<()> {
-        let until = Instant::now() + LOCK_PAUSE * 2u32.saturating_pow(n.min(10));
-        loop {
-            self.stop.check()?;
-            let now = Instant::now();
-            if now >= until {
-                return Ok(());
-            }
-            std::thread::sleep((until - now).min(Duration::from_millis(50)));
-        }
-    }
-
     /// Drops a session the server lost (nothing to terminate) or refuses (terminated).
     fn lose(&mut self, src: &Source<'_>, url: &GuardedUrl, head: Head) -> Step<()> {
         match head {
@@ -596,46 +544,12 @@ impl<'a> ItemUpload<'a, '_> {
         self.forget(src)
     }
 
-    /// Clears the stored session.
+    /// Clears the stored session and its key.
     fn forget(&mut self, src: &Source<'_>) -> Step<()> {
-        let (id, meta) = (self.item.id, src.meta());
-        self.ledger.session(id, None, meta, &src.sha, 0)?;
+        self.ledger.session(self.item.id, None, src.print(), 0)?;
+        self.key = None;
         Ok(())
     }
 }
 
-/// The server may confirm less than was sent, never more, and never go back.
-fn check_advance(offset: u64, len: u64, new: u64) -> Result<()> {
-    let why = if new > offset + len {
-        "offset jumped past what was sent"
-    } else if new < offset {
-        "PATCH answered an offset before the one it was sent at"
-    } else if new == offset && len > 0 {
-        "PATCH stored none of the bytes sent"
-    } else {
-        return Ok(());
-    };
-    Err(Error::Protocol(why.into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_that_do_not_add_up_say_what_happened() {
-        assert!(check_advance(100, 50, 150).is_ok());
-        assert!(
-            check_advance(100, 50, 120).is_ok(),
-            "less than sent is fine"
-        );
-        assert!(check_advance(0, 0, 0).is_ok(), "an empty body");
-        let msg = |new| check_advance(100, 50, new).unwrap_err().to_string();
-        assert_eq!(msg(151), "protocol: offset jumped past what was sent");
-        assert_eq!(
-            msg(99),
-            "protocol: PATCH answered an offset before the one it was sent at"
-        );
-        assert_eq!(msg(100), "protocol: PATCH stored none of the bytes sent");
-    }
-}
+mod send;

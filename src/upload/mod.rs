@@ -46,6 +46,7 @@ pub mod http;
 mod item;
 pub mod mime;
 mod pacing;
+mod pipeline;
 mod source;
 mod tls;
 pub mod tus;
@@ -54,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::queue::ops::SourceMeta;
+use crate::queue::ops::{SourceMeta, SourcePrint};
 use crate::region::GuardedUrl;
 
 pub use item::upload_item;
@@ -73,13 +74,16 @@ pub struct Progress {
 
 /// Where the uploader records what the server confirmed (the queue).
 pub trait Ledger {
-    /// A new (or cleared, with `None`) upload session and its confirmed offset.
+    /// The idempotency key of a creation request about to be sent for the
+    /// source version `print`; recorded before the request goes out.
+    fn key(&mut self, id: i64, key: &str, print: &SourcePrint) -> Result<()>;
+    /// A new upload session for the source version `print` and its confirmed
+    /// offset; with `None`, clears the session and its key.
     fn session(
         &mut self,
         id: i64,
         url: Option<&GuardedUrl>,
-        meta: SourceMeta,
-        sha256: &[u8; 32],
+        print: &SourcePrint,
         offset: u64,
     ) -> Result<()>;
     /// A newly confirmed offset.

@@ -214,12 +214,15 @@ impl ServiceClient<'_> {
         Ok(caps)
     }
 
-    /// `POST` creation. Returns the guarded upload URL and, if the server
-    /// resumed an existing upload for the same item, its offset.
+    /// `POST` creation with an idempotency key (the `Idempotency-Key` header
+    /// of the IETF httpapi draft, a structured-field string). Returns the
+    /// guarded upload URL and, if the server answered with the upload an
+    /// earlier request with the same key made, its offset.
     pub fn tus_create(
         &self,
         endpoint: &GuardedUrl,
         length: u64,
+        key: &str,
         metadata: &[(&str, &[u8])],
     ) -> TusResult<(GuardedUrl, u64)> {
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -234,6 +237,7 @@ impl ServiceClient<'_> {
             &[
                 ("Upload-Length", length.to_string()),
                 ("Upload-Metadata", meta),
+                ("Idempotency-Key", format!("\"{key}\"")),
                 ("Content-Length", "0".into()),
             ],
         )?;

@@ -68,8 +68,9 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -
     if n == 0 {
         tx.execute(
             "UPDATE items SET state = CASE state WHEN 'held' THEN 'held' ELSE 'pending' END,
-                    upload_url = NULL, upload_len = NULL,
-                    upload_mtime_ns = NULL, upload_sha256 = NULL, confirmed_offset = 0,
+                    upload_url = NULL, upload_len = NULL, upload_mtime_ns = NULL,
+                    upload_sha256 = NULL, upload_key = NULL, upload_print = NULL,
+                    confirmed_offset = 0,
                     updated_at = ?2
              WHERE id = ?1",
             params![rec.item_id, rec.finished_at],
@@ -200,7 +201,7 @@ pub fn audit(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec<AuditRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::ops::testutil::{db, META};
+    use crate::queue::ops::testutil::{db, META, PRINT};
     use crate::queue::ops::{enqueue, get, remove, set_offset, set_session, terminations};
     use crate::queue::State;
 
@@ -210,19 +211,8 @@ mod tests {
         let id = db
             .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
-        db.write(|tx| {
-            set_session(
-                tx,
-                id,
-                Some("https://h/u"),
-                Some(100),
-                Some(5),
-                None,
-                100,
-                0,
-            )
-        })
-        .unwrap();
+        db.write(|tx| set_session(tx, id, Some(("https://h/u", &PRINT)), 100, 0))
+            .unwrap();
         // The app rewrites the file and enqueues it again while the upload finishes.
         let newer = SourceMeta {
             size: 120,
@@ -298,19 +288,8 @@ mod tests {
         let id2 = db
             .write(|tx| enqueue(tx, "/b", "b", 0, META, Some("in"), None, 0))
             .unwrap();
-        db.write(|tx| {
-            set_session(
-                tx,
-                id2,
-                Some("https://h/u2"),
-                Some(100),
-                Some(5),
-                None,
-                0,
-                0,
-            )
-        })
-        .unwrap();
+        db.write(|tx| set_session(tx, id2, Some(("https://h/u2", &PRINT)), 0, 0))
+            .unwrap();
         db.write(|tx| remove(tx, id2)).unwrap();
         assert_eq!(terminations(db.conn(), "in", None).unwrap().len(), 1);
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{item_row, to_i64, ItemRow, SourceMeta, ITEM_COLS};
+use super::{item_row, to_i64, ItemRow, SourceMeta, SourcePrint, ITEM_COLS};
 use crate::error::{Error, Result};
 
 /// Adds (or refreshes) one item of `account` (its stamp; `None`: no account
@@ -143,33 +143,40 @@ pub fn claim(
     }
 }
 
-/// Records (or clears) the upload session of an item; its sent-bytes count starts over.
-#[allow(clippy::too_many_arguments)]
+/// Records the upload session of an item, made for the source version `print`
+/// (its idempotency key stays); with `None`, clears the session, its key and
+/// its fingerprint. Either way its sent-bytes count starts over.
 pub fn set_session(
     tx: &Transaction<'_>,
     id: i64,
-    url: Option<&str>,
-    len: Option<u64>,
-    mtime_ns: Option<i64>,
-    sha256: Option<&[u8; 32]>,
+    session: Option<(&str, &SourcePrint)>,
     offset: u64,
     now: i64,
 ) -> Result<()> {
-    let len = len.map(to_i64).transpose()?;
-    let n = tx.execute(
-        "UPDATE items SET upload_url = ?2, upload_len = ?3, upload_mtime_ns = ?4,
-                upload_sha256 = ?5, confirmed_offset = ?6, upload_sent = 0, updated_at = ?7
-         WHERE id = ?1",
-        params![
-            id,
-            url,
-            len,
-            mtime_ns,
-            sha256.map(|h| h.to_vec()),
-            to_i64(offset)?,
-            now
-        ],
-    )?;
+    let n = match session {
+        Some((url, print)) => tx.execute(
+            "UPDATE items SET upload_url = ?2, upload_print = ?3, upload_len = ?4,
+                    upload_mtime_ns = ?5, upload_sha256 = NULL, confirmed_offset = ?6,
+                    upload_sent = 0, updated_at = ?7
+             WHERE id = ?1",
+            params![
+                id,
+                url,
+                print.to_bytes().to_vec(),
+                to_i64(print.meta.size)?,
+                print.meta.mtime_ns,
+                to_i64(offset)?,
+                now
+            ],
+        )?,
+        None => tx.execute(
+            "UPDATE items SET upload_url = NULL, upload_print = NULL, upload_key = NULL,
+                    upload_len = NULL, upload_mtime_ns = NULL, upload_sha256 = NULL,
+                    confirmed_offset = 0, upload_sent = 0, updated_at = ?2
+             WHERE id = ?1",
+            params![id, now],
+        )?,
+    };
     if n == 0 {
         // The app removed the item during its upload: a new session must
         // still be terminated, so report it and let the caller queue that.
@@ -178,16 +185,35 @@ pub fn set_session(
     Ok(())
 }
 
-/// Records the refreshed source metadata the uploader saw.
-pub fn set_source(
+/// Records the idempotency key of a creation request about to be sent for the
+/// source version `print`, before it is sent: a crash after the `POST` then
+/// retries with the same key and finds the upload it made. Any stored session is
+/// dropped (the caller has terminated or forgotten it).
+pub fn set_key(
     tx: &Transaction<'_>,
     id: i64,
-    meta: SourceMeta,
-    sha256: &[u8; 32],
+    key: &str,
+    print: &SourcePrint,
+    now: i64,
 ) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE items SET upload_key = ?2, upload_print = ?3, upload_url = NULL,
+                upload_len = NULL, upload_mtime_ns = NULL, upload_sha256 = NULL,
+                confirmed_offset = 0, upload_sent = 0, updated_at = ?4
+         WHERE id = ?1",
+        params![id, key, print.to_bytes().to_vec(), now],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Records the refreshed source metadata the uploader saw.
+pub fn set_source(tx: &Transaction<'_>, id: i64, meta: SourceMeta) -> Result<()> {
     tx.execute(
-        "UPDATE items SET size = ?2, mtime_ns = ?3, sha256 = ?4 WHERE id = ?1",
-        params![id, to_i64(meta.size)?, meta.mtime_ns, sha256.to_vec()],
+        "UPDATE items SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
+        params![id, to_i64(meta.size)?, meta.mtime_ns],
     )?;
     Ok(())
 }
@@ -320,6 +346,46 @@ pub fn drop_termination(tx: &Transaction<'_>, id: i64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::queue::ops::testutil::{db, META};
+
+    #[test]
+    fn a_key_and_a_session_belong_to_one_fingerprint_and_clear_together() {
+        use crate::queue::ops::testutil::PRINT;
+        let mut db = db();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 1))
+            .unwrap();
+        assert_eq!(SourcePrint::from_bytes(&PRINT.to_bytes()), Some(PRINT));
+        assert_eq!(SourcePrint::from_bytes(&[0u8; 39]), None);
+        db.write(|tx| set_key(tx, id, "k", &PRINT, 2)).unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.upload_key.as_deref(), row.upload_print),
+            (Some("k"), Some(PRINT))
+        );
+        assert_eq!(row.upload_url, None);
+        db.write(|tx| set_session(tx, id, Some(("https://h/u", &PRINT)), 7, 3))
+            .unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            row.upload_key.as_deref(),
+            Some("k"),
+            "the key stays with its session"
+        );
+        assert_eq!(
+            (row.upload_url.as_deref(), row.confirmed_offset),
+            (Some("https://h/u"), 7)
+        );
+        db.write(|tx| set_session(tx, id, None, 0, 4)).unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.upload_url, row.upload_key, row.upload_print),
+            (None, None, None)
+        );
+        let e = db
+            .write(|tx| set_key(tx, id + 1, "k", &PRINT, 5))
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+    }
 
     #[test]
     fn a_run_picks_each_item_once_and_new_items_too() {

@@ -65,7 +65,7 @@ pub fn check_lease(tx: &Transaction<'_>, owner: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::ops::testutil::{db, META};
+    use crate::queue::ops::testutil::{db, META, PRINT};
     use crate::queue::ops::{claim, enqueue, get, set_session};
     use crate::queue::State;
 
@@ -78,7 +78,7 @@ mod tests {
         db.write(|tx| acquire_lease(tx, "A", 0, Duration::from_secs(10)))
             .unwrap();
         db.write(|tx| claim(tx, id, "in", None, "r", 0)).unwrap();
-        db.write(|tx| set_session(tx, id, Some("https://h/u"), Some(100), Some(5), None, 50, 0))
+        db.write(|tx| set_session(tx, id, Some(("https://h/u", &PRINT)), 50, 0))
             .unwrap();
         let e = db
             .write(|tx| acquire_lease(tx, "B", 5_000, Duration::from_secs(10)))

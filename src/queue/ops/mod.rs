@@ -19,8 +19,8 @@ mod stats;
 pub use audit::{audit, complete, item, list, next_attempt_of, AuditRecord, ItemInfo};
 pub use items::{
     claim, drop_termination, enqueue, get, mark_seen, next_due, next_for_run, queue_termination,
-    remove, set_offset, set_progress, set_session, set_source, terminations, unclaim, Owner,
-    Termination,
+    remove, set_key, set_offset, set_progress, set_session, set_source, terminations, unclaim,
+    Owner, Termination,
 };
 pub use lease::{acquire_lease, check_lease, release_lease};
 pub use regions::{discard_held, hold_all, reconcile_accounts, reconcile_regions, rehome};
@@ -81,6 +81,79 @@ impl SourceMeta {
     }
 }
 
+/// What identifies one version of a file's content without reading it: size
+/// and mtime, plus ctime (a writer cannot set it back), inode and device (a
+/// file replaced by rename has a new inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePrint {
+    /// Size and mtime.
+    pub meta: SourceMeta,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// Device number.
+    pub dev: u64,
+}
+
+impl SourcePrint {
+    /// The fingerprint of already-read metadata.
+    #[cfg(unix)]
+    pub fn of(md: &std::fs::Metadata) -> SourcePrint {
+        use std::os::unix::fs::MetadataExt;
+        SourcePrint {
+            meta: SourceMeta::of(md),
+            ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
+            ino: md.ino(),
+            dev: md.dev(),
+        }
+    }
+
+    /// Hosts without ctime and inodes (not a target today) fall back to size and mtime.
+    #[cfg(not(unix))]
+    pub fn of(md: &std::fs::Metadata) -> SourcePrint {
+        SourcePrint {
+            meta: SourceMeta::of(md),
+            ctime_ns: 0,
+            ino: 0,
+            dev: 0,
+        }
+    }
+
+    /// The 40-byte form kept in `items.upload_print` (five little-endian integers).
+    pub fn to_bytes(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        let fields = [
+            self.meta.size,
+            self.meta.mtime_ns as u64,
+            self.ctime_ns as u64,
+            self.ino,
+            self.dev,
+        ];
+        for (slot, v) in out.chunks_exact_mut(8).zip(fields) {
+            slot.copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads [`Self::to_bytes`]'s form; anything else is no fingerprint.
+    pub fn from_bytes(b: &[u8]) -> Option<SourcePrint> {
+        if b.len() != 40 {
+            return None;
+        }
+        let f = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Some(SourcePrint {
+            meta: SourceMeta {
+                size: f(0),
+                mtime_ns: f(1) as i64,
+            },
+            ctime_ns: f(2) as i64,
+            ino: f(3),
+            dev: f(4),
+        })
+    }
+}
+
 fn to_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::InvalidArgument("value exceeds 2^63"))
 }
@@ -108,12 +181,10 @@ pub struct ItemRow {
     pub attempts: u32,
     /// Upload URL of the session in progress.
     pub upload_url: Option<String>,
-    /// Length declared when the session was created.
-    pub upload_len: Option<u64>,
-    /// Source mtime when the session was created.
-    pub upload_mtime_ns: Option<i64>,
-    /// Content hash the session was created for.
-    pub upload_sha256: Option<[u8; 32]>,
+    /// The version of the source the session (and its key) belongs to.
+    pub upload_print: Option<SourcePrint>,
+    /// Idempotency key of the session's creation request, persisted before the `POST`.
+    pub upload_key: Option<String>,
     /// Bytes the server confirmed.
     pub confirmed_offset: u64,
     /// Body bytes sent so far for the session in progress (as of its last confirmed offset).
@@ -121,11 +192,7 @@ pub struct ItemRow {
 }
 
 const ITEM_COLS: &str = "id, path, service, priority, size, mtime_ns, region, state, attempts,
-    upload_url, upload_len, upload_mtime_ns, upload_sha256, confirmed_offset, upload_sent";
-
-fn hash32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
-    v.and_then(|v| <[u8; 32]>::try_from(v).ok())
-}
+    upload_url, upload_print, upload_key, confirmed_offset, upload_sent";
 
 fn state_of(s: String) -> rusqlite::Result<State> {
     s.parse().map_err(|_| {
@@ -149,22 +216,30 @@ fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
         state: state_of(r.get(7)?)?,
         attempts: r.get::<_, i64>(8)?.clamp(0, i64::from(u32::MAX)) as u32,
         upload_url: r.get(9)?,
-        upload_len: r.get::<_, Option<i64>>(10)?.map(|v| v.max(0) as u64),
-        upload_mtime_ns: r.get(11)?,
-        upload_sha256: hash32(r.get(12)?),
-        confirmed_offset: r.get::<_, i64>(13)?.max(0) as u64,
-        upload_sent: r.get::<_, i64>(14)?.max(0) as u64,
+        upload_print: r
+            .get::<_, Option<Vec<u8>>>(10)?
+            .and_then(|b| SourcePrint::from_bytes(&b)),
+        upload_key: r.get(11)?,
+        confirmed_offset: r.get::<_, i64>(12)?.max(0) as u64,
+        upload_sent: r.get::<_, i64>(13)?.max(0) as u64,
     })
 }
 
 #[cfg(test)]
 mod testutil {
-    use super::SourceMeta;
+    use super::{SourceMeta, SourcePrint};
     use crate::queue::Db;
 
     pub(super) const META: SourceMeta = SourceMeta {
         size: 100,
         mtime_ns: 5,
+    };
+
+    pub(super) const PRINT: SourcePrint = SourcePrint {
+        meta: META,
+        ctime_ns: 6,
+        ino: 7,
+        dev: 8,
     };
 
     pub(super) fn db() -> Db {

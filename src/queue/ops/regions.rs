@@ -49,7 +49,7 @@ pub fn rehome(tx: &Transaction<'_>, approved: &str, now: i64) -> Result<u64> {
     Ok(tx.execute(
         "UPDATE items SET region = ?1, state = 'pending', held_reason = NULL, upload_url = NULL,
                 upload_len = NULL, upload_mtime_ns = NULL, upload_sha256 = NULL,
-                confirmed_offset = 0, attempts = 0, next_attempt_at = ?2, updated_at = ?2
+                upload_key = NULL, upload_print = NULL, confirmed_offset = 0, attempts = 0, next_attempt_at = ?2, updated_at = ?2
          WHERE state = 'held' AND held_reason IS NOT 'account'",
         params![approved, now],
     )? as u64)
@@ -87,7 +87,7 @@ pub fn reconcile_accounts(tx: &Transaction<'_>, stamp: &[u8], now: i64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::ops::testutil::{db, META};
+    use crate::queue::ops::testutil::{db, META, PRINT};
     use crate::queue::ops::{enqueue, get, next_due, set_session};
     use crate::queue::State;
 
@@ -100,7 +100,7 @@ mod tests {
         let sg = db
             .write(|tx| enqueue(tx, "/s", "b", 0, META, Some("sg"), None, 0))
             .unwrap();
-        db.write(|tx| set_session(tx, sg, Some("https://x/1"), Some(100), Some(5), None, 40, 0))
+        db.write(|tx| set_session(tx, sg, Some(("https://x/1", &PRINT)), 40, 0))
             .unwrap();
         assert_eq!(db.write(|tx| reconcile_regions(tx, "in", 1)).unwrap(), 1);
         assert_eq!(get(db.conn(), none).unwrap().region.as_deref(), Some("in"));

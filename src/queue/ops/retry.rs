@@ -120,7 +120,8 @@ pub fn retry_dead(tx: &Transaction<'_>, now: i64) -> Result<u64> {
         &format!(
             "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = ?1,
                     upload_url = NULL, upload_len = NULL, upload_mtime_ns = NULL,
-                    upload_sha256 = NULL, confirmed_offset = 0, upload_sent = 0,
+                    upload_sha256 = NULL, upload_key = NULL, upload_print = NULL,
+                    confirmed_offset = 0, upload_sent = 0,
                     updated_at = ?1
              WHERE {REVIVABLE}"
         ),
@@ -131,7 +132,7 @@ pub fn retry_dead(tx: &Transaction<'_>, now: i64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::ops::testutil::{db, META};
+    use crate::queue::ops::testutil::{db, META, PRINT};
     use crate::queue::ops::{enqueue, get, list};
 
     #[test]
@@ -168,37 +169,25 @@ mod tests {
         let id = db
             .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 0))
             .unwrap();
-        let sha = [3u8; 32];
         db.write(|tx| {
-            crate::queue::ops::set_session(
-                tx,
-                id,
-                Some("https://h/u"),
-                Some(100),
-                Some(5),
-                Some(&sha),
-                40,
-                0,
-            )
+            crate::queue::ops::set_key(tx, id, "k1", &PRINT, 0)?;
+            crate::queue::ops::set_session(tx, id, Some(("https://h/u", &PRINT)), 40, 0)
         })
         .unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.upload_key.as_deref(), row.upload_print),
+            (Some("k1"), Some(PRINT))
+        );
         db.write(|tx| fail(tx, id, "rejected", true, None, &p, 0))
             .unwrap();
         assert_eq!(db.write(|tx| retry_dead(tx, 1)).unwrap(), 1);
         let row = get(db.conn(), id).unwrap();
         assert_eq!(
-            (
-                row.state,
-                row.upload_url,
-                row.upload_len,
-                row.upload_mtime_ns
-            ),
+            (row.state, row.upload_url, row.upload_key, row.upload_print),
             (State::Pending, None, None, None)
         );
-        assert_eq!(
-            (row.upload_sha256, row.confirmed_offset, row.upload_sent),
-            (None, 0, 0)
-        );
+        assert_eq!((row.confirmed_offset, row.upload_sent), (0, 0));
         let queued = crate::queue::ops::terminations(db.conn(), "in", None).unwrap();
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].url, "https://h/u");
