@@ -676,3 +676,47 @@ fn a_creation_whose_answer_is_lost_is_found_again_by_its_key() {
         assert_eq!(e.copy_of(id), std::fs::read(&q).unwrap());
     });
 }
+
+#[test]
+fn a_new_key_answered_with_bytes_already_there_is_refused_before_any_byte() {
+    within(Duration::from_secs(120), || {
+        // A server that took this creation for another upload (say one of an older
+        // version of the file, matched by item and length): appending to it would tear.
+        let e = Env::with(|_| {});
+        let p = file(e.dir.path(), "a.bin", 3 * MIB, 19);
+        let id = e.agent.enqueue(&p, "backup", 0).unwrap();
+        e.server().push_fault(Fault::AnswerOffset(MIB));
+        let r = e.run(&mut |_| true);
+        assert_eq!((r.uploaded, r.failed), (0, 1), "{r:?}");
+        assert_eq!(
+            e.agent.item(id).unwrap().last_error_kind.as_deref(),
+            Some("protocol")
+        );
+        assert_eq!(e.server().stats().body_bytes_received, 0, "not one byte");
+        assert!(e.uploads_of(id).is_empty(), "its upload was terminated");
+        let row = e.row(id);
+        assert_eq!((row.upload_url, row.upload_key), (None, None), "key spent");
+        run_until_uploaded(&e, id);
+        assert_eq!(e.copy_of(id), std::fs::read(&p).unwrap());
+    });
+}
+
+#[test]
+fn a_chunk_stored_whole_whose_answer_is_lost_resumes_in_the_same_attempt() {
+    within(Duration::from_secs(120), || {
+        for checksum in [false, true] {
+            let e = Env::with(|r| r.checksum = checksum);
+            let size = 3 * MIB + 5;
+            let p = file(e.dir.path(), "a.bin", size, 20);
+            let id = e.agent.enqueue(&p, "backup", 0).unwrap();
+            // The first chunk (1 MiB) is stored whole, then the answer is lost.
+            e.server().push_fault(Fault::DropAfterBodyBytes(MIB));
+            let r = e.run(&mut |_| true);
+            assert_eq!((r.uploaded, r.failed), (1, 0), "checksum {checksum}: {r:?}");
+            assert_eq!(e.copy_of(id), std::fs::read(&p).unwrap());
+            let rec = e.agent.audit(0, 10).unwrap().pop().unwrap();
+            assert_eq!(rec.sha256, sha_hex(&std::fs::read(&p).unwrap()));
+            assert_eq!(rec.sent_bytes, Some(size), "nothing sent twice");
+        }
+    });
+}

@@ -152,8 +152,8 @@ impl UploadInfo {
 /// Faults sit in a FIFO; each is consumed by the first request it applies to. A request
 /// consumes at most one `Delay`, at most one answer-replacing fault (`Status`, `Redirect`,
 /// `Gone`), and — only if it gets that far — one `DropAfterBodyBytes` or `CutAndLinger`
-/// (an accepted PATCH), or one `CreatedThenCut`, `LocationOverride` and one
-/// `ClaimComplete` or `ClaimCompleteBlind` (a successful POST).
+/// (an accepted PATCH), or one `CreatedThenCut`, `LocationOverride`, `AnswerOffset` and
+/// one `ClaimComplete` or `ClaimCompleteBlind` (a successful POST).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// On the next PATCH that passes validation: store N body bytes (advancing the offset),
@@ -197,6 +197,9 @@ pub enum Fault {
     /// Like [`Fault::ClaimComplete`], but any complete upload of the same length will do,
     /// whatever its content: a server that claims to hold what it was never told about.
     ClaimCompleteBlind,
+    /// The next successful POST is answered with this `Upload-Offset` (its upload holds
+    /// nothing): a server that resumed some other upload it took for this one.
+    AnswerOffset(u64),
     /// The next successful POST creates its upload, waits `linger`, then cuts the
     /// connection without an answer: the client never learns the upload's URL (the
     /// window between a creation and storing its URL, which a crash can also hit).

@@ -367,6 +367,10 @@ fn create(
         );
         offset = length;
     }
+    if let Some(Fault::AnswerOffset(o)) = shared.take_fault(|f| matches!(f, Fault::AnswerOffset(_)))
+    {
+        offset = o.min(length);
+    }
     let location = match shared.take_fault(|f| matches!(f, Fault::LocationOverride(_))) {
         Some(Fault::LocationOverride(loc)) => loc,
         _ => location_for(shared, &id),

@@ -249,10 +249,12 @@ impl<'a> ItemUpload<'a, '_> {
         offset: u64,
     ) -> Result<&'r mut Feed> {
         let chunks = self.chunks(src);
+        // Only a feed that has handed out nothing of its current chunk: a
+        // partly sent chunk has another digest, a fully sent one a stale end.
         let fits = r
             .feed
             .as_ref()
-            .is_some_and(|f| f.pos() == offset && f.chunks() == chunks);
+            .is_some_and(|f| f.untouched_at(offset) && f.chunks() == chunks);
         if !fits {
             // The old reader stops before the new one starts.
             r.feed = None;
@@ -362,10 +364,14 @@ impl<'a> ItemUpload<'a, '_> {
         // before its PATCH anyway: its hash is known in time to send it along
         // (a deduplicating server may then already hold it).
         let sha = if self.caps.checksum_sha256 && size > 0 && feed.chunks().end_from(0) == size {
-            match feed.hold_chunk(self.stop) {
-                Ok(end) => end.mark.digest_of(size).map(hex::encode),
+            let whole = match feed.hold_chunk(self.stop) {
+                Ok(end) => end.mark.clone(),
                 Err(e) => return self.read_failed(src, None, e),
-            }
+            };
+            let sha = whole.digest_of(size).map(hex::encode);
+            // Kept: if the server already holds it all, nothing is read again.
+            r.mark = whole;
+            sha
         } else {
             None
         };
@@ -388,9 +394,20 @@ impl<'a> ItemUpload<'a, '_> {
                 Error::Protocol("POST answered an offset beyond the upload length".into()).into(),
             );
         }
-        // A server that says it already holds everything is believed only
-        // after a HEAD (below); until then nothing is confirmed.
+        // What the server can hold of ours: nothing under a new key; anything
+        // under a key we sent before for this version (we never PATCH before
+        // the URL is stored, but a power cut may drop the URL and keep the
+        // key); all of it only if it was told the content's hash. Anything else
+        // is bytes of unknown content: refused before the URL is stored.
         let claims_all = offset == size && size > 0;
+        let earned = if claims_all {
+            sha.is_some()
+        } else {
+            offset == 0 || reused
+        };
+        if !earned {
+            return self.refuse_claim(src, &url);
+        }
         let confirmed = if claims_all { 0 } else { offset };
         // Persist at once: a crash after this line resumes this very upload.
         self.ledger
@@ -402,27 +419,28 @@ impl<'a> ItemUpload<'a, '_> {
             resumed: offset > 0,
         };
         if claims_all {
-            // Only an earlier request of ours for this version (the same key) or
-            // the content's hash can tell the server what the content is.
-            self.confirm_complete(src, &mut s, reused || sha.is_some())?;
+            self.confirm_complete(src, &mut s)?;
         }
         Ok(s)
     }
 
-    /// A creation answered "already complete": a HEAD must confirm it; if it
-    /// does not, upload from the offset it gives. A claim the request could not
-    /// have earned (a new key and no content hash) is refused, its upload
-    /// terminated: the server holds bytes of unknown content.
-    fn confirm_complete(&mut self, src: &Source<'_>, s: &mut Session, vouched: bool) -> Step<()> {
+    /// A creation answered with bytes it cannot hold: the key is dropped first
+    /// (a crash after this never sends it again), then the upload terminated.
+    fn refuse_claim<T>(&mut self, src: &Source<'_>, url: &GuardedUrl) -> Step<T> {
+        log::warn!(
+            "item {}: the server claims to hold content it was not sent",
+            self.item.id
+        );
+        self.forget(src)?;
+        self.abandon(src, url)?;
+        Err(Error::Protocol("the server claims to hold content it was not sent".into()).into())
+    }
+
+    /// A creation answered "already complete" for the content's hash: a HEAD
+    /// must confirm it; if it does not, upload from the offset it gives.
+    fn confirm_complete(&mut self, src: &Source<'_>, s: &mut Session) -> Step<()> {
         let size = src.meta().size;
         match self.head(&s.url, size)? {
-            Head::At(offset) if offset == size && !vouched => {
-                self.abandon(src, &s.url)?;
-                Err(
-                    Error::Protocol("the server claims to hold content it was not sent".into())
-                        .into(),
-                )
-            }
             Head::At(offset) => {
                 if offset == size {
                     log::info!("item {}: the server already holds all of it", self.item.id);
@@ -445,6 +463,12 @@ impl<'a> ItemUpload<'a, '_> {
 
     /// The last check before an upload is declared done.
     fn finish(&mut self, src: &mut Source<'_>, s: &Session, r: &mut Reading) -> Step<Finished> {
+        // The digest first: if it has to read the file, the check below covers
+        // that read too.
+        let sha256 = match self.whole_digest(src, r) {
+            Ok(sha) => sha,
+            Err(e) => return self.read_failed(src, Some(s), e),
+        };
         match src.state()? {
             SourceState::Same => {}
             // Deleting a file does not change its bytes: the server holds all of them.
@@ -458,10 +482,6 @@ impl<'a> ItemUpload<'a, '_> {
             }
             SourceState::Changed => return self.restart_changed(src, s),
         }
-        let sha256 = match self.whole_digest(src, r) {
-            Ok(sha) => sha,
-            Err(e) => return self.read_failed(src, Some(s), e),
-        };
         let meta = src.meta();
         let _ = (self.progress)(Progress {
             item_id: self.item.id,

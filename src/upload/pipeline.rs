@@ -145,8 +145,12 @@ pub(super) struct Feed {
     pool: SyncSender<Vec<u8>>,
     quit: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
+    /// Disconnected when the reader thread ends.
+    done: Receiver<()>,
     /// Position of the next byte to hand out.
     pos: u64,
+    /// Where the chunk being handed out starts.
+    chunk_start: u64,
     chunks: Chunks,
     held: VecDeque<Piece>,
     /// End of the chunk being handed out, once the reader reached it.
@@ -166,11 +170,13 @@ impl Feed {
         }
         let quit = Arc::new(AtomicBool::new(false));
         let (pos, chunks) = (plan.send_from, plan.chunks);
+        let (done_tx, done) = mpsc::channel();
         let reader = Reader {
             file,
             tx,
             pool: pool_rx,
             quit: quit.clone(),
+            _done: done_tx,
         };
         let handle = std::thread::Builder::new()
             .name("cloudsync-read".into())
@@ -181,7 +187,9 @@ impl Feed {
             pool,
             quit,
             reader: Some(handle),
+            done,
             pos,
+            chunk_start: pos,
             chunks,
             held: VecDeque::new(),
             end: None,
@@ -189,8 +197,15 @@ impl Feed {
     }
 
     /// Position of the next byte this feed hands out.
+    #[cfg(test)]
     pub fn pos(&self) -> u64 {
         self.pos
+    }
+
+    /// Whether the next body may start at `offset` from this feed: it is
+    /// there and has handed out nothing of its current chunk yet.
+    pub fn untouched_at(&self, offset: u64) -> bool {
+        self.pos == offset && self.chunk_start == offset
     }
 
     /// The boundaries this feed reads by.
@@ -214,6 +229,7 @@ impl Feed {
         if end.mark.at != self.pos {
             return Err(Error::Protocol("source reader out of step".into()));
         }
+        self.chunk_start = self.pos;
         Ok(*end)
     }
 
@@ -294,8 +310,18 @@ impl Drop for Feed {
         // Drain so a reader blocked on a full channel can finish its send.
         while self.rx.try_recv().is_ok() {}
         if let Some(h) = reader {
-            // It ends after at most one read: it checks `quit` before each.
-            let _ = h.join();
+            // It ends after at most one read (it checks `quit` before each).
+            // A read stalled on dead storage (a removed card, a hung FUSE
+            // mount) cannot be interrupted: after a second the thread is left
+            // to end on its own (it owns its file handle), so the run still
+            // ends on time.
+            match self.done.recv_timeout(Duration::from_secs(1)) {
+                Err(RecvTimeoutError::Timeout) => {}
+                // Its last act was dropping the sender: the join is immediate.
+                _ => {
+                    let _ = h.join();
+                }
+            }
         }
     }
 }
@@ -306,6 +332,8 @@ struct Reader {
     tx: SyncSender<Msg>,
     pool: Receiver<Vec<u8>>,
     quit: Arc<AtomicBool>,
+    /// Dropped with the reader: tells the feed the thread is ending.
+    _done: mpsc::Sender<()>,
 }
 
 impl Reader {
