@@ -161,13 +161,15 @@ impl Feed {
     /// Starts a reader thread on a duplicate of `file`.
     pub fn start(file: &File, plan: Plan) -> Result<Feed> {
         let file = file.try_clone().map_err(|e| Error::SourceIo(e.kind()))?;
-        let blocks = plan.blocks.max(2);
+        // Never more blocks than the bytes to send need (a photo is not a video).
+        let needed = (plan.chunks.size - plan.send_from).div_ceil(BUF as u64);
+        let blocks = plan
+            .blocks
+            .min(usize::try_from(needed).unwrap_or(usize::MAX))
+            .max(2);
         let (tx, rx) = mpsc::sync_channel(blocks + 2);
         // One slot more than the blocks: the wake-up sent on drop never blocks.
         let (pool, pool_rx) = mpsc::sync_channel(blocks + 1);
-        for _ in 0..blocks {
-            pool.send(vec![0u8; BUF]).expect("the pool has room");
-        }
         let quit = Arc::new(AtomicBool::new(false));
         let (pos, chunks) = (plan.send_from, plan.chunks);
         let (done_tx, done) = mpsc::channel();
@@ -175,6 +177,8 @@ impl Feed {
             file,
             tx,
             pool: pool_rx,
+            allocated: std::cell::Cell::new(0),
+            blocks,
             quit: quit.clone(),
             _done: done_tx,
         };
@@ -331,6 +335,9 @@ struct Reader {
     file: File,
     tx: SyncSender<Msg>,
     pool: Receiver<Vec<u8>>,
+    /// Blocks made so far: they are made as the read needs them, up to `blocks`.
+    allocated: std::cell::Cell<usize>,
+    blocks: usize,
     quit: Arc<AtomicBool>,
     /// Dropped with the reader: tells the feed the thread is ending.
     _done: mpsc::Sender<()>,
@@ -417,22 +424,34 @@ impl Reader {
         if self.quit.load(Ordering::SeqCst) {
             return None;
         }
-        let buf = self.pool.recv().ok()?;
+        let buf = match self.pool.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if self.allocated.get() < self.blocks => {
+                self.allocated.set(self.allocated.get() + 1);
+                vec![0u8; BUF]
+            }
+            Err(_) => self.pool.recv().ok()?,
+        };
         (!self.quit.load(Ordering::SeqCst) && buf.len() == BUF).then_some(buf)
     }
 
     /// Reads up to one block at `pos`, not past `limit`. A file that ends
     /// early was truncated under the upload: `SourceChanged`.
+    ///
+    /// The block is filled whole (short reads are read on): a chunk then takes
+    /// exactly as many blocks as the pool was sized for.
     fn read_at(&self, buf: &mut [u8], pos: u64, limit: u64) -> Result<usize> {
         let want = usize::try_from((limit - pos).min(BUF as u64)).expect("bounded by BUF");
-        loop {
-            match read_at(&self.file, &mut buf[..want], pos) {
+        let mut got = 0;
+        while got < want {
+            match read_at(&self.file, &mut buf[got..want], pos + got as u64) {
                 Ok(0) => return Err(Error::SourceChanged),
-                Ok(n) => return Ok(n),
+                Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::SourceIo(e.kind())),
             }
         }
+        Ok(got)
     }
 }
 
