@@ -257,9 +257,9 @@ pub fn status(db: &Path, as_json: bool) -> Out {
     ok()
 }
 
-pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
+pub fn list(db: &Path, as_json: bool, state: Option<&str>, after: i64, limit: u32) -> Out {
     if state == Some("done") {
-        return super::results::list_done(&open(db)?, as_json, limit);
+        return super::results::list_done(&open(db)?, as_json, after, limit);
     }
     let state = state
         .map(|s| {
@@ -270,7 +270,7 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
             })
         })
         .transpose()?;
-    let items = open(db)?.list(state, limit)?;
+    let items = open(db)?.list(state, after, limit)?;
     if as_json {
         return json(&items);
     }
