@@ -7,12 +7,18 @@
 //!    schema (a DB that cloudsync created) with the same pragmas, in the same
 //!    run, rounds interleaved.
 //! 3. `queue::ops::next_due` latency with 1,000 vs 1,000,000 queued items.
+//! 4. `--only run_picks`: one run's picks, first vs last (issue 16, part 1).
+//! 5. `--only paging`, `--only enqueue_batches` (not in the default run):
+//!    page cost at 1,000 vs 1,000,000 rows, and batch enqueue of 100,000
+//!    paths (issue 16, part 5; `queue/scale.rs`).
 //!
 //! Options (after `--`): `--single N` (2000), `--batch N` (10000),
 //! `--rounds R` (5), `--block N` (50), `--calls N` (2000), `--big N` (1000000),
 //! `--sqlite3 PATH` (sqlite3).
 
 mod common;
+#[path = "queue/scale.rs"]
+mod scale;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -416,5 +422,12 @@ fn main() {
     }
     if only.is_empty() || only == "run_picks" {
         run_picks_bench();
+    }
+    // Long (a 1,000,000-row fill, 100,000 files): only when asked for.
+    if only == "paging" {
+        scale::paging_bench();
+    }
+    if only == "enqueue_batches" {
+        scale::enqueue_batches_bench();
     }
 }
