@@ -248,7 +248,11 @@ pub fn enqueue_batches_bench() {
             "EXPLAIN QUERY PLAN SELECT id FROM items WHERE path = ?1 AND service = ?2
                AND ifnull(account, x'') = ifnull(?3, x'')
                AND state IN ('pending','uploading','failed','held')",
-            [],
+            rusqlite::params![
+                rusqlite::types::Null,
+                rusqlite::types::Null,
+                rusqlite::types::Null
+            ],
             |r| r.get(3),
         )
         .expect("plan");
