@@ -9,6 +9,10 @@
 //! 3. `queue::ops::next_due` latency with 1,000 vs 1,000,000 queued items.
 //! 4. `stats` at 1,000 vs 1,000,000 items and audit rows, and 5. audit
 //!    pruning in batches (`queue_scale/mod.rs`: `--only stats`, `--only prune`).
+//! 6. `--only run_picks`: one run's picks, first vs last (issue 16, part 1).
+//! 7. `--only paging`, `--only enqueue_batches` (not in the default run):
+//!    page cost at 1,000 vs 1,000,000 rows, and batch enqueue of 100,000
+//!    paths (issue 16, part 5; `queue/scale.rs`).
 //!
 //! Options (after `--`): `--single N` (2000), `--batch N` (10000),
 //! `--rounds R` (5), `--block N` (50), `--calls N` (2000), `--big N` (1000000),
@@ -16,6 +20,8 @@
 
 mod common;
 mod queue_scale;
+#[path = "queue/scale.rs"]
+mod scale;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -425,5 +431,12 @@ fn main() {
     }
     if only.is_empty() || only == "prune" {
         queue_scale::prune_bench();
+    }
+    // Long (a 1,000,000-row fill, 100,000 files): only when asked for.
+    if only == "paging" {
+        scale::paging_bench();
+    }
+    if only == "enqueue_batches" {
+        scale::enqueue_batches_bench();
     }
 }

@@ -323,8 +323,10 @@ cs_status cs_item_path(const cs_agent *agent, int64_t id, char *buf, size_t len)
  * Writes up to cap queued items whose id is above after_id, by id, into out,
  * and how many into *out_len. state is NULL (all) or one of the cs_item.state
  * names (CS_INVALID_ARGUMENT otherwise; "done" lists nothing: finished items
- * are in the audit trail). To page, pass the last id seen as after_id until
- * *out_len < cap.
+ * are in the audit trail). To page, start with after_id 0 and pass the last
+ * id seen until *out_len < cap: each page reads only its own rows, so it
+ * costs the same deep in a large queue. A negative after_id is
+ * CS_INVALID_ARGUMENT.
  */
 cs_status cs_list_items(const cs_agent *agent, const char *state, int64_t after_id, cs_item *out,
                         size_t cap, size_t *out_len);
@@ -337,7 +339,8 @@ cs_status cs_remove(cs_agent *agent, int64_t id);
 
 /**
  * Writes up to cap audit rows (finished uploads) whose id is above after_id,
- * oldest first, into out, and how many into *out_len. Page with the last id.
+ * oldest first, into out, and how many into *out_len. Page with the last id
+ * (as cs_list_items); a negative after_id is CS_INVALID_ARGUMENT.
  */
 cs_status cs_audit(const cs_agent *agent, int64_t after_id, cs_audit_record *out, size_t cap,
                    size_t *out_len);

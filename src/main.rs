@@ -94,7 +94,11 @@ enum Cmd {
         /// region, service and size; the path is not kept after an upload).
         #[arg(long)]
         state: Option<String>,
-        /// At most this many.
+        /// Only items with an id above this one: for the next page, the last
+        /// id shown (with `--state done`, the last `audit_id`).
+        #[arg(long, value_name = "ID", default_value_t = 0)]
+        after: i64,
+        /// At most this many (one page).
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
@@ -145,10 +149,10 @@ enum Cmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Only rows after this id.
-        #[arg(long, default_value_t = 0)]
+        /// Only rows with an id above this one: for the next page, the last id shown.
+        #[arg(long, value_name = "ID", default_value_t = 0)]
         after: i64,
-        /// At most this many.
+        /// At most this many (one page).
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
@@ -279,7 +283,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
             files,
         } => cmds::enqueue(&db()?, &service, priority, &files),
         Cmd::Status { json } => cmds::status(&db()?, json),
-        Cmd::List { json, state, limit } => cmds::list(&db()?, json, state.as_deref(), limit),
+        Cmd::List {
+            json,
+            state,
+            after,
+            limit,
+        } => cmds::list(&db()?, json, state.as_deref(), after, limit),
         Cmd::Rehome { to } => cmds::rehome(&db()?, to.as_deref()),
         Cmd::Discard => cmds::discard(&db()?),
         Cmd::RetryDead => cmds::retry_dead(&db()?),

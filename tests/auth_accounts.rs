@@ -116,7 +116,7 @@ fn completed(world: &World, region: &str) -> Vec<i64> {
 
 fn state(a: &Agent, id: i64) -> (String, Option<String>) {
     let it = a
-        .list(None, 1000)
+        .list(None, 0, 1000)
         .unwrap()
         .into_iter()
         .find(|i| i.id == id)
@@ -201,7 +201,7 @@ fn sign_out_stops_uploads_and_keeps_the_queue() {
         .enqueue(file(e.dir.path(), "b", 10), "backup", 0)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoAccount);
-    let items = e.agent.list(None, 100).unwrap();
+    let items = e.agent.list(None, 0, 100).unwrap();
     assert_eq!(items.len(), 1, "the refused enqueue stored nothing");
     assert_eq!(state(&e.agent, id), ("pending".into(), None));
     untouched(&e.world, "in");
@@ -229,14 +229,14 @@ fn items_from_before_accounts_belong_to_the_first_account_signed_in() {
     let id = agent
         .enqueue(file(dir.path(), "old", 5_000), "backup", 0)
         .unwrap();
-    assert_eq!(agent.list(None, 10).unwrap()[0].account, None);
+    assert_eq!(agent.list(None, 0, 10).unwrap()[0].account, None);
     // A bearer service with no account: nothing is sent.
     let agent = Arc::new(agent);
     let err = run(&agent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoAccount);
     assert_eq!(world.servers["in"].stats().uploads_created, 0);
     agent.set_account(Some("carol"), None).unwrap();
-    let stamp = agent.list(None, 10).unwrap()[0].account.clone();
+    let stamp = agent.list(None, 0, 10).unwrap()[0].account.clone();
     assert_eq!(stamp.as_ref().map(String::len), Some(16), "{stamp:?}");
     agent.set_credential_provider(Some(Arc::new(|r: &CredentialRequest<'_>| {
         Ok(Some(Secret::new(token(r.account, r.region))))
@@ -286,7 +286,7 @@ fn residency_attacks_leave_the_wrong_server_without_a_token() {
         });
         let r = run(&e.agent).unwrap();
         assert_eq!(r.uploaded, 0, "{fault}: {r:?}");
-        let last = e.agent.list(None, 10).unwrap()[0].last_error.clone();
+        let last = e.agent.list(None, 0, 10).unwrap()[0].last_error.clone();
         assert!(
             last.as_deref()
                 .unwrap_or("")
@@ -380,5 +380,5 @@ fn a_sign_out_while_the_provider_runs_sends_nothing_with_its_token() {
         "{st:?}"
     );
     assert_eq!(state(&e.agent, id), ("pending".into(), None));
-    assert_eq!(e.agent.list(None, 10).unwrap()[0].attempts, 0);
+    assert_eq!(e.agent.list(None, 0, 10).unwrap()[0].attempts, 0);
 }

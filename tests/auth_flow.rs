@@ -181,7 +181,7 @@ fn run(agent: &Arc<Agent>) -> (cloudsync::Result<RunReport>, ThreadId) {
 type Snap = Vec<(i64, String, u32, Option<String>, Option<String>)>;
 
 fn snapshot(a: &Agent) -> Snap {
-    a.list(None, 1000)
+    a.list(None, 0, 1000)
         .unwrap()
         .into_iter()
         .map(|i| (i.id, i.state, i.attempts, i.last_error, i.held_reason))
@@ -207,7 +207,7 @@ fn assert_token_nowhere(e: &Env, token: &str) {
     let leaked: Vec<&String> = logs.iter().filter(|l| l.contains(token)).collect();
     assert!(leaked.is_empty(), "token in log records: {leaked:?}");
     let audit = format!("{:?}", e.agent.audit(0, 1000).unwrap());
-    let list = format!("{:?}", e.agent.list(None, 1000).unwrap());
+    let list = format!("{:?}", e.agent.list(None, 0, 1000).unwrap());
     assert!(!audit.contains(token) && !list.contains(token));
 }
 

@@ -60,7 +60,7 @@ fn enqueue(e: &Env, n: usize) -> Vec<i64> {
 
 /// (state, attempts, last_error) of every item, by id.
 fn snapshot(a: &Agent) -> Vec<(i64, String, u32, Option<String>)> {
-    a.list(None, 100)
+    a.list(None, 0, 100)
         .unwrap()
         .into_iter()
         .map(|i| (i.id, i.state, i.attempts, i.last_error))

@@ -509,3 +509,112 @@ fn audit_retention_is_shown_set_and_refused_out_of_range() {
         )
     );
 }
+
+/// `list --after ID --limit N` and `audit --after ID` page by key: the last id
+/// of a page gives the next, every item once, `--json` too; `--state done`
+/// pages by `audit_id`. A negative cursor is `invalid_argument` (exit 1).
+#[test]
+fn list_and_audit_page_by_key() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("q.db");
+    ok(&db, &["init", "--root", s(&golden("root_v1.json"))]);
+    let files: Vec<String> = (0..5)
+        .map(|i| {
+            let p = d.path().join(format!("f{i}.jpg"));
+            std::fs::write(&p, [i as u8]).unwrap();
+            s(&p).to_string()
+        })
+        .collect();
+    let mut args = vec!["enqueue"];
+    args.extend(files.iter().map(String::as_str));
+    assert_eq!(ok(&db, &args), "1\n2\n3\n4\n5\n");
+    let ids = |text: &str| -> Vec<String> {
+        let lines = text.lines();
+        lines
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&ok(&db, &["list", "--limit", "2"])), ["1", "2"]);
+    assert_eq!(
+        ids(&ok(&db, &["list", "--after", "2", "--limit", "2"])),
+        ["3", "4"]
+    );
+    assert_eq!(
+        ids(&ok(&db, &["list", "--after", "4", "--limit", "2"])),
+        ["5"]
+    );
+    assert_eq!(ok(&db, &["list", "--after", "5"]), "");
+    let v = json(&ok(
+        &db,
+        &["list", "--json", "--state", "pending", "--after", "3"],
+    ));
+    let got: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, [4, 5]);
+
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO audit (item_id, service, region, host, bytes, sha256, finished_at)
+             VALUES (7, 'backup', 'in', 'h:443', 1, zeroblob(32), 1),
+                    (8, 'backup', 'in', 'h:443', 1, zeroblob(32), 2),
+                    (9, 'backup', 'in', 'h:443', 1, zeroblob(32), 3);",
+        )
+        .unwrap();
+    assert_eq!(ids(&ok(&db, &["audit", "--limit", "2"])), ["1", "2"]);
+    assert_eq!(ids(&ok(&db, &["audit", "--after", "2"])), ["3"]);
+    let v = json(&ok(
+        &db,
+        &["audit", "--json", "--after", "1", "--limit", "1"],
+    ));
+    assert_eq!(
+        (v[0]["id"].as_i64(), v.as_array().unwrap().len()),
+        (Some(2), 1)
+    );
+    // Finished items: the cursor is the audit row's id.
+    let v = json(&ok(
+        &db,
+        &["list", "--state", "done", "--json", "--after", "1"],
+    ));
+    let got: Vec<(i64, i64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["audit_id"].as_i64().unwrap(), r["id"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, [(2, 8), (3, 9)]);
+    assert_eq!(
+        ids(&ok(&db, &["list", "--state", "done", "--after", "2"])),
+        ["9"]
+    );
+
+    for args in [
+        &["list", "--after=-1"][..],
+        &["list", "--state", "held", "--after=-5"],
+        &["list", "--state", "done", "--after=-1"],
+        &["audit", "--after=-1"],
+    ] {
+        let (code, text, e) = cli(&db, args);
+        assert_eq!(
+            (code, text.as_str(), e.as_str()),
+            (
+                Some(1),
+                "",
+                "error: invalid_argument: invalid argument: after_id is negative\n"
+            ),
+            "{args:?}"
+        );
+    }
+    for args in [
+        &["list", "--limit=-1"][..],
+        &["list", "--after", "x"],
+        &["audit", "--limit=-2"],
+    ] {
+        let (code, _, e) = cli(&db, args);
+        assert_eq!(code, Some(2), "{args:?}: {e}");
+    }
+}

@@ -428,7 +428,7 @@ fn files_of_every_shape_arrive_byte_identical_at_tus_node_server() {
         ),
         ("in", 4, 0, 0, 0, StopReason::Drained),
         "{r:?}; items {:?}; node stderr:\n{}",
-        e.agent.list(None, 100).unwrap(),
+        e.agent.list(None, 0, 100).unwrap(),
         e.node.stderr_text()
     );
     assert_eq!(r.bytes, sizes.iter().sum::<u64>());
@@ -486,7 +486,7 @@ fn upload_cut_mid_chunk_resumes_at_tus_node_servers_offset() {
     // from can only come from the server's HEAD.
     let it = e
         .agent
-        .list(None, 100)
+        .list(None, 0, 100)
         .unwrap()
         .into_iter()
         .find(|i| i.id == id)
@@ -508,7 +508,7 @@ fn upload_cut_mid_chunk_resumes_at_tus_node_servers_offset() {
         (r.uploaded, r.failed, r.remaining, r.stopped),
         (1, 0, 0, StopReason::Drained),
         "{r:?}; items {:?}; node stderr:\n{}",
-        e.agent.list(None, 100).unwrap(),
+        e.agent.list(None, 0, 100).unwrap(),
         e.node.stderr_text()
     );
     assert_stored(&e, id, &p);

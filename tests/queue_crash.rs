@@ -700,7 +700,7 @@ fn check_after_kill(db: &Path, model: &mut Model, round: usize) {
     // 6. The public API agrees after the crash.
     let agent = Agent::open(db, &root_v1()).expect("Agent::open after a kill");
     let s = agent.stats().unwrap();
-    let listed = agent.list(None, u32::MAX).unwrap();
+    let listed = agent.list(None, 0, u32::MAX).unwrap();
     assert_eq!(listed.len(), items.len(), "round {round}");
     assert_eq!(
         (s.pending + s.uploading + s.failed + s.dead + s.held) as usize,

@@ -138,7 +138,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
         // The new tables work.
         let s = agent.stats().unwrap();
         assert_eq!(s, Default::default());
-        assert!(agent.list(None, 10).unwrap().is_empty());
+        assert!(agent.list(None, 0, 10).unwrap().is_empty());
     }
     {
         let _fresh = Agent::open_with(&fresh, Some(&root_v1()), Default::default()).unwrap();
@@ -199,7 +199,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
     assert_eq!(user_version(&old), CURRENT_VERSION);
     assert_eq!(schema_of(&old), created, "a second open changed the schema");
     let agent = Agent::open_with(&old, Some(&root_v1()), fixed_clock()).unwrap();
-    let items = agent.list(None, 10).unwrap();
+    let items = agent.list(None, 0, 10).unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!((items[0].id, items[0].region.as_deref()), (id, Some("in")));
     assert_eq!(
@@ -339,7 +339,7 @@ fn v3_database_migrates_to_v4_keeping_sessions_and_audit_rows() {
         Some("https://backup.in.example.net/files/u1")
     );
     assert_eq!((row.confirmed_offset, row.upload_sent), (40, 0));
-    let items = agent.list(None, 10).unwrap();
+    let items = agent.list(None, 0, 10).unwrap();
     assert_eq!((items.len(), items[0].confirmed_offset), (1, 40));
 }
 
@@ -373,7 +373,7 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
         None,
         "accounts are not in use yet"
     );
-    let items = agent.list(None, 10).unwrap();
+    let items = agent.list(None, 0, 10).unwrap();
     let shape: Vec<_> = items
         .iter()
         .map(|i| {
@@ -398,7 +398,7 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
     );
     // The first account signed in adopts the queue; the held reason stays.
     agent.set_account(Some("dana"), None).unwrap();
-    let items = agent.list(None, 10).unwrap();
+    let items = agent.list(None, 0, 10).unwrap();
     assert!(items.iter().all(|i| i.account.is_some()));
     assert_eq!(items[1].held_reason.as_deref(), Some("region"));
     assert_eq!(
@@ -406,7 +406,7 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
         ErrorKind::NoRegion,
         "no config here: nothing to move to, nothing changed"
     );
-    assert_eq!(agent.list(None, 10).unwrap()[1].state, "held");
+    assert_eq!(agent.list(None, 0, 10).unwrap()[1].state, "held");
 }
 
 #[test]
@@ -509,7 +509,7 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
         "the golden root lists no sources"
     );
     let shape: Vec<_> = agent
-        .list(None, 10)
+        .list(None, 0, 10)
         .unwrap()
         .iter()
         .map(|i| (i.state.clone(), i.held_reason.clone()))
@@ -569,7 +569,7 @@ fn v6_database_migrates_to_v7_with_no_run_marks() {
         )
         .unwrap();
     assert_eq!(marks, 0, "no run has tried anything yet");
-    assert_eq!(agent.list(None, 10).unwrap()[0].state, "pending");
+    assert_eq!(agent.list(None, 0, 10).unwrap()[0].state, "pending");
 }
 
 #[test]
@@ -606,7 +606,7 @@ fn v7_database_migrates_to_v8_with_no_keys_and_sessions_kept_for_the_restart_rul
     assert_eq!(url.as_deref(), Some("https://in.example/files/1"));
     assert_eq!(offset, 40);
     assert_eq!((key, print), (None, None));
-    assert_eq!(agent.list(None, 10).unwrap()[0].state, "pending");
+    assert_eq!(agent.list(None, 0, 10).unwrap()[0].state, "pending");
 }
 
 #[test]

@@ -237,7 +237,7 @@ fn corrupt_pages_give_storage_corrupt_and_no_further_damage() {
                 let e = agent.stats().unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::StorageCorrupt, "stats: {e}");
                 assert_no_path(&e, &p);
-                let e = agent.list(None, u32::MAX).unwrap_err();
+                let e = agent.list(None, 0, u32::MAX).unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::StorageCorrupt, "list: {e}");
                 assert_no_path(&e, &p);
                 let e = agent.enqueue(&src, "backup", 0).unwrap_err();
@@ -561,7 +561,7 @@ fn existing_database_that_became_read_only() {
         Ok(a) => {
             // SQLite falls back to a read-only connection: reads still work...
             assert_eq!(a.stats().unwrap().pending as usize, ids.len());
-            assert_eq!(a.list(None, 100).unwrap().len(), ids.len());
+            assert_eq!(a.list(None, 0, 100).unwrap().len(), ids.len());
             // ...and every write says so, with the exact kind.
             let e = a.enqueue(&src, "backup", 0).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::StorageUnavailable, "enqueue: {e}");

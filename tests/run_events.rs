@@ -202,7 +202,10 @@ fn an_unknown_service_is_refused_at_enqueue_and_accepted_without_a_config() {
             "invalid argument: service not offered by the installed config"
         )
     );
-    assert!(e.agent.list(None, 10).unwrap().is_empty(), "nothing stored");
+    assert!(
+        e.agent.list(None, 0, 10).unwrap().is_empty(),
+        "nothing stored"
+    );
     assert_eq!(e.agent.item(1).unwrap_err().kind(), ErrorKind::NotFound);
     // Without a config nothing is known yet: accepted.
     let fresh = Agent::open_with(

@@ -361,7 +361,7 @@ fn held_setup(e: &Env) -> (Arc<Agent>, Agent, Vec<i64>) {
 }
 
 fn held_ids(a: &Agent) -> Vec<i64> {
-    a.list(Some(State::Held), 100)
+    a.list(Some(State::Held), 0, 100)
         .unwrap()
         .into_iter()
         .map(|i| i.id)
@@ -448,7 +448,7 @@ fn held_items_can_be_discarded_from_either_handle_and_nothing_is_sent() {
     assert_eq!(a.discard_held().unwrap(), 3);
     let s = b.stats().unwrap();
     assert_eq!((s.held, s.pending, s.done), (0, 0, 0), "{s:?}");
-    assert!(b.list(None, 100).unwrap().is_empty());
+    assert!(b.list(None, 0, 100).unwrap().is_empty());
     let r = run(&a).unwrap();
     assert_eq!((r.region.as_str(), r.uploaded), ("sg", 0), "{r:?}");
     untouched(&e.world, "in");

@@ -212,7 +212,7 @@ fn a_v2_database_migrates_keeps_config_v5_and_the_item_and_its_floor_survives_a_
         "{info:?}"
     );
     assert_eq!(items(&v.db), items_v2, "the item is intact");
-    let listed = a.list(None, 10).unwrap();
+    let listed = a.list(None, 0, 10).unwrap();
     assert_eq!(listed.len(), 1);
     let (id, path, size, _) = &v.item;
     assert_eq!(

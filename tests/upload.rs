@@ -90,7 +90,7 @@ fn untouched(world: &World, region: &str) {
 
 fn item(agent: &Agent, id: i64) -> cloudsync::queue::ItemInfo {
     agent
-        .list(None, 1000)
+        .list(None, 0, 1000)
         .unwrap()
         .into_iter()
         .find(|i| i.id == id)

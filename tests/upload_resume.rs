@@ -89,7 +89,7 @@ impl Env {
 
     fn item(&self, id: i64) -> ItemInfo {
         self.agent
-            .list(None, 1000)
+            .list(None, 0, 1000)
             .unwrap()
             .into_iter()
             .find(|i| i.id == id)

@@ -84,7 +84,7 @@ impl Env {
 
     fn item(&self, id: i64) -> cloudsync::queue::ItemInfo {
         self.agent
-            .list(None, 1000)
+            .list(None, 0, 1000)
             .unwrap()
             .into_iter()
             .find(|i| i.id == id)
@@ -233,7 +233,7 @@ fn review_a_417_to_expect_never_lets_a_resumed_upload_finish() {
         let mut runs = 0;
         while e
             .agent
-            .list(None, 10)
+            .list(None, 0, 10)
             .unwrap()
             .iter()
             .any(|i| i.id == id && i.state != "dead")
@@ -248,7 +248,7 @@ fn review_a_417_to_expect_never_lets_a_resumed_upload_finish() {
         }
         let it = e
             .agent
-            .list(None, 10)
+            .list(None, 0, 10)
             .unwrap()
             .into_iter()
             .find(|i| i.id == id);

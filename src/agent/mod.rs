@@ -269,12 +269,19 @@ impl Agent {
         ops::item(self.lock().db.conn(), id)
     }
 
-    /// Items, optionally of one state (at most `limit`).
-    pub fn list(&self, state: Option<State>, limit: u32) -> Result<Vec<ItemInfo>> {
-        ops::list(self.lock().db.conn(), state, limit)
+    /// One page of queued items by id: those with an id above `after_id`
+    /// (0 for the first page), optionally of one state, at most `limit`. To
+    /// page, pass the last id of a page until a page comes back shorter than
+    /// `limit`. Paged by key, so every page costs the same however deep it
+    /// is; a negative `after_id` is `invalid_argument`. Finished items are in
+    /// [`Agent::audit`] (`State::Done` lists nothing).
+    pub fn list(&self, state: Option<State>, after_id: i64, limit: u32) -> Result<Vec<ItemInfo>> {
+        ops::list(self.lock().db.conn(), state, after_id, limit)
     }
 
-    /// Audit rows after `after_id`.
+    /// One page of the audit trail (finished uploads): rows with an id above
+    /// `after_id` (0 for the first page), oldest first, at most `limit`;
+    /// page as with [`Agent::list`].
     pub fn audit(&self, after_id: i64, limit: u32) -> Result<Vec<AuditRecord>> {
         ops::audit(self.lock().db.conn(), after_id, limit)
     }

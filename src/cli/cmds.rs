@@ -298,9 +298,9 @@ pub fn audit_retention(db: &Path, days: Option<u32>, prune: bool, as_json: bool)
     ok()
 }
 
-pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
+pub fn list(db: &Path, as_json: bool, state: Option<&str>, after: i64, limit: u32) -> Out {
     if state == Some("done") {
-        return super::results::list_done(&open(db)?, as_json, limit);
+        return super::results::list_done(&open(db)?, as_json, after, limit);
     }
     let state = state
         .map(|s| {
@@ -311,7 +311,7 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, limit: u32) -> Out {
             })
         })
         .transpose()?;
-    let items = open(db)?.list(state, limit)?;
+    let items = open(db)?.list(state, after, limit)?;
     if as_json {
         return json(&items);
     }

@@ -451,7 +451,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     );
     let before = world.bytes_by_region();
     let report2 = agent.run_once(Duration::from_secs(60), &mut |_| true)?;
-    let held = agent.list(Some(State::Held), 100)?;
+    let held = agent.list(Some(State::Held), 0, 100)?;
     println!(
         "  run: uploaded {}, held {}",
         report2.uploaded, report2.held

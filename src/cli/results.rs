@@ -22,9 +22,15 @@ pub fn snake<T: serde::Serialize>(v: &T) -> String {
 /// columns of `list` (`id state region service confirmed/size path`), with
 /// `-` for the path, which is not kept after the upload; JSON rows have the
 /// fields of `list --json` (path `null`) plus the audit row's `audit_id`,
-/// `host`, `peer_ip`, `sha256` and `finished_at`.
-pub fn list_done(agent: &Agent, as_json: bool, limit: u32) -> Result<ExitCode, Failure> {
-    let rows = agent.audit(0, limit)?;
+/// `host`, `peer_ip`, `sha256` and `finished_at`. Paged like the audit it
+/// reads: `after` is an `audit_id`.
+pub fn list_done(
+    agent: &Agent,
+    as_json: bool,
+    after: i64,
+    limit: u32,
+) -> Result<ExitCode, Failure> {
+    let rows = agent.audit(after, limit)?;
     if as_json {
         let items: Vec<serde_json::Value> = rows
             .iter()
@@ -93,9 +99,9 @@ pub fn run_outcome(agent: &Agent, report: &RunReport) -> Result<ExitCode, Failur
         parts.push(format!("{} failed in this run", items(report.failed)));
     }
     let mut message = format!("{} (stopped {})", parts.join(", "), snake(&report.stopped));
-    let mut shown = agent.list(Some(State::Failed), 1)?.into_iter().next();
+    let mut shown = agent.list(Some(State::Failed), 0, 1)?.into_iter().next();
     if shown.is_none() && report.dead > 0 {
-        shown = agent.list(Some(State::Dead), u32::MAX)?.pop();
+        shown = agent.list(Some(State::Dead), 0, u32::MAX)?.pop();
     }
     let mut kind = "incomplete".to_string();
     if let Some((id, last)) = shown.and_then(|i| Some((i.id, i.last_error?))) {

@@ -203,7 +203,7 @@ pub fn run_watched(agent: &Arc<Agent>, max: Duration, limit: Duration) -> Ran {
 /// The item, if still queued.
 pub fn find_item(agent: &Agent, id: i64) -> Option<ItemInfo> {
     agent
-        .list(None, 1000)
+        .list(None, 0, 1000)
         .unwrap()
         .into_iter()
         .find(|i| i.id == id)

@@ -142,7 +142,7 @@ pub fn region_of(a: &Agent) -> Option<String> {
 }
 
 pub fn item(a: &Agent, id: i64) -> ItemInfo {
-    a.list(None, 1000)
+    a.list(None, 0, 1000)
         .unwrap()
         .into_iter()
         .find(|i| i.id == id)

@@ -117,7 +117,8 @@ pub unsafe extern "C" fn cs_item_path(
 }
 
 /// Writes up to `cap` items with an id above `after_id` (of `state`, or all
-/// states when NULL) into `out`, by id, and their count into `*out_len`.
+/// states when NULL) into `out`, by id, and their count into `*out_len`. A
+/// negative `after_id` is `CS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `agent` is NULL or a live handle; `state` is NULL or NUL-terminated;
@@ -136,10 +137,9 @@ pub unsafe extern "C" fn cs_list_items(
         let state = opt_str_arg(state)?.map(str::parse::<State>).transpose()?;
         let len = out_ptr(out_len, "out_len is null")?;
         let slots = out_slots(out, cap, "out is null")?;
-        // `Agent::list` does not page by id: read the listing and skip.
-        let items = a.list(state, u32::MAX)?;
-        let after = items.iter().filter(|i| i.id > after_id);
-        len.write(fill(slots, after.map(item_of)));
+        // One keyed page of `cap` items: the same cost at any depth.
+        let items = a.list(state, after_id, u32::try_from(cap).unwrap_or(u32::MAX))?;
+        len.write(fill(slots, items.iter().map(item_of)));
         Ok(())
     })
 }
@@ -170,7 +170,8 @@ pub unsafe extern "C" fn cs_remove(agent: *mut cs_agent, id: i64) -> cs_status {
 }
 
 /// Writes up to `cap` audit rows with an id above `after_id`, oldest first,
-/// into `out` and their count into `*out_len`.
+/// into `out` and their count into `*out_len`. A negative `after_id` is
+/// `CS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `agent` is NULL or a live handle; `out` is NULL or writable for `cap`

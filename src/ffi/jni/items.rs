@@ -95,14 +95,16 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_item<'local>(
     })
 }
 
-/// `static native ItemInfo[] listItems(long handle, String state, int limit)`:
-/// items by id, of one state (`null`: all), at most `limit`.
+/// `static native ItemInfo[] listItems(long handle, String state, long afterId, int limit)`:
+/// one page of items by id: ids above `afterId`, of one state (`null`: all),
+/// at most `limit`.
 #[no_mangle]
 pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_listItems<'local>(
     mut env: JNIEnv<'local>,
     _class: JClass<'local>,
     handle: jlong,
     state: JString<'local>,
+    after_id: jlong,
     limit: jint,
 ) -> JObjectArray<'local> {
     run(&mut env, |env| {
@@ -111,7 +113,7 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_listItems<'local>(
             .transpose()?;
         let limit =
             u32::try_from(limit).map_err(|_| Error::InvalidArgument("limit is negative"))?;
-        let items = agent(handle)?.list(state, limit)?;
+        let items = agent(handle)?.list(state, after_id, limit)?;
         item_array(env, &items)
     })
 }

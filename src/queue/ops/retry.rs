@@ -152,7 +152,7 @@ mod tests {
                 .unwrap();
             assert_eq!(st, expect);
         }
-        let r = list(db.conn(), Some(State::Dead), 10).unwrap();
+        let r = list(db.conn(), Some(State::Dead), 0, 10).unwrap();
         assert_eq!(r[0].last_error.as_deref(), Some("network: x"));
         assert_eq!(db.write(|tx| retry_dead(tx, 0)).unwrap(), 1);
         assert_eq!(get(db.conn(), id).unwrap().state, State::Pending);

@@ -5,7 +5,7 @@ import org.jetbrains.annotations.Nullable;
 
 /**
  * One item of the upload queue as stored now, from {@link SyncAgent#getItem(long)} and {@link
- * SyncAgent#listItems(String, int)}: its file, service, state, attempts, how much the server
+ * SyncAgent#listItems(String, long, int)}: its file, service, state, attempts, how much the server
  * confirmed, its last error and when it is due again. An item leaves the queue when the server
  * confirms it (see {@link SyncAgent#audit(long, int)}) or when it is removed.
  *

@@ -63,8 +63,9 @@ final class NativeBridge {
     /** The item, or none (an empty array) when it is no longer queued. */
     static native ItemInfo[] item(long handle, long id) throws SyncException;
 
-    /** {@code state}: a state name, or {@code null} for all. */
-    static native ItemInfo[] listItems(long handle, String state, int limit) throws SyncException;
+    /** {@code state}: a state name, or {@code null} for all; ids above {@code afterId}. */
+    static native ItemInfo[] listItems(long handle, String state, long afterId, int limit)
+            throws SyncException;
 
     static native long retryDead(long handle) throws SyncException;
 

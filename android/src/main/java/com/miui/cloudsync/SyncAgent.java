@@ -489,21 +489,28 @@ public final class SyncAgent implements AutoCloseable {
     }
 
     /**
-     * Lists queued items by id, optionally of one state. Confirmed items have left the queue
-     * ({@code "done"} lists nothing): read them with {@link #audit}.
+     * Lists one page of queued items by id, optionally of one state. Confirmed items have left
+     * the queue ({@code "done"} lists nothing): read them with {@link #audit}.
+     *
+     * <p>To read them all, page by id: start with {@code afterId} 0 and pass the last id of each
+     * page until a page is shorter than {@code limit}. Each page costs the same however large the
+     * queue is (a photo library's first backup queues tens of thousands).
      *
      * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
      *
      * @param state one of the {@code ItemInfo.STATE_*} names, or {@code null} for all
+     * @param afterId list items with an id greater than this ({@code 0} for the first page)
      * @param limit maximum number of items (0 or more)
      * @return the items, oldest first (unmodifiable)
-     * @throws SyncException kind {@code invalid_argument} for an unknown state or a negative limit
+     * @throws SyncException kind {@code invalid_argument} for an unknown state, a negative
+     *     {@code afterId} or a negative limit
      * @throws StorageException if the queue cannot be read
      * @throws IllegalStateException if the agent is closed
      */
     @NotNull
-    public List<ItemInfo> listItems(@Nullable String state, int limit) throws SyncException {
-        return unmodifiable(withHandle(h -> NativeBridge.listItems(h, state, limit)));
+    public List<ItemInfo> listItems(@Nullable String state, long afterId, int limit)
+            throws SyncException {
+        return unmodifiable(withHandle(h -> NativeBridge.listItems(h, state, afterId, limit)));
     }
 
     /**
@@ -565,10 +572,12 @@ public final class SyncAgent implements AutoCloseable {
      *
      * <p><b>Threading:</b> any thread.
      *
-     * @param afterId return records with an id greater than this ({@code 0} for the start)
+     * @param afterId return records with an id greater than this ({@code 0} for the first page;
+     *     then the last id of the previous page)
      * @param limit maximum number of records (0 or more)
      * @return the records (unmodifiable)
-     * @throws SyncException kind {@code invalid_argument} for a negative limit
+     * @throws SyncException kind {@code invalid_argument} for a negative {@code afterId} or a
+     *     negative limit
      * @throws StorageException if the trail cannot be read
      * @throws IllegalStateException if the agent is closed
      */

@@ -191,7 +191,7 @@ class ItemsAndEventsTest {
             assertEquals(62, e.getCode());
             e = assertThrows(SyncException.class, () -> a.enqueueAll(new String[] {f}, "photos", 0));
             assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind());
-            assertTrue(a.listItems(null, 10).isEmpty(), "nothing queued");
+            assertTrue(a.listItems(null, 0, 10).isEmpty(), "nothing queued");
             a.enqueue(f, "backup", 0);
         }
         // Without a config nothing is known yet: accepted.
@@ -204,10 +204,45 @@ class ItemsAndEventsTest {
     }
 
     @Test
+    void listItemsPagesByIdThroughEveryItemOnce() throws Exception {
+        try (SyncAgent a = open()) {
+            String[] paths = new String[7];
+            for (int i = 0; i < paths.length; i++) {
+                paths[i] = file("p" + i, 10 + i);
+            }
+            long[] ids = a.enqueueAll(paths, "backup", 0);
+            assertTrue(a.remove(ids[3]), "a gap in the ids");
+            List<Long> seen = new ArrayList<>();
+            long after = 0;
+            int pages = 0;
+            while (true) {
+                List<ItemInfo> page = a.listItems(ItemInfo.STATE_PENDING, after, 2);
+                pages++;
+                for (ItemInfo it : page) {
+                    seen.add(it.getId());
+                }
+                if (page.size() < 2) {
+                    break;
+                }
+                after = page.get(page.size() - 1).getId();
+            }
+            assertEquals(Arrays.asList(ids[0], ids[1], ids[2], ids[4], ids[5], ids[6]), seen);
+            assertEquals(4, pages, "three full pages and an empty one");
+            assertEquals(ids[4], a.listItems(null, ids[3], 1).get(0).getId(), "a removed id still pages");
+            assertTrue(a.listItems(null, Long.MAX_VALUE, 10).isEmpty());
+            SyncException e = assertThrows(SyncException.class, () -> a.listItems(null, -1, 10));
+            assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind());
+            assertEquals("invalid argument: after_id is negative", e.getMessage());
+            e = assertThrows(SyncException.class, () -> a.audit(-1, 10));
+            assertEquals("invalid argument: after_id is negative", e.getMessage());
+        }
+    }
+
+    @Test
     void itemsListedAndReadBeforeAndAfterAFailedAttempt() throws Exception {
         try (SyncAgent a = open()) {
             assertNull(a.getItem(1), "nothing queued yet");
-            assertTrue(a.listItems(null, 10).isEmpty());
+            assertTrue(a.listItems(null, 0, 10).isEmpty());
             assertEquals(-1, a.stats().getNextDueAt(), "nothing waits");
             String pa = file("a", 1000);
             String pb = file("b", 2000);
@@ -215,16 +250,16 @@ class ItemsAndEventsTest {
             long ia = a.enqueue(pa, "backup", 5);
             long ib = a.enqueue(pb, "backup", -3);
 
-            List<ItemInfo> all = a.listItems(null, 10);
+            List<ItemInfo> all = a.listItems(null, 0, 10);
             assertEquals(2, all.size(), all.toString());
             assertEquals(ia, all.get(0).getId(), "by id");
             assertThrows(UnsupportedOperationException.class, () -> all.remove(0));
-            assertEquals(1, a.listItems(null, 1).size(), "limit");
-            assertEquals(0, a.listItems(null, 0).size());
-            assertEquals(2, a.listItems(ItemInfo.STATE_PENDING, 10).size());
-            assertTrue(a.listItems(ItemInfo.STATE_FAILED, 10).isEmpty());
-            assertTrue(a.listItems("done", 10).isEmpty(), "done items are in the audit");
-            SyncException e = assertThrows(SyncException.class, () -> a.listItems("finished", 10));
+            assertEquals(1, a.listItems(null, 0, 1).size(), "limit");
+            assertEquals(0, a.listItems(null, 0, 0).size());
+            assertEquals(2, a.listItems(ItemInfo.STATE_PENDING, 0, 10).size());
+            assertTrue(a.listItems(ItemInfo.STATE_FAILED, 0, 10).isEmpty());
+            assertTrue(a.listItems("done", 0, 10).isEmpty(), "done items are in the audit");
+            SyncException e = assertThrows(SyncException.class, () -> a.listItems("finished", 0, 10));
             assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind());
 
             ItemInfo it = a.getItem(ia);
@@ -274,7 +309,7 @@ class ItemsAndEventsTest {
             assertTrue(next >= before, next + " < " + before);
             assertEquals(next, r.getNextDueAt(), "the run says when the failed item is due");
             assertEquals(next, a.stats().getNextDueAt());
-            assertEquals(failed.toString(), a.listItems(ItemInfo.STATE_FAILED, 10).get(0).toString());
+            assertEquals(failed.toString(), a.listItems(ItemInfo.STATE_FAILED, 0, 10).get(0).toString());
             assertNull(a.getItem(ib), "b was uploaded: no longer queued");
             assertEquals(ib, a.audit(0, 10).get(0).getItemId());
 
@@ -297,7 +332,7 @@ class ItemsAndEventsTest {
             assertEquals(-1, r.getNextDueAt(), r.toString());
             assertEquals(-1, a.stats().getNextDueAt());
             assertNull(a.getItem(ia));
-            assertTrue(a.listItems(null, 10).isEmpty());
+            assertTrue(a.listItems(null, 0, 10).isEmpty());
         }
     }
 
@@ -320,7 +355,7 @@ class ItemsAndEventsTest {
             assertEquals(SyncException.KIND_REJECTED, dead.getLastErrorKind());
             assertNotNull(dead.getLastErrorMessage());
             assertTrue(dead.getLastErrorMessage().contains("400"), dead.toString());
-            assertEquals(1, a.listItems(ItemInfo.STATE_DEAD, 10).size());
+            assertEquals(1, a.listItems(ItemInfo.STATE_DEAD, 0, 10).size());
             assertEquals(1, a.stats().getDead());
             assertEquals(-1, a.stats().getNextDueAt());
 
@@ -409,7 +444,7 @@ class ItemsAndEventsTest {
             assertNotNull(it);
             assertEquals(ItemInfo.STATE_HELD, it.getState(), it.toString());
             assertEquals(ItemInfo.HELD_ACCOUNT, it.getHeldReason());
-            assertEquals(1, a.listItems(ItemInfo.STATE_HELD, 10).size());
+            assertEquals(1, a.listItems(ItemInfo.STATE_HELD, 0, 10).size());
             assertEquals(-1, a.stats().getNextDueAt(), "held items wait for their account, not for time");
         }
     }

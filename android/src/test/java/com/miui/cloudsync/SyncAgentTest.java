@@ -268,7 +268,7 @@ class SyncAgentTest {
         calls.add(() -> NativeBridge.runOnce(0, 10, null, false));
         calls.add(() -> NativeBridge.runOnce(0, 10, null, true));
         calls.add(() -> NativeBridge.item(0, 1));
-        calls.add(() -> NativeBridge.listItems(0, null, 10));
+        calls.add(() -> NativeBridge.listItems(0, null, 0, 10));
         calls.add(() -> NativeBridge.retryDead(0));
         calls.add(() -> NativeBridge.remove(0, 1));
         calls.add(() -> NativeBridge.cancel(0));
@@ -285,8 +285,11 @@ class SyncAgentTest {
             calls.add(() -> NativeBridge.enqueueAll(h, new String[] {f, null}, "backup", 0));
             calls.add(() -> NativeBridge.enqueueAll(h, new String[] {f}, null, 0));
             calls.add(() -> NativeBridge.audit(h, 0, -1));
-            calls.add(() -> NativeBridge.listItems(h, null, -1));
-            calls.add(() -> NativeBridge.listItems(h, "no_such_state", 10));
+            calls.add(() -> NativeBridge.listItems(h, null, 0, -1));
+            calls.add(() -> NativeBridge.listItems(h, "no_such_state", 0, 10));
+            calls.add(() -> NativeBridge.listItems(h, null, -1, 10));
+            calls.add(() -> NativeBridge.listItems(h, "pending", Long.MIN_VALUE, 10));
+            calls.add(() -> NativeBridge.audit(h, -1, 10));
             for (ThrowingRunnable c : calls) {
                 SyncException e = assertThrows(SyncException.class, c::run);
                 assertKind(e, SyncException.class, SyncException.KIND_INVALID_ARGUMENT, 62);
@@ -320,7 +323,7 @@ class SyncAgentTest {
                 a::stats,
                 () -> a.audit(0, 10),
                 () -> a.getItem(1),
-                () -> a.listItems(null, 10),
+                () -> a.listItems(null, 0, 10),
                 a::retryDead,
                 () -> a.remove(1),
                 a::rehome,
