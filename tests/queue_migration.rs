@@ -714,3 +714,40 @@ fn v8_database_migrates_to_v9_with_counters_from_its_rows_and_space_given_back()
         .unwrap();
     assert_eq!(tries, 1);
 }
+
+#[test]
+fn v9_database_migrates_to_v10_with_the_state_page_index_and_all_rows_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v9.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        for step in &MIGRATIONS[..9] {
+            c.execute_batch(step).unwrap();
+        }
+        c.pragma_update(None, "user_version", 9).unwrap();
+        c.execute_batch(
+            "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                created_at, updated_at)
+             VALUES ('/sdcard/a.jpg', 'backup', 100, 5, 'in', 'pending', 0, 0, 0),
+                    ('/sdcard/b.jpg', 'backup', 100, 5, 'sg', 'held', 0, 0, 0);",
+        )
+        .unwrap();
+    }
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(integrity(&p), "ok");
+    let c = Connection::open(&p).unwrap();
+    let plan: String = c
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM items WHERE state = 'held' AND id > 0 ORDER BY id",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("items_state_id"), "{plan}");
+    let held = agent
+        .list(Some(cloudsync::queue::State::Held), 0, 10)
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(agent.stats().unwrap().pending, 1);
+}

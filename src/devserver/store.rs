@@ -17,8 +17,6 @@ pub(crate) struct Upload {
     pub(super) length: u64,
     pub(super) offset: u64,
     pub(super) metadata: Metadata,
-    /// The creation request's idempotency key.
-    pub(super) key: Option<String>,
     pub(super) path: PathBuf,
     pub(super) complete: bool,
     pub(super) forgotten: bool,
@@ -36,6 +34,8 @@ impl Upload {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     pub(super) uploads: HashMap<String, Upload>,
+    /// The upload each idempotency key made (a lookup per `POST`, not a scan).
+    pub(super) by_key: HashMap<String, String>,
     pub(super) next_seq: u64,
 }
 

@@ -403,12 +403,8 @@ fn idempotency_key(req: &Request, metadata: &Metadata) -> Option<String> {
 /// The upload an earlier request with the same idempotency key made (not forgotten,
 /// complete or not): `(id, offset, length)`.
 fn by_key(store: &Store, key: &str) -> Option<(String, u64, u64)> {
-    store
-        .uploads
-        .iter()
-        .filter(|(_, u)| !u.forgotten && u.key.as_deref() == Some(key))
-        .max_by_key(|(_, u)| u.seq)
-        .map(|(id, u)| (id.clone(), u.offset, u.length))
+    let id = store.by_key.get(key)?;
+    store.live(id).map(|u| (id.clone(), u.offset, u.length))
 }
 
 /// Creates an empty upload file and registers it; returns its id.
@@ -425,6 +421,9 @@ pub(super) fn new_upload(
     let seq = store.next_seq;
     store.next_seq += 1;
     let complete = length == 0;
+    if let Some(k) = key {
+        store.by_key.insert(k, id.clone());
+    }
     store.uploads.insert(
         id.clone(),
         Upload {
@@ -432,7 +431,6 @@ pub(super) fn new_upload(
             length,
             offset: 0,
             metadata,
-            key,
             path,
             complete,
             forgotten: false,

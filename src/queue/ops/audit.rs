@@ -312,7 +312,7 @@ mod tests {
     /// `(state, region)`, whose ids are in order only within a region). Not a
     /// schema step of this branch: the next migration adds it, and until then
     /// this test makes it itself (`IF NOT EXISTS`: a no-op once it ships).
-    const STATE_ID_INDEX: &str = "CREATE INDEX IF NOT EXISTS items_state_id ON items (state, id)";
+    const STATE_ID_INDEX: &str = "CREATE INDEX IF NOT EXISTS items_state_id ON items (state, id)"; // schema v10 has it; kept so the plan check states its premise
 
     #[test]
     fn pages_are_range_scans_without_a_sort() {
