@@ -164,6 +164,7 @@ impl Agent {
             deadline,
         };
         let result = self.run_leased(&mandate, held, generation, deadline, &mut relay);
+        crate::upload::release_spares();
         let mut g = self.lock();
         self.bound_busy_wait(&g, mandate.deadline);
         if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {

@@ -59,6 +59,7 @@ use crate::queue::ops::{SourceMeta, SourcePrint};
 use crate::region::GuardedUrl;
 
 pub use item::upload_item;
+pub(crate) use pipeline::release_spares;
 pub use source::hash_file;
 
 /// Progress of the item being uploaded.
