@@ -21,8 +21,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,6 +30,9 @@ use ring::digest::{Context, SHA256};
 
 use super::{Progress, Stop};
 use crate::error::{Error, Result};
+use link::{DoneGuard, Link};
+
+mod link;
 
 /// One read: the granule of reading, hashing and sending.
 pub(super) const BUF: usize = 256 * 1024;
@@ -167,12 +169,8 @@ struct Piece {
 
 /// The sending side of the pipeline.
 pub(super) struct Feed {
-    rx: Receiver<Msg>,
-    pool: SyncSender<Vec<u8>>,
-    quit: Arc<AtomicBool>,
+    link: Arc<Link>,
     reader: Option<JoinHandle<()>>,
-    /// Disconnected when the reader thread ends.
-    done: Receiver<()>,
     /// Position of the next byte to hand out.
     pos: u64,
     /// Where the chunk being handed out starts.
@@ -193,31 +191,19 @@ impl Feed {
             .blocks
             .min(usize::try_from(needed).unwrap_or(usize::MAX))
             .max(2);
-        let (tx, rx) = mpsc::sync_channel(blocks + 2);
-        // One slot more than the blocks: the wake-up sent on drop never blocks.
-        let (pool, pool_rx) = mpsc::sync_channel(blocks + 1);
-        let quit = Arc::new(AtomicBool::new(false));
+        let link = Arc::new(Link::new(blocks));
         let (pos, chunks) = (plan.send_from, plan.chunks);
-        let (done_tx, done) = mpsc::channel();
         let reader = Reader {
             file,
-            tx,
-            pool: pool_rx,
-            allocated: std::cell::Cell::new(0),
-            blocks,
-            quit: quit.clone(),
-            _done: done_tx,
+            link: link.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("cloudsync-read".into())
             .spawn(move || reader.run(plan))
             .map_err(|e| Error::SourceIo(e.kind()))?;
         Ok(Feed {
-            rx,
-            pool,
-            quit,
+            link,
             reader: Some(handle),
-            done,
             pos,
             chunk_start: pos,
             chunks,
@@ -265,16 +251,7 @@ impl Feed {
 
     /// Receives one message: a block is held, an end recorded, a failure returned.
     fn receive(&mut self, stop: &Stop<'_>) -> Result<()> {
-        let msg = loop {
-            match self.rx.recv_timeout(WAIT_SLICE) {
-                Ok(m) => break m,
-                Err(RecvTimeoutError::Timeout) => stop.check()?,
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(Error::SourceIo(std::io::ErrorKind::BrokenPipe))
-                }
-            }
-        };
-        match msg {
+        match self.link.recv(stop)? {
             Msg::Block(buf, n) => {
                 self.held.push_back(Piece {
                     buf,
@@ -322,12 +299,7 @@ impl Feed {
         p.from += n;
         if p.from == p.to {
             let spent = self.held.pop_front().expect("front exists");
-            // The reader may be gone (it finished): then it is kept for the next feed.
-            if let Err(mpsc::TrySendError::Full(buf) | mpsc::TrySendError::Disconnected(buf)) =
-                self.pool.try_send(spent.buf)
-            {
-                keep_spare(buf);
-            }
+            self.link.give_back(spent.buf);
         }
         self.pos += n as u64;
         n
@@ -336,33 +308,17 @@ impl Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        self.quit.store(true, Ordering::SeqCst);
-        // Wakes a reader waiting for a block; one waiting to send sees the
-        // receiver gone once this struct's fields drop after this function.
-        let _ = self.pool.try_send(Vec::new());
-        let reader = self.reader.take();
-        // Drain so a reader blocked on a full channel can finish its send.
-        while let Ok(msg) = self.rx.try_recv() {
-            if let Msg::Block(buf, _) = msg {
-                keep_spare(buf);
-            }
-        }
         for p in self.held.drain(..) {
             keep_spare(p.buf);
         }
-        if let Some(h) = reader {
-            // It ends after at most one read (it checks `quit` before each).
-            // A read stalled on dead storage (a removed card, a hung FUSE
-            // mount) cannot be interrupted: after a second the thread is left
-            // to end on its own (it owns its file handle), so the run still
-            // ends on time.
-            match self.done.recv_timeout(Duration::from_secs(1)) {
-                Err(RecvTimeoutError::Timeout) => {}
-                // Its last act was dropping the sender: the join is immediate.
-                _ => {
-                    let _ = h.join();
-                }
-            }
+        // The reader ends after at most one read (it looks before each). A
+        // read stalled on dead storage (a removed card, a hung FUSE mount)
+        // cannot be interrupted: after a second the thread is left to end on
+        // its own (it owns its file handle), so the run still ends on time.
+        let ended = self.link.quit(Duration::from_secs(1));
+        if let Some(h) = self.reader.take().filter(|_| ended) {
+            // Its last act was to say so: the join is immediate.
+            let _ = h.join();
         }
     }
 }
@@ -370,23 +326,14 @@ impl Drop for Feed {
 /// The reading side: reads, hashes, hands blocks over in order.
 struct Reader {
     file: File,
-    tx: SyncSender<Msg>,
-    pool: Receiver<Vec<u8>>,
-    /// Blocks made so far: they are made as the read needs them, up to `blocks`.
-    allocated: std::cell::Cell<usize>,
-    blocks: usize,
-    quit: Arc<AtomicBool>,
-    /// Dropped with the reader: tells the feed the thread is ending.
-    _done: mpsc::Sender<()>,
+    link: Arc<Link>,
 }
 
 impl Reader {
     fn run(self, plan: Plan) {
+        let _done = DoneGuard(&self.link);
         if let Err(e) = self.read_all(plan) {
-            let _ = self.tx.send(Msg::Failed(e));
-        }
-        while let Ok(buf) = self.pool.try_recv() {
-            keep_spare(buf);
+            self.link.send(Msg::Failed(e));
         }
     }
 
@@ -404,7 +351,7 @@ impl Reader {
         // scratch block: only a resume has a prefix).
         let mut scratch = Vec::new();
         while pos < send_from {
-            if self.quit.load(Ordering::SeqCst) {
+            if self.link.quitting() {
                 return Ok(());
             }
             scratch.resize(BUF, 0);
@@ -414,7 +361,7 @@ impl Reader {
         }
         drop(scratch);
         if pos == chunks.size {
-            let _ = self.tx.send(Msg::End(Box::new(ChunkEnd {
+            self.link.send(Msg::End(Box::new(ChunkEnd {
                 mark: Mark {
                     at: pos,
                     ctx: whole,
@@ -438,7 +385,7 @@ impl Reader {
                     p.update(&buf[..n]);
                 }
                 pos += n as u64;
-                if self.tx.send(Msg::Block(buf, n)).is_err() {
+                if !self.link.send(Msg::Block(buf, n)) {
                     return Ok(());
                 }
             }
@@ -452,7 +399,7 @@ impl Reader {
                 None => None,
             };
             let end = Box::new(ChunkEnd { mark, digest });
-            if self.tx.send(Msg::End(end)).is_err() {
+            if !self.link.send(Msg::End(end)) {
                 return Ok(());
             }
         }
@@ -461,18 +408,7 @@ impl Reader {
 
     /// A free block, or `None` once the sender is gone.
     fn block(&self) -> Option<Vec<u8>> {
-        if self.quit.load(Ordering::SeqCst) {
-            return None;
-        }
-        let buf = match self.pool.try_recv() {
-            Ok(buf) => buf,
-            Err(_) if self.allocated.get() < self.blocks => {
-                self.allocated.set(self.allocated.get() + 1);
-                take_spare()
-            }
-            Err(_) => self.pool.recv().ok()?,
-        };
-        (!self.quit.load(Ordering::SeqCst) && buf.len() == BUF).then_some(buf)
+        self.link.block()
     }
 
     /// Reads up to one block at `pos`, not past `limit`. A file that ends

@@ -1,6 +1,7 @@
 //! The pipeline against real files: bytes, digests, resumes, truncation.
 
 use super::*;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 fn sha(b: &[u8]) -> [u8; 32] {
