@@ -64,7 +64,6 @@ impl Db {
         )?;
         // FULL: a returned enqueue survives power loss, not just process death.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn)?;
         schema::enable_incremental_vacuum(&conn);
         Ok(Db { conn })
