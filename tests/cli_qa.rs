@@ -204,12 +204,16 @@ fn a_run_that_leaves_items_failed_says_how_many_and_why() {
     );
     assert_eq!(e.lines().count(), 1, "{e}");
     assert_snake(&e);
-    // The next run finds nothing due (backoff): still exit 1, still said.
+    // The next run finds them still failed: the backoff is fully jittered
+    // (uniform in [0, 4 s] here), so an item may be due again already — on a slow
+    // machine (qemu) often — and fail again, the server being down. Either way:
+    // still exit 1, still said.
     let (code, text, e) = cli(&db, &["run", "--json"]);
     assert_eq!(code, Some(1), "{text}{e}");
     let r = json(&text);
+    assert!(r["failed"].as_u64().is_some_and(|n| n <= 2), "{r}");
     assert_eq!(
-        (r["failed"].as_u64(), r["stopped"].as_str()),
+        (r["uploaded"].as_u64(), r["stopped"].as_str()),
         (Some(0), Some("drained"))
     );
     assert!(
