@@ -30,7 +30,10 @@ pub enum ErrorKind {
     InvalidEndpoint,
     /// No verified config is installed (uploads are off).
     NoConfig,
-    /// The database trusts a different root of the same version as the one offered at open.
+    /// The stored trust is not anchored in the firmware root: the handle was
+    /// opened without one (reads only), or the stored root is newer than the
+    /// firmware root and its chain is not verified yet (a config refresh
+    /// re-walks it). Nothing uploads and trust does not change until it is.
     RootMismatch,
     /// No region is approved for this account (uploads are off).
     NoRegion,
@@ -295,6 +298,9 @@ pub enum Error {
         /// The version both roots claim.
         version: u64,
     },
+    /// The stored trust is not (yet) vouched for by the firmware root.
+    #[error("{0}")]
+    Unanchored(&'static str),
     /// No region approved.
     #[error("no region is approved for this account")]
     NoRegion,
@@ -421,7 +427,7 @@ impl Error {
             Error::NoRegion => ErrorKind::NoRegion,
             Error::Residency(_) | Error::RegionChanged => ErrorKind::Residency,
             Error::Busy => ErrorKind::Busy,
-            Error::RootMismatch { .. } => ErrorKind::RootMismatch,
+            Error::RootMismatch { .. } | Error::Unanchored(_) => ErrorKind::RootMismatch,
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
             Error::SourceIo(_) => ErrorKind::SourceIo,

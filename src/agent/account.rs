@@ -114,6 +114,7 @@ impl Agent {
         getrandom::fill(&mut key).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
         let mut g = self.lock();
         self.update_trust(&mut g, |t, _, _| {
+            t.require_anchor()?;
             let before = (t.account.clone(), t.account_key, t.country.clone());
             t.account_key.get_or_insert(key);
             t.account = account.map(str::to_string);
@@ -132,6 +133,19 @@ impl Agent {
             }
         );
         Ok(())
+    }
+
+    /// Sets the account's country (ISO 3166-1 alpha-2, any case). Items
+    /// stamped for another region are `held` when this returns.
+    pub fn set_account_country(&self, country: &str) -> Result<()> {
+        let cc = region::normalize_country(country)?;
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, _, _| {
+            t.require_anchor()?;
+            let changed = t.country.as_deref() != Some(cc.as_str());
+            t.country = Some(cc);
+            Ok(((), changed))
+        })
     }
 
     /// Whether an account is signed in now (`None`: accounts were never used).

@@ -7,6 +7,7 @@
 //! runner at a time holds the queue lease (`agent::run`).
 
 mod account;
+mod anchor;
 mod events;
 mod ledger;
 mod refresh;
@@ -107,6 +108,15 @@ pub struct ConfigInfo {
     /// config; else the earlier of a day after the last answer and the
     /// middle of the config's validity, at least an hour after the last answer).
     pub refresh_due_at: Option<String>,
+    /// Whether the trust is vouched for by the firmware root this handle was
+    /// opened with. `false`: opened without one (reads only), or the stored
+    /// root is newer and its chain not verified yet (a refresh re-walks it);
+    /// nothing uploads and `approved_region` is `None` meanwhile.
+    pub anchored: bool,
+    /// Why the firmware root last replaced the trust the file held (a
+    /// tampered, planted or restored database), until a config is accepted
+    /// again. Safe to show: a fixed sentence, no contents.
+    pub trust_reset: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -124,6 +134,9 @@ pub struct Agent {
     /// Shared with the sockets of a run, which give up within ~0.2 s of it.
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) options: AgentOptions,
+    /// The firmware root this handle was opened with: the anchor of every
+    /// trust decision (`None`: reads only).
+    pub(crate) anchor: Option<TrustedRoot>,
     /// The app's credential provider (this handle's, in memory only).
     pub(crate) credentials: Mutex<Option<Arc<dyn crate::auth::CredentialProvider>>>,
 }
@@ -136,16 +149,19 @@ impl std::fmt::Debug for Agent {
 
 impl Agent {
     /// Opens (or creates) the database at `path` with `initial_root`, the root
-    /// envelope shipped with the firmware. It must be a valid self-signed
-    /// root even when the database exists (`malformed`, `bad_signature`, ...);
-    /// a different root of the stored version fails with `root_mismatch`. A
-    /// newer stored root wins over an older firmware root; a firmware root
-    /// one version ahead is installed only if it chains from the stored one.
+    /// envelope shipped with the firmware: the anchor of every trust
+    /// decision. It must be a valid self-signed root even when the database
+    /// exists (`malformed`, `bad_signature`, ...). A firmware root newer than
+    /// the stored one is put in force at any gap; an older one keeps the
+    /// stored root only if the stored chain verifies from it; a stored trust
+    /// that cannot have come from it is replaced by it (`ConfigInfo::trust_reset`).
     pub fn open(path: impl AsRef<Path>, initial_root: &[u8]) -> Result<Agent> {
         Self::open_with(path, Some(initial_root), AgentOptions::default())
     }
 
-    /// Opens a database that was initialised before (the CLI's `--db`).
+    /// Opens a database that was initialised before, without a firmware root:
+    /// reads work; uploads, installs and account changes fail with
+    /// `root_mismatch` (the CLI without `--root`).
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Agent> {
         Self::open_with(path, None, AgentOptions::default())
     }
@@ -181,6 +197,7 @@ impl Agent {
             }),
             cancel: Arc::new(AtomicBool::new(false)),
             options,
+            anchor: firmware,
             credentials: Mutex::new(None),
         })
     }

@@ -1,9 +1,18 @@
 //! The agent fetches its own trust: [`Agent::refresh_config`] walks the root
 //! chain on the root's mirrors (`root/<N+1>.json` until a 404, at most
-//! [`MAX_ROOT_STEPS`] per call), then fetches `config.json` (conditionally),
-//! and installs everything in one trust transaction through the same checks
-//! as `install`. A refresh that fails changes nothing on disk; a mirror that
-//! fails hands over to the next.
+//! [`MAX_ROOT_STEPS`] per call) and installs the verified roots in one trust
+//! transaction (each root a complete step, as TUF's root update: a phone far
+//! behind makes progress with every call), then fetches `config.json`
+//! (conditionally) and installs it all or nothing, through the same checks as
+//! `install`. A mirror that fails before any root was installed hands over
+//! to the next and changes nothing on disk. When roots were installed but
+//! the config failed (or more roots remain), the report says how far the
+//! roots got and why the config failed, and the next refresh is due at once.
+//!
+//! While the stored root is newer than the firmware root and its chain is not
+//! verified (`anchor::Standing::Unverified`), the walk starts from the
+//! firmware root (or as far as the stored chain verifies from it) on its own
+//! mirrors, and the config waits until the chain reaches the stored root.
 //!
 //! Layout under a mirror's base URL (static files; any CDN can serve them):
 //! `root/2.json`, `root/3.json`, ... (root envelopes by version) and
@@ -13,6 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::anchor::{chain_tip, Standing};
 use super::trust::Trust;
 use super::Agent;
 use crate::config::store::{self, SourceEntry};
@@ -41,12 +51,26 @@ pub struct Refreshed {
     pub config: Option<u64>,
     /// `host:port` of the mirror that answered.
     pub mirror: String,
+    /// The root version in force after the refresh.
+    pub root_version: u64,
+    /// Why the config was not installed although roots were (the error
+    /// kind's name, e.g. `threshold_not_met` while more roots remain):
+    /// the next refresh is due at once.
+    pub config_error: Option<String>,
+    /// Whether the walk stopped at [`MAX_ROOT_STEPS`] with more roots to come.
+    pub more_roots: bool,
 }
 
 impl Refreshed {
     /// Whether nothing changed.
     pub fn unchanged(&self) -> bool {
         self.roots.is_empty() && self.config.is_none()
+    }
+
+    /// Whether the refresh got everything the mirror had (no config error,
+    /// no roots left).
+    pub fn complete(&self) -> bool {
+        self.config_error.is_none() && !self.more_roots
     }
 }
 
@@ -79,11 +103,13 @@ impl Agent {
     /// Fetches the next roots and the current config from the mirrors the
     /// root in force lists (`sources`), and installs them through the same
     /// verification as [`Agent::install`] (thresholds, one version at a
-    /// time, rollback, sticky expiry, version floor), all in one transaction:
-    /// a refresh that fails changes nothing on disk. Mirrors are tried in
-    /// order; if all fail, the first one's error is returned. Takes at most
-    /// [`REFRESH_DEADLINE`]. Fails with `invalid_argument` when the root
-    /// lists no sources.
+    /// time, rollback, sticky expiry, version floor). Verified roots are
+    /// kept even when the config then fails (the report's `config_error`,
+    /// `more_roots`); a mirror that fails before any root was installed
+    /// changes nothing on disk and hands over to the next. If all fail, the
+    /// first one's error is returned. Takes at most [`REFRESH_DEADLINE`].
+    /// Fails with `invalid_argument` when the root lists no sources, and
+    /// with `root_mismatch` on a handle opened without a firmware root.
     pub fn refresh_config(&self) -> Result<Refreshed> {
         let deadline = Instant::now() + REFRESH_DEADLINE;
         // Its own cancel flag: a stale `cancel()` meant for a run must not
@@ -132,7 +158,12 @@ impl Agent {
         let root = {
             let mut g = self.lock();
             self.refresh(&mut g)?;
-            g.trust.root.clone()
+            g.trust.require_anchor()?;
+            match (g.trust.standing, &self.anchor) {
+                // Re-walk from as far as the stored chain verifies from the anchor.
+                (Standing::Unverified, Some(fw)) => chain_tip(fw, &store::chain(g.db.conn())?).0,
+                _ => g.trust.root.clone(),
+            }
         };
         let sources = root
             .sources()
@@ -161,7 +192,8 @@ impl Agent {
         })
     }
 
-    /// One mirror: fetch, then install all of it or nothing.
+    /// One mirror: the roots (kept as verified), then the config (all or
+    /// nothing).
     fn refresh_from(
         &self,
         http: &SourceHttp,
@@ -173,7 +205,68 @@ impl Agent {
             let g = self.lock();
             self.now_secs(&g.trust)
         };
-        let steps = fetch_roots(http, sources, base, root, now)?;
+        let (steps, more_roots) = fetch_roots(http, sources, base, root, now)?;
+        let roots = match steps.is_empty() {
+            true => Vec::new(),
+            false => self.install_steps(&steps)?,
+        };
+        let mut report = Refreshed {
+            roots,
+            config: None,
+            mirror: base.host_port(),
+            root_version: 0,
+            config_error: None,
+            more_roots,
+        };
+        let config = match self.lock().trust.standing {
+            Standing::Anchored => self.refresh_config_doc(http, sources, base, steps.is_empty()),
+            _ => Err(Error::Unanchored(
+                "the mirrors do not serve the stored root's chain (yet)",
+            )),
+        };
+        match config {
+            Ok(version) => report.config = version,
+            // Nothing gained from this mirror: the next one may do better.
+            Err(e) if steps.is_empty() => return Err(e),
+            Err(e) => report.config_error = Some(e.kind().to_string()),
+        }
+        let mut g = self.lock();
+        if !report.complete() {
+            // Due again at once: forget when the mirrors last answered.
+            g.db.write(|tx| store::forget_source_checks(tx))?;
+        }
+        report.root_version = g.trust.root.version();
+        Ok(report)
+    }
+
+    /// Verifies and installs fetched roots (a complete step each); returns
+    /// the versions put in force.
+    fn install_steps(&self, steps: &[Step]) -> Result<Vec<u64>> {
+        let anchor = self.anchor.clone();
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, tx, now| {
+            t.require_anchor()?;
+            let installed = match (t.standing, &anchor) {
+                (Standing::Unverified, Some(fw)) => {
+                    let envs: Vec<&[u8]> = steps.iter().map(|s| &s.envelope[..]).collect();
+                    t.absorb_walk(fw, &store::chain(tx)?, &envs)?
+                }
+                _ => install_roots(t, steps, now)?,
+            };
+            // Written even when none is in force yet: the chain grew.
+            Ok((installed, true))
+        })
+    }
+
+    /// Fetches `config.json` (conditionally when `validators_ok`) and
+    /// installs it: the new version, or `None` when it was unchanged.
+    fn refresh_config_doc(
+        &self,
+        http: &SourceHttp,
+        sources: &Sources,
+        base: &GuardedUrl,
+        validators_ok: bool,
+    ) -> Result<Option<u64>> {
         let cfg_url = sources.url(base, "config.json")?;
         let cfg_key = cfg_url.as_str();
         let (cached, held) = {
@@ -185,10 +278,10 @@ impl Agent {
             )
         };
         // Validators only while the very config they describe is in force
-        // and no rotation is coming (a rotation may drop the config).
+        // and no rotation came (a rotation may drop the config).
         let validators = cached
             .as_ref()
-            .filter(|c| steps.is_empty() && held.is_some() && c.body_sha256 == held)
+            .filter(|c| validators_ok && held.is_some() && c.body_sha256 == held)
             .map(|c| Validators {
                 etag: c.etag.clone(),
                 last_modified: c.last_modified.clone(),
@@ -199,7 +292,7 @@ impl Agent {
         }
         let mut g = self.lock();
         self.update_trust(&mut g, |t, tx, now| {
-            let roots = install_roots(t, &steps, now)?;
+            t.require_anchored()?;
             let mut entry = cached.clone().unwrap_or_default();
             let mut config = None;
             if let Fetched::Document(body, v) = &fetched {
@@ -217,33 +310,28 @@ impl Agent {
             }
             entry.checked_at = now;
             store::save_source_entry(tx, &cfg_key, &entry)?;
-            let changed = !roots.is_empty() || config.is_some();
-            let report = Refreshed {
-                roots,
-                config,
-                mirror: base.host_port(),
-            };
-            Ok((report, changed))
+            Ok((config, config.is_some()))
         })
     }
 }
 
 /// Walks `root/<N+1>.json` from `root` until a 404, verifying each step
-/// against the one before (in memory only).
+/// against the one before (in memory only); `true` when it stopped at
+/// [`MAX_ROOT_STEPS`] without a 404.
 fn fetch_roots(
     http: &SourceHttp,
     sources: &Sources,
     base: &GuardedUrl,
     root: &TrustedRoot,
     now: u64,
-) -> Result<Vec<Step>> {
+) -> Result<(Vec<Step>, bool)> {
     let mut steps = Vec::new();
     let mut cur = root.clone();
     while steps.len() < MAX_ROOT_STEPS {
         let version = cur.version() + 1;
         let url = sources.url(base, &format!("root/{version}.json"))?;
         match http.get(&url, None)? {
-            Fetched::Missing => break,
+            Fetched::Missing => return Ok((steps, false)),
             Fetched::NotModified => {
                 return Err(Error::Protocol("304 to an unconditional request".into()))
             }
@@ -255,7 +343,7 @@ fn fetch_roots(
             }
         }
     }
-    Ok(steps)
+    Ok((steps, true))
 }
 
 /// Installs the fetched steps the stored root does not have yet (another

@@ -18,6 +18,7 @@
 
 use rusqlite::Transaction;
 
+use super::anchor::{ChainOps, Standing};
 use super::{Agent, ConfigInfo, Inner, Installed};
 use crate::config::envelope::Envelope;
 use crate::config::model::format_time;
@@ -36,17 +37,27 @@ pub(crate) struct Trust {
     pub(crate) clock_floor: u64,
     pub(crate) country: Option<String>,
     /// Highest config version ever accepted and the SHA-256 of its payload.
-    config_floor: u64,
-    config_floor_sha256: Option<[u8; 32]>,
+    pub(crate) config_floor: u64,
+    pub(crate) config_floor_sha256: Option<[u8; 32]>,
     /// Configs / roots of these versions or older were seen expired: sticky.
-    expired_config: u64,
-    expired_root: u64,
+    pub(crate) expired_config: u64,
+    pub(crate) expired_root: u64,
     /// Generation of the row this snapshot was read from (0: not yet stored).
     pub(crate) generation: i64,
     /// The signed-in account (see [`super::account`]).
     pub(crate) account: Option<String>,
     /// Key of the account stamps; `Some` once accounts are in use.
     pub(crate) account_key: Option<[u8; 32]>,
+    /// How this trust stands against the firmware root (`super::anchor`):
+    /// only `Anchored` trust approves a region or takes a new document.
+    pub(crate) standing: Standing,
+    /// The lowest root version from which the stored chain is complete.
+    pub(crate) chain_from: u64,
+    /// Why the firmware root last replaced the stored trust, until a config
+    /// is accepted again.
+    pub(crate) trust_reset: Option<String>,
+    /// Changes to the stored chain, written with the row.
+    pub(crate) chain_ops: ChainOps,
 }
 
 impl Trust {
@@ -63,12 +74,18 @@ impl Trust {
             generation: 0,
             account: None,
             account_key: None,
+            standing: Standing::Anchored,
+            chain_from: 0,
+            trust_reset: None,
+            chain_ops: ChainOps::default(),
         }
     }
 
     /// Re-verifies a stored row. A stored config that no longer verifies
     /// (tampered file) is dropped, fail closed; its version floor stays.
-    fn from_stored(s: &StoredTrust) -> Result<Trust> {
+    /// The result is not anchored yet (`Standing::NoAnchor`): see
+    /// [`Trust::load_anchored`].
+    pub(crate) fn from_stored(s: &StoredTrust) -> Result<Trust> {
         let root = TrustedRoot::reload(&s.root)?;
         let config = s
             .config
@@ -95,7 +112,13 @@ impl Trust {
                     reason: "the account key is damaged".into(),
                 })?),
             },
+            standing: Standing::NoAnchor,
+            chain_from: 0,
+            trust_reset: s.trust_reset.clone(),
+            chain_ops: ChainOps::default(),
         };
+        // A file from before schema v11 has no chain: it starts at the root in force.
+        t.chain_from = u64::try_from(s.chain_from).unwrap_or(t.root.version());
         if let Some(c) = config {
             if !t.has_floor() || c.version() > t.config_floor {
                 // A row written before schema v3 has no floor yet: the config is it.
@@ -127,7 +150,7 @@ impl Trust {
                 && self.config_floor_sha256 == Some(cfg.payload_sha256()))
     }
 
-    fn stored(&self) -> StoredTrust {
+    pub(crate) fn stored(&self) -> StoredTrust {
         StoredTrust {
             root: self.root.envelope().to_vec(),
             config: self.config.as_ref().map(|c| c.envelope().to_vec()),
@@ -140,6 +163,8 @@ impl Trust {
             generation: self.generation,
             account: self.account.clone(),
             account_key: self.account_key.map(|k| k.to_vec()),
+            chain_from: i64::try_from(self.chain_from).unwrap_or(i64::MAX),
+            trust_reset: self.trust_reset.clone(),
         }
     }
 
@@ -180,17 +205,21 @@ impl Trust {
         before != (self.expired_config, self.expired_root)
     }
 
-    /// Whether the config and root in force are unexpired (a run's fast path).
+    /// Whether the config and root in force are anchored and unexpired (a
+    /// run's fast path).
     pub(crate) fn live(&self, now: u64) -> bool {
-        self.config
-            .as_ref()
-            .is_some_and(|c| !self.config_expired(c, now))
+        self.standing == Standing::Anchored
+            && self
+                .config
+                .as_ref()
+                .is_some_and(|c| !self.config_expired(c, now))
             && !self.root_expired(now)
     }
 
     /// The approved region: `Ok(None)` with no config, no country or no
     /// matching region; `Err(Expired)` when the config or root expired.
     pub(crate) fn approved(&self, now: u64) -> Result<Option<ApprovedRegion>> {
+        self.require_anchored()?;
         let Some(cfg) = &self.config else {
             return Ok(None);
         };
@@ -242,6 +271,8 @@ impl Trust {
             return Err(Error::Expired { what: "config" });
         }
         self.clock_floor = self.clock_floor.max(cfg.issued_at());
+        // A config accepted under the anchor re-establishes the trust.
+        self.trust_reset = None;
         self.config_floor = cfg.version();
         self.config_floor_sha256 = Some(cfg.payload_sha256());
         self.config = Some(cfg);
@@ -250,6 +281,7 @@ impl Trust {
 
     /// Puts `next` in force; the config stays only if `next` still vouches for it.
     pub(crate) fn rotate_root(&mut self, next: TrustedRoot) {
+        self.chain_ops.record(&self.root, &next);
         self.root = next;
         let root = &self.root;
         self.config = self
@@ -278,8 +310,11 @@ impl Trust {
     }
 }
 
-/// The trust at open: the stored row, reconciled with the firmware's root.
-/// Runs inside the open's write transaction.
+/// The trust at open: the stored row judged against the firmware root
+/// (`super::anchor`). Runs inside the open's write transaction and writes
+/// only what the anchor changed. A new file trusts the firmware root even
+/// when it has expired: a refresh from its mirrors may catch up (TUF), and
+/// nothing uploads under an expired root meanwhile.
 pub(crate) fn open_trust(
     tx: &Transaction<'_>,
     firmware: Option<&TrustedRoot>,
@@ -287,42 +322,18 @@ pub(crate) fn open_trust(
 ) -> Result<Trust> {
     let Some(stored) = store::load(tx)? else {
         let root = firmware.ok_or(Error::NoConfig)?;
-        if root.expires_at() <= wall {
-            return Err(Error::Expired { what: "root" });
-        }
         let mut t = Trust::new(root.clone());
+        t.chain_from = root.version();
         t.generation = store::save(tx, &t.stored(), None)?;
         return Ok(t);
     };
-    let mut t = Trust::from_stored(&stored)?;
-    let Some(fw) = firmware else {
-        return Ok(t);
-    };
-    let (fw_v, cur_v) = (fw.version(), t.root.version());
-    if fw_v == cur_v && !fw.same_payload(&t.root) {
-        return Err(Error::RootMismatch { version: fw_v });
+    let (mut t, dirty) = Trust::load_anchored(tx, &stored, firmware)?;
+    if dirty {
+        t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
+        t.chain_ops.flush(tx)?;
+        t.reconcile_items(tx, wall.max(t.clock_floor))?;
     }
-    // Older (the device moved on) or the same: the stored root wins.
-    if fw_v <= cur_v {
-        return Ok(t);
-    }
-    let now = wall.max(t.clock_floor);
-    match t.root.verify_next(fw.envelope(), now) {
-        Ok(Some(next)) => {
-            t.rotate_root(next);
-            t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
-            t.reconcile_items(tx, now)?;
-            Ok(t)
-        }
-        Ok(None) => Ok(t),
-        // Several versions ahead: the steps in between arrive by install.
-        Err(Error::VersionGap { .. }) => {
-            log::warn!("firmware root is more than one version ahead; keeping the stored root");
-            Ok(t)
-        }
-        // The direct successor that does not chain can never be trusted here.
-        Err(e) => Err(e),
-    }
+    Ok(t)
 }
 
 impl Agent {
@@ -342,7 +353,9 @@ impl Agent {
             Some(g) if g == inner.trust.generation => {}
             Some(_) => {
                 let s = store::load(conn)?.ok_or_else(trust_row_missing)?;
-                inner.trust = Trust::from_stored(&s)?;
+                // What the anchor would change is written by the next trust
+                // write; until then it holds in memory.
+                inner.trust = Trust::load_anchored(conn, &s, self.anchor.as_ref())?.0;
             }
             None => return Err(trust_row_missing()),
         }
@@ -379,18 +392,21 @@ impl Agent {
         f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
     ) -> Result<T> {
         let clock = &self.options.clock;
+        let anchor = self.anchor.as_ref();
         let Inner { db, trust, .. } = inner;
         let body = |tx: &Transaction<'_>| {
             let stored = store::load(tx)?.ok_or_else(trust_row_missing)?;
-            let mut t = if stored.generation == trust.generation {
-                trust.clone()
+            let (mut t, anchored) = if stored.generation == trust.generation {
+                (trust.clone(), false)
             } else {
-                Trust::from_stored(&stored)?
+                Trust::load_anchored(tx, &stored, anchor)?
             };
             let now = clock().max(t.clock_floor);
             let (out, changed) = f(&mut t, tx, now)?;
+            let changed = changed || anchored;
             if changed {
                 t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
+                t.chain_ops.flush(tx)?;
                 t.reconcile_items(tx, now)?;
             }
             Ok((out, t, changed))
@@ -419,7 +435,10 @@ impl Agent {
     /// Persists a newly observed expiry. A failed write is only logged: the
     /// caller still sees the expiry from memory (fail closed).
     pub(crate) fn note_expiry(&self, inner: &mut Inner) {
-        if !inner.trust.newly_expired(self.now_secs(&inner.trust)) {
+        // Only anchored trust is written; unanchored trust uploads nothing anyway.
+        if inner.trust.standing != Standing::Anchored
+            || !inner.trust.newly_expired(self.now_secs(&inner.trust))
+        {
             return;
         }
         let noted = self.update_trust(inner, |t, _, now| Ok(((), t.record_expiry(now))));
@@ -446,7 +465,21 @@ impl Agent {
     /// the database (not this handle's memory).
     pub fn install_root(&self, envelope: &[u8]) -> Result<Installed> {
         let mut g = self.lock();
-        let installed = self.update_trust(&mut g, |t, _, now| {
+        let anchor = self.anchor.clone();
+        let installed = self.update_trust(&mut g, |t, tx, now| {
+            t.require_anchor()?;
+            if t.standing == Standing::Unverified {
+                // Roots installed by bytes re-establish the chain like a refresh.
+                let fw = anchor.as_ref().expect("an unverified trust has an anchor");
+                let rows = store::chain(tx)?;
+                let put = t.absorb_walk(fw, &rows, &[envelope])?;
+                let installed = match put.last() {
+                    Some(&version) => Installed::Root { version },
+                    None => Installed::Unchanged,
+                };
+                // Written even when nothing is in force yet: the chain grew.
+                return Ok((installed, true));
+            }
             let Some(next) = t.root.verify_next(envelope, now)? else {
                 return Ok((Installed::Unchanged, false));
             };
@@ -468,6 +501,7 @@ impl Agent {
     pub fn install_config(&self, envelope: &[u8]) -> Result<Installed> {
         let mut g = self.lock();
         let installed = self.update_trust(&mut g, |t, _, now| {
+            t.require_anchored()?;
             let cfg = VerifiedConfig::verify(&t.root, envelope)?;
             let version = cfg.version();
             Ok(match t.accept_config(cfg, now)? {
@@ -479,18 +513,6 @@ impl Agent {
             log::info!("config version {version} installed");
         }
         Ok(installed)
-    }
-
-    /// Sets the account's country (ISO 3166-1 alpha-2, any case). Items
-    /// stamped for another region are `held` when this returns.
-    pub fn set_account_country(&self, country: &str) -> Result<()> {
-        let cc = region::normalize_country(country)?;
-        let mut g = self.lock();
-        self.update_trust(&mut g, |t, _, _| {
-            let changed = t.country.as_deref() != Some(cc.as_str());
-            t.country = Some(cc);
-            Ok(((), changed))
-        })
     }
 
     /// The approved region: `Ok(None)` with no config, no country or no
@@ -507,7 +529,7 @@ impl Agent {
         let mut g = self.lock();
         let approved = match self.approved_fresh(&mut g) {
             Ok(r) => r.map(|r| r.id().to_string()),
-            Err(e) if e.kind() == ErrorKind::Expired => None,
+            Err(e) if matches!(e.kind(), ErrorKind::Expired | ErrorKind::RootMismatch) => None,
             Err(e) => return Err(e),
         };
         let last_check = store::last_source_check(g.db.conn())?;
@@ -526,6 +548,8 @@ impl Agent {
             country: t.country.clone(),
             approved_region: approved,
             refresh_due_at,
+            anchored: t.standing == Standing::Anchored,
+            trust_reset: t.trust_reset.clone(),
         })
     }
 }

@@ -36,11 +36,16 @@ pub struct StoredTrust {
     pub account: Option<String>,
     /// The per-database key of the account stamps (`None`: accounts never used).
     pub account_key: Option<Vec<u8>>,
+    /// The lowest root version from which [`chain`] is complete (schema v11;
+    /// -1: a file from before it, whose chain starts at the root in force).
+    pub chain_from: i64,
+    /// Why the firmware root last replaced the stored trust (schema v11).
+    pub trust_reset: Option<String>,
 }
 
 const COLS: &str = "root, config, clock_floor, country, config_version_floor,
     config_floor_sha256, expired_config_version, expired_root_version, generation,
-    account, account_key";
+    account, account_key, chain_from, trust_reset";
 
 fn u64_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
     Ok(r.get::<_, i64>(i)?.max(0) as u64)
@@ -67,6 +72,8 @@ pub fn load(conn: &Connection) -> Result<Option<StoredTrust>> {
                 generation: r.get(8)?,
                 account: r.get(9)?,
                 account_key: r.get(10)?,
+                chain_from: r.get(11)?,
+                trust_reset: r.get(12)?,
             })
         })
         .optional()?)
@@ -109,23 +116,25 @@ pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Res
         next,
         t.account,
         t.account_key,
+        t.chain_from,
+        t.trust_reset,
         expected,
     ];
     let n = match expected {
         None => tx.execute(
             &format!(
                 "INSERT INTO trust (id, {COLS})
-                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (id) DO NOTHING"
             ),
-            &params[..11], // the INSERT binds no expected generation
+            &params[..13], // the INSERT binds no expected generation
         )?,
         Some(_) => tx.execute(
             "UPDATE trust SET root = ?1, config = ?2, clock_floor = ?3, country = ?4,
                     config_version_floor = ?5, config_floor_sha256 = ?6,
                     expired_config_version = ?7, expired_root_version = ?8, generation = ?9,
-                    account = ?10, account_key = ?11
-             WHERE id = 1 AND generation = ?12",
+                    account = ?10, account_key = ?11, chain_from = ?12, trust_reset = ?13
+             WHERE id = 1 AND generation = ?14",
             params,
         )?,
     };
@@ -135,6 +144,55 @@ pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Res
         ));
     }
     Ok(next)
+}
+
+/// One root of the stored chain (see `root_chain` in the schema).
+#[derive(Debug, Clone)]
+pub struct ChainRow {
+    /// Root version.
+    pub version: u64,
+    /// Its envelope, verbatim.
+    pub envelope: Vec<u8>,
+    /// Whether its root keys or threshold differ from its predecessor's.
+    pub changed: bool,
+}
+
+/// The stored root chain, oldest first.
+pub fn chain(conn: &Connection) -> Result<Vec<ChainRow>> {
+    let mut st =
+        conn.prepare_cached("SELECT version, envelope, changed FROM root_chain ORDER BY version")?;
+    let rows = st.query_map([], |r| {
+        Ok(ChainRow {
+            version: u64_col(r, 0)?,
+            envelope: r.get(1)?,
+            changed: r.get::<_, i64>(2)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Appends `row` to the chain and drops what it makes redundant: every root
+/// below it whose keys did not change (the newest is always kept).
+pub fn push_chain(tx: &Transaction<'_>, row: &ChainRow) -> Result<()> {
+    tx.execute(
+        "INSERT INTO root_chain (version, envelope, changed) VALUES (?1, ?2, ?3)
+         ON CONFLICT (version) DO UPDATE SET envelope = ?2, changed = ?3",
+        rusqlite::params![i64_of(row.version), row.envelope, row.changed as i64],
+    )?;
+    tx.execute(
+        "DELETE FROM root_chain WHERE changed = 0 AND version < ?1",
+        [i64_of(row.version)],
+    )?;
+    Ok(())
+}
+
+/// Drops the chain at and below `version` (the firmware root vouches for it).
+pub fn prune_chain(tx: &Transaction<'_>, version: u64) -> Result<()> {
+    tx.execute(
+        "DELETE FROM root_chain WHERE version <= ?1",
+        [i64_of(version)],
+    )?;
+    Ok(())
 }
 
 /// What a mirror's `config.json` looked like when last fetched.
@@ -182,6 +240,13 @@ pub fn save_source_entry(tx: &Transaction<'_>, url: &str, e: &SourceEntry) -> Re
             i64_of(e.checked_at)
         ],
     )?;
+    Ok(())
+}
+
+/// Forgets when the mirrors last answered, so the next refresh is due at
+/// once (a refresh that installed roots but not the config).
+pub fn forget_source_checks(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute("UPDATE source_cache SET checked_at = 0", [])?;
     Ok(())
 }
 

@@ -68,6 +68,17 @@ fn check_role(role: &Role, keys: &BTreeMap<String, [u8; 32]>) -> Result<()> {
     Ok(())
 }
 
+/// Same distinct key ids (a key id is the SHA-256 of its key) and threshold.
+fn same_role(a: &Role, b: &Role) -> bool {
+    let ids = |r: &Role| {
+        let mut v: Vec<String> = r.keyids.clone();
+        v.sort();
+        v.dedup();
+        v
+    };
+    a.threshold == b.threshold && ids(a) == ids(b)
+}
+
 impl TrustedRoot {
     /// Parses a root envelope and checks its structure, without any trust decision.
     fn parse(bytes: &[u8]) -> Result<(Envelope, TrustedRoot)> {
@@ -184,6 +195,42 @@ impl TrustedRoot {
         // force is checked for expiry wherever it is used (fail closed).
         let _ = now;
         Ok(Some(next))
+    }
+
+    /// Verifies a later root `bytes` of the chain this root is part of,
+    /// across versions whose root keys did not change (the stored chain keeps
+    /// only the roots where they did, see `root_chain`): a threshold of this
+    /// root's root keys and of the new root's own. For the next version this
+    /// is [`TrustedRoot::verify_next`].
+    pub(crate) fn verify_descendant(&self, bytes: &[u8]) -> Result<TrustedRoot> {
+        let (env, next) = Self::parse(bytes)?;
+        if next.version <= self.version {
+            return Err(Error::Rollback {
+                what: "root",
+                offered: next.version,
+                installed: self.version,
+            });
+        }
+        env.require_threshold(
+            "root",
+            &self.root_role.keyids,
+            self.root_role.threshold,
+            &self.keys,
+        )?;
+        next.require_self_signed(&env)?;
+        Ok(next)
+    }
+
+    /// Whether `other` has the same root keys and threshold (a root chain
+    /// may skip the versions between two such roots).
+    pub(crate) fn same_root_role(&self, other: &TrustedRoot) -> bool {
+        same_role(&self.root_role, &other.root_role)
+    }
+
+    /// Whether `other` has the same config keys and threshold: the configs
+    /// and floors one accepted, the other vouches for too.
+    pub(crate) fn same_config_role(&self, other: &TrustedRoot) -> bool {
+        same_role(&self.config_role, &other.config_role)
     }
 
     /// The mirrors this root names for fetching its successors and the

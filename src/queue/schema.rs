@@ -197,6 +197,29 @@ pub const MIGRATIONS: &[&str] = &[
     // keeps ids in order only within a region, so such a page read and sorted every row of
     // the state.
     "CREATE INDEX items_state_id ON items (state, id);",
+    // v11: residency anchored in the firmware root and the account (issue 21).
+    // `root_chain`: the roots above the firmware root that the stored root was reached
+    // through, kept small (the roots whose root keys or threshold changed, plus the newest),
+    // so a firmware root older than the stored one can verify it at open.
+    // `trust.chain_from`: the lowest root version from which that chain is complete; a file
+    // from before this step has no chain, so it starts at the root in force and a firmware
+    // root below it re-walks the mirrors before the stored root is trusted again.
+    // `trust.trust_reset`: why the firmware root last replaced what the file held (tampered,
+    // restored or planted trust), shown to the app until a config is accepted again.
+    // `account_countries`: the country of each account, by its stamp (never the id), so a
+    // new account never inherits the previous account's country.
+    "CREATE TABLE root_chain (
+        version  INTEGER PRIMARY KEY,
+        envelope BLOB NOT NULL,
+        changed  INTEGER NOT NULL CHECK (changed IN (0, 1))
+    );
+    ALTER TABLE trust ADD COLUMN chain_from INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trust ADD COLUMN trust_reset TEXT;
+    UPDATE trust SET chain_from = -1;
+    CREATE TABLE account_countries (
+        stamp   BLOB PRIMARY KEY,
+        country TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
