@@ -249,7 +249,7 @@ fn items_from_before_accounts_belong_to_the_first_account_signed_in() {
 fn switching_account_mid_upload_stops_the_bytes_at_once() {
     let e = env();
     let id = enqueue(&e, "big", 24 * 1024 * 1024);
-    let other = Agent::open_existing(&e.db).unwrap();
+    let other = Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap();
     let mut switched = false;
     let r = run_with(&e.agent, move |p| {
         if !switched && p.sent > 0 {
@@ -362,7 +362,7 @@ fn a_country_move_asks_for_the_new_regions_token_and_sends_the_old_nowhere() {
 fn a_sign_out_while_the_provider_runs_sends_nothing_with_its_token() {
     let e = env();
     let id = enqueue(&e, "a", 100_000);
-    let other = Arc::new(Agent::open_existing(&e.db).unwrap());
+    let other = Arc::new(Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap());
     let signer = other.clone();
     // The app signs the user out (another handle: say, its account screen)
     // while the provider is still fetching the token.
