@@ -362,9 +362,10 @@ fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
     let file = p("photo.bin");
     std::fs::write(&file, vec![7u8; 300 * 1024]).unwrap();
     assert_eq!(cli(&["enqueue", s(&file)]).1, "1\n");
-    std::fs::write(p("good.tok"), format!("{TOKEN}\r\nsecond line ignored\n")).unwrap();
-    std::fs::write(p("wrong.tok"), "wrong-9\n").unwrap();
-    std::fs::write(p("empty.tok"), "\n").unwrap();
+    let good = format!("{TOKEN}\r\nsecond line ignored\n");
+    common::write_private(&p("good.tok"), good.as_bytes());
+    common::write_private(&p("wrong.tok"), b"wrong-9\n");
+    common::write_private(&p("empty.tok"), b"\n");
     let ca = server.path("ca_pem");
     let run = |token_file: &str| {
         cli(&[

@@ -223,7 +223,10 @@ pub fn enqueue(db: &Store, service: &str, priority: i32, files: &[std::path::Pat
         .map(|f| {
             // The checks the library makes, here naming the file as typed.
             let named = |e: Error| Failure::File(f.clone(), e);
-            let md = std::fs::metadata(f).map_err(|e| super::file_io(f, &e))?;
+            let md = std::fs::symlink_metadata(f).map_err(|e| super::file_io(f, &e))?;
+            if md.file_type().is_symlink() {
+                return Err(named(Error::SourceSymlink));
+            }
             if !md.is_file() {
                 return Err(named(Error::InvalidArgument("not a regular file")));
             }
@@ -347,20 +350,78 @@ pub fn remove(db: &Store, id: i64) -> Out {
     ok()
 }
 
+/// The most a token file may hold: a bearer token is far shorter.
+const TOKEN_FILE_MAX: u64 = 64 * 1024;
+
 /// The token in `path`: its first line without the line ending. Errors name
-/// the file as the user typed it, never its content.
+/// the file as the user typed it, never its content. Like ssh with a key, the
+/// file must be a regular file only its owner can access, and is never read
+/// through a symbolic link.
 fn read_token(path: &Path) -> Result<Secret, String> {
+    use std::io::Read;
     let name = path.display();
-    let text = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| format!("cannot read --token-file {name}: {}", e.kind()))?,
-    );
+    let cannot = |e: std::io::Error| format!("cannot read --token-file {name}: {}", e.kind());
+    // Looked at before opening: a FIFO would block the run.
+    let md = std::fs::symlink_metadata(path).map_err(cannot)?;
+    check_token_file(path, &md)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // What is opened is what was looked at: no link, and nothing that can block.
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::ELOOP) => format!("--token-file {name} is a symbolic link"),
+        _ => cannot(e),
+    })?;
+    // Again on what was opened, in case the path changed since the look.
+    check_token_file(path, &file.metadata().map_err(cannot)?)?;
+    let mut text = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(md.len().min(TOKEN_FILE_MAX) + 1).expect("64 KiB fits usize"),
+    ));
+    file.take(TOKEN_FILE_MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > TOKEN_FILE_MAX {
+        return Err(format!("--token-file {name} is larger than 64 KiB"));
+    }
     let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
         return Err(format!("--token-file {name} is empty"));
     }
     Secret::from_bytes(line).map_err(|_| format!("--token-file {name} is not UTF-8"))
+}
+
+/// A token file must be a regular file (not a link) that group and others
+/// cannot access (mode `& 0o077 == 0`).
+fn check_token_file(path: &Path, md: &std::fs::Metadata) -> Result<(), String> {
+    let name = path.display();
+    if md.file_type().is_symlink() {
+        return Err(format!("--token-file {name} is a symbolic link"));
+    }
+    if !md.is_file() {
+        return Err(format!("--token-file {name} is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = md.permissions().mode();
+        if mode & 0o077 != 0 {
+            let how = if mode & 0o044 != 0 {
+                "readable"
+            } else {
+                "accessible"
+            };
+            return Err(format!(
+                "--token-file {name} is {how} by group or others (chmod 600 {name})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Flags of `cloudsync run`.

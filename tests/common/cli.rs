@@ -197,3 +197,10 @@ impl DevServer {
     /// Kills the servers (the next connection is refused).
     pub fn stop(self) {}
 }
+
+/// Writes a file only its owner can read (`--token-file` refuses any other).
+pub fn write_private(path: &Path, content: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}

@@ -333,13 +333,14 @@ public final class SyncAgent implements AutoCloseable {
      *
      * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
      *
-     * @param path absolute path of a readable regular file
+     * @param path absolute path of a readable regular file (not a symbolic link: never followed)
      * @param service the config's service name, e.g. {@code "backup"} (1 to 64 characters)
      * @param priority higher runs first
      * @return the item id
-     * @throws SyncException kind {@code invalid_argument} (relative path, bad service name, or a
-     *     service the installed config does not offer; without a config any well-formed name is
-     *     accepted) or {@code source_io} (the file cannot be read)
+     * @throws SyncException kind {@code invalid_argument} (relative path, a symbolic link or not
+     *     a regular file, bad service name, or a service the installed config does not offer;
+     *     without a config any well-formed name is accepted) or {@code source_io} (the file
+     *     cannot be read)
      * @throws AuthException kind {@code no_account} after a sign-out ({@link #setAccount})
      * @throws StorageException if the queue cannot be written
      * @throws NullPointerException if an argument is null
