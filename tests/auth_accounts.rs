@@ -362,7 +362,9 @@ fn a_country_move_asks_for_the_new_regions_token_and_sends_the_old_nowhere() {
 fn a_sign_out_while_the_provider_runs_sends_nothing_with_its_token() {
     let e = env();
     let id = enqueue(&e, "a", 100_000);
-    let other = Arc::new(Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap());
+    let other = Arc::new(
+        Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap(),
+    );
     let signer = other.clone();
     // The app signs the user out (another handle: say, its account screen)
     // while the provider is still fetching the token.

@@ -262,6 +262,7 @@ fn clock_moves_under_faketime() {
     let cli = env!("CARGO_BIN_EXE_cloudsync");
     let ft = |when: &str, args: &[&str]| {
         Command::new("faketime")
+            .env("CLOUDSYNC_ROOT", golden("root_v1.json"))
             .arg(when)
             .arg(cli)
             .args(["--db", s(&db)])

@@ -109,7 +109,7 @@ fn every_manifest_entry_has_its_exact_outcome() {
                 assert_eq!(agent.config_info().unwrap(), before_info, "{}", e.file);
                 assert_eq!(trust_row(&db), before_row, "{}", e.file);
                 drop(agent);
-                let reopened = agent_at(&db, None, now).unwrap();
+                let reopened = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap();
                 assert_eq!(reopened.config_info().unwrap(), before_info, "{}", e.file);
             }
             (other, want) => panic!("{}: expected {want}, got {other:?}", e.file),
@@ -138,7 +138,7 @@ fn install_then_reopen_persists_root_config_and_region() {
     );
     agent.set_account_country("br").unwrap();
     drop(agent);
-    let agent = agent_at(&db, None, now).unwrap();
+    let agent = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap();
     let info = agent.config_info().unwrap();
     assert_eq!((info.root_version, info.config_version), (2, Some(7)));
     assert_eq!(info.regions, vec!["br", "in", "sg", "us"]);
@@ -231,7 +231,7 @@ fn garbage_initial_roots_are_refused_with_no_database_trust() {
         let db = dir.path().join("q.db");
         let e = agent_at(&db, Some(&golden(name)), now).unwrap_err();
         assert_eq!(e.kind(), kind, "{name}");
-        let e = agent_at(&db, None, now).unwrap_err();
+        let e = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NoConfig, "{name}: nothing was trusted");
     }
 }

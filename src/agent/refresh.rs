@@ -218,7 +218,8 @@ impl Agent {
             config_error: None,
             more_roots,
         };
-        let config = match self.lock().trust.standing {
+        let standing = self.lock().trust.standing;
+        let config = match standing {
             Standing::Anchored => self.refresh_config_doc(http, sources, base, steps.is_empty()),
             _ => Err(Error::Unanchored(
                 "the mirrors do not serve the stored root's chain (yet)",
@@ -233,7 +234,7 @@ impl Agent {
         let mut g = self.lock();
         if !report.complete() {
             // Due again at once: forget when the mirrors last answered.
-            g.db.write(|tx| store::forget_source_checks(tx))?;
+            g.db.write(store::forget_source_checks)?;
         }
         report.root_version = g.trust.root.version();
         Ok(report)

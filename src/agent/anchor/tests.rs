@@ -116,7 +116,10 @@ fn a_file_from_before_the_chain_is_unverified_until_re_walked() {
     // The mirrors' chain, in two calls: progress is kept between them.
     let e2 = root_env(2, 1, &[1]);
     let e3 = root_env(3, 1, &[1]);
-    assert_eq!(t.absorb_walk(&fw, &[], &[&e2, &e3]).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        t.absorb_walk(&fw, &[], &[&e2, &e3]).unwrap(),
+        Vec::<u64>::new()
+    );
     assert_eq!(t.standing, Standing::Unverified);
     let rows = std::mem::take(&mut t.chain_ops.push);
     assert_eq!(rows.iter().map(|r| r.version).collect::<Vec<_>>(), [2, 3]);
