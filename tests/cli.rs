@@ -503,7 +503,10 @@ fn config_refresh_against_a_dev_server_mirror() {
     assert_eq!(code, Some(0));
     assert_eq!(
         json(&text),
-        serde_json::json!({"roots": [], "config": null, "mirror": host_port, "unchanged": true})
+        serde_json::json!({
+            "roots": [], "config": null, "mirror": host_port, "unchanged": true,
+            "root_version": 1, "config_error": null, "more_roots": false
+        })
     );
 
     // Published while it runs: a root rotation and a new config, signed
@@ -536,7 +539,10 @@ fn config_refresh_against_a_dev_server_mirror() {
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(
         json(&text),
-        serde_json::json!({"roots": [2], "config": 2, "mirror": host_port, "unchanged": false})
+        serde_json::json!({
+            "roots": [2], "config": 2, "mirror": host_port, "unchanged": false,
+            "root_version": 2, "config_error": null, "more_roots": false
+        })
     );
     let (_, text, _) = cli(&["config", "show", "--json"]);
     let info = json(&text);

@@ -180,11 +180,21 @@ fn expiry_follows_the_clock_and_the_floor() {
     drop(agent);
     // Clock set back before issued_at: the floor (issued_at) holds the clock,
     // so the config is judged at 2026-11-15, still valid, not at 2020.
-    let back = agent_at(&db, None, t("2020-01-01T00:00:00Z")).unwrap();
+    let back = agent_at(
+        &db,
+        Some(&golden("root_v1.json")),
+        t("2020-01-01T00:00:00Z"),
+    )
+    .unwrap();
     assert_eq!(back.approved_region().unwrap().unwrap().id(), "in");
     drop(back);
     // Later than expiry: uploads stop (fail closed).
-    let late = agent_at(&db, None, t("2027-06-02T00:00:00Z")).unwrap();
+    let late = agent_at(
+        &db,
+        Some(&golden("root_v1.json")),
+        t("2027-06-02T00:00:00Z"),
+    )
+    .unwrap();
     assert_eq!(
         late.approved_region().unwrap_err().kind(),
         ErrorKind::Expired
@@ -194,7 +204,7 @@ fn expiry_follows_the_clock_and_the_floor() {
     // Sticky: the expiry was recorded, so setting the clock back (ten
     // minutes, or years) does not revive config v8.
     for when in ["2027-06-01T23:50:00Z", "2020-01-01T00:00:00Z"] {
-        let back = agent_at(&db, None, t(when)).unwrap();
+        let back = agent_at(&db, Some(&golden("root_v1.json")), t(when)).unwrap();
         assert_eq!(
             back.approved_region().unwrap_err().kind(),
             ErrorKind::Expired,
@@ -202,7 +212,12 @@ fn expiry_follows_the_clock_and_the_floor() {
         );
         assert!(back.config_info().unwrap().expired, "{when}");
     }
-    let back = agent_at(&db, None, t("2020-01-01T00:00:00Z")).unwrap();
+    let back = agent_at(
+        &db,
+        Some(&golden("root_v1.json")),
+        t("2020-01-01T00:00:00Z"),
+    )
+    .unwrap();
     // And the expired config stays refused with the clock set back.
     assert_eq!(
         back.install(&golden("config_expired.json"))
@@ -231,7 +246,7 @@ fn garbage_initial_roots_are_refused_with_no_database_trust() {
         let db = dir.path().join("q.db");
         let e = agent_at(&db, Some(&golden(name)), now).unwrap_err();
         assert_eq!(e.kind(), kind, "{name}");
-        let e = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap_err();
+        let e = agent_at(&db, None, now).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NoConfig, "{name}: nothing was trusted");
     }
 }
