@@ -6,6 +6,9 @@
 //! 2. Cold `Agent::open` on an existing DB file: open, pragmas, migration
 //!    check, trust-store load and re-verification of the stored 50-region
 //!    config (the DB also holds queued items).
+//! 3. The same open when the stored root is 3 versions above the firmware
+//!    root, each step rotating the root key (3 chain rows to verify from the
+//!    firmware root: issue 21), interleaved with 2 so both see the same load.
 //!
 //! Options (after `--`): `--regions N` (50), `--verify-iters N` (500),
 //! `--open-iters N` (100), `--items N` (10000).
@@ -15,8 +18,8 @@ mod common;
 use std::time::Instant;
 
 use cloudsync::config::model::unix_secs;
-use cloudsync::config::sign::sign_envelope;
-use cloudsync::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE};
+use cloudsync::config::sign::{root_payload, sign_envelope, SigningKey};
+use cloudsync::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
 use cloudsync::Agent;
 use common::{arg, median, quantile, result, Keys};
 
@@ -161,7 +164,29 @@ fn main() {
         agent.enqueue_all(&files, "backup", 0).expect("enqueue");
         assert!(agent.approved_region().expect("fresh").is_some());
     }
+    // The same database with roots v2..=v4 installed, each rotating the root key.
+    let chained = tmp.path().join("chained.db");
+    std::fs::copy(&db, &chained).expect("copy");
+    {
+        let agent = Agent::open(&chained, &keys.root_envelope).expect("open");
+        let mut signer = SigningKey::from_seed([1u8; 32]).expect("seed");
+        for v in 2..=4u8 {
+            let next = SigningKey::from_seed([10 + v; 32]).expect("seed");
+            let payload = root_payload(
+                u64::from(v),
+                "2099-01-01T00:00:00Z",
+                &[&next],
+                1,
+                &[&keys.config_key],
+                1,
+            );
+            let env = sign_envelope(ROOT_PAYLOAD_TYPE, &payload, &[&signer, &next]);
+            agent.install(&env).expect("rotation");
+            signer = next;
+        }
+    }
     let mut lat = Vec::with_capacity(open_iters);
+    let mut lat_chain = Vec::with_capacity(open_iters);
     for i in 0..open_iters {
         let t = Instant::now();
         let agent = Agent::open(&db, &keys.root_envelope).expect("open");
@@ -173,12 +198,31 @@ fn main() {
         }
         lat.push(d);
         drop(agent);
+        let t = Instant::now();
+        let agent = Agent::open(&chained, &keys.root_envelope).expect("open chained");
+        lat_chain.push(t.elapsed().as_secs_f64());
+        if i == 0 {
+            let info = agent.config_info().expect("info");
+            assert!(info.anchored && info.root_version == 4, "{info:?}");
+        }
+        drop(agent);
     }
     println!(
         "Agent::open on existing DB ({n_regions}-region config with CAs, {n_items} queued): median {:.2} ms, p99 {:.2} ms",
         median(&lat) * 1e3,
         quantile(&lat, 0.99) * 1e3
     );
+    println!(
+        "Agent::open, stored root 3 rotations above the firmware root: median {:.2} ms (+{:.3} ms), p99 {:.2} ms",
+        median(&lat_chain) * 1e3,
+        (median(&lat_chain) - median(&lat)) * 1e3,
+        quantile(&lat_chain, 0.99) * 1e3
+    );
     result("agent_open_median_ms", median(&lat) * 1e3, "ms");
     result("agent_open_p99_ms", quantile(&lat, 0.99) * 1e3, "ms");
+    result(
+        "agent_open_chain3_median_ms",
+        median(&lat_chain) * 1e3,
+        "ms",
+    );
 }

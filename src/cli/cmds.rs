@@ -137,6 +137,10 @@ pub fn config_show(db: &Store, as_json: bool) -> Out {
             .as_deref()
             .unwrap_or("- (the root lists no sources)")
     );
+    println!("anchored       {}", info.anchored);
+    if let Some(why) = &info.trust_reset {
+        println!("trust reset    {why}");
+    }
     ok()
 }
 
@@ -155,6 +159,12 @@ pub fn config_refresh(db: &Store, as_json: bool) -> Out {
     }
     if r.unchanged() {
         println!("unchanged");
+    }
+    if r.more_roots {
+        println!("more roots to come (refresh again)");
+    }
+    if let Some(kind) = &r.config_error {
+        println!("config not installed: {kind} (refresh again)");
     }
     println!("mirror {}", r.mirror);
     ok()
