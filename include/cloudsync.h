@@ -55,7 +55,7 @@ enum cs_status_code {
     CS_MALFORMED = 16, /**< Input bytes could not be parsed or miss required fields */
     CS_INVALID_ENDPOINT = 17, /**< A config endpoint or host rule breaks the residency rules */
     CS_NO_CONFIG = 18, /**< No verified config is installed (uploads are off) */
-    CS_ROOT_MISMATCH = 19, /**< The database trusts a different root of the same version as the one offered at open */
+    CS_ROOT_MISMATCH = 19, /**< The trust is not anchored in the root passed to cs_open (the stored root is newer and not yet verified: cs_refresh_config): uploads and config installs are refused */
     CS_NO_REGION = 20, /**< No region is approved for this account (uploads are off) */
     CS_NO_ACCOUNT = 22, /**< No account is signed in, the service needs one and none was set, or the account changed during the run */
     CS_RESIDENCY = 21, /**< A URL or peer outside the approved region was refused before any byte was sent */
@@ -207,7 +207,11 @@ typedef struct cs_audit_record {
     char sha256[65];        /**< Lowercase hex SHA-256 of the content */
 } cs_audit_record;
 
-/** What is installed (cs_get_config_info); strings are "" when absent. No keys, no URLs. */
+/**
+ * What is installed (cs_get_config_info); strings are "" when absent. No keys,
+ * no URLs. anchored and trust_reset were added at the end: code built against
+ * an older header passes a smaller struct and must be rebuilt.
+ */
 typedef struct cs_config_info {
     uint64_t root_version;    /**< Root version in force */
     uint64_t config_version;  /**< Config version (0: none installed) */
@@ -217,28 +221,45 @@ typedef struct cs_config_info {
     char refresh_due_at[32];  /**< When the next config refresh is due, RFC 3339 UTC ("" when the root lists no sources) */
     char approved_region[64]; /**< The approved region id */
     char country[3];          /**< The account country (ISO 3166-1 alpha-2) */
+    int32_t anchored;         /**< 1 if the trust is vouched for by the root passed to cs_open; 0 while the stored root is newer and its chain not verified yet (cs_refresh_config re-walks it): nothing uploads, no region is approved */
+    char trust_reset[128];    /**< Why the root passed to cs_open last replaced the trust the database held (a planted, tampered or restored file), a fixed sentence; "" when it did not, or once a config was accepted since */
 } cs_config_info;
 
-/** What one cs_refresh_config installed. */
+/**
+ * What one cs_refresh_config installed. more_roots, config_error and
+ * root_in_force were added at the end: code built against an older header
+ * must be rebuilt.
+ */
 typedef struct cs_refresh_report {
     uint64_t roots_installed; /**< Root versions installed, one step each (0: the root did not change) */
     uint64_t root_version;    /**< The last root version installed, now in force (0: none installed) */
     uint64_t config_version;  /**< The config version installed (0: the config did not change) */
     int32_t changed;          /**< 1 if a root or a config was installed, 0 if nothing changed */
     char mirror[260];         /**< host:port of the mirror that answered, NUL-terminated */
+    int32_t more_roots;       /**< 1 if the walk stopped at 64 roots with more to come (call again) */
+    cs_status config_error;   /**< When roots were installed but the config was not: the config's failure (a cs_status, e.g. CS_THRESHOLD_NOT_MET); the next refresh is then due at once. CS_OK when none */
+    uint64_t root_in_force;   /**< The root version in force after the refresh, changed or not */
 } cs_refresh_report;
 
 /**
  * Opens (or creates) the database at db_path with the firmware's initial root
  * envelope (root_len bytes). On success *out receives the handle; on failure
  * *out is set to NULL (when out is not NULL). The root must be a valid
- * self-signed root even when the database exists (CS_MALFORMED, ...); a
- * different root of the stored version is CS_ROOT_MISMATCH. Several handles
- * and processes may open one file: trust (root, config, country) lives in it.
+ * self-signed root even when the database exists (CS_MALFORMED, ...). It is
+ * the anchor of every trust decision: a newer root than the stored one is put
+ * in force; an older one keeps the stored root only if the stored chain
+ * verifies from it (until then cs_config_info.anchored is 0 and nothing
+ * uploads); stored trust that cannot have come from it (another root of its
+ * version, a chain that does not verify: a planted, tampered or restored
+ * database) is replaced by it, with a config it does not sign dropped, and
+ * cs_config_info.trust_reset says why. The queue is kept. Several handles and
+ * processes may open one file: trust (root, config, country) lives in it.
  */
 cs_status cs_open(const char *db_path, const uint8_t *root, size_t root_len, cs_agent **out);
 
-/** Installs a root or config envelope (told apart by its payload type). */
+/** Installs a root or config envelope (told apart by its payload type). While the
+ *  trust is not anchored (cs_config_info.anchored 0), roots extend the chain from
+ *  the root passed to cs_open and a config is CS_ROOT_MISMATCH. */
 cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
 
 /**
@@ -246,9 +267,15 @@ cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
  * force lists ("sources") and installs them: root/<N+1>.json from the trusted
  * version up until a 404 (at most 64 per call), then config.json
  * (conditionally: an unchanged config costs a 304). Each goes through the same
- * checks as cs_install, and all are installed together or not at all: a
- * refresh that fails changes nothing, and *out is left as it was. Mirrors are
- * tried in order; if all fail, the first one's status is returned.
+ * checks as cs_install. Roots that verify are kept even when the config then
+ * fails: the call returns CS_OK with out->config_error set (and the next
+ * refresh due at once). A mirror that fails before any root was installed
+ * changes nothing and hands over to the next; if all fail, the first one's
+ * status is returned and *out is left as it was. While the stored root is
+ * newer than the root passed to cs_open and not verified (anchored 0), the
+ * walk re-verifies its chain from that root on that root's mirrors; a walk
+ * that ends below the stored root puts that chain's newest root in force
+ * (trust_reset says why), even if the call then fails.
  * cs_run_once refreshes first by itself when a refresh is due.
  * Blocks on the network for up to 30 s (its own deadline; cs_cancel does not
  * cut it short); may run while cs_run_once runs on another thread.
@@ -260,7 +287,8 @@ cs_status cs_install(cs_agent *agent, const uint8_t *envelope, size_t len);
  */
 cs_status cs_refresh_config(cs_agent *agent, cs_refresh_report *out);
 
-/** Writes what is installed (versions, expiry, country, approved region) into *out. */
+/** Writes what is installed (versions, expiry, country, approved region, whether
+ *  the trust is anchored and why it was last reset) into *out. */
 cs_status cs_get_config_info(const cs_agent *agent, cs_config_info *out);
 
 /** Sets the account country (ISO 3166-1 alpha-2, any case). Items queued for
@@ -287,7 +315,8 @@ cs_status cs_set_credential_provider(cs_agent *agent, cs_credential_fn cb, void 
 
 /**
  * Writes the approved region id into buf (len bytes, NUL-terminated): an empty
- * string when no region is approved. CS_INVALID_ARGUMENT if it does not fit.
+ * string when no region is approved. CS_INVALID_ARGUMENT if it does not fit;
+ * CS_ROOT_MISMATCH while the trust is not anchored (cs_config_info.anchored 0).
  */
 cs_status cs_approved_region(const cs_agent *agent, char *buf, size_t len);
 
@@ -365,7 +394,8 @@ cs_status cs_prune_audit(cs_agent *agent, uint64_t *out_pruned);
 /**
  * Uploads due items of the approved region until none is due, max_ms elapsed,
  * or cs_cancel is called from another thread. cb may be NULL. Per-item upload
- * failures are counted in *out, not returned.
+ * failures are counted in *out, not returned. CS_ROOT_MISMATCH while the trust
+ * is not anchored (cs_config_info.anchored 0), after the refresh it makes first.
  */
 cs_status cs_run_once(cs_agent *agent, uint64_t max_ms, cs_progress_fn cb, void *user,
                       cs_run_report *out);

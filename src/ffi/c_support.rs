@@ -232,7 +232,7 @@ fn ms(t: Option<i64>) -> i64 {
 }
 
 /// The status code of an error kind's name (`CS_OK` for none).
-fn code_of(kind: Option<&str>) -> cs_status {
+pub(super) fn code_of(kind: Option<&str>) -> cs_status {
     ErrorKind::ALL
         .iter()
         .find(|k| Some(k.name()) == kind)
@@ -327,6 +327,8 @@ pub(super) fn config_info_of(c: &ConfigInfo) -> cs_config_info {
         refresh_due_at: opt_field(&c.refresh_due_at),
         approved_region: opt_field(&c.approved_region),
         country: opt_field(&c.country),
+        anchored: i32::from(c.anchored),
+        trust_reset: opt_field(&c.trust_reset),
     }
 }
 

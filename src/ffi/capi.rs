@@ -11,9 +11,10 @@
 //! the token out of a buffer it zeroes afterwards; the token then lives in a
 //! [`Secret`] for one run at most.
 //!
-//! The queue's items, the audit trail and batch enqueue are in `capi/queue.rs`,
-//! runs with per-item events in `capi/events.rs`, the audit retention in
-//! `capi/retention.rs`.
+//! Installing envelopes, the config refresh and what is installed are in
+//! `capi/config.rs`; the queue's items, the audit trail and batch enqueue in
+//! `capi/queue.rs`, runs with per-item events in `capi/events.rs`, the audit
+//! retention in `capi/retention.rs`.
 //!
 //! `tests/c_header.rs` parses this file, the files of `capi/` and the header
 //! and fails if their function names, parameter lists, struct fields,
@@ -26,17 +27,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::c_support::{
-    agent_ref, bytes_arg, c_field, config_info_of, copy_str, opt_str_arg, out_ptr, put, report_of,
-    run, stats_of, str_arg, CCredentials, UserPtr, LAST_ERROR,
+    agent_ref, bytes_arg, copy_str, opt_str_arg, put, report_of, run, stats_of, str_arg,
+    CCredentials, UserPtr, LAST_ERROR,
 };
 use super::{free_handle, into_handle, run_quietly};
 use crate::auth::CredentialProvider;
 use crate::error::{Error, ErrorKind};
 use crate::{Agent, Progress};
 
+mod config;
 mod events;
 mod queue;
 mod retention;
+pub use config::*;
 pub use events::*;
 pub use queue::*;
 pub use retention::*;
@@ -133,46 +136,10 @@ pub struct cs_run_report {
     pub next_due_at_ms: i64,
 }
 
-/// What is installed (`cs_config_info` in C; strings "" when absent).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct cs_config_info {
-    /// Root version in force.
-    pub root_version: u64,
-    /// Config version (0: none installed).
-    pub config_version: u64,
-    /// Regions the config defines.
-    pub region_count: u64,
-    /// 1 if the config or the root is expired (against the freeze-safe clock).
-    pub expired: i32,
-    /// The config's expiry, RFC 3339 UTC.
-    pub expires_at: [c_char; 32],
-    /// RFC 3339 UTC time the next config refresh is due ("" when the root lists no sources).
-    pub refresh_due_at: [c_char; 32],
-    /// The approved region id.
-    pub approved_region: [c_char; 64],
-    /// The account country (ISO 3166-1 alpha-2).
-    pub country: [c_char; 3],
-}
-
-/// What one [`cs_refresh_config`] installed (`cs_refresh_report` in C).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct cs_refresh_report {
-    /// Root versions installed, one step each (0: the root did not change).
-    pub roots_installed: u64,
-    /// The last root version installed, now in force (0: none installed).
-    pub root_version: u64,
-    /// The config version installed (0: the config did not change).
-    pub config_version: u64,
-    /// 1 if a root or a config was installed, 0 if nothing changed.
-    pub changed: i32,
-    /// `host:port` of the mirror that answered, NUL-terminated.
-    pub mirror: [c_char; 260],
-}
-
 /// Opens (or creates) the database at `db_path` with the firmware's initial
-/// root envelope and stores a new handle in `*out` (NULL on failure).
+/// root envelope and stores a new handle in `*out` (NULL on failure). The
+/// root anchors every trust decision: stored trust it cannot vouch for is
+/// replaced by it (`cs_config_info.trust_reset`), not refused.
 ///
 /// # Safety
 /// `db_path` is NULL or NUL-terminated; `root` is NULL or points to
@@ -193,69 +160,6 @@ pub unsafe extern "C" fn cs_open(
         let root = bytes_arg(root, root_len, "root is null")?;
         let handle = into_handle(Agent::open(path, root)?);
         put(out, handle, "out is null")
-    })
-}
-
-/// Installs a root or config envelope (told apart by its payload type).
-///
-/// # Safety
-/// `agent` is NULL or a live handle; `envelope` is NULL or points to `len` bytes.
-#[no_mangle]
-pub unsafe extern "C" fn cs_install(
-    agent: *mut cs_agent,
-    envelope: *const u8,
-    len: usize,
-) -> cs_status {
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        a.install(bytes_arg(envelope, len, "envelope is null")?)
-            .map(drop)
-    })
-}
-
-/// Fetches the next roots and the current config from the mirrors the root
-/// lists (`sources`) and installs them, all or nothing; what changed goes to
-/// `*out`. Blocks on the network for up to 30 s.
-///
-/// # Safety
-/// `agent` is NULL or a live handle; `out` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn cs_refresh_config(
-    agent: *mut cs_agent,
-    out: *mut cs_refresh_report,
-) -> cs_status {
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        if out.is_null() {
-            return Err(Error::InvalidArgument("out is null"));
-        }
-        let r = a.refresh_config()?;
-        let report = cs_refresh_report {
-            roots_installed: r.roots.len() as u64,
-            root_version: r.roots.last().copied().unwrap_or(0),
-            config_version: r.config.unwrap_or(0),
-            changed: i32::from(!r.unchanged()),
-            mirror: c_field(&r.mirror),
-        };
-        put(out, report, "out is null")
-    })
-}
-
-/// Writes what is installed (versions, expiry, country, approved region)
-/// into `*out`.
-///
-/// # Safety
-/// `agent` is NULL or a live handle; `out` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn cs_get_config_info(
-    agent: *const cs_agent,
-    out: *mut cs_config_info,
-) -> cs_status {
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        let out = out_ptr(out, "out is null")?;
-        out.write(config_info_of(&a.config_info()?));
-        Ok(())
     })
 }
 

@@ -341,6 +341,7 @@ static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, con
     CHECK_STATUS(cs_refresh_config(agent, &r), CS_NETWORK);
     CHECK(strstr(cs_last_error(), "HTTP 500") != NULL);
     CHECK(r.roots_installed == 0xababababababababULL && r.config_version == 0xababababababababULL);
+    CHECK(r.root_in_force == 0xababababababababULL && r.config_error == (int32_t)0xabababab);
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
     CHECK(strcmp(region, "") == 0); /* still no config */
 
@@ -349,6 +350,7 @@ static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, con
     CHECK(r.roots_installed == 1 && r.root_version == 2);
     CHECK(r.config_version == 1 && r.changed == 1);
     CHECK(strncmp(r.mirror, "127.0.0.9:", 10) == 0 && strlen(r.mirror) > 10);
+    CHECK(r.root_in_force == 2 && r.config_error == CS_OK && r.more_roots == 0);
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
     CHECK(strcmp(region, "in") == 0);
 
@@ -357,6 +359,11 @@ static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, con
     CHECK_STATUS(cs_refresh_config(agent, &r), CS_OK);
     CHECK(r.roots_installed == 0 && r.root_version == 0 && r.config_version == 0 && r.changed == 0);
     CHECK(strncmp(r.mirror, "127.0.0.9:", 10) == 0);
+    /* root_version says what was installed (none); root_in_force what is in force. */
+    CHECK(r.root_in_force == 2 && r.config_error == CS_OK && r.more_roots == 0);
+    cs_config_info ci;
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.root_version == r.root_in_force && ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0);
     CHECK_STATUS(cs_close(agent), CS_OK);
 
     /* A root without sources cannot refresh. */
@@ -394,6 +401,7 @@ static void queue_checks(const uint8_t *root, size_t root_len, const uint8_t *co
     CHECK(ci.expired == 0 && strcmp(ci.expires_at, "") == 0);
     CHECK(strcmp(ci.approved_region, "") == 0 && strcmp(ci.country, "") == 0);
     CHECK(strcmp(ci.refresh_due_at, "") == 0);
+    CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0); /* a new file: the root passed */
     /* Without a config nothing is known about services: any is accepted. */
     int64_t id = 0;
     CHECK_STATUS(cs_enqueue(agent, f[0], "photos", 0, &id), CS_OK);
@@ -1080,28 +1088,81 @@ int main(int argc, char **argv) {
     CHECK_STATUS(cs_close(h2), CS_OK);
     CHECK_STATUS(cs_close(h1), CS_OK);
 
-    /* Roots at open, on a database that already trusts ROOT. */
+    /* Roots at open, on a database that already trusts ROOT. The root passed to
+     * cs_open is the anchor of every trust decision: junk is refused, but another
+     * root of the stored version (a planted or tampered database) no longer fails
+     * with CS_ROOT_MISMATCH: it is put in force over the stored trust, the config
+     * it does not sign is dropped, trust_reset says why, and the queue is kept.
+     * CS_ROOT_MISMATCH now means "not anchored yet" (a newer stored root whose
+     * chain is unverified). */
     CHECK(CS_ROOT_MISMATCH == 19);
     CHECK(strcmp(cs_status_name(CS_ROOT_MISMATCH), "root_mismatch") == 0);
+    static const char reset_why[] = "the stored root differs from the firmware root";
     const uint8_t junk[] = "junk";
     agent = (cs_agent *)&failures;
     CHECK_STATUS(cs_open(held_db, junk, sizeof junk - 1, &agent), CS_MALFORMED);
     CHECK(agent == NULL);
     CHECK(strstr(cs_last_error(), "malformed") != NULL);
-    agent = (cs_agent *)&failures;
-    CHECK_STATUS(cs_open(held_db, other_root, other_root_len, &agent), CS_ROOT_MISMATCH);
-    CHECK(agent == NULL);
-    CHECK(strlen(cs_last_error()) > 0);
-    /* Neither attempt changed the database: ROOT still opens it, trust and queue intact. */
+    /* Junk changed nothing: ROOT opens the file without a reset, trust and queue intact. */
+    cs_config_info ci;
     agent = NULL;
     CHECK_STATUS(cs_open(held_db, root, root_len, &agent), CS_OK);
-    if (agent != NULL) {
-        CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
-        CHECK(strcmp(region, "sg") == 0);
-        CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
-        CHECK(stats.pending == N_HELD && stats.held == 0);
-        CHECK_STATUS(cs_close(agent), CS_OK);
+    if (agent == NULL) {
+        return 1;
     }
+    memset(&ci, 0xab, sizeof ci);
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0);
+    CHECK(ci.config_version > 0 && strcmp(ci.approved_region, "sg") == 0);
+    const uint64_t config2_version = ci.config_version;
+    CHECK_STATUS(cs_close(agent), CS_OK);
+
+    /* OTHER_ROOT (version 1, other keys) over the file that trusts ROOT v1: CS_OK, reset. */
+    agent = (cs_agent *)&failures;
+    CHECK_STATUS(cs_open(held_db, other_root, other_root_len, &agent), CS_OK);
+    CHECK(agent != NULL && agent != (cs_agent *)&failures);
+    if (agent == NULL || agent == (cs_agent *)&failures) {
+        return 1;
+    }
+    memset(&ci, 0xab, sizeof ci);
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.anchored == 1);
+    CHECK(strlen(ci.trust_reset) > 0 && strcmp(ci.trust_reset, reset_why) == 0);
+    CHECK(ci.root_version == 1);
+    /* CONFIG2 is signed by ROOT's config key, which OTHER_ROOT does not list: dropped. */
+    CHECK(ci.config_version == 0 && ci.region_count == 0);
+    CHECK(strcmp(ci.approved_region, "") == 0 && strcmp(ci.country, "SG") == 0);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == N_HELD && stats.held == 0); /* the queue is kept */
+    CHECK_STATUS(cs_run_once(agent, 1000, NULL, NULL, &report), CS_NO_CONFIG); /* sends nothing */
+    CHECK_STATUS(cs_close(agent), CS_OK);
+
+    /* Back to ROOT: the file now holds OTHER_ROOT v1, which ROOT cannot vouch for:
+     * reset again, still without a config. */
+    agent = NULL;
+    CHECK_STATUS(cs_open(held_db, root, root_len, &agent), CS_OK);
+    if (agent == NULL) {
+        return 1;
+    }
+    memset(&ci, 0xab, sizeof ci);
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, reset_why) == 0);
+    CHECK(ci.root_version == 1 && ci.config_version == 0);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "") == 0);
+    /* The app re-installs its config (as it did above): the reset floors let the
+     * same version back in, accepting it clears trust_reset, and the country kept
+     * through the resets approves "sg" again for the queue that was kept. */
+    CHECK_STATUS(cs_install(agent, config2, config2_len), CS_OK);
+    memset(&ci, 0xab, sizeof ci);
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0);
+    CHECK(ci.config_version == config2_version);
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(strcmp(region, "sg") == 0);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == N_HELD && stats.held == 0);
+    CHECK_STATUS(cs_close(agent), CS_OK);
 
     queue_checks(root, root_len, config, config_len, dir);
     retention_checks(root, root_len, dir);

@@ -13,11 +13,12 @@ use crate::{ConfigInfo, Refreshed, RunReport, StopReason};
 
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
 /// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country,
-/// approvedRegion, refreshDueAt.
-const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V";
+/// approvedRegion, refreshDueAt, anchored, trustReset.
+const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;)V";
 const CONFIG_REFRESH_CLASS: &str = "com/miui/cloudsync/ConfigRefresh";
-/// rootVersions, configVersion (-1 = none), mirror.
-const CONFIG_REFRESH_CTOR: &str = "([JJLjava/lang/String;)V";
+/// rootVersions, configVersion (-1 = none), mirror, rootVersion (in force after),
+/// configError (kind name, nullable), moreRoots.
+const CONFIG_REFRESH_CTOR: &str = "([JJLjava/lang/String;JLjava/lang/String;Z)V";
 const QUEUE_STATS_CLASS: &str = "com/miui/cloudsync/QueueStats";
 /// pending, uploading, failed, dead, held, done, pendingBytes, nextDueAt (-1 = none).
 const QUEUE_STATS_CTOR: &str = "(JJJJJJJJ)V";
@@ -73,6 +74,7 @@ pub(super) fn config_info_object<'local>(
     let country = opt_string(env, info.country.as_deref())?;
     let approved = opt_string(env, info.approved_region.as_deref())?;
     let due = opt_string(env, info.refresh_due_at.as_deref())?;
+    let reset = opt_string(env, info.trust_reset.as_deref())?;
     let config_version = info.config_version.map(sat).unwrap_or(-1);
     env.new_object(
         CONFIG_INFO_CLASS,
@@ -86,6 +88,8 @@ pub(super) fn config_info_object<'local>(
             JValue::Object(&country),
             JValue::Object(&approved),
             JValue::Object(&due),
+            JValue::Bool(u8::from(info.anchored)),
+            JValue::Object(&reset),
         ],
     )
     .jni()
@@ -99,6 +103,7 @@ pub(super) fn config_refresh_object<'local>(
     let array = env.new_long_array(roots.len() as jsize).jni()?;
     env.set_long_array_region(&array, 0, &roots).jni()?;
     let mirror = env.new_string(&r.mirror).jni()?;
+    let config_error = opt_string(env, r.config_error.as_deref())?;
     env.new_object(
         CONFIG_REFRESH_CLASS,
         CONFIG_REFRESH_CTOR,
@@ -106,6 +111,9 @@ pub(super) fn config_refresh_object<'local>(
             JValue::Object(&array),
             JValue::Long(r.config.map_or(-1, sat)),
             JValue::Object(&mirror),
+            JValue::Long(sat(r.root_version)),
+            JValue::Object(&config_error),
+            JValue::Bool(u8::from(r.more_roots)),
         ],
     )
     .jni()

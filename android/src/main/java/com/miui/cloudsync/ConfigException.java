@@ -4,7 +4,9 @@ import org.jetbrains.annotations.NotNull;
 
 /**
  * A problem with the signed config or root: a bad signature, a rollback, expiry, malformed
- * input, or no config installed. The last good config stays in force.
+ * input, no config installed, or trust not yet anchored in the root passed to {@link
+ * SyncAgent#open} ({@code root_mismatch}, see {@link ConfigInfo#isAnchored()}). The last good
+ * config stays in force.
  *
  * <p>Kinds ({@link #getKind()}): {@code bad_signature}, {@code threshold_not_met}, {@code rollback}, {@code version_gap}, {@code expired}, {@code wrong_payload_type}, {@code malformed}, {@code invalid_endpoint}, {@code no_config}, {@code root_mismatch}.
  *

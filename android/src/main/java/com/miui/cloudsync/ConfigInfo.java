@@ -8,8 +8,9 @@ import org.jetbrains.annotations.Nullable;
 
 /**
  * What is installed, from {@link SyncAgent#configInfo()}: versions, expiry, region ids, the
- * account country, the approved region and when the next {@link SyncAgent#refreshConfig()} is due.
- * No keys and no URLs.
+ * account country, the approved region, when the next {@link SyncAgent#refreshConfig()} is due,
+ * and how the stored trust stands against the root passed to {@link SyncAgent#open} ({@link
+ * #isAnchored()}, {@link #getTrustReset()}). No keys and no URLs.
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */
@@ -22,10 +23,12 @@ public final class ConfigInfo {
     private final String country;
     private final String approvedRegion;
     private final String refreshDueAt;
+    private final boolean anchored;
+    private final String trustReset;
 
     /**
      * Built by native code (signature {@code
-     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V};
+     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;)V};
      * kept in {@code consumer-rules.pro}).
      */
     ConfigInfo(
@@ -36,7 +39,9 @@ public final class ConfigInfo {
             @NotNull String[] regions,
             @Nullable String country,
             @Nullable String approvedRegion,
-            @Nullable String refreshDueAt) {
+            @Nullable String refreshDueAt,
+            boolean anchored,
+            @Nullable String trustReset) {
         this.rootVersion = rootVersion;
         this.configVersion = configVersion;
         this.expiresAt = expiresAt;
@@ -45,6 +50,8 @@ public final class ConfigInfo {
         this.country = country;
         this.approvedRegion = approvedRegion;
         this.refreshDueAt = refreshDueAt;
+        this.anchored = anchored;
+        this.trustReset = trustReset;
     }
 
     /** @return the version of the root of trust in force */
@@ -106,6 +113,36 @@ public final class ConfigInfo {
         return refreshDueAt;
     }
 
+    /**
+     * Whether the trust in force is vouched for by the root passed to {@link SyncAgent#open} (the
+     * anchor of every trust decision). {@code false} while the database's root is newer than that
+     * root and its chain is not verified yet: nothing uploads ({@link SyncAgent#runOnce} and
+     * {@link SyncAgent#installConfig} throw {@link ConfigException} kind {@code root_mismatch}),
+     * no region is approved, and a config refresh is due at once; {@link
+     * SyncAgent#refreshConfig()} (or the one {@code runOnce} makes first) re-walks the chain from
+     * that root on its mirrors.
+     *
+     * @return whether uploads and trust changes are allowed by the root passed to {@code open}
+     */
+    public boolean isAnchored() {
+        return anchored;
+    }
+
+    /**
+     * Why the root passed to {@link SyncAgent#open} last replaced the trust the database held: a
+     * planted, tampered or restored database (e.g. {@code "the stored root differs from the
+     * firmware root"}). The config that root does not sign was dropped with it; the queue was
+     * kept. Shown until a config is accepted again. A fixed sentence without contents: safe to
+     * log or show.
+     *
+     * @return the reason, or {@code null} when the trust was not reset (or a config was accepted
+     *     since)
+     */
+    @Nullable
+    public String getTrustReset() {
+        return trustReset;
+    }
+
     /** {@inheritDoc} */
     @Override
     @NotNull
@@ -113,6 +150,7 @@ public final class ConfigInfo {
         return "ConfigInfo{rootVersion=" + rootVersion + ", configVersion=" + configVersion
                 + ", expiresAt=" + expiresAt + ", expired=" + expired + ", regions=" + regions
                 + ", country=" + country + ", approvedRegion=" + approvedRegion
-                + ", refreshDueAt=" + refreshDueAt + "}";
+                + ", refreshDueAt=" + refreshDueAt + ", anchored=" + anchored
+                + ", trustReset=" + trustReset + "}";
     }
 }

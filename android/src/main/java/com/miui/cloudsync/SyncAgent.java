@@ -75,10 +75,14 @@ public final class SyncAgent implements AutoCloseable {
     /**
      * Opens (or creates) the agent's database.
      *
-     * <p>{@code initialRoot} must be a valid self-signed root even when the database exists. A
-     * database that already trusts a newer root keeps it; the next version is installed only if
-     * it chains from the stored one (so shipping a rotated root in an app update works); a
-     * different root of the stored version fails with kind {@code root_mismatch}.
+     * <p>{@code initialRoot} must be a valid self-signed root even when the database exists. It
+     * is the anchor of every trust decision, whatever the database says: a root newer than the
+     * stored one is put in force (so shipping a rotated root in an app update works); an older one
+     * keeps the stored root only if the stored chain verifies from it (until a refresh has
+     * verified it, {@link ConfigInfo#isAnchored()} is {@code false} and nothing uploads); trust
+     * that cannot have come from it (another root of its version, a chain that does not verify:
+     * a planted, tampered or restored database) is replaced by it, with any config it does not
+     * sign, and {@link ConfigInfo#getTrustReset()} says why. The queue is kept either way.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O). Open one agent per database file and
      * share it. A second agent (or another process) on the same file is safe: the trust state
@@ -93,8 +97,7 @@ public final class SyncAgent implements AutoCloseable {
      * @param initialRoot the signed root envelope shipped with the app
      * @return the open agent
      * @throws ConfigException if the root does not verify (kind {@code malformed}, {@code
-     *     bad_signature}, {@code expired}, ...) or differs from the stored root of its version
-     *     ({@code root_mismatch})
+     *     bad_signature}, {@code expired}, ...)
      * @throws StorageException if the database cannot be opened (kind {@code storage_unavailable},
      *     {@code not_a_database}, {@code storage_corrupt}, {@code schema_too_new}, ...)
      * @throws SyncException for other failures
@@ -160,7 +163,9 @@ public final class SyncAgent implements AutoCloseable {
      *
      * @param envelope the DSSE envelope bytes as received from the server
      * @throws ConfigException if it does not verify, is older than the installed one ({@code
-     *     rollback}), expired, or malformed
+     *     rollback}), expired, or malformed; kind {@code root_mismatch} for a config while the
+     *     trust is not anchored ({@link ConfigInfo#isAnchored()}: roots are taken then, to extend
+     *     the chain from the root passed to {@link #open})
      * @throws StorageException if it cannot be stored
      * @throws SyncException for other failures
      * @throws NullPointerException if {@code envelope} is null
@@ -196,10 +201,18 @@ public final class SyncAgent implements AutoCloseable {
      * ({@code sources}) and installs them: {@code root/<N+1>.json} from the trusted version up
      * until the mirror has no next one (at most 64 per call), then {@code config.json}
      * (conditionally: an unchanged config costs a 304). Everything goes through the same checks as
-     * {@link #installConfig} (thresholds, one root version at a time, no rollback, sticky expiry)
-     * and is installed together or not at all: a refresh that fails changes nothing. Mirrors are
-     * tried in order; if all fail, the first one's error is thrown. Requests carry no account,
-     * token, cookie or queue data.
+     * {@link #installConfig} (thresholds, one root version at a time, no rollback, sticky expiry).
+     * Roots that verify are kept even when the config then fails: the result's {@link
+     * ConfigRefresh#getConfigError()} names the failure (and the next refresh is due at once). A
+     * mirror that fails before any root was installed changes nothing; mirrors are tried in
+     * order; if all fail, the first one's error is thrown. Requests carry no account, token,
+     * cookie or queue data.
+     *
+     * <p>While the trust is not anchored ({@link ConfigInfo#isAnchored()} {@code false}), the
+     * walk re-verifies the stored root's chain from the root passed to {@link #open}, on that
+     * root's mirrors; a walk that ends below the stored root puts that chain's newest root in
+     * force instead ({@link ConfigInfo#getTrustReset()} says why), even if the refresh then
+     * throws.
      *
      * <p>{@link #runOnce} already refreshes first when {@link ConfigInfo#getRefreshDueAt()} has
      * passed; call this to refresh without uploading (e.g. a daily job, or when {@link
@@ -317,7 +330,8 @@ public final class SyncAgent implements AutoCloseable {
      *
      * @return the region id, or {@code null} when no config is installed, no country is set, or
      *     the config maps the country to no region
-     * @throws ConfigException kind {@code expired} if the config or root has expired
+     * @throws ConfigException kind {@code expired} if the config or root has expired; kind {@code
+     *     root_mismatch} while the trust is not anchored ({@link ConfigInfo#isAnchored()})
      * @throws IllegalStateException if the agent is closed
      */
     @Nullable
@@ -396,7 +410,9 @@ public final class SyncAgent implements AutoCloseable {
      * @param listener the run's events, or {@code null}; if it throws, the run is cancelled and
      *     its exception is rethrown from here
      * @return what the run did
-     * @throws ConfigException kind {@code no_config} or {@code expired}: uploads are off
+     * @throws ConfigException kind {@code no_config} or {@code expired}: uploads are off; kind
+     *     {@code root_mismatch}: the trust is not anchored ({@link ConfigInfo#isAnchored()}) and
+     *     the refresh the run made first did not verify it
      * @throws ResidencyException kind {@code no_region}: no region is approved for the account
      * @throws AuthException kind {@code no_account}: signed out ({@link #setAccount}); kind {@code
      *     unauthorized}: the service refused the token again after one refresh, or the {@link

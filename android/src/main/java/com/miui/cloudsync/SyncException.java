@@ -38,7 +38,10 @@ public class SyncException extends Exception {
     public static final String KIND_INVALID_ENDPOINT = "invalid_endpoint";
     /** No verified config is installed ({@link ConfigException}). */
     public static final String KIND_NO_CONFIG = "no_config";
-    /** The database trusts a different root of the same version as the one passed to open ({@link ConfigException}). */
+    /**
+     * The trust is not anchored in the root passed to open: the database's root is newer and its
+     * chain not verified yet; refresh the config ({@link ConfigException}).
+     */
     public static final String KIND_ROOT_MISMATCH = "root_mismatch";
     /** No region is approved for the account ({@link ResidencyException}). */
     public static final String KIND_NO_REGION = "no_region";

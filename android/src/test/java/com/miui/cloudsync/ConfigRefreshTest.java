@@ -94,6 +94,9 @@ class ConfigRefreshTest {
             ConfigRefresh r = a.refreshConfig();
             assertArrayEquals(new long[] {2}, r.getRootVersions(), r.toString());
             assertEquals(1, r.getConfigVersion(), r.toString());
+            assertEquals(2, r.getRootVersion(), r.toString());
+            assertNull(r.getConfigError(), r.toString());
+            assertFalse(r.hasMoreRoots(), r.toString());
             assertFalse(r.isUnchanged());
             assertEquals(hostPort, r.getMirror());
             r.getRootVersions()[0] = 99;
@@ -113,12 +116,13 @@ class ConfigRefreshTest {
             assertTrue(again.isUnchanged(), again.toString());
             assertEquals(0, again.getRootVersions().length);
             assertEquals(-1, again.getConfigVersion());
+            assertEquals(2, again.getRootVersion(), "in force, though not installed now");
             assertEquals(hostPort, again.getMirror());
         }
     }
 
     @Test
-    void aFailingMirrorThrowsItsKindAndChangesNothing() throws Exception {
+    void aFailingMirrorThrowsItsKindAndAFailingConfigKeepsTheVerifiedRoots() throws Exception {
         publishRotationAndConfig();
         try (SyncAgent a = open()) {
             NativeBridge.testServerFail(mirror, null, 500);
@@ -129,18 +133,34 @@ class ConfigRefreshTest {
             assertEquals(1, info.getRootVersion());
             assertFalse(info.hasConfig());
 
-            // The rotation verifies but the config does not: neither is installed.
+            // The rotation verifies but the config does not: the verified root is kept, the
+            // config's failure is reported, and the next refresh is due at once.
             publish("config.json", "not an envelope".getBytes(StandardCharsets.UTF_8));
+            ConfigRefresh r = a.refreshConfig();
+            assertArrayEquals(new long[] {2}, r.getRootVersions(), r.toString());
+            assertEquals(2, r.getRootVersion(), r.toString());
+            assertEquals(-1, r.getConfigVersion(), r.toString());
+            assertEquals("malformed", r.getConfigError(), r.toString());
+            assertFalse(r.hasMoreRoots(), r.toString());
+            assertFalse(r.isUnchanged(), r.toString());
+            assertTrue(r.toString().contains("configError=malformed"), r.toString());
+            info = a.configInfo();
+            assertEquals(2, info.getRootVersion(), "the verified root is kept");
+            assertFalse(info.hasConfig());
+            assertFalse(Instant.parse(info.getRefreshDueAt()).isAfter(Instant.now().plusSeconds(5)),
+                    "due again at once: " + info);
+
+            // Nothing installed and the config fails again: thrown, nothing changed.
             ConfigException c = assertThrows(ConfigException.class, a::refreshConfig);
             assertEquals("malformed", c.getKind(), c.toString());
-            info = a.configInfo();
-            assertEquals(1, info.getRootVersion(), "all or nothing");
-            assertFalse(info.hasConfig());
+            assertEquals(2, a.configInfo().getRootVersion());
 
             publish("config.json", TestEnvelopes.twoRegionConfig(CONFIG_KEY, 1));
-            ConfigRefresh r = a.refreshConfig();
-            assertArrayEquals(new long[] {2}, r.getRootVersions());
+            r = a.refreshConfig();
+            assertArrayEquals(new long[0], r.getRootVersions(), r.toString());
+            assertEquals(2, r.getRootVersion(), r.toString());
             assertEquals(1, r.getConfigVersion());
+            assertNull(r.getConfigError(), r.toString());
         }
     }
 
@@ -179,18 +199,19 @@ class ConfigRefreshTest {
 
     @Test
     void consumerRulesKeepTheConstructorsNativeCodeCalls() throws Exception {
-        ConfigRefresh.class.getDeclaredConstructor(long[].class, long.class, String.class);
+        ConfigRefresh.class.getDeclaredConstructor(long[].class, long.class, String.class, long.class,
+                String.class, boolean.class);
         ConfigInfo.class.getDeclaredConstructor(long.class, long.class, String.class, boolean.class,
-                String[].class, String.class, String.class, String.class);
+                String[].class, String.class, String.class, String.class, boolean.class, String.class);
         Path rules = Paths.get("android/consumer-rules.pro");
         if (!Files.exists(rules)) {
             rules = Paths.get("consumer-rules.pro"); // Gradle runs tests in android/
         }
         String text = new String(Files.readAllBytes(rules), StandardCharsets.UTF_8);
         assertTrue(text.contains("-keep class com.miui.cloudsync.ConfigRefresh {\n"
-                + "    <init>(long[], long, java.lang.String);"), text);
+                + "    <init>(long[], long, java.lang.String, long, java.lang.String, boolean);"), text);
         assertTrue(text.contains("-keep class com.miui.cloudsync.ConfigInfo {\n"
                 + "    <init>(long, long, java.lang.String, boolean, java.lang.String[], java.lang.String,"
-                + " java.lang.String, java.lang.String);"), text);
+                + " java.lang.String, java.lang.String, boolean, java.lang.String);"), text);
     }
 }
