@@ -252,7 +252,7 @@ fn every_pair_of_trust_writes_from_two_stale_handles_keeps_both_effects() {
                 apply(second, w2, usize::from(w1 == w2), &docs);
 
                 let n = |k: Write| [w1, w2].iter().filter(|x| **x == k).count();
-                let c = Agent::open_with(&db, None, w.agent_options()).unwrap();
+                let c = Agent::open_with(&db, Some(&w.root_envelope), w.agent_options()).unwrap();
                 let got = c.config_info().unwrap();
                 let country = COUNTRIES[n(Write::Country)];
                 assert_eq!(
