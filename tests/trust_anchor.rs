@@ -144,7 +144,8 @@ fn plant(e: &Env, chain_from: i64) -> std::path::PathBuf {
 fn a_planted_database_sends_nothing_to_the_planted_host() {
     // chain_from 0: the chain claims to be complete and does not verify:
     // tampering, reset at open. chain_from 2: it claims to start above the
-    // firmware root: unverified until the mirror is asked.
+    // firmware root: unverified, and it stays so while the firmware root's
+    // mirror knows no root 2 (a 404 proves nothing): reads only.
     for (chain_from, at_open) in [(0, true), (2, false)] {
         let e = env_with(standard_regions(&["in", "sg"]), |w, m| {
             w.root_with_sources(1, &[m.url()], std::slice::from_ref(&m.pin))
@@ -160,30 +161,116 @@ fn a_planted_database_sends_nothing_to_the_planted_host() {
             (at_open, at_open),
             "{info:?}"
         );
-        // The run asks the firmware root's mirror first: root v1 is the
-        // newest there, so the planted v2 is not on its chain (reset). The
-        // mirror has no config yet: nothing uploads.
-        assert_eq!(run(&a, RUN).unwrap_err().kind(), ErrorKind::NoConfig);
-        let info = a.config_info().unwrap();
-        assert!(info.anchored && info.trust_reset.is_some(), "{info:?}");
-        assert_eq!((info.root_version, info.config_version), (1, None));
+        e.publish_config(1);
+        let r = run(&a, RUN);
         untouched(w, "sg");
         untouched(w, "in");
-        // With the genuine config, the photo queued under the planted one
-        // (stamped `sg`) is held for the user's consent, sent nowhere.
-        e.publish_config(1);
-        let r = run(&a, RUN).unwrap();
+        if !at_open {
+            let err = r.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::RootMismatch, "{err}");
+            let info = a.config_info().unwrap();
+            assert!(!info.anchored && info.trust_reset.is_none(), "{info:?}");
+            continue;
+        }
+        // Reset at open: the run fetched the genuine config; the photo
+        // queued under the planted one (stamped `sg`) is held for the
+        // user's consent, sent nowhere.
+        let r = r.unwrap();
         assert_eq!(
             (r.region.as_str(), r.uploaded, r.held),
             ("in", 0, 1),
             "{r:?}"
         );
-        assert!(a.config_info().unwrap().trust_reset.is_none());
+        let info = a.config_info().unwrap();
+        assert_eq!(
+            info.trust_reset.as_deref(),
+            Some("the stored root chain does not verify"),
+            "the config accepted in the same run does not hide the reset"
+        );
         untouched(w, "sg");
         assert_eq!(a.rehome_to("in").unwrap(), 1);
         assert_eq!(run(&a, RUN).unwrap().uploaded, 1);
         untouched(w, "sg");
     }
+}
+
+#[test]
+fn a_mirror_that_withholds_a_root_leaves_a_legitimate_database_unverified_not_reset() {
+    let e = env();
+    e.publish_roots(2..=3);
+    e.publish_config(1);
+    assert_eq!(refresh(&e.agent).unwrap().root_version, 3);
+    e.agent
+        .enqueue(file(e.dir.path(), "a", 4096), "backup", 0)
+        .unwrap();
+    Connection::open(&e.db)
+        .unwrap()
+        .execute_batch("DELETE FROM root_chain; UPDATE trust SET chain_from = -1;")
+        .unwrap();
+    let firmware = e.world.root_with_sources(1, &e.urls(), &e.pins());
+    let a = open(&e, &firmware);
+    // root/2.json answers 404 (withheld): no false alarm, no reset, no upload.
+    e.mirror.server.push_fault(Fault::Status {
+        method: Some("GET"),
+        status: 404,
+        retry_after: None,
+    });
+    let err = refresh(&a).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RootMismatch, "{err}");
+    let info = a.config_info().unwrap();
+    assert_eq!(
+        (info.root_version, info.anchored, info.trust_reset),
+        (3, false, None)
+    );
+    untouched(&e.world, "in");
+    // Served again: the chain verifies, uploads resume.
+    refresh(&a).unwrap();
+    assert!(a.config_info().unwrap().anchored);
+    assert_eq!(run(&a, RUN).unwrap().uploaded, 1);
+}
+
+#[test]
+fn damaged_or_out_of_range_values_in_the_file_never_wedge_or_panic() {
+    let e = env();
+    e.publish_config(1);
+    refresh(&e.agent).unwrap();
+    let firmware = e.world.root_with_sources(1, &e.urls(), &e.pins());
+    let sql = |q: &str| Connection::open(&e.db).unwrap().execute_batch(q).unwrap();
+    // A stored root that is not a root, an account key of the wrong size:
+    // the firmware root takes over, said with a fixed sentence.
+    for damage in [
+        "UPDATE trust SET root = x'7b7d'",
+        "UPDATE trust SET account_key = x'010203'",
+    ] {
+        sql(damage);
+        let a = open(&e, &firmware);
+        let info = a.config_info().unwrap();
+        assert_eq!(
+            info.trust_reset.as_deref(),
+            Some("the stored root or account key is damaged"),
+            "{damage}"
+        );
+        assert_eq!(info.root_version, 1);
+    }
+    // Text someone wrote into the reset column is never shown.
+    sql("UPDATE trust SET trust_reset = 'Your backups are compromised: call +1-555-0100'");
+    assert_eq!(open(&e, &firmware).config_info().unwrap().trust_reset, None);
+    // A generation at i64::MAX wraps instead of turning the column into a REAL.
+    sql("UPDATE trust SET generation = 9223372036854775807");
+    let a = open(&e, &firmware);
+    a.set_account_country("IN").unwrap();
+    drop(a);
+    assert_eq!(
+        raw(&e.db, "SELECT typeof(generation) = 'integer' FROM trust"),
+        1
+    );
+    assert!(open(&e, &firmware).config_info().is_ok());
+    // Times past what RFC 3339 can write print as its last second.
+    sql("UPDATE trust SET clock_floor = 9223372036854775807;
+         UPDATE source_cache SET checked_at = 9223372036854775807;");
+    let info = open(&e, &firmware).config_info().unwrap();
+    assert!(info.expired, "{info:?}");
+    assert_eq!(info.refresh_due_at.as_deref(), Some("9999-12-31T23:59:59Z"));
 }
 
 #[test]

@@ -24,6 +24,8 @@
 
 use rusqlite::{Connection, Transaction};
 
+pub(crate) use reason::ResetReason;
+
 use super::trust::Trust;
 use crate::config::store::{self, ChainRow, StoredTrust};
 use crate::config::{TrustedRoot, VerifiedConfig};
@@ -62,11 +64,6 @@ impl ChainOps {
         });
     }
 
-    /// Makes `path` (roots verified from the anchor) the whole chain to append.
-    pub(crate) fn replace(&mut self, path: Vec<ChainRow>) {
-        self.push = path;
-    }
-
     /// Writes the recorded changes and forgets them.
     pub(crate) fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
         let ops = std::mem::take(self);
@@ -96,7 +93,7 @@ enum Verdict {
     /// F is older and the chain is not complete from F.
     Unverified,
     /// The file's trust cannot have come from F.
-    Tampered(&'static str),
+    Tampered(ResetReason),
 }
 
 /// The furthest root the stored chain reaches from `fw`, verified step by
@@ -122,7 +119,7 @@ fn judge(fw: &TrustedRoot, s: &TrustedRoot, rows: &[ChainRow], chain_from: u64) 
     match fv.cmp(&sv) {
         Greater => return Verdict::Behind,
         Equal if fw.same_payload(s) => return Verdict::Same,
-        Equal => return Verdict::Tampered("the stored root differs from the firmware root"),
+        Equal => return Verdict::Tampered(ResetReason::RootDiffers),
         Less => {}
     }
     // The chain is complete from F when F is at or above where it starts.
@@ -131,20 +128,20 @@ fn judge(fw: &TrustedRoot, s: &TrustedRoot, rows: &[ChainRow], chain_from: u64) 
     let (tip, path) = chain_tip(fw, rows);
     if path.len() < above.len() {
         return match complete {
-            true => Verdict::Tampered("the stored root chain does not verify"),
+            true => Verdict::Tampered(ResetReason::ChainFails),
             false => Verdict::Unverified,
         };
     }
     let prune = rows.len() > above.len();
     match tip.version().cmp(&sv) {
         Equal if tip.same_payload(s) => Verdict::Chained { prune },
-        Equal => Verdict::Tampered("the stored root is not the one its chain reaches"),
-        Greater => Verdict::Tampered("the stored root chain runs past the stored root"),
+        Equal => Verdict::Tampered(ResetReason::ChainReachesOther),
+        Greater => Verdict::Tampered(ResetReason::ChainPastRoot),
         // S is not in the stored rows: a chain that claims to be complete
         // must still reach it.
         Less if complete => match tip.verify_descendant(s.envelope()) {
             Ok(_) => Verdict::Chained { prune },
-            Err(_) => Verdict::Tampered("the stored root chain does not verify"),
+            Err(_) => Verdict::Tampered(ResetReason::ChainFails),
         },
         Less => Verdict::Unverified,
     }
@@ -158,7 +155,18 @@ impl Trust {
         s: &StoredTrust,
         fw: Option<&TrustedRoot>,
     ) -> Result<(Trust, bool)> {
-        let mut t = Trust::from_stored(s)?;
+        let mut t = match (Trust::from_stored(s), fw) {
+            (Ok(t), _) => t,
+            (Err(e), None) => return Err(e),
+            // A stored root or key that does not even parse or verify: the
+            // firmware root takes over; the queue, account and country stay.
+            (Err(_), Some(fw)) => {
+                log::warn!("trust reset: {}", ResetReason::StoredInvalid.sentence());
+                let mut t = Trust::salvage(s, fw);
+                t.reanchor(fw.clone(), fw.version(), Some(ResetReason::StoredInvalid));
+                return Ok((t, true));
+            }
+        };
         let Some(fw) = fw else {
             return Ok((t, false));
         };
@@ -197,7 +205,7 @@ impl Trust {
                 false
             }
             Verdict::Tampered(why) => {
-                log::warn!("trust reset to the firmware root: {why}");
+                log::warn!("trust reset to the firmware root: {}", why.sentence());
                 t.reanchor(fw.clone(), fw.version(), Some(why));
                 true
             }
@@ -210,7 +218,7 @@ impl Trust {
     /// the file held. The config stays only if `root` vouches for it; when
     /// the file was tampered with or the config keys changed, every floor is
     /// re-derived from that config alone (TUF's fast-forward recovery).
-    pub(crate) fn reanchor(&mut self, root: TrustedRoot, from: u64, reset: Option<&str>) {
+    pub(crate) fn reanchor(&mut self, root: TrustedRoot, from: u64, reset: Option<ResetReason>) {
         let keep_floors = reset.is_none() && self.root.same_config_role(&root);
         self.root = root;
         let config = self
@@ -231,7 +239,10 @@ impl Trust {
         self.chain_ops.clear = true;
         self.standing = Standing::Anchored;
         if let Some(why) = reset {
-            self.trust_reset = Some(why.to_string());
+            self.trust_reset = Some(why);
+            // Shown until a config is accepted in a later step, never cleared
+            // by the refresh that caused it.
+            self.reset_here = true;
         }
     }
 
@@ -281,10 +292,9 @@ impl Trust {
                 // Past the stored root: a newer root of the anchor's chain,
                 // in force like a newer firmware root. At its version with
                 // other bytes: the file did not get it from this chain.
-                let why = (cur.version() == stored_version)
-                    .then_some("the stored root is not on the firmware root's chain");
+                let why = (cur.version() == stored_version).then_some(ResetReason::NotOnChain);
                 if let Some(why) = why {
-                    log::warn!("trust reset: {why}");
+                    log::warn!("trust reset: {}", why.sentence());
                 }
                 self.reanchor(cur.clone(), fw.version(), why);
                 self.chain_ops.push = std::mem::take(&mut path);
@@ -322,5 +332,6 @@ fn no_anchor() -> Error {
     Error::Unanchored("opened without the firmware root: reads only")
 }
 
+mod reason;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,11 @@
 //! While the stored root is newer than the firmware root and its chain is not
 //! verified (`anchor::Standing::Unverified`), the walk starts from the
 //! firmware root (or as far as the stored chain verifies from it) on its own
-//! mirrors, and the config waits until the chain reaches the stored root.
+//! mirrors, and the config waits until the chain reaches the stored root. A
+//! mirror whose chain ends (404) below the stored root proves nothing (it may
+//! lag, or someone in front of it may withhold a root): the trust stays
+//! unverified and the next mirror is asked. Only a root that verifies from
+//! the firmware root at the stored root's version with other bytes resets it.
 //!
 //! Layout under a mirror's base URL (static files; any CDN can serve them):
 //! `root/2.json`, `root/3.json`, ... (root envelopes by version) and
@@ -94,7 +98,8 @@ pub(crate) fn refresh_due_at(t: &Trust, last_check: u64, now: u64) -> Option<u64
         return Some(now);
     }
     let midpoint = cfg.issued_at() + cfg.expires_at().saturating_sub(cfg.issued_at()) / 2;
-    Some((last_check + DAY).min(midpoint).max(last_check + HOUR))
+    let after = |d: u64| last_check.saturating_add(d);
+    Some(after(DAY).min(midpoint).max(after(HOUR)))
 }
 
 /// A root fetched from a mirror, not yet installed.
@@ -210,13 +215,10 @@ impl Agent {
             self.now_secs(&g.trust)
         };
         let (steps, more_roots) = fetch_roots(http, sources, base, root, now)?;
-        let mut roots = match steps.is_empty() {
+        let roots = match steps.is_empty() {
             true => Vec::new(),
             false => self.install_steps(&steps)?,
         };
-        if !more_roots {
-            roots.extend(self.end_of_walk()?);
-        }
         let mut report = Refreshed {
             roots,
             config: None,
@@ -263,30 +265,6 @@ impl Agent {
             };
             // Written even when none is in force yet: the chain grew.
             Ok((installed, true))
-        })
-    }
-
-    /// After a walk that reached the mirror's newest root (a 404): if the
-    /// stored root is still unverified, the firmware root's own chain ends
-    /// below it, so the file did not get it from that chain. The chain's
-    /// newest root is put in force (`trust_reset` says why). Returns the
-    /// root version put in force, if any.
-    fn end_of_walk(&self) -> Result<Option<u64>> {
-        let Some(fw) = self.anchor.clone() else {
-            return Ok(None);
-        };
-        let mut g = self.lock();
-        self.update_trust(&mut g, |t, tx, _| {
-            if t.standing != Standing::Unverified {
-                return Ok((None, false));
-            }
-            let (tip, path) = chain_tip(&fw, &store::chain(tx)?);
-            let why = "the firmware root's mirrors do not know the stored root";
-            log::warn!("trust reset: {why}");
-            let put = (tip.version() > fw.version()).then_some(tip.version());
-            t.reanchor(tip, fw.version(), Some(why));
-            t.chain_ops.replace(path);
-            Ok((put, true))
         })
     }
 

@@ -18,7 +18,7 @@
 
 use rusqlite::Transaction;
 
-use super::anchor::{ChainOps, Standing};
+use super::anchor::{ChainOps, ResetReason, Standing};
 use super::{Agent, ConfigInfo, Inner, Installed};
 use crate::config::envelope::Envelope;
 use crate::config::model::format_time;
@@ -55,7 +55,10 @@ pub(crate) struct Trust {
     pub(crate) chain_from: u64,
     /// Why the firmware root last replaced the stored trust, until a config
     /// is accepted again.
-    pub(crate) trust_reset: Option<String>,
+    pub(crate) trust_reset: Option<ResetReason>,
+    /// Whether this handle's own write made that reset (a config accepted
+    /// later in the same refresh must not hide it).
+    pub(crate) reset_here: bool,
     /// Changes to the stored chain, written with the row.
     pub(crate) chain_ops: ChainOps,
 }
@@ -77,8 +80,20 @@ impl Trust {
             standing: Standing::Anchored,
             chain_from: 0,
             trust_reset: None,
+            reset_here: false,
             chain_ops: ChainOps::default(),
         }
+    }
+
+    /// What can be kept of a stored row whose root or account key is
+    /// damaged, under the firmware root `fw` (the caller re-anchors it).
+    pub(crate) fn salvage(s: &StoredTrust, fw: &TrustedRoot) -> Trust {
+        let mut t = Trust::new(fw.clone());
+        t.generation = s.generation;
+        t.country = s.country.clone();
+        t.account_key = s.account_key.as_deref().and_then(|k| k.try_into().ok());
+        t.account = s.account.clone().filter(|_| t.account_key.is_some());
+        t
     }
 
     /// Re-verifies a stored row. A stored config that no longer verifies
@@ -94,7 +109,8 @@ impl Trust {
         let mut t = Trust {
             root,
             config: None,
-            clock_floor: s.clock_floor,
+            // No signed time lies past what RFC 3339 can write.
+            clock_floor: s.clock_floor.min(crate::config::model::MAX_TIME),
             country: s.country.clone(),
             config_floor: s.config_version_floor,
             config_floor_sha256: s
@@ -114,7 +130,8 @@ impl Trust {
             },
             standing: Standing::NoAnchor,
             chain_from: 0,
-            trust_reset: s.trust_reset.clone(),
+            trust_reset: s.trust_reset.as_deref().and_then(ResetReason::from_code),
+            reset_here: false,
             chain_ops: ChainOps::default(),
         };
         // A file from before schema v11 has no chain: it starts at the root in force.
@@ -164,7 +181,7 @@ impl Trust {
             account: self.account.clone(),
             account_key: self.account_key.map(|k| k.to_vec()),
             chain_from: i64::try_from(self.chain_from).unwrap_or(i64::MAX),
-            trust_reset: self.trust_reset.clone(),
+            trust_reset: self.trust_reset.map(|r| r.code().to_string()),
         }
     }
 
@@ -272,7 +289,9 @@ impl Trust {
         }
         self.clock_floor = self.clock_floor.max(cfg.issued_at());
         // A config accepted under the anchor re-establishes the trust.
-        self.trust_reset = None;
+        if !self.reset_here {
+            self.trust_reset = None;
+        }
         self.config_floor = cfg.version();
         self.config_floor_sha256 = Some(cfg.payload_sha256());
         self.config = Some(cfg);
@@ -352,10 +371,14 @@ impl Agent {
         match store::generation(conn)? {
             Some(g) if g == inner.trust.generation => {}
             Some(_) => {
-                let s = store::load(conn)?.ok_or_else(trust_row_missing)?;
+                // The row and the chain from one snapshot: a rotation
+                // committed in between must not look like a broken chain.
+                let tx = conn.unchecked_transaction()?;
+                let s = store::load(&tx)?.ok_or_else(trust_row_missing)?;
                 // What the anchor would change is written by the next trust
                 // write; until then it holds in memory.
-                inner.trust = Trust::load_anchored(conn, &s, self.anchor.as_ref())?.0;
+                inner.trust = Trust::load_anchored(&tx, &s, self.anchor.as_ref())?.0;
+                drop(tx);
             }
             None => return Err(trust_row_missing()),
         }
@@ -549,7 +572,7 @@ impl Agent {
             approved_region: approved,
             refresh_due_at,
             anchored: t.standing == Standing::Anchored,
-            trust_reset: t.trust_reset.clone(),
+            trust_reset: t.trust_reset.map(|r| r.sentence().to_string()),
         })
     }
 }

@@ -135,7 +135,13 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 }
 
 /// RFC 3339 rendering of seconds since the epoch.
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
+pub const MAX_TIME: u64 = 253_402_300_799;
+
+/// RFC 3339 UTC, seconds precision; times past [`MAX_TIME`] print as it
+/// (a clock or a stored value that far out must not panic a read).
 pub fn format_time(secs: u64) -> String {
+    let secs = secs.min(MAX_TIME);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 

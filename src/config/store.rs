@@ -48,7 +48,16 @@ const COLS: &str = "root, config, clock_floor, country, config_version_floor,
     account, account_key, chain_from, trust_reset";
 
 fn u64_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
-    Ok(r.get::<_, i64>(i)?.max(0) as u64)
+    Ok(int_col(r, i)?.max(0) as u64)
+}
+
+/// An INTEGER column read leniently: what an editor of the file put there in
+/// another type (a REAL, text) reads as 0 rather than failing every open.
+fn int_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<i64> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Integer(v) => v,
+        _ => 0,
+    })
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -69,10 +78,10 @@ pub fn load(conn: &Connection) -> Result<Option<StoredTrust>> {
                 config_floor_sha256: r.get(5)?,
                 expired_config_version: u64_col(r, 6)?,
                 expired_root_version: u64_col(r, 7)?,
-                generation: r.get(8)?,
+                generation: int_col(r, 8)?,
                 account: r.get(9)?,
                 account_key: r.get(10)?,
-                chain_from: r.get(11)?,
+                chain_from: int_col(r, 11)?,
                 trust_reset: r.get(12)?,
             })
         })
@@ -103,7 +112,12 @@ pub fn data_version(conn: &Connection) -> Result<i64> {
 /// row in the same transaction, so a mismatch means a bug, not a race; it
 /// fails rather than overwrite.
 pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Result<i64> {
-    let next = expected.map_or(1, |g| g.saturating_add(1));
+    // Wraps rather than saturates: the next generation must differ from the
+    // one every cached copy holds, or none of them would notice the write.
+    let next = match expected {
+        Some(g) if g < i64::MAX => g + 1,
+        _ => 1,
+    };
     let params = rusqlite::params![
         t.root,
         t.config,
@@ -157,15 +171,22 @@ pub struct ChainRow {
     pub changed: bool,
 }
 
-/// The stored root chain, oldest first.
+/// Most chain rows read (a real chain holds a few: the key changes and the newest).
+const MAX_CHAIN_ROWS: i64 = 256;
+
+/// The stored root chain, oldest first: at most [`MAX_CHAIN_ROWS`] rows of
+/// at most 1 MiB each, whatever the file holds (a chain cut short this way
+/// fails to verify rather than exhaust memory).
 pub fn chain(conn: &Connection) -> Result<Vec<ChainRow>> {
-    let mut st =
-        conn.prepare_cached("SELECT version, envelope, changed FROM root_chain ORDER BY version")?;
-    let rows = st.query_map([], |r| {
+    let mut st = conn.prepare_cached(
+        "SELECT version, envelope, changed FROM root_chain
+         WHERE length(envelope) <= 1048576 ORDER BY version LIMIT ?1",
+    )?;
+    let rows = st.query_map([MAX_CHAIN_ROWS], |r| {
         Ok(ChainRow {
             version: u64_col(r, 0)?,
-            envelope: r.get(1)?,
-            changed: r.get::<_, i64>(2)? != 0,
+            envelope: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+            changed: int_col(r, 2)? != 0,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

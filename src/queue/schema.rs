@@ -208,7 +208,18 @@ pub const MIGRATIONS: &[&str] = &[
     // restored or planted trust), shown to the app until a config is accepted again.
     // `account_countries`: the country of each account, by its stamp (never the id), so a
     // new account never inherits the previous account's country.
-    "CREATE TABLE root_chain (
+    // The v3 trigger bumps a generation nobody bumped; at i64::MAX its `+ 1`
+    // would turn the column into a REAL (every open failing after): it now
+    // wraps, as `store::save` does.
+    "DROP TRIGGER trust_generation_bump;
+    CREATE TRIGGER trust_generation_bump AFTER UPDATE ON trust
+    WHEN NEW.generation = OLD.generation
+    BEGIN
+        UPDATE trust SET generation =
+            CASE WHEN OLD.generation < 9223372036854775807 THEN OLD.generation + 1 ELSE 1 END
+        WHERE id = NEW.id;
+    END;
+    CREATE TABLE root_chain (
         version  INTEGER PRIMARY KEY,
         envelope BLOB NOT NULL,
         changed  INTEGER NOT NULL CHECK (changed IN (0, 1))

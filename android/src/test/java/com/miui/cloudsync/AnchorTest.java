@@ -42,7 +42,6 @@ class AnchorTest {
     /** The reason a root of the stored root's version with other bytes gives. */
     private static final String DIFFERS = "the stored root differs from the firmware root";
     /** The reason a walk of the firmware root's mirror that ends below the stored root gives. */
-    private static final String UNKNOWN = "the firmware root's mirrors do not know the stored root";
 
     @TempDir Path dir;
 
@@ -226,28 +225,18 @@ class AnchorTest {
             assertEquals(SyncException.KIND_ROOT_MISMATCH, e.getKind(), e.toString());
             assertEquals(1, a.stats().getPending(), "reads work");
 
-            // The run asks the firmware root's mirror first: v1 is the newest there, so the
-            // planted v2 is not on its chain: reset to v1, the planted config dropped. The mirror
-            // has no config yet: nothing uploads.
+            // The run asks the firmware root's mirror first: v1 is the newest there (root/2.json
+            // is a 404). A 404 proves nothing (a mirror may lag, or someone in front of it may
+            // withhold a root), so the file stays unverified: reads only, nothing uploads, no
+            // verdict either way.
+            Files.write(mirrorFiles.resolve("config.json"), genuineConfig());
             e = assertThrows(ConfigException.class, () -> a.runOnce(20_000, null));
-            assertEquals("no_config", e.getKind(), e.toString());
+            assertEquals(SyncException.KIND_ROOT_MISMATCH, e.getKind(), e.toString());
             info = a.configInfo();
-            assertTrue(info.isAnchored(), info.toString());
-            assertEquals(UNKNOWN, info.getTrustReset(), info.toString());
-            assertEquals(1, info.getRootVersion(), info.toString());
-            assertFalse(info.hasConfig(), info.toString());
+            assertFalse(info.isAnchored(), info.toString());
+            assertNull(info.getTrustReset(), info.toString());
             assertEquals(0, requests(planted), "nothing reached the planted host");
             assertEquals(0, requests(genuine));
-
-            Files.write(mirrorFiles.resolve("config.json"), genuineConfig());
-            ConfigRefresh r = a.refreshConfig();
-            assertArrayEquals(new long[0], r.getRootVersions(), r.toString());
-            assertEquals(1, r.getRootVersion(), r.toString());
-            assertEquals(1, r.getConfigVersion(), r.toString());
-            assertNull(r.getConfigError(), r.toString());
-            assertNull(a.configInfo().getTrustReset(), "a config accepted under the anchor");
-            RunReport run = a.runOnce(20_000, null);
-            assertEquals(1, run.getUploaded(), run.toString());
         }
         assertEquals(0, requests(planted), "nothing ever reached the planted host");
     }
