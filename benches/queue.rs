@@ -373,18 +373,24 @@ fn run_picks_bench() {
                 Ok(())
             })
             .expect("claim");
-        let ids = serde_json::to_string(&tried).expect("ids");
+        // The old pick passed the ids as a JSON array to json_each; the
+        // phone's SQLite has no JSON functions now, so the same list goes
+        // in as literals (the same NOT IN over the same ids).
+        let ids = tried
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let old_pick = format!(
+            "SELECT id FROM items INDEXED BY items_due
+             WHERE state IN ('pending', 'failed') AND region = 'in' AND next_attempt_at <= ?1
+               AND id NOT IN ({ids})
+             ORDER BY priority DESC, next_attempt_at, id LIMIT 1"
+        );
         let t = Instant::now();
         let id: i64 = old_db
             .conn()
-            .query_row(
-                "SELECT id FROM items INDEXED BY items_due
-                 WHERE state IN ('pending', 'failed') AND region = 'in' AND next_attempt_at <= ?1
-                   AND id NOT IN (SELECT value FROM json_each(?2))
-                 ORDER BY priority DESC, next_attempt_at, id LIMIT 1",
-                rusqlite::params![now, ids],
-                |r| r.get(0),
-            )
+            .query_row(&old_pick, rusqlite::params![now], |r| r.get(0))
             .expect("old pick");
         old_lat.push(t.elapsed().as_secs_f64());
         tried.push(id);

@@ -240,9 +240,6 @@ impl Trust {
         self.standing = Standing::Anchored;
         if let Some(why) = reset {
             self.trust_reset = Some(why);
-            // Shown until a config is accepted in a later step, never cleared
-            // by the refresh that caused it.
-            self.reset_here = true;
         }
     }
 

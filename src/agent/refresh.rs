@@ -215,10 +215,13 @@ impl Agent {
             self.now_secs(&g.trust)
         };
         let (steps, more_roots) = fetch_roots(http, sources, base, root, now)?;
+        let reset_before = self.lock().trust.trust_reset;
         let roots = match steps.is_empty() {
             true => Vec::new(),
             false => self.install_steps(&steps)?,
         };
+        // A reset this very walk made stays said after its config.
+        let keep_reset = self.lock().trust.trust_reset != reset_before;
         let mut report = Refreshed {
             roots,
             config: None,
@@ -229,7 +232,9 @@ impl Agent {
         };
         let standing = self.lock().trust.standing;
         let config = match standing {
-            Standing::Anchored => self.refresh_config_doc(http, sources, base, steps.is_empty()),
+            Standing::Anchored => {
+                self.refresh_config_doc(http, sources, base, steps.is_empty(), keep_reset)
+            }
             _ => Err(Error::Unanchored(
                 "the mirrors do not serve the stored root's chain (yet)",
             )),
@@ -276,6 +281,7 @@ impl Agent {
         sources: &Sources,
         base: &GuardedUrl,
         validators_ok: bool,
+        keep_reset: bool,
     ) -> Result<Option<u64>> {
         let cfg_url = sources.url(base, "config.json")?;
         let cfg_key = cfg_url.as_str();
@@ -310,6 +316,10 @@ impl Agent {
                 let (version, sha) = (cfg.version(), cfg.payload_sha256());
                 if t.accept_config(cfg, now)? {
                     config = Some(version);
+                    // A config accepted under the anchor ends the reset notice.
+                    if !keep_reset {
+                        t.trust_reset = None;
+                    }
                 }
                 entry = SourceEntry {
                     etag: v.etag.clone(),

@@ -56,9 +56,6 @@ pub(crate) struct Trust {
     /// Why the firmware root last replaced the stored trust, until a config
     /// is accepted again.
     pub(crate) trust_reset: Option<ResetReason>,
-    /// Whether this handle's own write made that reset (a config accepted
-    /// later in the same refresh must not hide it).
-    pub(crate) reset_here: bool,
     /// Changes to the stored chain, written with the row.
     pub(crate) chain_ops: ChainOps,
 }
@@ -80,7 +77,6 @@ impl Trust {
             standing: Standing::Anchored,
             chain_from: 0,
             trust_reset: None,
-            reset_here: false,
             chain_ops: ChainOps::default(),
         }
     }
@@ -131,7 +127,6 @@ impl Trust {
             standing: Standing::NoAnchor,
             chain_from: 0,
             trust_reset: s.trust_reset.as_deref().and_then(ResetReason::from_code),
-            reset_here: false,
             chain_ops: ChainOps::default(),
         };
         // A file from before schema v11 has no chain: it starts at the root in force.
@@ -288,10 +283,6 @@ impl Trust {
             return Err(Error::Expired { what: "config" });
         }
         self.clock_floor = self.clock_floor.max(cfg.issued_at());
-        // A config accepted under the anchor re-establishes the trust.
-        if !self.reset_here {
-            self.trust_reset = None;
-        }
         self.config_floor = cfg.version();
         self.config_floor_sha256 = Some(cfg.payload_sha256());
         self.config = Some(cfg);
@@ -528,7 +519,11 @@ impl Agent {
             let cfg = VerifiedConfig::verify(&t.root, envelope)?;
             let version = cfg.version();
             Ok(match t.accept_config(cfg, now)? {
-                true => (Installed::Config { version }, true),
+                true => {
+                    // A config accepted under the anchor ends the reset notice.
+                    t.trust_reset = None;
+                    (Installed::Config { version }, true)
+                }
                 false => (Installed::Unchanged, false),
             })
         })?;
