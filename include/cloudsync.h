@@ -59,7 +59,7 @@ enum cs_status_code {
     CS_NO_REGION = 20, /**< No region is approved for this account (uploads are off) */
     CS_NO_ACCOUNT = 22, /**< No account is signed in, the service needs one and none was set, or the account changed during the run */
     CS_RESIDENCY = 21, /**< A URL or peer outside the approved region was refused before any byte was sent */
-    CS_BUSY = 30, /**< Another runner holds the queue lease, or the database is locked */
+    CS_BUSY = 30, /**< Another runner holds the queue (cs_last_error says which and until when), this run was superseded, or the database is locked */
     CS_STORAGE_CORRUPT = 40, /**< The database file is damaged */
     CS_NOT_A_DATABASE = 41, /**< The file is not an SQLite database */
     CS_STORAGE_UNAVAILABLE = 42, /**< The database cannot be opened or written (read-only or missing directory) */

@@ -42,7 +42,8 @@ pub enum ErrorKind {
     NoAccount,
     /// A URL or peer outside the approved region was refused before any byte was sent.
     Residency,
-    /// Another runner holds the queue lease, or the database is locked.
+    /// Another runner holds the queue (the message says which and until
+    /// when), this run was superseded by one, or the database is locked.
     Busy,
     /// The database file is damaged.
     StorageCorrupt,
@@ -311,9 +312,13 @@ pub enum Error {
     /// is not the one the user consented to move held items to.
     #[error("residency: the approved region changed")]
     RegionChanged,
-    /// Lease held by another runner.
-    #[error("another runner holds the queue lease")]
+    /// A run that no longer owns the queue: its lease ran out (it was frozen
+    /// or stuck) and another runner took the queue over; it writes nothing more.
+    #[error("another runner took the queue over (this run's lease had run out)")]
     Busy,
+    /// Another runner holds the queue: who, as far as can be told, and until when.
+    #[error("another runner holds the queue ({0})")]
+    QueueHeld(Holder),
     /// SQLite failure, classified.
     #[error("{reason}")]
     Storage {
@@ -381,6 +386,45 @@ pub enum Error {
     Internal(String),
 }
 
+/// Who holds the queue when a run is refused with `busy` ([`Error::QueueHeld`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Holder {
+    /// Another run on the same handle (a nested or concurrent `run_once`).
+    ThisHandle,
+    /// A live process holds the runner lock beside the database (it may be
+    /// frozen: then it is superseded when its lease ends).
+    LiveProcess {
+        /// Seconds until its lease ends, rounded up.
+        lease_ends_in_secs: u64,
+    },
+    /// A runner that does not hold the runner lock, so whether it is alive
+    /// cannot be told (it took the queue over from a frozen runner, or the
+    /// lock file cannot be used): waited out until its lease ends.
+    Lease {
+        /// Seconds until its lease ends, rounded up.
+        lease_ends_in_secs: u64,
+    },
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::ThisHandle => f.write_str("a run on this handle; until it returns"),
+            Holder::LiveProcess { lease_ends_in_secs } => {
+                write!(
+                    f,
+                    "a live process; its lease ends in {lease_ends_in_secs} s"
+                )
+            }
+            Holder::Lease { lease_ends_in_secs } => write!(
+                f,
+                "a process not known to be alive; its lease ends in {lease_ends_in_secs} s"
+            ),
+        }
+    }
+}
+
 /// Why a request could not be authorised. Never holds a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -430,7 +474,7 @@ impl Error {
             Error::NoConfig => ErrorKind::NoConfig,
             Error::NoRegion => ErrorKind::NoRegion,
             Error::Residency(_) | Error::RegionChanged => ErrorKind::Residency,
-            Error::Busy => ErrorKind::Busy,
+            Error::Busy | Error::QueueHeld(_) => ErrorKind::Busy,
             Error::RootMismatch { .. } | Error::Unanchored(_) => ErrorKind::RootMismatch,
             Error::Storage { kind, .. } => *kind,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,

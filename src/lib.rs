@@ -58,6 +58,12 @@ pub mod devserver;
 #[allow(unsafe_code)]
 pub mod ffi;
 
+/// The runner lock's `flock` and the CLI's signal handler: the only `unsafe`
+/// outside `ffi` (see the module's comment).
+#[allow(unsafe_code)]
+#[doc(hidden)]
+pub mod platform;
+
 pub use agent::{
     Agent, AgentOptions, ConfigInfo, Installed, Refreshed, RunEvent, RunReport, StopReason,
 };

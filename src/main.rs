@@ -1,5 +1,9 @@
 //! `cloudsync`: the command-line tool for QA engineers and emulator tests.
-//! Exit codes: 0 ok, 1 rejected input or failed operation, 2 usage error.
+//! Exit codes: 0 ok, 1 rejected input or failed operation, 2 usage error;
+//! `run` stopped by SIGINT or SIGTERM: 130 or 143 (128 + the signal).
+
+// The signal handler's `unsafe` lives in the library (`cloudsync::platform`).
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +127,18 @@ enum Cmd {
     /// Exit 1, with `error: <kind>: <message>` on stderr, if items remain
     /// failed or pending afterwards (kind: a remaining item's last error, or
     /// `incomplete` when items only wait).
+    ///
+    /// `busy` says what holds the queue and until when, e.g. `another runner
+    /// holds the queue (a live process; its lease ends in 42 s)`. A runner
+    /// that was killed holds nothing: the next run takes its items over at
+    /// once, resuming from their offsets.
+    ///
+    /// Ctrl-C (SIGINT) or SIGTERM stops the run within about a second, as an
+    /// app's cancel() does: `interrupted (SIGINT): stopping; progress is kept`
+    /// on stderr, the item in flight back to pending with its offset kept,
+    /// the summary on stdout, and exit status 130 (SIGINT) or 143 (SIGTERM),
+    /// as a shell reports a process ended by that signal. A second signal
+    /// exits at once (the next run takes the item over at once too).
     Run {
         /// Machine-readable report on stdout.
         #[arg(long)]

@@ -4,15 +4,17 @@
 //!
 //! Several handles, in one process or many, may share one database file:
 //! the trust state lives in the file, not in a handle (`agent::trust`, private), and one
-//! runner at a time holds the queue lease (`agent::run`).
+//! runner at a time holds the queue: its runner lock and lease (`agent::hold`).
 
 mod account;
 mod anchor;
 mod events;
+mod hold;
 mod ledger;
 mod refresh;
 mod retention;
 mod run;
+mod runner_lock;
 mod trust;
 
 pub use events::RunEvent;
@@ -20,7 +22,7 @@ pub use refresh::{Refreshed, MAX_ROOT_STEPS, REFRESH_DEADLINE};
 pub use retention::PRUNE_BATCHES_PER_CALL;
 pub use run::{RunReport, StopReason, LEASE_TTL};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -45,8 +47,9 @@ pub struct AgentOptions {
     pub retry: RetryPolicy,
     /// Upload tuning (chunk size, timeouts, extra trust for tests).
     pub upload: crate::upload::UploadOptions,
-    /// How long the runner lease lasts without renewal: a killed runner's
-    /// items are taken over after this.
+    /// How long the runner lease lasts without renewal. A runner that is
+    /// alive but frozen or stuck is superseded after this; a killed one is
+    /// taken over at once (its runner lock died with it).
     pub lease_ttl: Duration,
 }
 
@@ -139,6 +142,10 @@ pub struct Agent {
     pub(crate) anchor: Option<TrustedRoot>,
     /// The app's credential provider (this handle's, in memory only).
     pub(crate) credentials: Mutex<Option<Arc<dyn crate::auth::CredentialProvider>>>,
+    /// `<database>.lock`, the runner lock (`None` in memory: lease only).
+    pub(crate) lock_path: Option<PathBuf>,
+    /// Set while a run of this handle is going (the per-handle guard).
+    pub(crate) running: AtomicBool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -173,15 +180,21 @@ impl Agent {
         options: AgentOptions,
     ) -> Result<Agent> {
         let db = Db::open(path.as_ref())?;
-        Self::from_db(db, initial_root, options)
+        let lock_path = runner_lock::lock_path(path.as_ref());
+        Self::from_db(db, initial_root, options, lock_path)
     }
 
     /// An agent on an in-memory database (tests and dry runs).
     pub fn open_in_memory(initial_root: &[u8], options: AgentOptions) -> Result<Agent> {
-        Self::from_db(Db::open_in_memory()?, Some(initial_root), options)
+        Self::from_db(Db::open_in_memory()?, Some(initial_root), options, None)
     }
 
-    fn from_db(mut db: Db, initial_root: Option<&[u8]>, options: AgentOptions) -> Result<Agent> {
+    fn from_db(
+        mut db: Db,
+        initial_root: Option<&[u8]>,
+        options: AgentOptions,
+        lock_path: Option<PathBuf>,
+    ) -> Result<Agent> {
         // Checked before any trust decision: junk is junk, new file or not.
         let firmware = initial_root.map(TrustedRoot::reload).transpose()?;
         let wall = (options.clock)();
@@ -199,6 +212,8 @@ impl Agent {
             options,
             anchor: firmware,
             credentials: Mutex::new(None),
+            lock_path,
+            running: AtomicBool::new(false),
         })
     }
 

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::account::AccountView;
 use super::events::{ProgressRelay, RunEvent};
+use super::hold::{unclaim_fenced, Begun};
 use super::ledger::QueueLedger;
+use super::runner_lock::{RunGuard, RunnerLock};
 use super::trust::Trust;
 use super::Agent;
 use crate::auth::RunAuth;
@@ -69,8 +71,10 @@ pub struct RunReport {
 /// How long a write of a stopped run waits for another connection's lock.
 const LATE_BUSY_WAIT: Duration = Duration::from_millis(50);
 
-/// Default lifetime of a runner's lease without renewal; a killed runner's
-/// lease expires after this and the next runner takes over its items.
+/// Default lifetime of a runner's lease without renewal. A runner that is
+/// alive but frozen or stuck is superseded once it ends; a killed runner's
+/// lease is taken over at once, because its runner lock died with it (see
+/// `agent::runner_lock`).
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// What a run is allowed to do: upload this account's items to this region
@@ -126,9 +130,12 @@ impl Agent {
     ///
     /// Fails with `NoConfig`, `Expired`, `NoRegion` or `NoAccount` (signed
     /// out) when uploads are off (fail closed), with `Busy` while another
-    /// runner holds the lease, and with `Unauthorized` when the credentials
-    /// are refused after a refresh or the provider gives none (the item is
-    /// left as it was).
+    /// runner holds the queue (the message says which and when its lease
+    /// ends; a runner whose process died is taken over at once, one that is
+    /// alive but frozen or stuck when its lease ends) or when this run was
+    /// superseded that way itself, and with `Unauthorized` when the
+    /// credentials are refused after a refresh or the provider gives none
+    /// (the item is left as it was).
     pub fn run_once(
         &self,
         max: Duration,
@@ -149,6 +156,9 @@ impl Agent {
         max: Duration,
         listener: &mut dyn FnMut(&RunEvent) -> bool,
     ) -> Result<RunReport> {
+        // One run per handle, before anything else (a nested run from a
+        // listener must not touch the cancel flag of the run it is inside).
+        let _guard = RunGuard::enter(&self.running)?;
         let mut relay = ProgressRelay::new(listener);
         let deadline = Instant::now() + max;
         let owner = {
@@ -156,14 +166,15 @@ impl Agent {
             getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
             hex::encode(b)
         };
-        let (region, account, held, generation) = self.begin_run(&owner, deadline)?;
+        let ((region, account, held, generation), lock) = self.begin_run(&owner, deadline)?;
         let mandate = Mandate {
             region: &region,
             account: &account,
             owner: &owner,
             deadline,
         };
-        let result = self.run_leased(&mandate, held, generation, deadline, &mut relay);
+        let lock = Mutex::new(lock);
+        let result = self.run_leased(&mandate, held, generation, &lock, &mut relay);
         crate::upload::release_spares();
         let mut g = self.lock();
         self.bound_busy_wait(&g, mandate.deadline);
@@ -174,7 +185,13 @@ impl Agent {
             log::warn!("could not restore the busy wait ({})", e.kind());
         }
         drop(g);
-        self.after_run(result.as_ref().ok(), mandate.deadline);
+        // The lock goes only after the lease: while it is held, a successor
+        // takes the lease over only once it ends.
+        drop(lock);
+        // A superseded run leaves the upkeep to the runner that holds the queue.
+        if !matches!(result, Err(Error::Busy)) {
+            self.after_run(result.as_ref().ok(), mandate.deadline);
+        }
         result
     }
 
@@ -182,7 +199,7 @@ impl Agent {
     /// `sources`), then takes the lease and fixes the run's region and
     /// account, from the stored trust; returns the trust generation it was
     /// decided under.
-    fn begin_run(&self, owner: &str, deadline: Instant) -> Result<Begun> {
+    fn begin_run(&self, owner: &str, deadline: Instant) -> Result<(Begun, RunnerLock)> {
         // A cancel from before this run is stale: cleared on entry, so one
         // that arrives while the run starts (e.g. WorkManager's onStopped
         // right after doWork began) is honoured. Put back if this run does
@@ -196,28 +213,6 @@ impl Agent {
             self.cancel.store(true, Ordering::SeqCst);
         }
         started
-    }
-
-    fn begin_run_leased(&self, owner: &str) -> Result<Begun> {
-        let mut g = self.lock();
-        self.refresh(&mut g)?;
-        self.note_expiry(&mut g);
-        let ttl = self.options.lease_ttl;
-        let out = self.update_trust(&mut g, |t, tx, now| {
-            if t.config.is_none() {
-                return Err(Error::NoConfig);
-            }
-            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
-            let account = t.account_view();
-            if account == AccountView::SignedOut {
-                return Err(Error::NoAccount);
-            }
-            let at = now_ms();
-            ops::acquire_lease(tx, owner, at, ttl)?;
-            let held = ops::reconcile_regions(tx, region.id(), at)?;
-            Ok(((region, account, held, t.generation), false))
-        })?;
-        Ok(out)
     }
 
     /// Once the run is cancelled or past its deadline, a write waits at most
@@ -277,9 +272,10 @@ impl Agent {
         m: &Mandate<'_>,
         held: u64,
         generation: i64,
-        deadline: Instant,
+        lock: &Mutex<RunnerLock>,
         relay: &mut ProgressRelay<'_>,
     ) -> Result<RunReport> {
+        let deadline = m.deadline;
         // The generation begin_run decided under, not the cache now: another
         // thread on this handle may have moved the cache since.
         let generation = Mutex::new(generation);
@@ -306,7 +302,7 @@ impl Agent {
             next_due_at: None,
         };
         let last_renew = Mutex::new(Instant::now());
-        let keepalive = || self.keepalive(m.owner, &last_renew);
+        let keepalive = || self.keepalive(m.owner, &last_renew, lock);
         let stop = Stop {
             cancel: &self.cancel,
             deadline,
@@ -374,20 +370,6 @@ impl Agent {
         }
     }
 
-    /// Renews the lease while bytes flow (a slow chunk may outlast it).
-    fn keepalive(&self, owner: &str, last: &Mutex<Instant>) -> Result<()> {
-        let ttl = self.options.lease_ttl;
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed() > ttl / 4 {
-            // Light: a lease lost to a power cut is a lease nobody holds.
-            self.lock()
-                .db
-                .write_light(|tx| ops::acquire_lease(tx, owner, now_ms(), ttl))?;
-            *last = Instant::now();
-        }
-        Ok(())
-    }
-
     /// Picks and claims the next due item, under the stored trust in the
     /// claim's own transaction: a change committed by another process just
     /// before cannot slip one more item through.
@@ -406,7 +388,7 @@ impl Agent {
                 if let Err(e) = m.check(t, now) {
                     return Ok((Claim::Changed(stop_reason_of(&e)), false));
                 }
-                ops::acquire_lease(tx, m.owner, now_ms(), ttl)?;
+                ops::renew_lease(tx, m.owner, now_ms(), ttl)?;
                 match ops::claim(tx, item.id, m.region.id(), m.stamp(), m.owner, now_ms()) {
                     Ok(()) => Ok((Claim::Item(Box::new(item)), false)),
                     // Held or removed since it was picked: the next one.
@@ -518,7 +500,7 @@ impl Agent {
             // Credentials, not data: no attempt is charged to the item; the
             // run ends with the typed error so the app can refresh them.
             e @ (Error::Unauthorized(_) | Error::NoAccount) => {
-                g.db.write(|tx| ops::unclaim(tx, item.id, now_ms()))?;
+                g.db.write(|tx| unclaim_fenced(tx, m.owner, item.id))?;
                 log::warn!("item {}: {}; run stopped", item.id, e.kind());
                 return Err(e);
             }
@@ -529,14 +511,14 @@ impl Agent {
                 return Ok((Settled::Next, event));
             }
         };
-        match g.db.write(|tx| ops::unclaim(tx, item.id, now_ms())) {
+        match g.db.write(|tx| unclaim_fenced(tx, m.owner, item.id)) {
+            // Superseded: the new owner reclaimed the item already.
+            Err(Error::Busy) => {}
             // Locked by another connection past the deadline: the item stays
-            // `uploading` until this run's lease expires, then any run takes it.
+            // `uploading`; the next run reclaims it at once (this run's lock
+            // is gone by then), or when this run's lease ends.
             Err(e) if e.kind() == ErrorKind::Busy => {
-                log::warn!(
-                    "item {}: unclaim deferred to the lease expiry (busy)",
-                    item.id
-                );
+                log::warn!("item {}: unclaim left to the next run (busy)", item.id);
             }
             other => other?,
         }
@@ -638,10 +620,6 @@ impl Agent {
         Ok(Ok(()))
     }
 }
-
-/// What `begin_run` fixed: the region, the account, the held count and the
-/// trust generation.
-type Begun = (ApprovedRegion, AccountView, u64, i64);
 
 enum Claim {
     Item(Box<ItemRow>),

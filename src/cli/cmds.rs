@@ -451,6 +451,7 @@ pub struct RunFlags {
 }
 
 pub fn run(db: &Store, f: RunFlags) -> Out {
+    super::interrupt::install();
     if !db.exists() {
         return Err(Failure::Usage("database does not exist".into()));
     }
@@ -478,7 +479,7 @@ pub fn run(db: &Store, f: RunFlags) -> Out {
         })));
     }
     let max = Duration::from_secs(f.max_seconds.unwrap_or(24 * 3600));
-    let report = if std::io::stderr().is_terminal() {
+    let (report, signal) = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -487,16 +488,26 @@ pub fn run(db: &Store, f: RunFlags) -> Out {
             .expect("static template")
             .progress_chars("=> "),
         );
-        let r = agent.run_once(max, &mut |p| {
-            bar.set_length(p.total);
-            bar.set_position(p.sent);
-            bar.set_message(format!("item {}", p.item_id));
-            true
+        let r = super::interrupt::watch(&agent, Some(&bar), || {
+            agent.run_once(max, &mut |p| {
+                bar.set_length(p.total);
+                bar.set_position(p.sent);
+                bar.set_message(format!("item {}", p.item_id));
+                true
+            })
         });
         bar.finish_and_clear();
-        r?
+        r
     } else {
-        agent.run_once(max, &mut |_| true)?
+        super::interrupt::watch(&agent, None, || agent.run_once(max, &mut |_| true))
+    };
+    let report = match (report, signal) {
+        (Ok(r), _) => r,
+        (Err(e), None) => return Err(e.into()),
+        (Err(e), Some(sig)) => {
+            eprintln!("error: {}: {e}", e.kind());
+            return Ok(ExitCode::from(super::interrupt::exit_status(sig)));
+        }
     };
     let stopped = super::results::snake(&report.stopped);
     if f.json {
@@ -512,6 +523,9 @@ pub fn run(db: &Store, f: RunFlags) -> Out {
             report.held,
             report.remaining,
         );
+    }
+    if let Some(sig) = signal {
+        return Ok(ExitCode::from(super::interrupt::exit_status(sig)));
     }
     super::results::run_outcome(&agent, &report)
 }

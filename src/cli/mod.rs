@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 pub mod cmds;
 pub mod demo;
 pub mod devserver;
+mod interrupt;
 mod results;
 
 /// How a command failed: usage (exit 2) or operation (exit 1). Every exit 1

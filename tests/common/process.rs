@@ -80,6 +80,11 @@ impl Proc {
         }
     }
 
+    /// The child's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `Some(output)` if it has exited.
     pub fn poll(&mut self) -> Option<Out> {
         let st = self.child.try_wait().unwrap()?;

@@ -22,7 +22,9 @@ pub use items::{
     remove, set_key, set_offset, set_progress, set_session, set_source, terminations, unclaim,
     Owner, Termination,
 };
-pub use lease::{acquire_lease, check_lease, release_lease};
+pub use lease::{
+    acquire_lease, acquire_lease_with, check_lease, release_lease, renew_lease, Taken, Takeover,
+};
 pub use regions::{discard_held, hold_all, reconcile_accounts, reconcile_regions, rehome};
 pub use retention::{
     audit_prunable, audit_retention_days, prune_audit_batch, set_audit_retention_days,

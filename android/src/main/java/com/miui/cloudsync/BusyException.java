@@ -3,9 +3,11 @@ package com.miui.cloudsync;
 import org.jetbrains.annotations.NotNull;
 
 /**
- * The upload queue is in use: another runner holds its lease (another {@code SyncAgent} or
- * process on the same database file is inside {@code runOnce}), or the database stayed locked.
- * Retry later.
+ * The upload queue is in use: another runner holds it (another {@code SyncAgent} or process on
+ * the same database file is inside {@code runOnce}; the message says which, e.g. "another runner
+ * holds the queue (a live process; its lease ends in 42 s)"), this run was superseded after it
+ * was frozen past its lease, or the database stayed locked. Retry later. A runner whose process
+ * was killed holds nothing: the next run takes its items over at once.
  *
  * <p>Kinds ({@link #getKind()}): {@code busy}.
  *

@@ -1,0 +1,137 @@
+//! The crate's only calls into the C library outside the FFI layer
+//! (`src/ffi/`): the runner's lock file (`flock`) and, for the CLI only, the
+//! SIGINT/SIGTERM handler. Every `unsafe` block of them is here, each with
+//! the reason it is sound; the rest of the crate is `deny(unsafe_code)`.
+//!
+//! Why `libc::flock` and not `std::fs::File::try_lock`: `try_lock` was
+//! stabilised in Rust 1.89, above this crate's `rust-version` (1.85), and
+//! std's implementation returns `Unsupported` on `target_os = "android"`
+//! (rust-lang/rust#148325; the fix, #157038, was merged in May 2026 for a
+//! later release): on the phone it would never lock. Bionic has had `flock(2)` from its first
+//! commit, and both std (on Linux) and the fix for Android call that same
+//! syscall, so this module locks exactly as std would.
+
+use std::fs::File;
+use std::io;
+
+/// What a non-blocking attempt at an exclusive lock found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TryLock {
+    /// This open file description now holds the lock.
+    Acquired,
+    /// Another open file description (another handle, or another process)
+    /// holds it.
+    Busy,
+}
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`. The lock belongs to the open file
+/// description: two `open`s of one file conflict even in one process, and
+/// the kernel drops it when the last descriptor of that description closes —
+/// at the latest when the holder dies, however it dies.
+#[cfg(unix)]
+pub(crate) fn try_lock_exclusive(f: &File) -> io::Result<TryLock> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: `flock` only reads its two integer arguments; the
+        // descriptor is valid for the call because `f` borrows the open file.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(TryLock::Acquired);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // EWOULDBLOCK is EAGAIN on Linux and Android.
+            Some(libc::EWOULDBLOCK) => return Ok(TryLock::Busy),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// No file locks off Unix: runs rely on the lease alone.
+#[cfg(not(unix))]
+pub(crate) fn try_lock_exclusive(_f: &File) -> io::Result<TryLock> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// `flock(fd, LOCK_UN)`: gives the lock up before the file is closed (closing
+/// it would too; this makes the order explicit where it matters).
+#[cfg(unix)]
+pub(crate) fn unlock(f: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: as in `try_lock_exclusive`: integers only, a borrowed live descriptor.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn unlock(_f: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// SIGINT and SIGTERM for the `cloudsync` CLI (not in the phone's library:
+/// an app's process belongs to Android, not to us). The handler only stores
+/// the signal number in an atomic — the one thing a handler may safely do —
+/// and a thread of the CLI turns it into [`crate::Agent::cancel`]. A second
+/// signal ends the process at once with `_exit(128 + signal)`, the status a
+/// shell reports for a process killed by it.
+#[cfg(all(unix, feature = "cli"))]
+pub mod interrupt {
+    use std::io;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        // A lock-free atomic swap is async-signal-safe.
+        if RECEIVED.swap(sig, Ordering::SeqCst) != 0 {
+            // SAFETY: `_exit` is async-signal-safe (POSIX) and never returns;
+            // nothing of this process's state is touched on the way out.
+            unsafe { libc::_exit(128 + sig) }
+        }
+    }
+
+    /// Installs the handler for SIGINT and SIGTERM (with `SA_RESTART`, so
+    /// other threads' blocking calls are not cut short by it).
+    pub fn install() -> io::Result<()> {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: `sigaction` is a plain C struct for which all-zero
+            // bytes are a valid value (no handler, empty flags).
+            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            // SAFETY: `sa.sa_mask` is a valid, writable `sigset_t` owned by `sa`.
+            if unsafe { libc::sigemptyset(&mut sa.sa_mask) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `sa` is fully initialised and outlives the call; the
+            // handler it names is an `extern "C" fn(c_int)` that only does
+            // async-signal-safe work; a null old-action pointer is allowed.
+            if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// The first signal received since [`install`], if any.
+    pub fn received() -> Option<i32> {
+        match RECEIVED.load(Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig),
+        }
+    }
+
+    /// The signal's name, for the message.
+    pub fn name(sig: i32) -> &'static str {
+        match sig {
+            libc::SIGINT => "SIGINT",
+            libc::SIGTERM => "SIGTERM",
+            _ => "a signal",
+        }
+    }
+}
