@@ -233,7 +233,7 @@ impl Agent {
         let mut g = self.lock();
         if !report.complete() {
             // Due again at once: forget when the mirrors last answered.
-            g.db.write(|tx| store::forget_source_checks(tx))?;
+            g.db.write(store::forget_source_checks)?;
         }
         report.root_version = g.trust.root.version();
         Ok(report)

@@ -90,10 +90,11 @@ impl Mandate<'_> {
         // region's hosts, pins or networks, and this run holds the old ones.
         let same_region = matches!(t.approved(now), Ok(Some(r)) if r.id() == self.region.id()
                  && r.config_version() == self.region.config_version());
-        if !same_region {
-            Err(Error::RegionChanged)
-        } else if t.account_view() != *self.account {
+        // The account first: a new account (or a sign-out) takes the country too.
+        if t.account_view() != *self.account {
             Err(Error::AccountChanged)
+        } else if !same_region {
+            Err(Error::RegionChanged)
         } else {
             Ok(())
         }
@@ -207,11 +208,12 @@ impl Agent {
             if t.config.is_none() {
                 return Err(Error::NoConfig);
             }
-            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
+            // Signed out before the region: a sign-out also clears the country.
             let account = t.account_view();
             if account == AccountView::SignedOut {
                 return Err(Error::NoAccount);
             }
+            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
             let at = now_ms();
             ops::acquire_lease(tx, owner, at, ttl)?;
             let held = ops::reconcile_regions(tx, region.id(), at)?;

@@ -44,9 +44,15 @@ pub fn err(o: &Output) -> String {
 /// Runs `cloudsync ARGS`, killed (and the test failed) after `limit`.
 /// Output goes to files, so a chatty child cannot fill a pipe and stall.
 pub fn run_within(args: &[&str], limit: Duration) -> Output {
+    run_command(bin(), args, limit)
+}
+
+/// Runs `cmd ARGS` (a [`bin`] with, say, environment variables set), killed
+/// (and the test failed) after `limit`.
+pub fn run_command(mut cmd: Command, args: &[&str], limit: Duration) -> Output {
     let tmp = tempfile::tempdir().expect("temp dir for output");
     let (o, e) = (tmp.path().join("out"), tmp.path().join("err"));
-    let mut child = bin()
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&o).unwrap())
