@@ -37,6 +37,10 @@ android {
         getByName("main") {
             // cargo ndk writes <abi>/libcloudsync.so here.
             jniLibs.srcDir(rustJniLibs)
+            // Resources: the default src/main/res, packed into the AAR and merged into the
+            // app's: res/xml/cloudsync_data_extraction_rules.xml and cloudsync_backup_rules.xml,
+            // the backup rules the app's manifest points at (README.md, "Keep the database out
+            // of backups"; checked by scripts/backup-rules-check.py).
         }
     }
 

@@ -336,6 +336,10 @@ pub enum Error {
     /// The source file changed while it was being read; the upload restarts.
     #[error("source file changed during upload")]
     SourceChanged,
+    /// The queued path is a symbolic link: never followed, so none of its
+    /// target's bytes are read or sent (a usage error, like a directory).
+    #[error("the queued path is a symbolic link")]
+    SourceSymlink,
     /// The source file was deleted while its upload was in progress, before the server
     /// confirmed all of it: nothing can finish it any more.
     #[error("source file deleted during upload")]
@@ -439,7 +443,7 @@ impl Error {
             Error::Rejected(_) => ErrorKind::Rejected,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::NotFound => ErrorKind::NotFound,
-            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArgument(_) | Error::SourceSymlink => ErrorKind::InvalidArgument,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

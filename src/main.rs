@@ -15,6 +15,13 @@ struct Cli {
     /// Database file (queue + trust store). Required by the stateful commands.
     #[arg(long, global = true, value_name = "DB")]
     db: Option<PathBuf>,
+    /// The firmware root (root envelope JSON): the anchor of every trust
+    /// decision. Needed by `init`, `verify`, and every command that uploads
+    /// or changes trust (`run`, `config install|refresh`, `account set|sign-out`,
+    /// `region set-country`, `rehome`); the other commands read without it.
+    /// A root stored in the database is never its own anchor.
+    #[arg(long, global = true, value_name = "ROOT", env = "CLOUDSYNC_ROOT")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -45,18 +52,11 @@ enum Cmd {
     },
     /// Offline check of an envelope against a root; print its version or the error kind.
     Verify {
-        /// Trusted root envelope.
-        #[arg(long)]
-        root: PathBuf,
         /// Envelope to check (a root rotation or a config).
         envelope: PathBuf,
     },
-    /// Create the database, trusting ROOT (the firmware's initial root).
-    Init {
-        /// Initial root envelope.
-        #[arg(long)]
-        root: PathBuf,
-    },
+    /// Create the database, trusting --root ROOT (the firmware's root).
+    Init,
     /// Install, refresh or show the signed config.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -260,9 +260,16 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
     use cli::cmds;
+    let root = cli.root.clone();
     let db = || {
-        cli.db.clone().ok_or(cli::Failure::Usage(
+        let path = cli.db.clone().ok_or(cli::Failure::Usage(
             "--db DB is required for this command".into(),
+        ))?;
+        Ok::<_, cli::Failure>(cli::Store::new(path, root.clone()))
+    };
+    let need_root = || {
+        root.clone().ok_or(cli::Failure::Usage(
+            "--root ROOT (or CLOUDSYNC_ROOT) is required for this command".into(),
         ))
     };
     match cli.cmd {
@@ -272,8 +279,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
             keys,
             payload,
         } => cmds::sign(matches!(doc_type, DocType::Root), &keys, &payload),
-        Cmd::Verify { root, envelope } => cmds::verify(&root, &envelope),
-        Cmd::Init { root } => cmds::init(&db()?, &root),
+        Cmd::Verify { envelope } => cmds::verify(&need_root()?, &envelope),
+        Cmd::Init => cmds::init(&db()?, &need_root()?),
         Cmd::Config(ConfigCmd::Install { envelope }) => cmds::config_install(&db()?, &envelope),
         Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
         Cmd::Config(ConfigCmd::Refresh { json }) => cmds::config_refresh(&db()?, json),

@@ -69,12 +69,6 @@ fn env() -> Env {
     env_with(|_, _| {})
 }
 
-/// Another handle on the database, opened as the app does (with the firmware
-/// root: without it a handle only reads).
-fn second_handle(e: &Env) -> Agent {
-    Agent::open_with(&e.db, Some(&e.world.root_envelope), e.world.agent_options()).unwrap()
-}
-
 fn file(dir: &Path, name: &str, size: usize) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, vec![name.len() as u8; size]).unwrap();
@@ -257,7 +251,7 @@ fn items_from_before_accounts_belong_to_the_first_account_signed_in() {
 fn switching_account_mid_upload_stops_the_bytes_at_once() {
     let e = env();
     let id = enqueue(&e, "big", 24 * 1024 * 1024);
-    let other = second_handle(&e);
+    let other = Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap();
     let mut switched = false;
     let r = run_with(&e.agent, move |p| {
         if !switched && p.sent > 0 {
@@ -370,7 +364,9 @@ fn a_country_move_asks_for_the_new_regions_token_and_sends_the_old_nowhere() {
 fn a_sign_out_while_the_provider_runs_sends_nothing_with_its_token() {
     let e = env();
     let id = enqueue(&e, "a", 100_000);
-    let other = Arc::new(second_handle(&e));
+    let other = Arc::new(
+        Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap(),
+    );
     let signer = other.clone();
     // The app signs the user out (another handle: say, its account screen)
     // while the provider is still fetching the token.

@@ -262,6 +262,7 @@ fn clock_moves_under_faketime() {
     let cli = env!("CARGO_BIN_EXE_cloudsync");
     let ft = |when: &str, args: &[&str]| {
         Command::new("faketime")
+            .env("CLOUDSYNC_ROOT", golden("root_v1.json"))
             .arg(when)
             .arg(cli)
             .args(["--db", s(&db)])
@@ -362,9 +363,10 @@ fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
     let file = p("photo.bin");
     std::fs::write(&file, vec![7u8; 300 * 1024]).unwrap();
     assert_eq!(cli(&["enqueue", s(&file)]).1, "1\n");
-    std::fs::write(p("good.tok"), format!("{TOKEN}\r\nsecond line ignored\n")).unwrap();
-    std::fs::write(p("wrong.tok"), "wrong-9\n").unwrap();
-    std::fs::write(p("empty.tok"), "\n").unwrap();
+    let good = format!("{TOKEN}\r\nsecond line ignored\n");
+    common::write_private(&p("good.tok"), good.as_bytes());
+    common::write_private(&p("wrong.tok"), b"wrong-9\n");
+    common::write_private(&p("empty.tok"), b"\n");
     let ca = server.path("ca_pem");
     let run = |token_file: &str| {
         cli(&[
@@ -501,7 +503,10 @@ fn config_refresh_against_a_dev_server_mirror() {
     assert_eq!(code, Some(0));
     assert_eq!(
         json(&text),
-        serde_json::json!({"roots": [], "config": null, "mirror": host_port, "unchanged": true})
+        serde_json::json!({
+            "roots": [], "config": null, "mirror": host_port, "unchanged": true,
+            "root_version": 1, "config_error": null, "more_roots": false
+        })
     );
 
     // Published while it runs: a root rotation and a new config, signed
@@ -534,7 +539,10 @@ fn config_refresh_against_a_dev_server_mirror() {
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(
         json(&text),
-        serde_json::json!({"roots": [2], "config": 2, "mirror": host_port, "unchanged": false})
+        serde_json::json!({
+            "roots": [2], "config": 2, "mirror": host_port, "unchanged": false,
+            "root_version": 2, "config_error": null, "more_roots": false
+        })
     );
     let (_, text, _) = cli(&["config", "show", "--json"]);
     let info = json(&text);

@@ -109,7 +109,7 @@ fn every_manifest_entry_has_its_exact_outcome() {
                 assert_eq!(agent.config_info().unwrap(), before_info, "{}", e.file);
                 assert_eq!(trust_row(&db), before_row, "{}", e.file);
                 drop(agent);
-                let reopened = agent_at(&db, None, now).unwrap();
+                let reopened = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap();
                 assert_eq!(reopened.config_info().unwrap(), before_info, "{}", e.file);
             }
             (other, want) => panic!("{}: expected {want}, got {other:?}", e.file),
@@ -138,7 +138,7 @@ fn install_then_reopen_persists_root_config_and_region() {
     );
     agent.set_account_country("br").unwrap();
     drop(agent);
-    let agent = agent_at(&db, None, now).unwrap();
+    let agent = agent_at(&db, Some(&golden("root_v1.json")), now).unwrap();
     let info = agent.config_info().unwrap();
     assert_eq!((info.root_version, info.config_version), (2, Some(7)));
     assert_eq!(info.regions, vec!["br", "in", "sg", "us"]);
@@ -180,11 +180,21 @@ fn expiry_follows_the_clock_and_the_floor() {
     drop(agent);
     // Clock set back before issued_at: the floor (issued_at) holds the clock,
     // so the config is judged at 2026-11-15, still valid, not at 2020.
-    let back = agent_at(&db, None, t("2020-01-01T00:00:00Z")).unwrap();
+    let back = agent_at(
+        &db,
+        Some(&golden("root_v1.json")),
+        t("2020-01-01T00:00:00Z"),
+    )
+    .unwrap();
     assert_eq!(back.approved_region().unwrap().unwrap().id(), "in");
     drop(back);
     // Later than expiry: uploads stop (fail closed).
-    let late = agent_at(&db, None, t("2027-06-02T00:00:00Z")).unwrap();
+    let late = agent_at(
+        &db,
+        Some(&golden("root_v1.json")),
+        t("2027-06-02T00:00:00Z"),
+    )
+    .unwrap();
     assert_eq!(
         late.approved_region().unwrap_err().kind(),
         ErrorKind::Expired
@@ -194,7 +204,7 @@ fn expiry_follows_the_clock_and_the_floor() {
     // Sticky: the expiry was recorded, so setting the clock back (ten
     // minutes, or years) does not revive config v8.
     for when in ["2027-06-01T23:50:00Z", "2020-01-01T00:00:00Z"] {
-        let back = agent_at(&db, None, t(when)).unwrap();
+        let back = agent_at(&db, Some(&golden("root_v1.json")), t(when)).unwrap();
         assert_eq!(
             back.approved_region().unwrap_err().kind(),
             ErrorKind::Expired,
@@ -202,7 +212,12 @@ fn expiry_follows_the_clock_and_the_floor() {
         );
         assert!(back.config_info().unwrap().expired, "{when}");
     }
-    let back = agent_at(&db, None, t("2020-01-01T00:00:00Z")).unwrap();
+    let back = agent_at(
+        &db,
+        Some(&golden("root_v1.json")),
+        t("2020-01-01T00:00:00Z"),
+    )
+    .unwrap();
     // And the expired config stays refused with the clock set back.
     assert_eq!(
         back.install(&golden("config_expired.json"))

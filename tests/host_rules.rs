@@ -72,7 +72,8 @@ fn bad_host_rules_are_invalid_endpoint_and_install_nothing() {
     drop(agent);
 
     // Nor on disk.
-    let reopened = Agent::open_with(&db, None, world.agent_options()).unwrap();
+    let reopened =
+        Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
     assert_eq!(reopened.config_info().unwrap(), before);
 
     // A well-formed wildcard in the same position installs.

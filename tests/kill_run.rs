@@ -16,8 +16,11 @@ use cloudsync::devserver::Fault;
 use cloudsync::Agent;
 
 /// A `cloudsync run` child with small chunks and a 1 s lease.
+/// The firmware root comes from `root.json` beside the database
+/// (`CLOUDSYNC_ROOT`, as an emulator harness exports it).
 fn spawn_run(db: &Path, ca: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cloudsync"))
+        .env("CLOUDSYNC_ROOT", db.with_file_name("root.json"))
         .args([
             "--db",
             db.to_str().unwrap(),
@@ -39,6 +42,7 @@ fn killed_runners_never_lose_or_double_an_upload() {
     let db = dir.path().join("q.db");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, world.ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("root.json"), &world.root_envelope).unwrap();
     let mut files = Vec::new();
     {
         let agent =
@@ -132,6 +136,7 @@ fn a_runner_killed_after_the_server_created_the_upload_resumes_that_upload() {
     let db = dir.path().join("q.db");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, world.ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("root.json"), &world.root_envelope).unwrap();
     let p = dir.path().join("clip.mp4");
     let data: Vec<u8> = (0..(2 * 1024 * 1024 + 3)).map(|j| (j * 7) as u8).collect();
     std::fs::write(&p, &data).unwrap();

@@ -366,16 +366,19 @@ fn cli_run_max_seconds_holds_against_a_black_hole() {
     let ca = n.dir.path().join("ca.pem");
     std::fs::write(&ca, n.world.ca.cert_pem()).unwrap();
     n.proxy.set_mode(Mode::BlackHole);
+    let root = n.dir.path().join("root.json");
+    std::fs::write(&root, &n.world.root_envelope).unwrap();
     let mut cmd = Command::new(process::CLI);
-    cmd.args([
-        "--db",
-        process::s(&n.db),
-        "run",
-        "--max-seconds",
-        "3",
-        "--test-ca",
-    ])
-    .arg(&ca);
+    cmd.env("CLOUDSYNC_ROOT", &root)
+        .args([
+            "--db",
+            process::s(&n.db),
+            "run",
+            "--max-seconds",
+            "3",
+            "--test-ca",
+        ])
+        .arg(&ca);
     let started = Instant::now();
     // The child's own watchdog: killed (and the test failed) after 30 s.
     let out = process::Proc::spawn(cmd, n.dir.path(), what).wait(secs(30.0));

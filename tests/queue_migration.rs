@@ -186,7 +186,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
     let src = dir.path().join("photo.jpg");
     std::fs::write(&src, b"bytes").unwrap();
     let id = {
-        let agent = Agent::open_with(&old, None, fixed_clock()).unwrap();
+        let agent = Agent::open_with(&old, Some(&root_v1()), fixed_clock()).unwrap();
         let cfg = std::fs::read(manifest_path("tests/golden/config_v7.json")).unwrap();
         agent.install_config(&cfg).unwrap();
         let info = agent.config_info().unwrap();
@@ -489,12 +489,27 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
         .map(|t| {
             let cols = match *t {
                 "items" => items_v5_columns(&p),
+                // v11's `chain_from` and `trust_reset` are new (checked below).
+                "trust" => "id, root, config, clock_floor, country, generation, \
+                            config_version_floor, config_floor_sha256, expired_config_version, \
+                            expired_root_version, account, account_key"
+                    .to_string(),
                 _ => "*".to_string(),
             };
             dump(&format!("SELECT {cols} FROM {t} ORDER BY rowid"))
         })
         .collect();
     assert_eq!(before, after);
+    // A file from before v11 has no root chain: it starts at the root in force (-1).
+    assert_eq!(
+        dump("SELECT chain_from, trust_reset FROM trust"),
+        [[
+            rusqlite::types::Value::Integer(-1),
+            rusqlite::types::Value::Null
+        ]]
+    );
+    assert!(dump("SELECT * FROM root_chain").is_empty());
+    assert!(info.anchored && info.trust_reset.is_none());
     assert_eq!(
         (
             info.root_version,

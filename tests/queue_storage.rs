@@ -553,7 +553,7 @@ fn existing_database_that_became_read_only() {
     };
     let src = dir.path().join("new.jpg");
     std::fs::write(&src, b"x").unwrap();
-    match Agent::open_existing(&p) {
+    match Agent::open_with(&p, Some(&root_v1()), Default::default()) {
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::StorageUnavailable, "open: {e}");
             assert_no_path(&e, &p);

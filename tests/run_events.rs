@@ -170,7 +170,12 @@ fn an_item_held_in_flight_is_reported_held() {
         .agent
         .enqueue(file(e.dir.path(), "big", 16 * 1024 * 1024), "backup", 0)
         .unwrap();
-    let other = Agent::open_existing(e.dir.path().join("q.db")).unwrap();
+    let other = Agent::open_with(
+        e.dir.path().join("q.db"),
+        Some(&e.world.root_envelope),
+        Default::default(),
+    )
+    .unwrap();
     let mut moved = false;
     let (r, events) = run_events(&e.agent, move |ev| {
         if let RunEvent::Progress(_) = ev {

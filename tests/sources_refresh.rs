@@ -17,7 +17,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cloudsync::agent::MAX_ROOT_STEPS;
 use cloudsync::auth::{CredentialRequest, ProviderError, Secret};
@@ -105,26 +105,33 @@ fn a_rotation_that_revokes_the_config_key_takes_effect() {
         &e.pins(),
     );
     e.mirror.publish("root/2.json", &root2).unwrap();
-    // The mirror still serves a config signed by the old key: refused, and
-    // with it the rotation (all or nothing): root 1 and config 1 stay.
+    // The mirror still serves a config signed by the old key: the verified
+    // root step is kept (a complete step, as TUF's), the config is refused
+    // and, no longer vouched for by root 2, config 1 is out of force: nothing
+    // uploads, and the next refresh is due at once.
     e.mirror
         .publish(
             "config.json",
             &sign_config(&w.config_json(2), &[&w.config_key]),
         )
         .unwrap();
-    assert_refused(
-        &e,
-        ErrorKind::BadSignature,
-        "no valid signature from a trusted config key",
+    let r = refresh(&e.agent).unwrap();
+    assert_eq!(
+        (r.roots.as_slice(), r.config, r.config_error.as_deref()),
+        (&[2][..], None, Some("bad_signature")),
+        "{r:?}"
     );
-    assert_eq!(e.info().root_version, 1);
-    // Signed by the new key: the rotation and the config go in together.
+    let info = e.info();
+    assert_eq!((info.root_version, info.config_version), (2, None));
+    assert_eq!(info.approved_region, None);
+    let due = parse_time("due", info.refresh_due_at.as_deref().unwrap()).unwrap();
+    assert!(due <= unix_secs(SystemTime::now()), "due at once: {info:?}");
+    // Signed by the new key: the config goes in.
     e.mirror
         .publish("config.json", &sign_config(&w.config_json(2), &[&new_key]))
         .unwrap();
     let r = refresh(&e.agent).unwrap();
-    assert_eq!((r.roots.as_slice(), r.config), (&[2][..], Some(2)), "{r:?}");
+    assert_eq!((r.roots.as_slice(), r.config), (&[][..], Some(2)), "{r:?}");
     let info = e.info();
     assert_eq!((info.root_version, info.config_version), (2, Some(2)));
     assert_eq!(info.approved_region.as_deref(), Some("in"));

@@ -286,12 +286,14 @@ fn junk_firmware_root_is_malformed_even_when_the_database_has_a_root() {
 }
 
 #[test]
-fn same_version_other_root_at_open_is_root_mismatch_and_the_old_root_stays() {
+fn same_version_other_root_at_open_is_put_in_force_and_said() {
     let e = env(&["in"]);
     let w = &e.world;
     seeded(&e);
-    let before = row(&e.db);
-    // Same version and keys, another expiry, validly self-signed.
+    let gen0 = row(&e.db).generation;
+    // Same version and keys, another expiry, validly self-signed: the file
+    // holds a root this firmware never shipped (issue 21: the firmware root
+    // is the anchor, never the file).
     let other_v1 = root_env(
         1,
         "2098-01-01T00:00:00Z",
@@ -301,23 +303,34 @@ fn same_version_other_root_at_open_is_root_mismatch_and_the_old_root_stays() {
         1,
         &[&w.root_key],
     );
-    let err = Agent::open_with(&e.db, Some(&other_v1), w.agent_options()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::RootMismatch, "{err}");
-    assert!(matches!(err, Error::RootMismatch { version: 1 }), "{err:?}");
-    assert_eq!(row(&e.db), before);
-    assert_eq!(row(&e.db).root, w.root_envelope);
-    let info = e.fresh_info();
+    let a = Agent::open_with(&e.db, Some(&other_v1), w.agent_options()).unwrap();
+    let info = a.config_info().unwrap();
     assert_eq!(
         (
             info.root_version,
             info.config_version,
-            info.approved_region.as_deref()
+            info.approved_region.as_deref(),
+            info.trust_reset.as_deref()
         ),
-        (1, Some(1), Some("in"))
+        // Its config keys are the same: config v1 is still vouched for.
+        (
+            1,
+            Some(1),
+            Some("in"),
+            Some("the stored root differs from the firmware root")
+        )
     );
-    // The shipped root itself still opens, and so does the same payload
-    // carrying an extra signature (same document, other envelope).
+    assert_eq!(
+        (row(&e.db).root, row(&e.db).generation),
+        (other_v1, gen0 + 1)
+    );
+    drop(a);
+    // The shipped root puts itself back the same way.
     e.open();
+    assert_eq!(row(&e.db).root, w.root_envelope);
+    // The same payload carrying an extra signature is the same document:
+    // nothing changes.
+    let before = row(&e.db);
     let payload = root_payload(1, FAR, &[&w.root_key], 1, &[&w.config_key], 1);
     let resigned = sign_envelope(ROOT_PAYLOAD_TYPE, &payload, &[&w.root_key, &w.config_key]);
     assert_ne!(resigned, w.root_envelope);
@@ -390,38 +403,32 @@ fn the_direct_successor_firmware_root_is_installed_at_open() {
 }
 
 #[test]
-fn a_successor_firmware_root_that_does_not_chain_is_refused_at_open() {
+fn a_newer_firmware_root_is_the_anchor_whatever_the_stored_keys() {
     let e = env(&["in"]);
     let w = &e.world;
     seeded(&e);
     let before = row(&e.db);
     let other = SigningKey::generate().unwrap();
-    // v2 self-signed by a stranger only: the stored root's keys never vouched for it.
-    let rogue = root_env(2, FAR, &[&other], 1, &[&w.config_key], 1, &[&other]);
-    let err = Agent::open_with(&e.db, Some(&rogue), w.agent_options()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::BadSignature, "{err}");
-    assert!(
-        matches!(err, Error::BadSignature { role: "root" }),
-        "{err:?}"
-    );
-    assert_eq!(row(&e.db), before);
-    // v2 listing the stranger, signed by the old key only: the new key never proved possession.
+    // v2 listing the stranger, signed by the old key only: not a valid root
+    // at all (it never proved possession of its own key).
     let half = root_env(2, FAR, &[&other], 1, &[&w.config_key], 1, &[&w.root_key]);
     let err = Agent::open_with(&e.db, Some(&half), w.agent_options()).unwrap_err();
-    // TrustedRoot::reload checks self-signature first (before any chain check).
     assert_eq!(err.kind(), ErrorKind::BadSignature, "{err}");
     assert_eq!(row(&e.db), before);
-    // Several versions ahead: the stored root is kept (the steps come by install).
-    let v3 = root_env(
-        3,
-        FAR,
-        &[&w.root_key],
-        1,
-        &[&w.config_key],
-        1,
-        &[&w.root_key],
-    );
+    // Several versions ahead, the steps in between never seen: in force at
+    // once (the firmware is the anchor); the same config key still vouches
+    // for config v1, so nothing else changes.
+    let v3 = root_env(3, FAR, &[&other], 1, &[&w.config_key], 1, &[&other]);
     let a = Agent::open_with(&e.db, Some(&v3), w.agent_options()).unwrap();
-    assert_eq!(a.config_info().unwrap().root_version, 1);
-    assert_eq!(row(&e.db), before);
+    let info = a.config_info().unwrap();
+    assert_eq!(
+        (
+            info.root_version,
+            info.config_version,
+            info.approved_region.as_deref(),
+            info.trust_reset
+        ),
+        (3, Some(1), Some("in"), None)
+    );
+    assert_eq!(row(&e.db).root, v3);
 }

@@ -40,6 +40,7 @@ fn slow_world(dir: &Path) -> (World, PathBuf, PathBuf, Vec<i64>) {
     let db = dir.join("q.db");
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, world.ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("root.json"), &world.root_envelope).unwrap();
     let mut ids = Vec::new();
     {
         let agent =
@@ -66,6 +67,7 @@ fn slow_world(dir: &Path) -> (World, PathBuf, PathBuf, Vec<i64>) {
 
 fn spawn_runner(dir: &Path, db: &Path, ca: &Path) -> Proc {
     let mut c = Command::new(CLI);
+    common::anchor(&mut c, db);
     c.args(["--db", s(db), "run", "--test-ca", s(ca)]).args([
         "--chunk-size",
         &CHUNK.to_string(),
@@ -429,6 +431,7 @@ fn clock_set_back_under_faketime_stays_expired() {
     let ft = |when: &str, args: &[&str]| {
         let mut c = Command::new("faketime");
         c.env("TZ", "UTC")
+            .env("CLOUDSYNC_ROOT", &root)
             .arg(when)
             .arg(CLI)
             .args(["--db", s(&db)])
@@ -517,7 +520,7 @@ fn clock_set_back_under_faketime_stays_expired() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn init_with_a_different_root_of_the_same_version_fails() {
+fn a_database_from_another_root_of_the_same_version_is_reset_to_the_firmware_root() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (rka, cka) = (keygen(d, "rootA.key"), keygen(d, "cfgA.key"));
@@ -530,41 +533,49 @@ fn init_with_a_different_root_of_the_same_version_fails() {
     let junk = d.join("junk.json");
     std::fs::write(&junk, b"{\"hello\": \"this is not an envelope\"}").unwrap();
     let db = d.join("q.db");
+    let (a, b) = (s(&root_a).to_string(), s(&root_b).to_string());
 
     assert_eq!(
-        ok(cli(d, &db, &["init", "--root", s(&root_a)]))
-            .stdout
-            .trim(),
+        ok(cli(d, &db, &["init", "--root", &a])).stdout.trim(),
         "ok root version 1"
     );
-    let shown = ok(cli(d, &db, &["config", "show"])).stdout;
-
-    fails_with(
-        &cli(d, &db, &["init", "--root", s(&root_b)]),
-        "root_mismatch",
-    );
+    ok(cli(d, &db, &["--root", &a, "config", "install", s(&cfg_a)]));
     fails_with(&cli(d, &db, &["init", "--root", s(&junk)]), "malformed");
 
-    // Still the first root: the same `config show`, A's config key verifies,
-    // B's does not.
-    assert_eq!(ok(cli(d, &db, &["config", "show"])).stdout, shown);
-    assert!(shown.contains("root version   1"), "{shown}");
+    // The file was made under root A; this firmware's root is B (a planted
+    // or copied database): B is in force, A's config is gone, and the reset
+    // is said, not a permanent error.
+    let i = json(&cli(d, &db, &["--root", &b, "config", "show", "--json"]));
+    assert_eq!(
+        (&i["root_version"], &i["config_version"], &i["anchored"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::Value::Null,
+            &serde_json::json!(true)
+        ),
+        "{i}"
+    );
+    assert_eq!(
+        i["trust_reset"], "the stored root differs from the firmware root",
+        "{i}"
+    );
+    // Written to the file: a read without any root shows B's state too.
+    let plain = json(&cli(d, &db, &["config", "show", "--json"]));
+    assert_eq!(
+        (&plain["trust_reset"], &plain["anchored"]),
+        (&i["trust_reset"], &serde_json::json!(false))
+    );
     fails_with(
-        &cli(d, &db, &["config", "install", s(&cfg_b)]),
+        &cli(d, &db, &["--root", &b, "config", "install", s(&cfg_a)]),
         "bad_signature",
     );
     assert_eq!(
-        ok(cli(d, &db, &["config", "install", s(&cfg_a)]))
+        ok(cli(d, &db, &["--root", &b, "config", "install", s(&cfg_b)]))
             .stdout
             .trim(),
         "installed config version 1"
     );
-    // The same root A again is a no-op.
-    ok(cli(d, &db, &["init", "--root", s(&root_a)]));
-    let i = json(&cli(d, &db, &["config", "show", "--json"]));
-    assert_eq!(
-        (&i["root_version"], &i["config_version"]),
-        (&serde_json::json!(1), &serde_json::json!(1)),
-        "{i}"
-    );
+    // A config accepted under the anchor ends the reset notice.
+    let i = json(&cli(d, &db, &["--root", &b, "config", "show", "--json"]));
+    assert_eq!(i["trust_reset"], serde_json::Value::Null, "{i}");
 }

@@ -417,7 +417,12 @@ fn a_second_runner_is_busy() {
     let p = file(e.dir.path(), "a", 1000, 1);
     e.agent.enqueue(&p, "backup", 0).unwrap();
     e.world.servers["in"].push_fault(Fault::Delay(Duration::from_millis(1500)));
-    let other = Agent::open_with(e.dir.path().join("q.db"), None, e.world.agent_options()).unwrap();
+    let other = Agent::open_with(
+        e.dir.path().join("q.db"),
+        Some(&e.world.root_envelope),
+        e.world.agent_options(),
+    )
+    .unwrap();
     let t = std::thread::spawn(move || other_run(other));
     std::thread::sleep(Duration::from_millis(300));
     let r = e.agent.run_once(Duration::from_secs(60), &mut |_| true);

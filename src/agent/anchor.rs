@@ -62,6 +62,11 @@ impl ChainOps {
         });
     }
 
+    /// Makes `path` (roots verified from the anchor) the whole chain to append.
+    pub(crate) fn replace(&mut self, path: Vec<ChainRow>) {
+        self.push = path;
+    }
+
     /// Writes the recorded changes and forgets them.
     pub(crate) fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
         let ops = std::mem::take(self);

@@ -212,6 +212,8 @@ impl Agent {
     /// be absolute. Works without an approved region (the item is stamped at
     /// the first run that has one). The item belongs to the signed-in
     /// account; after a sign-out it fails with `no_account`, storing nothing.
+    /// A symbolic link at the path is refused (`invalid_argument`), never
+    /// followed, and so is anything but a regular file.
     pub fn enqueue(&self, path: impl AsRef<Path>, service: &str, priority: i32) -> Result<i64> {
         Ok(self.enqueue_all(&[path], service, priority)?[0])
     }

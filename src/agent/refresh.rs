@@ -76,12 +76,16 @@ impl Refreshed {
 
 /// When the next refresh is due (seconds), or `None` without `sources`.
 ///
-/// At once when no config is in force or it expired, or when no mirror
+/// At once while the stored root is unverified, when no config is in force or it expired, or when no mirror
 /// ever answered. Otherwise at the earlier of a day after the last answer
 /// and the middle of the config's validity (so a config is replaced well
 /// before it expires), but never sooner than an hour after the last answer
 /// (a mirror without anything newer is not asked on every run).
 pub(crate) fn refresh_due_at(t: &Trust, last_check: u64, now: u64) -> Option<u64> {
+    // Unverified: the firmware root's mirrors must re-walk the chain first.
+    if t.standing == Standing::Unverified {
+        return Some(now);
+    }
     t.root.sources()?;
     let Some(cfg) = t.config.as_ref().filter(|c| !t.config_expired(c, now)) else {
         return Some(now);
@@ -206,10 +210,13 @@ impl Agent {
             self.now_secs(&g.trust)
         };
         let (steps, more_roots) = fetch_roots(http, sources, base, root, now)?;
-        let roots = match steps.is_empty() {
+        let mut roots = match steps.is_empty() {
             true => Vec::new(),
             false => self.install_steps(&steps)?,
         };
+        if !more_roots {
+            roots.extend(self.end_of_walk()?);
+        }
         let mut report = Refreshed {
             roots,
             config: None,
@@ -218,7 +225,8 @@ impl Agent {
             config_error: None,
             more_roots,
         };
-        let config = match self.lock().trust.standing {
+        let standing = self.lock().trust.standing;
+        let config = match standing {
             Standing::Anchored => self.refresh_config_doc(http, sources, base, steps.is_empty()),
             _ => Err(Error::Unanchored(
                 "the mirrors do not serve the stored root's chain (yet)",
@@ -255,6 +263,30 @@ impl Agent {
             };
             // Written even when none is in force yet: the chain grew.
             Ok((installed, true))
+        })
+    }
+
+    /// After a walk that reached the mirror's newest root (a 404): if the
+    /// stored root is still unverified, the firmware root's own chain ends
+    /// below it, so the file did not get it from that chain. The chain's
+    /// newest root is put in force (`trust_reset` says why). Returns the
+    /// root version put in force, if any.
+    fn end_of_walk(&self) -> Result<Option<u64>> {
+        let Some(fw) = self.anchor.clone() else {
+            return Ok(None);
+        };
+        let mut g = self.lock();
+        self.update_trust(&mut g, |t, tx, _| {
+            if t.standing != Standing::Unverified {
+                return Ok((None, false));
+            }
+            let (tip, path) = chain_tip(&fw, &store::chain(tx)?);
+            let why = "the firmware root's mirrors do not know the stored root";
+            log::warn!("trust reset: {why}");
+            let put = (tip.version() > fw.version()).then_some(tip.version());
+            t.reanchor(tip, fw.version(), Some(why));
+            t.chain_ops.replace(path);
+            Ok((put, true))
         })
     }
 

@@ -16,21 +16,12 @@ use cloudsync::config::{
 };
 use cloudsync::{Agent, AgentOptions, Error, Installed, State};
 
-use super::{read, Failure};
+use super::{read, Failure, Store};
 
 type Out = Result<ExitCode, Failure>;
 
 fn ok() -> Out {
     Ok(ExitCode::SUCCESS)
-}
-
-fn open(db: &Path) -> Result<Agent, Failure> {
-    if !db.exists() {
-        return Err(Failure::Usage(
-            "database does not exist; run `cloudsync --db DB init --root ROOT.json` first".into(),
-        ));
-    }
-    Ok(Agent::open_existing(db)?)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Out {
@@ -109,14 +100,14 @@ pub fn verify(root: &Path, envelope: &Path) -> Out {
     ok()
 }
 
-pub fn init(db: &Path, root: &Path) -> Out {
-    let agent = Agent::open(db, &read(root)?)?;
+pub fn init(db: &Store, root: &Path) -> Out {
+    let agent = Agent::open(db.path(), &super::read_root(root)?)?;
     println!("ok root version {}", agent.config_info()?.root_version);
     ok()
 }
 
-pub fn config_install(db: &Path, envelope: &Path) -> Out {
-    match open(db)?.install(&read(envelope)?)? {
+pub fn config_install(db: &Store, envelope: &Path) -> Out {
+    match db.open_anchored()?.install(&read(envelope)?)? {
         Installed::Root { version } => println!("installed root version {version}"),
         Installed::Config { version } => println!("installed config version {version}"),
         Installed::Unchanged => println!("unchanged"),
@@ -124,8 +115,8 @@ pub fn config_install(db: &Path, envelope: &Path) -> Out {
     ok()
 }
 
-pub fn config_show(db: &Path, as_json: bool) -> Out {
-    let info = open(db)?.config_info()?;
+pub fn config_show(db: &Store, as_json: bool) -> Out {
+    let info = db.open()?.config_info()?;
     if as_json {
         return json(&info);
     }
@@ -149,8 +140,8 @@ pub fn config_show(db: &Path, as_json: bool) -> Out {
     ok()
 }
 
-pub fn config_refresh(db: &Path, as_json: bool) -> Out {
-    let r = open(db)?.refresh_config()?;
+pub fn config_refresh(db: &Store, as_json: bool) -> Out {
+    let r = db.open_anchored()?.refresh_config()?;
     if as_json {
         let mut v = serde_json::to_value(&r).expect("serialisable");
         v["unchanged"] = r.unchanged().into();
@@ -169,8 +160,8 @@ pub fn config_refresh(db: &Path, as_json: bool) -> Out {
     ok()
 }
 
-pub fn set_country(db: &Path, cc: &str) -> Out {
-    let agent = open(db)?;
+pub fn set_country(db: &Store, cc: &str) -> Out {
+    let agent = db.open_anchored()?;
     agent.set_account_country(cc)?;
     println!(
         "{}",
@@ -184,8 +175,8 @@ pub fn set_country(db: &Path, cc: &str) -> Out {
     ok()
 }
 
-pub fn account_set(db: &Path, id: Option<&str>, country: Option<&str>) -> Out {
-    let agent = open(db)?;
+pub fn account_set(db: &Store, id: Option<&str>, country: Option<&str>) -> Out {
+    let agent = db.open_anchored()?;
     agent.set_account(id, country)?;
     match (id, agent.approved_region().ok().flatten()) {
         (None, _) => println!("signed out"),
@@ -195,10 +186,10 @@ pub fn account_set(db: &Path, id: Option<&str>, country: Option<&str>) -> Out {
     ok()
 }
 
-pub fn account_show(db: &Path) -> Out {
+pub fn account_show(db: &Store) -> Out {
     println!(
         "{}",
-        match open(db)?.signed_in()? {
+        match db.open()?.signed_in()? {
             Some(true) => "signed in",
             Some(false) => "signed out",
             None => "none",
@@ -207,9 +198,9 @@ pub fn account_show(db: &Path) -> Out {
     ok()
 }
 
-pub fn region_show(db: &Path, as_json: bool) -> Out {
+pub fn region_show(db: &Store, as_json: bool) -> Out {
     // An expired or missing config is an answer here ("none"), not a failure.
-    let (region, reason) = match open(db)?.approved_region() {
+    let (region, reason) = match db.open()?.approved_region() {
         Ok(Some(r)) => (Some(r.id().to_string()), None),
         Ok(None) => (None, None),
         Err(e) => (None, Some(e.kind().name())),
@@ -225,14 +216,17 @@ pub fn region_show(db: &Path, as_json: bool) -> Out {
     ok()
 }
 
-pub fn enqueue(db: &Path, service: &str, priority: i32, files: &[std::path::PathBuf]) -> Out {
-    let agent = open(db)?;
+pub fn enqueue(db: &Store, service: &str, priority: i32, files: &[std::path::PathBuf]) -> Out {
+    let agent = db.open()?;
     let abs = files
         .iter()
         .map(|f| {
             // The checks the library makes, here naming the file as typed.
             let named = |e: Error| Failure::File(f.clone(), e);
-            let md = std::fs::metadata(f).map_err(|e| super::file_io(f, &e))?;
+            let md = std::fs::symlink_metadata(f).map_err(|e| super::file_io(f, &e))?;
+            if md.file_type().is_symlink() {
+                return Err(named(Error::SourceSymlink));
+            }
             if !md.is_file() {
                 return Err(named(Error::InvalidArgument("not a regular file")));
             }
@@ -245,8 +239,8 @@ pub fn enqueue(db: &Path, service: &str, priority: i32, files: &[std::path::Path
     ok()
 }
 
-pub fn status(db: &Path, as_json: bool) -> Out {
-    let agent = open(db)?;
+pub fn status(db: &Store, as_json: bool) -> Out {
+    let agent = db.open()?;
     let s = agent.stats()?;
     if as_json {
         #[derive(serde::Serialize)]
@@ -269,8 +263,8 @@ pub fn status(db: &Path, as_json: bool) -> Out {
 
 /// `audit-retention`: shows the retention, or sets it (`--days`, which prunes
 /// what it makes due) and/or prunes now (`--prune`, until nothing is due).
-pub fn audit_retention(db: &Path, days: Option<u32>, prune: bool, as_json: bool) -> Out {
-    let agent = open(db)?;
+pub fn audit_retention(db: &Store, days: Option<u32>, prune: bool, as_json: bool) -> Out {
+    let agent = db.open()?;
     let mut last = match days {
         Some(d) => agent.set_audit_retention_days(d)?,
         None if prune => agent.prune_audit()?,
@@ -298,9 +292,9 @@ pub fn audit_retention(db: &Path, days: Option<u32>, prune: bool, as_json: bool)
     ok()
 }
 
-pub fn list(db: &Path, as_json: bool, state: Option<&str>, after: i64, limit: u32) -> Out {
+pub fn list(db: &Store, as_json: bool, state: Option<&str>, after: i64, limit: u32) -> Out {
     if state == Some("done") {
-        return super::results::list_done(&open(db)?, as_json, after, limit);
+        return super::results::list_done(&db.open()?, as_json, after, limit);
     }
     let state = state
         .map(|s| {
@@ -311,7 +305,7 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, after: i64, limit: u3
             })
         })
         .transpose()?;
-    let items = open(db)?.list(state, after, limit)?;
+    let items = db.open()?.list(state, after, limit)?;
     if as_json {
         return json(&items);
     }
@@ -331,8 +325,8 @@ pub fn list(db: &Path, as_json: bool, state: Option<&str>, after: i64, limit: u3
     ok()
 }
 
-pub fn rehome(db: &Path, to: Option<&str>) -> Out {
-    let agent = open(db)?;
+pub fn rehome(db: &Store, to: Option<&str>) -> Out {
+    let agent = db.open_anchored()?;
     let n = match to {
         Some(region) => agent.rehome_to(region)?,
         None => agent.rehome()?,
@@ -341,35 +335,93 @@ pub fn rehome(db: &Path, to: Option<&str>) -> Out {
     ok()
 }
 
-pub fn discard(db: &Path) -> Out {
-    println!("{}", open(db)?.discard_held()?);
+pub fn discard(db: &Store) -> Out {
+    println!("{}", db.open()?.discard_held()?);
     ok()
 }
 
-pub fn retry_dead(db: &Path) -> Out {
-    println!("{}", open(db)?.retry_dead()?);
+pub fn retry_dead(db: &Store) -> Out {
+    println!("{}", db.open()?.retry_dead()?);
     ok()
 }
 
-pub fn remove(db: &Path, id: i64) -> Out {
-    open(db)?.remove(id)?;
+pub fn remove(db: &Store, id: i64) -> Out {
+    db.open()?.remove(id)?;
     ok()
 }
+
+/// The most a token file may hold: a bearer token is far shorter.
+const TOKEN_FILE_MAX: u64 = 64 * 1024;
 
 /// The token in `path`: its first line without the line ending. Errors name
-/// the file as the user typed it, never its content.
+/// the file as the user typed it, never its content. Like ssh with a key, the
+/// file must be a regular file only its owner can access, and is never read
+/// through a symbolic link.
 fn read_token(path: &Path) -> Result<Secret, String> {
+    use std::io::Read;
     let name = path.display();
-    let text = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| format!("cannot read --token-file {name}: {}", e.kind()))?,
-    );
+    let cannot = |e: std::io::Error| format!("cannot read --token-file {name}: {}", e.kind());
+    // Looked at before opening: a FIFO would block the run.
+    let md = std::fs::symlink_metadata(path).map_err(cannot)?;
+    check_token_file(path, &md)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // What is opened is what was looked at: no link, and nothing that can block.
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::ELOOP) => format!("--token-file {name} is a symbolic link"),
+        _ => cannot(e),
+    })?;
+    // Again on what was opened, in case the path changed since the look.
+    check_token_file(path, &file.metadata().map_err(cannot)?)?;
+    let mut text = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(md.len().min(TOKEN_FILE_MAX) + 1).expect("64 KiB fits usize"),
+    ));
+    file.take(TOKEN_FILE_MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > TOKEN_FILE_MAX {
+        return Err(format!("--token-file {name} is larger than 64 KiB"));
+    }
     let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
         return Err(format!("--token-file {name} is empty"));
     }
     Secret::from_bytes(line).map_err(|_| format!("--token-file {name} is not UTF-8"))
+}
+
+/// A token file must be a regular file (not a link) that group and others
+/// cannot access (mode `& 0o077 == 0`).
+fn check_token_file(path: &Path, md: &std::fs::Metadata) -> Result<(), String> {
+    let name = path.display();
+    if md.file_type().is_symlink() {
+        return Err(format!("--token-file {name} is a symbolic link"));
+    }
+    if !md.is_file() {
+        return Err(format!("--token-file {name} is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = md.permissions().mode();
+        if mode & 0o077 != 0 {
+            let how = if mode & 0o044 != 0 {
+                "readable"
+            } else {
+                "accessible"
+            };
+            return Err(format!(
+                "--token-file {name} is {how} by group or others (chmod 600 {name})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Flags of `cloudsync run`.
@@ -388,7 +440,7 @@ pub struct RunFlags {
     pub token_file: Option<PathBuf>,
 }
 
-pub fn run(db: &Path, f: RunFlags) -> Out {
+pub fn run(db: &Store, f: RunFlags) -> Out {
     if !db.exists() {
         return Err(Failure::Usage("database does not exist".into()));
     }
@@ -408,7 +460,7 @@ pub fn run(db: &Path, f: RunFlags) -> Out {
     if let Some(l) = f.lease_secs {
         opts.lease_ttl = Duration::from_secs(l.max(1));
     }
-    let agent = Agent::open_with(db, None, opts)?;
+    let agent = db.open_with(opts, true)?;
     if let Some(path) = f.token_file {
         // Read again at each ask: a refresh picks up a token rotated in the file.
         agent.set_credential_provider(Some(Arc::new(move |_: &CredentialRequest<'_>| {
@@ -454,8 +506,8 @@ pub fn run(db: &Path, f: RunFlags) -> Out {
     super::results::run_outcome(&agent, &report)
 }
 
-pub fn audit(db: &Path, as_json: bool, after: i64, limit: u32) -> Out {
-    let rows = open(db)?.audit(after, limit)?;
+pub fn audit(db: &Store, as_json: bool, after: i64, limit: u32) -> Out {
+    let rows = db.open()?.audit(after, limit)?;
     if as_json {
         return json(&rows);
     }

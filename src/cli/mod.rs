@@ -74,6 +74,92 @@ impl Failure {
     }
 }
 
+/// Largest root envelope `--root` reads (a root is a few KiB).
+const MAX_ROOT_FILE: u64 = 1 << 20;
+
+/// The database a command works on, and the firmware root (`--root`,
+/// `CLOUDSYNC_ROOT`) that anchors its trust.
+pub struct Store {
+    path: PathBuf,
+    root: Option<PathBuf>,
+}
+
+impl Store {
+    /// `path` anchored in the root file `root`, if one was given.
+    pub fn new(path: PathBuf, root: Option<PathBuf>) -> Store {
+        Store { path, root }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the database file exists.
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// Opens the existing database, anchored in `--root` when it was given;
+    /// without it the agent serves reads only.
+    pub fn open(&self) -> Result<cloudsync::Agent, Failure> {
+        self.open_with(cloudsync::AgentOptions::default(), false)
+    }
+
+    /// Opens the existing database for a command that uploads or changes
+    /// trust: `--root` is required.
+    pub fn open_anchored(&self) -> Result<cloudsync::Agent, Failure> {
+        self.open_with(cloudsync::AgentOptions::default(), true)
+    }
+
+    /// [`Store::open`] with options; `anchored`: `--root` is required.
+    pub fn open_with(
+        &self,
+        options: cloudsync::AgentOptions,
+        anchored: bool,
+    ) -> Result<cloudsync::Agent, Failure> {
+        if !self.exists() {
+            return Err(Failure::Usage(
+                "database does not exist; run `cloudsync --db DB --root ROOT.json init` first"
+                    .into(),
+            ));
+        }
+        let root = match (&self.root, anchored) {
+            (Some(path), _) => Some(read_root(path)?),
+            (None, false) => None,
+            (None, true) => {
+                return Err(Failure::Usage(
+                    "this command uploads or changes trust: pass the firmware root with \
+                     --root ROOT.json or CLOUDSYNC_ROOT (reads work without it)"
+                        .into(),
+                ))
+            }
+        };
+        Ok(cloudsync::Agent::open_with(
+            &self.path,
+            root.as_deref(),
+            options,
+        )?)
+    }
+}
+
+/// Reads the firmware root file: a regular file of at most 1 MiB.
+pub fn read_root(path: &Path) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let md = std::fs::metadata(path).map_err(|e| file_io(path, &e))?;
+    if !md.is_file() || md.len() > MAX_ROOT_FILE {
+        return Err(Failure::File(
+            path.to_path_buf(),
+            cloudsync::Error::InvalidArgument("not a regular file of at most 1 MiB"),
+        ));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_ROOT_FILE + 1).read_to_end(&mut buf))
+        .map_err(|e| file_io(path, &e))?;
+    Ok(buf)
+}
+
 /// Reads a file given on the command line; a missing file is a failed
 /// operation naming it.
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {

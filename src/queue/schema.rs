@@ -213,9 +213,8 @@ pub const MIGRATIONS: &[&str] = &[
         envelope BLOB NOT NULL,
         changed  INTEGER NOT NULL CHECK (changed IN (0, 1))
     );
-    ALTER TABLE trust ADD COLUMN chain_from INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trust ADD COLUMN chain_from INTEGER NOT NULL DEFAULT -1;
     ALTER TABLE trust ADD COLUMN trust_reset TEXT;
-    UPDATE trust SET chain_from = -1;
     CREATE TABLE account_countries (
         stamp   BLOB PRIMARY KEY,
         country TEXT NOT NULL

@@ -12,6 +12,13 @@
 //!
 //! The bytes themselves are read once, by the pipeline (`super::pipeline`),
 //! and the hash the audit records is taken from exactly the bytes sent.
+//!
+//! A symbolic link at the queued path is never followed (issue 21): it would
+//! upload whatever file it points to, which is not the file that was queued.
+//! The path is looked at with `lstat` and opened with `O_NOFOLLOW`, so a link
+//! put there at any time fails the item with [`Error::SourceSymlink`] before
+//! one byte of its target is read; one swapped in during an upload changes the
+//! fingerprint (the link's own inode), and the reopening refuses it.
 
 use std::fs::File;
 use std::io::Read;
@@ -41,15 +48,20 @@ pub(super) struct Source<'p> {
 }
 
 impl<'p> Source<'p> {
-    /// Opens `path` without reading it. `Rejected(413)` if it exceeds the
-    /// server's `max_size`; `SourceChanged` if it changed while it was opened.
+    /// Opens `path` without reading it. `SourceSymlink` if it is a symbolic
+    /// link (never followed); `Rejected(413)` if it exceeds the server's
+    /// `max_size`; `SourceChanged` if it changed while it was opened.
     pub fn open(path: &'p Path, max_size: Option<u64>) -> Result<Source<'p>> {
         // Checked before opening: opening a FIFO would block the run.
-        let at_path = std::fs::metadata(path).map_err(|e| Error::SourceIo(e.kind()))?;
+        let at_path = std::fs::symlink_metadata(path).map_err(|e| Error::SourceIo(e.kind()))?;
+        if at_path.file_type().is_symlink() {
+            return Err(Error::SourceSymlink);
+        }
         if !at_path.is_file() {
             return Err(Error::InvalidArgument("path is not a regular file"));
         }
-        let file = File::open(path).map_err(|e| Error::SourceIo(e.kind()))?;
+        // A link put there since the look fails the open (`ELOOP`).
+        let file = open_nofollow(path)?;
         let md = file.metadata().map_err(|e| Error::SourceIo(e.kind()))?;
         let print = SourcePrint::of(&md);
         if SourcePrint::of(&at_path) != print {
@@ -77,9 +89,10 @@ impl<'p> Source<'p> {
         &self.file
     }
 
-    /// Compares the file at the path with the fingerprint (one `stat`).
+    /// Compares the file at the path with the fingerprint (one `lstat`: a
+    /// link put at the path is `Changed`, whatever it points to).
     pub fn state(&self) -> Result<SourceState> {
-        match std::fs::metadata(self.path) {
+        match std::fs::symlink_metadata(self.path) {
             Ok(md) if SourcePrint::of(&md) == self.print => Ok(SourceState::Same),
             Ok(_) => Ok(SourceState::Changed),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SourceState::Gone),
@@ -94,6 +107,27 @@ impl<'p> Source<'p> {
             .metadata()
             .is_ok_and(|md| SourceMeta::of(&md) == self.print.meta)
     }
+}
+
+/// Opens `path` for reading without following a symbolic link in its last
+/// component (`SourceSymlink` if there is one).
+#[cfg(unix)]
+fn open_nofollow(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::SourceSymlink,
+            _ => Error::SourceIo(e.kind()),
+        })
+}
+
+/// Hosts without `O_NOFOLLOW` (not a target today) rely on the `lstat` check.
+#[cfg(not(unix))]
+fn open_nofollow(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::SourceIo(e.kind()))
 }
 
 /// SHA-256 of a whole file, streamed (a utility for tests and tools; uploads
@@ -153,5 +187,53 @@ mod tests {
         std::fs::write(&p, b"more content").unwrap();
         std::fs::remove_file(&p).unwrap();
         assert!(!src.content_intact(), "written before it was deleted");
+    }
+
+    #[test]
+    fn a_symlink_at_the_path_is_refused_and_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::write(&private, b"private bytes").unwrap();
+        let p = dir.path().join("f");
+        std::os::unix::fs::symlink(&private, &p).unwrap();
+        let e = Source::open(&p, None).err().expect("a link is refused");
+        assert!(matches!(e, Error::SourceSymlink), "{e:?}");
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(e.to_string(), "the queued path is a symbolic link");
+        // Dangling, or to a directory: the same answer, whatever it points to.
+        std::fs::remove_file(&private).unwrap();
+        assert!(matches!(Source::open(&p, None), Err(Error::SourceSymlink)));
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(dir.path(), &p).unwrap();
+        assert!(matches!(Source::open(&p, None), Err(Error::SourceSymlink)));
+        // The open itself refuses a link put there after the look.
+        assert!(matches!(open_nofollow(&p), Err(Error::SourceSymlink)));
+        // Not a link, not a regular file: as before.
+        let e = Source::open(dir.path(), None).err().expect("a directory");
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: path is not a regular file"
+        );
+    }
+
+    #[test]
+    fn a_symlink_swapped_in_during_an_upload_is_a_change_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"queued content").unwrap();
+        let src = Source::open(&p, None).unwrap();
+        // A link to the very file being uploaded, moved aside.
+        let aside = dir.path().join("aside");
+        std::fs::rename(&p, &aside).unwrap();
+        std::os::unix::fs::symlink(&aside, &p).unwrap();
+        assert_eq!(src.state().unwrap(), SourceState::Changed);
+        assert!(matches!(Source::open(&p, None), Err(Error::SourceSymlink)));
+        // A dangling link is there too: `Changed`, not `Gone` (following it
+        // would find nothing).
+        std::fs::remove_file(&aside).unwrap();
+        assert!(std::fs::metadata(&p).is_err());
+        assert_eq!(src.state().unwrap(), SourceState::Changed);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(src.state().unwrap(), SourceState::Gone);
     }
 }

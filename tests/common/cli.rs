@@ -18,6 +18,47 @@ pub fn bin() -> Command {
     c
 }
 
+/// The firmware root each database was created with (`init --root`), as an
+/// emulator harness would export it once in `CLOUDSYNC_ROOT`: every later
+/// invocation on that `--db` runs anchored in it, unless the test passes a
+/// `--root` of its own or uses [`run_unanchored`].
+static ROOTS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn arg_after<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| *a == flag)
+        .and_then(|i| args.get(i + 1).copied())
+}
+
+/// A `cloudsync` command for `args`, anchored as described at [`ROOTS`].
+pub fn anchored(args: &[&str]) -> Command {
+    let mut c = bin();
+    let mut roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let (Some(db), Some(root)) = (arg_after(args, "--db"), arg_after(args, "--root")) {
+        if args.contains(&"init") {
+            roots.retain(|(d, _)| d != db);
+            roots.push((db.to_string(), root.to_string()));
+        }
+    } else if let Some(db) = arg_after(args, "--db") {
+        if let Some((_, root)) = roots.iter().find(|(d, _)| d == db) {
+            c.env("CLOUDSYNC_ROOT", root);
+        }
+    }
+    c.args(args);
+    c
+}
+
+/// `cloudsync ARGS` without any firmware root (reads only).
+pub fn run_unanchored(args: &[&str]) -> Output {
+    spawn_within(bin_args(args), STEP_LIMIT)
+}
+
+fn bin_args(args: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(args);
+    c
+}
+
 /// `cloudsync ARGS` under [`STEP_LIMIT`].
 pub fn run(args: &[&str]) -> Output {
     run_within(args, STEP_LIMIT)
@@ -44,16 +85,14 @@ pub fn err(o: &Output) -> String {
 /// Runs `cloudsync ARGS`, killed (and the test failed) after `limit`.
 /// Output goes to files, so a chatty child cannot fill a pipe and stall.
 pub fn run_within(args: &[&str], limit: Duration) -> Output {
-    run_command(bin(), args, limit)
+    spawn_within(anchored(args), limit)
 }
 
-/// Runs `cmd ARGS` (a [`bin`] with, say, environment variables set), killed
-/// (and the test failed) after `limit`.
-pub fn run_command(mut cmd: Command, args: &[&str], limit: Duration) -> Output {
+/// Runs `cmd`, killed (and the test failed) after `limit`.
+pub fn spawn_within(mut cmd: Command, limit: Duration) -> Output {
     let tmp = tempfile::tempdir().expect("temp dir for output");
     let (o, e) = (tmp.path().join("out"), tmp.path().join("err"));
     let mut child = cmd
-        .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&o).unwrap())
         .stderr(std::fs::File::create(&e).unwrap())
@@ -67,7 +106,7 @@ pub fn run_command(mut cmd: Command, args: &[&str], limit: Duration) -> Output {
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("cloudsync {args:?} ran longer than {limit:?} and was killed");
+            panic!("{cmd:?} ran longer than {limit:?} and was killed");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -157,4 +196,11 @@ impl DevServer {
 
     /// Kills the servers (the next connection is refused).
     pub fn stop(self) {}
+}
+
+/// Writes a file only its owner can read (`--token-file` refuses any other).
+pub fn write_private(path: &Path, content: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

@@ -118,10 +118,22 @@ impl Drop for Proc {
 }
 
 /// `cloudsync --db DB args...`, run to completion under [`SHORT`].
+///
+/// Anchored in `root.json` beside the database when that file exists
+/// (`CLOUDSYNC_ROOT`, as an emulator harness exports the firmware root).
 pub fn cli(dir: &Path, db: &Path, args: &[&str]) -> Out {
     let mut c = Command::new(CLI);
+    anchor(&mut c, db);
     c.args(["--db", s(db)]).args(args);
     Proc::spawn(c, dir, &format!("cloudsync {}", args.join(" "))).wait(SHORT)
+}
+
+/// Sets `CLOUDSYNC_ROOT` to `root.json` beside `db`, if there is one.
+pub fn anchor(c: &mut Command, db: &Path) {
+    let root = db.with_file_name("root.json");
+    if root.exists() {
+        c.env("CLOUDSYNC_ROOT", root);
+    }
 }
 
 /// `cloudsync args...` without `--db`.

@@ -45,9 +45,15 @@ impl Env {
         Agent::open_with(db, Some(&self.world.root_envelope), opts).unwrap()
     }
 
-    /// A brand-new handle that has never seen anything but the file.
+    /// A brand-new handle that has never seen anything but the file (and
+    /// the firmware root it is anchored in, as the app opens it).
     pub fn fresh(&self) -> Agent {
-        Agent::open_with(&self.db, None, self.world.agent_options()).unwrap()
+        Agent::open_with(
+            &self.db,
+            Some(&self.world.root_envelope),
+            self.world.agent_options(),
+        )
+        .unwrap()
     }
 
     pub fn fresh_info(&self) -> ConfigInfo {

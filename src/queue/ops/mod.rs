@@ -56,9 +56,13 @@ pub struct SourceMeta {
     pub mtime_ns: i64,
 }
 
-/// Reads size and mtime; only regular files are accepted.
+/// Reads size and mtime; only regular files are accepted, and a symbolic
+/// link at the path is refused (`SourceSymlink`), never followed.
 pub fn stat_source(path: &Path) -> Result<SourceMeta> {
-    let md = std::fs::metadata(path).map_err(|e| Error::SourceIo(e.kind()))?;
+    let md = std::fs::symlink_metadata(path).map_err(|e| Error::SourceIo(e.kind()))?;
+    if md.file_type().is_symlink() {
+        return Err(Error::SourceSymlink);
+    }
     if !md.is_file() {
         return Err(Error::InvalidArgument("path is not a regular file"));
     }

@@ -43,7 +43,9 @@ import org.jetbrains.annotations.Nullable;
  *
  * <pre>{@code
  * // Once per process, e.g. lazily from the first background job (open does disk I/O):
- * SyncAgent agent = SyncAgent.open(new File(context.getFilesDir(), "cloudsync.db").getPath(), shippedRoot);
+ * // getNoBackupFilesDir(): never in a backup or device transfer (android/README.md).
+ * SyncAgent agent = SyncAgent.open(
+ *         new File(context.getNoBackupFilesDir(), "cloudsync.db").getPath(), shippedRoot);
  * agent.setCredentialProvider(tokens);
  * agent.setAccount(accountId, "IN");
  *
@@ -84,8 +86,10 @@ public final class SyncAgent implements AutoCloseable {
      * and a run stops as soon as its region is no longer approved; they contend only for the
      * queue ({@link BusyException} from {@link #runOnce}).
      *
-     * @param dbPath absolute path of the database file, e.g. {@code new File(context.getFilesDir(),
-     *     "cloudsync.db").getPath()}; its directory must exist
+     * @param dbPath absolute path of the database file, e.g. {@code new
+     *     File(context.getNoBackupFilesDir(), "cloudsync.db").getPath()} (a directory Android never
+     *     backs up; elsewhere, the app's backup rules must exclude it: android/README.md); its
+     *     directory must exist
      * @param initialRoot the signed root envelope shipped with the app
      * @return the open agent
      * @throws ConfigException if the root does not verify (kind {@code malformed}, {@code
@@ -342,13 +346,14 @@ public final class SyncAgent implements AutoCloseable {
      *
      * <p><b>Threading:</b> any thread, also while {@link #runOnce} runs on another thread.
      *
-     * @param path absolute path of a readable regular file
+     * @param path absolute path of a readable regular file (not a symbolic link: never followed)
      * @param service the config's service name, e.g. {@code "backup"} (1 to 64 characters)
      * @param priority higher runs first
      * @return the item id
-     * @throws SyncException kind {@code invalid_argument} (relative path, bad service name, or a
-     *     service the installed config does not offer; without a config any well-formed name is
-     *     accepted) or {@code source_io} (the file cannot be read)
+     * @throws SyncException kind {@code invalid_argument} (relative path, a symbolic link or not
+     *     a regular file, bad service name, or a service the installed config does not offer;
+     *     without a config any well-formed name is accepted) or {@code source_io} (the file
+     *     cannot be read)
      * @throws AuthException kind {@code no_account} after a sign-out ({@link #setAccount})
      * @throws StorageException if the queue cannot be written
      * @throws NullPointerException if an argument is null
