@@ -291,16 +291,25 @@ cs_status cs_refresh_config(cs_agent *agent, cs_refresh_report *out);
  *  the trust is anchored and why it was last reset) into *out. */
 cs_status cs_get_config_info(const cs_agent *agent, cs_config_info *out);
 
-/** Sets the account country (ISO 3166-1 alpha-2, any case). Items queued for
- *  another region are held when it returns (cs_stats shows them at once). */
+/** Sets the signed-in account's country (ISO 3166-1 alpha-2, any case), which
+ *  is remembered for that account. Items queued for another region are held
+ *  when it returns (cs_stats shows them at once). Signed out: CS_NO_ACCOUNT,
+ *  nothing changes (a country belongs to an account). */
 cs_status cs_set_country(cs_agent *agent, const char *iso2);
 
 /**
  * Signs account in (NULL: signs out) and, unless country is NULL, sets the
- * account country in the same step (NULL: unchanged). New items belong to the
- * signed-in account; another account's items are held until it signs in
- * again. After a sign-out cs_run_once and cs_enqueue fail with CS_NO_ACCOUNT
- * and the queue is kept. A run in progress stops (CS_STOP_ACCOUNT_CHANGED).
+ * account's country in the same step. A country belongs to an account and is
+ * remembered for it (by a keyed hash of the id). With a NULL country the
+ * account signed in already keeps its own (call it at every start); another
+ * account gets the country it had when last signed in, or none: no region is
+ * approved, cs_run_once fails with CS_NO_REGION and sends nothing, its items
+ * wait, until it is given a country. (The first account of a queue that never
+ * had one adopts the queue's country.) New items belong to the signed-in
+ * account; another account's items are held until it signs in again. After a
+ * sign-out no country is in force, cs_run_once and cs_enqueue fail with
+ * CS_NO_ACCOUNT and the queue is kept; a country with a NULL account is
+ * CS_INVALID_ARGUMENT. A run in progress stops (CS_STOP_ACCOUNT_CHANGED).
  */
 cs_status cs_set_account(cs_agent *agent, const char *account, const char *country);
 

@@ -225,15 +225,21 @@ enum ConfigCmd {
 #[derive(Subcommand)]
 enum AccountCmd {
     /// Sign in account ID; other accounts' items are held until they sign in again.
+    ///
+    /// A country belongs to an account: without --country the account keeps the
+    /// country it had when last signed in, or has none (`region none`: `run`
+    /// fails with `no_region` and sends nothing) until it is given one.
     Set {
         /// Account id (as the account service knows it).
         #[arg(long)]
         id: String,
-        /// Also set the account country (ISO 3166-1 alpha-2), in the same step.
+        /// Also set the account's country (ISO 3166-1 alpha-2), in the same step;
+        /// remembered for this account.
         #[arg(long)]
         country: Option<String>,
     },
-    /// Sign out: `run` and `enqueue` fail with `no_account`; the queue is kept.
+    /// Sign out: `run` and `enqueue` fail with `no_account`; the queue is kept;
+    /// no country is in force until an account signs in (its own comes back).
     SignOut,
     /// Print `signed in`, `signed out` or `none` (no account was ever set).
     Show,
@@ -241,7 +247,8 @@ enum AccountCmd {
 
 #[derive(Subcommand)]
 enum RegionCmd {
-    /// Set the account country (ISO 3166-1 alpha-2).
+    /// Set the signed-in account's country (ISO 3166-1 alpha-2); fails with
+    /// `no_account` when signed out (a country belongs to an account).
     SetCountry {
         /// Country code.
         country: String,

@@ -143,7 +143,9 @@ fn another_accounts_items_wait_for_it_and_never_go_with_this_token() {
     let e = env();
     let a1 = enqueue(&e, "a1", 100_000);
     let a2 = enqueue(&e, "a2", 100_000);
-    e.agent.set_account(Some("bob"), None).unwrap();
+    // Bob in the same country (a country belongs to an account: without one
+    // bob would have no region at all, see tests/account_country.rs).
+    e.agent.set_account(Some("bob"), Some("IN")).unwrap();
     // Held at once, before any run.
     assert_eq!(state(&e.agent, a1), ("held".into(), Some("account".into())));
     let b1 = enqueue(&e, "b1", 100_000);

@@ -1,6 +1,8 @@
 //! Whose backups these are: the signed-in account, stored in the trust row
-//! like the country (one source of truth for every handle and process), and
-//! the account stamp every item carries.
+//! like the country (one source of truth for every handle and process), the
+//! account stamp every item carries, and the country of each account
+//! (`account_countries`, by stamp): a new account never inherits the
+//! previous one's country.
 //!
 //! The stamp is HMAC-SHA256 of the account id under a random key made for
 //! this database at the first [`Agent::set_account`]. Items outlive a
@@ -14,10 +16,12 @@
 use std::sync::Arc;
 
 use ring::hmac;
+use rusqlite::Transaction;
 
 use super::trust::Trust;
 use super::Agent;
 use crate::auth::CredentialProvider;
+use crate::config::store;
 use crate::error::{Error, Result};
 use crate::region;
 
@@ -68,6 +72,16 @@ fn stamp(key: &[u8; 32], account: &str) -> [u8; 32] {
     tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes")
 }
 
+/// Remembers the signed-in account's country for its stamp, so it comes
+/// back when the account signs in again. Also what carries a country stored
+/// before schema v11 (one country per queue) over to its account.
+fn remember_country(t: &Trust, tx: &Transaction<'_>) -> Result<()> {
+    if let (AccountView::SignedIn { stamp, .. }, Some(cc)) = (t.account_view(), &t.country) {
+        store::set_account_country(tx, &stamp, cc)?;
+    }
+    Ok(())
+}
+
 fn check_account_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_ACCOUNT_LEN {
         return Err(Error::InvalidArgument("account id must be 1..=256 bytes"));
@@ -99,6 +113,22 @@ impl Agent {
     /// the account's country, in one step: every handle and process on the
     /// database sees both change together.
     ///
+    /// A country belongs to an account: it is remembered per account (by
+    /// its stamp, never the id), and the trust row's country is the signed-in
+    /// account's.
+    /// - `(Some(id), Some(cc))`: `id` is signed in with country `cc`, which
+    ///   is remembered for it.
+    /// - `(Some(id), None)`: the account signed in already keeps its country
+    ///   (apps call this at every start); another account gets the country
+    ///   remembered for it, or none at all (no region is approved: runs fail
+    ///   `no_region`, nothing is sent, its items wait) until it is given one.
+    ///   Exception: the first account after an account-less queue (accounts
+    ///   never used) adopts that queue's country, as its items.
+    /// - `(None, None)`: signs out; the account's country stays remembered
+    ///   for it and no country is in force until an account signs in.
+    /// - `(None, Some(_))`: `InvalidArgument` (a country needs an account),
+    ///   changing nothing.
+    ///
     /// New items are stamped with the account. Items of another account are
     /// `held` (reason `account`) when this returns and stay so until that
     /// account is current again or the app discards them; items enqueued
@@ -110,17 +140,28 @@ impl Agent {
             check_account_id(id)?;
         }
         let cc = country.map(region::normalize_country).transpose()?;
+        if account.is_none() && cc.is_some() {
+            return Err(Error::InvalidArgument("a country needs an account"));
+        }
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
         let mut g = self.lock();
-        self.update_trust(&mut g, |t, _, _| {
+        self.update_trust(&mut g, |t, tx, _| {
             t.require_anchor()?;
             let before = (t.account.clone(), t.account_key, t.country.clone());
-            t.account_key.get_or_insert(key);
+            // Accounts never used: the queue's country goes to the first account.
+            let legacy = t.account_key.is_none();
+            remember_country(t, tx)?;
+            let key = *t.account_key.get_or_insert(key);
+            let same = account.is_some() && t.account.as_deref() == account;
             t.account = account.map(str::to_string);
-            if let Some(cc) = &cc {
-                t.country = Some(cc.clone());
-            }
+            t.country = match (account, cc) {
+                (None, _) => None,
+                (Some(_), None) if same || legacy => t.country.take(),
+                (Some(id), None) => store::account_country(tx, &stamp(&key, id))?,
+                (Some(_), Some(cc)) => Some(cc),
+            };
+            remember_country(t, tx)?;
             let changed = before != (t.account.clone(), t.account_key, t.country.clone());
             Ok(((), changed))
         })?;
@@ -135,15 +176,22 @@ impl Agent {
         Ok(())
     }
 
-    /// Sets the account's country (ISO 3166-1 alpha-2, any case). Items
-    /// stamped for another region are `held` when this returns.
+    /// Sets the signed-in account's country (ISO 3166-1 alpha-2, any case),
+    /// remembered for that account. Items stamped for another region are
+    /// `held` when this returns. Signed out: `NoAccount`, changing nothing (a
+    /// country belongs to an account). Accounts never used: the queue's
+    /// country, which the first account signed in adopts.
     pub fn set_account_country(&self, country: &str) -> Result<()> {
         let cc = region::normalize_country(country)?;
         let mut g = self.lock();
-        self.update_trust(&mut g, |t, _, _| {
+        self.update_trust(&mut g, |t, tx, _| {
             t.require_anchor()?;
+            if t.account_view() == AccountView::SignedOut {
+                return Err(Error::NoAccount);
+            }
             let changed = t.country.as_deref() != Some(cc.as_str());
             t.country = Some(cc);
+            remember_country(t, tx)?;
             Ok(((), changed))
         })
     }

@@ -31,11 +31,12 @@ impl Agent {
             if t.config.is_none() {
                 return Err(Error::NoConfig);
             }
-            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
+            // Signed out before the region: a sign-out also clears the country.
             let account = t.account_view();
             if account == AccountView::SignedOut {
                 return Err(Error::NoAccount);
             }
+            let region = t.approved(now)?.ok_or(Error::NoRegion)?;
             let at = now_ms();
             let taken = ops::acquire_lease_with(tx, owner, at, ttl, rule)?;
             let held = ops::reconcile_regions(tx, region.id(), at)?;

@@ -94,10 +94,11 @@ impl Mandate<'_> {
         // region's hosts, pins or networks, and this run holds the old ones.
         let same_region = matches!(t.approved(now), Ok(Some(r)) if r.id() == self.region.id()
                  && r.config_version() == self.region.config_version());
-        if !same_region {
-            Err(Error::RegionChanged)
-        } else if t.account_view() != *self.account {
+        // The account first: a new account (or a sign-out) takes the country too.
+        if t.account_view() != *self.account {
             Err(Error::AccountChanged)
+        } else if !same_region {
+            Err(Error::RegionChanged)
         } else {
             Ok(())
         }

@@ -20,7 +20,8 @@ pub struct StoredTrust {
     pub config: Option<Vec<u8>>,
     /// Freeze-safe clock floor: newest `issued_at` seen (seconds).
     pub clock_floor: u64,
-    /// Account country (upper-case ISO code).
+    /// The effective country: the signed-in account's (or, accounts never
+    /// used, the queue's); each account's own is in `account_countries`.
     pub country: Option<String>,
     /// Highest config version ever accepted; survives a rotation that drops the config.
     pub config_version_floor: u64,
@@ -158,6 +159,25 @@ pub fn save(tx: &Transaction<'_>, t: &StoredTrust, expected: Option<i64>) -> Res
         ));
     }
     Ok(next)
+}
+
+/// The country remembered for the account of `stamp` (schema v11,
+/// `account_countries`): what it had when it was last signed in.
+pub fn account_country(conn: &Connection, stamp: &[u8]) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT country FROM account_countries WHERE stamp = ?1")?
+        .query_row([stamp], |r| r.get(0))
+        .optional()?)
+}
+
+/// Remembers `country` (upper-case ISO code) for the account of `stamp`.
+pub fn set_account_country(tx: &Transaction<'_>, stamp: &[u8], country: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO account_countries (stamp, country) VALUES (?1, ?2)
+         ON CONFLICT (stamp) DO UPDATE SET country = ?2",
+        rusqlite::params![stamp, country],
+    )?;
+    Ok(())
 }
 
 /// One root of the stored chain (see `root_chain` in the schema).

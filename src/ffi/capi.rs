@@ -163,7 +163,9 @@ pub unsafe extern "C" fn cs_open(
     })
 }
 
-/// Sets the account country (ISO 3166-1 alpha-2, any case).
+/// Sets the signed-in account's country (ISO 3166-1 alpha-2, any case),
+/// remembered for that account; `CS_NO_ACCOUNT` while signed out, changing
+/// nothing.
 ///
 /// # Safety
 /// `agent` is NULL or a live handle; `iso2` is NULL or NUL-terminated.
@@ -173,7 +175,12 @@ pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_cha
 }
 
 /// Signs `account` in (NULL: signs out) and, unless `country` is NULL, sets
-/// the account country in the same step.
+/// the account's country in the same step. A country belongs to an account:
+/// with a NULL `country`, the account signed in already keeps its own,
+/// another gets the one remembered for it or none (no region until it gets
+/// one; the first account of a queue that never had one adopts its
+/// country). A sign-out clears the country in force; a country with a NULL
+/// `account` is `CS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `agent` is NULL or a live handle; `account` and `country` are NULL or

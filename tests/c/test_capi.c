@@ -211,14 +211,16 @@ static void credential_checks(const uint8_t *root, size_t root_len, const char *
                               const char *auth_config_path, const char *token) {
     size_t config_len = 0;
     uint8_t *config = read_file(auth_config_path, &config_len);
-    char db[4096], f1[4096], f2[4096], f3[4096];
+    char db[4096], f1[4096], f2[4096], f3[4096], f4[4096];
     snprintf(db, sizeof db, "%s/auth.db", dir);
     snprintf(f1, sizeof f1, "%s/auth-1.bin", dir);
     snprintf(f2, sizeof f2, "%s/auth-2.bin", dir);
     snprintf(f3, sizeof f3, "%s/auth-3.bin", dir);
+    snprintf(f4, sizeof f4, "%s/auth-4.bin", dir);
     write_file(f1, "uploaded with the account's token\n");
     write_file(f2, "waits while the token is refused\n");
     write_file(f3, "never enqueued: signed out\n");
+    write_file(f4, "bob's, never sent: bob has no country\n");
     cs_agent *agent = NULL;
     CHECK_STATUS(cs_open(db, root, root_len, &agent), CS_OK);
     if (agent == NULL) {
@@ -302,17 +304,41 @@ static void credential_checks(const uint8_t *root, size_t root_len, const char *
     CHECK(cred.calls == 0);
     CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
     CHECK(stats.pending == 1 && stats.done == 1);
+    /* A country belongs to an account: none is in force while signed out,
+     * and none can be set. */
+    cs_config_info ci;
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
-    CHECK(strcmp(region, "in") == 0); /* country unchanged */
+    CHECK(region[0] == '\0');
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.country[0] == '\0' && ci.approved_region[0] == '\0');
+    CHECK_STATUS(cs_set_country(agent, "SG"), CS_NO_ACCOUNT);
+    CHECK_STATUS(cs_set_account(agent, NULL, "SG"), CS_INVALID_ARGUMENT);
 
-    /* Signed in again: the kept item goes out. */
+    /* Bob, with a NULL country: not alice's country, no region, nothing sent
+     * (the callback is never asked); his item waits, alice's is held. */
+    CHECK_STATUS(cs_set_account(agent, "bob", NULL), CS_OK);
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(ci.country[0] == '\0' && ci.approved_region[0] == '\0');
+    CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
+    CHECK(region[0] == '\0');
+    CHECK_STATUS(cs_enqueue(agent, f4, "backup", 0, &id), CS_OK);
+    c = run_elsewhere(&cred);
+    CHECK(c.status == CS_NO_REGION);
+    CHECK(cred.calls == 0);
+    CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
+    CHECK(stats.pending == 1 && stats.held == 1 && stats.done == 1);
+
+    /* Alice again, NULL country: hers (IN) comes back and the kept item goes
+     * out; bob's stays held. */
     CHECK_STATUS(cs_set_account(agent, "alice", NULL), CS_OK);
+    CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
+    CHECK(strcmp(ci.country, "IN") == 0 && strcmp(ci.approved_region, "in") == 0);
     c = run_elsewhere(&cred);
     CHECK(c.status == CS_OK);
-    CHECK(c.report.uploaded == 1 && c.report.remaining == 0);
+    CHECK(c.report.uploaded == 1 && c.report.remaining == 0 && c.report.held == 1);
     CHECK(cred.calls == 1 && cred.refresh[0] == 0);
     CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
-    CHECK(stats.pending == 0 && stats.done == 2);
+    CHECK(stats.pending == 0 && stats.held == 1 && stats.done == 2);
     CHECK(cred.off_thread == 0 && cred.bad_request == 0);
     CHECK_STATUS(cs_close(agent), CS_OK);
     free(config);

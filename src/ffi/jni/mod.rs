@@ -271,7 +271,8 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAccountCountry<'l
 }
 
 /// `static native void setAccount(long handle, String accountId, String iso2)`:
-/// a `null` account signs out, a `null` country leaves it unchanged.
+/// a `null` account signs out, a `null` country keeps the account's own (see
+/// [`crate::Agent::set_account`]).
 #[no_mangle]
 pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAccount<'local>(
     mut env: JNIEnv<'local>,

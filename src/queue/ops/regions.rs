@@ -6,11 +6,14 @@ use rusqlite::{params, Transaction};
 use crate::error::Result;
 
 /// Makes the queue agree with the approved region: unstamped items get its
-/// stamp, items of other regions become `held`, and held items of this region
-/// (the account moved back) become `pending` again. Returns the held count.
+/// stamp (not those held for another account: the region is this account's,
+/// and theirs is decided when they sign in), items of other regions become
+/// `held`, and held items of this region (the account moved back) become
+/// `pending` again. Returns the held count.
 pub fn reconcile_regions(tx: &Transaction<'_>, approved: &str, now: i64) -> Result<u64> {
     tx.execute(
-        "UPDATE items SET region = ?1, updated_at = ?2 WHERE region IS NULL",
+        "UPDATE items SET region = ?1, updated_at = ?2
+         WHERE region IS NULL AND held_reason IS NOT 'account'",
         params![approved, now],
     )?;
     tx.execute(

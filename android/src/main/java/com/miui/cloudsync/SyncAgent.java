@@ -244,15 +244,18 @@ public final class SyncAgent implements AutoCloseable {
     }
 
     /**
-     * Sets the account's country, which selects the approved region through the config. Items
-     * already queued for another region are held when this returns ({@link #stats()} shows them
-     * at once, before any run) until {@link #rehome()} or {@link #discardHeld()}; moving back
-     * makes them pending again. The signed-in account ({@link #setAccount}) stays as it is.
+     * Sets the signed-in account's country, which selects the approved region through the config,
+     * and remembers it for that account ({@link #setAccount}). Items already queued for another
+     * region are held when this returns ({@link #stats()} shows them at once, before any run)
+     * until {@link #rehome()} or {@link #discardHeld()}; moving back makes them pending again.
+     * The signed-in account stays as it is. While signed out it throws {@link AuthException}
+     * kind {@code no_account} and changes nothing: a country belongs to an account.
      *
      * <p><b>Threading:</b> any thread (it does disk I/O).
      *
      * @param iso2 ISO 3166-1 alpha-2 code, any case (e.g. {@code "IN"})
      * @throws SyncException kind {@code invalid_argument} if it is not two ASCII letters
+     * @throws AuthException kind {@code no_account} while signed out
      * @throws StorageException if it cannot be stored
      * @throws NullPointerException if {@code iso2} is null
      * @throws IllegalStateException if the agent is closed
@@ -277,9 +280,18 @@ public final class SyncAgent implements AutoCloseable {
      * their account is signed in again, or {@link #discardHeld()} deletes them. Items enqueued
      * before any account was set belong to the first account signed in.
      *
+     * <p><b>Countries</b> belong to accounts: each account's is remembered (by the keyed hash),
+     * and {@link #configInfo()} shows the signed-in account's. With {@code iso2 == null}, the
+     * account signed in already keeps its country (call this at every app start); another
+     * account gets the country it had when last signed in, or none: {@link #approvedRegion()}
+     * is {@code null}, {@link #runOnce} throws {@link ResidencyException} kind {@code no_region}
+     * and sends nothing, and its items wait until it is given a country. (The first account of
+     * a queue that never had an account adopts the queue's country.)
+     *
      * <p><b>Sign-out</b> ({@code accountId == null}): uploads stop and nothing is lost. {@link
      * #runOnce} and {@link #enqueue} / {@link #enqueueAll} throw {@link AuthException} kind
-     * {@code no_account} until an account is signed in; the queue is kept. A run in progress on
+     * {@code no_account} until an account is signed in; the queue is kept, and no country is in
+     * force (the account's is remembered for its next sign-in). A run in progress on
      * another thread stops at its next buffer ({@link RunReport.StopReason#ACCOUNT_CHANGED}), as
      * it does when another account is signed in.
      *
@@ -288,9 +300,10 @@ public final class SyncAgent implements AutoCloseable {
      *
      * @param accountId the account's stable id (1 to 256 bytes of UTF-8, no control characters),
      *     or {@code null} to sign out
-     * @param iso2 the account's country (ISO 3166-1 alpha-2, any case), or {@code null} to keep
-     *     the stored one; see {@link #setAccountCountry}
-     * @throws SyncException kind {@code invalid_argument} for a bad id or country
+     * @param iso2 the account's country (ISO 3166-1 alpha-2, any case), or {@code null} for the
+     *     account's own (see above); must be {@code null} with a sign-out
+     * @throws SyncException kind {@code invalid_argument} for a bad id or country, or a country
+     *     with a sign-out
      * @throws StorageException if it cannot be stored
      * @throws IllegalStateException if the agent is closed
      */

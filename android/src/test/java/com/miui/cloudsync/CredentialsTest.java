@@ -463,13 +463,14 @@ class CredentialsTest {
             assertKind(e, SyncException.KIND_NO_ACCOUNT, 22);
 
             assertUntouched(a, 2);
-            assertEquals("lo", a.approvedRegion(), "a null country keeps the stored one");
-            assertEquals("IN", a.configInfo().getCountry());
+            assertNull(a.approvedRegion(), "a country belongs to an account");
+            assertNull(a.configInfo().getCountry());
             assertTrue(p.calls.isEmpty(), "the provider is not asked while signed out");
             assertEquals(0, server.requests(), "nothing was sent");
 
-            // Signing back in resumes with nothing lost.
+            // Signing back in (her country comes back) resumes with nothing lost.
             a.setAccount(ALICE, null);
+            assertEquals("IN", a.configInfo().getCountry());
             RunReport r = a.runOnce(30_000, null);
             assertEquals(2, r.getUploaded(), r.toString());
         }
@@ -482,7 +483,7 @@ class CredentialsTest {
             server.setToken("tok-alice");
             a.enqueueAll(new String[] {file("a1", 100), file("a2", 200)}, "backup", 0);
 
-            a.setAccount(BOB, null);
+            a.setAccount(BOB, "IN"); // a new account brings its country (AccountCountryTest)
             QueueStats s = a.stats();
             assertEquals(2, s.getHeld(), "Alice's items are held for Bob: " + s);
             server.setToken("tok-bob");
