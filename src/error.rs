@@ -531,6 +531,9 @@ impl From<rusqlite::Error> for Error {
             Some(C::DatabaseCorrupt) => ErrorKind::StorageCorrupt,
             Some(C::NotADatabase) => ErrorKind::NotADatabase,
             Some(C::DiskFull) => ErrorKind::StorageFull,
+            // The shared-memory file (`-shm`) could not be grown: no space
+            // left (or a quota) at open, when SQLite makes it.
+            _ if is_shm_size(&e) => ErrorKind::StorageFull,
             Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => {
                 ErrorKind::StorageUnavailable
             }
@@ -548,11 +551,19 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+fn is_shm_size(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(err, _)
+        if err.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE)
+}
+
 /// What a failed SQLite call means, in words without a path: ours for the
 /// codes a user meets, else SQLite's generic text for the code
 /// (`sqlite3_errstr`, a fixed string).
 fn storage_words(err: &rusqlite::ffi::Error) -> &'static str {
     use rusqlite::ffi::ErrorCode as C;
+    if err.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE {
+        return "the disk is full: no room for the database's shared-memory file";
+    }
     match err.code {
         C::CannotOpen => "cannot open the database file",
         C::ReadOnly => "the database file is read-only",

@@ -2,8 +2,6 @@
 //! records confirmed sessions and offsets (and queues a termination when an
 //! item was removed while its upload was being created).
 
-use std::time::Instant;
-
 use super::Agent;
 use crate::error::{Error, Result};
 use crate::queue::ops::{self, now_ms, SourcePrint};
@@ -24,7 +22,6 @@ pub(super) struct QueueLedger<'a> {
     pub(super) agent: &'a Agent,
     pub(super) owner: &'a str,
     pub(super) region: &'a str,
-    pub(super) deadline: Instant,
     /// Whose credentials a termination of this item's upload needs.
     pub(super) termination_owner: ops::Owner<'a>,
 }
@@ -32,7 +29,6 @@ pub(super) struct QueueLedger<'a> {
 impl crate::upload::Ledger for QueueLedger<'_> {
     fn key(&mut self, id: i64, key: &str, print: &SourcePrint) -> Result<()> {
         let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
         g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_source(tx, id, print.meta)?;
@@ -48,7 +44,6 @@ impl crate::upload::Ledger for QueueLedger<'_> {
         offset: u64,
     ) -> Result<()> {
         let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
         let url_s = url.map(|u| u.as_str());
         let written = g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
@@ -71,7 +66,6 @@ impl crate::upload::Ledger for QueueLedger<'_> {
 
     fn offset(&mut self, id: i64, offset: u64) -> Result<()> {
         let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
         g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_offset(tx, id, offset, now_ms())
@@ -80,7 +74,6 @@ impl crate::upload::Ledger for QueueLedger<'_> {
 
     fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
         let mut g = self.agent.lock();
-        self.agent.bound_busy_wait(&g, self.deadline);
         g.db.write_light(|tx| {
             ops::check_lease(tx, self.owner)?;
             ops::set_progress(tx, id, offset, sent, now_ms())

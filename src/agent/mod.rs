@@ -14,6 +14,7 @@ mod ledger;
 mod refresh;
 mod retention;
 mod run;
+mod run_waits;
 mod runner_lock;
 mod trust;
 
@@ -198,10 +199,26 @@ impl Agent {
         // Checked before any trust decision: junk is junk, new file or not.
         let firmware = initial_root.map(TrustedRoot::reload).transpose()?;
         let wall = (options.clock)();
-        // Read before the open's own transaction: a trust write another
+        // Read before the open's own transactions: a trust write another
         // connection commits in between must show up as a change.
         let data_version = store::data_version(db.conn())?;
-        let trust = db.write(|tx| trust::open_trust(tx, firmware.as_ref(), wall))?;
+        // Read first, without the write lock: opening waits for no writer
+        // unless the anchor changes what is stored (or there is no trust row).
+        let read = db.read(|c| trust::read_trust(c, firmware.as_ref()))?;
+        let trust = match read {
+            Some((t, false)) => t,
+            Some((t, true)) if db.read_only() => {
+                // Held in memory, as a refresh holds it: nothing uploads
+                // from a read-only file anyway.
+                log::warn!(
+                    "the anchored trust differs from the file's; held in memory (read-only)"
+                );
+                t
+            }
+            // Decided again under the write lock: another process may have
+            // written it meanwhile.
+            _ => db.write(|tx| trust::open_trust(tx, firmware.as_ref(), wall))?,
+        };
         Ok(Agent {
             inner: Mutex::new(Inner {
                 db,

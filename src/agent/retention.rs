@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{Agent, RunReport};
 use crate::error::Result;
-use crate::queue::db::BUSY_WAIT;
 use crate::queue::ops::{self, PRUNE_BATCH};
 use crate::queue::schema;
+use crate::queue::wait::Scope;
 
 /// The most pruning transactions of one call: 20 × [`PRUNE_BATCH`] = 10,000
 /// rows, far more than a day of uploads, so calls at the end of each run keep
@@ -115,16 +115,11 @@ impl Agent {
     /// when it cannot finish).
     fn checkpoint(&self) {
         let g = self.lock();
-        let done =
-            g.db.set_busy_wait(CHECKPOINT_WAIT)
-                .and_then(|()| schema::checkpoint_truncate(g.db.conn()));
-        match done {
+        let _brief = Scope::within(CHECKPOINT_WAIT);
+        match schema::checkpoint_truncate(g.db.conn()) {
             Ok(true) => {}
             Ok(false) => log::debug!("checkpoint left for later: the WAL is in use"),
             Err(e) => log::warn!("checkpoint failed ({})", e.kind()),
-        }
-        if let Err(e) = g.db.set_busy_wait(BUSY_WAIT) {
-            log::warn!("could not restore the busy wait ({})", e.kind());
         }
     }
 }

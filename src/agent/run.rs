@@ -18,7 +18,6 @@ use super::trust::Trust;
 use super::Agent;
 use crate::auth::RunAuth;
 use crate::error::{Error, ErrorKind, Result};
-use crate::queue::db::BUSY_WAIT;
 use crate::queue::ops::{self, now_ms, ItemRow};
 use crate::queue::{AuditRecord, State};
 use crate::region::{ApprovedRegion, GuardedUrl};
@@ -67,9 +66,6 @@ pub struct RunReport {
     /// due now); `None` when nothing is waiting. Schedule the next run for it.
     pub next_due_at: Option<i64>,
 }
-
-/// How long a write of a stopped run waits for another connection's lock.
-const LATE_BUSY_WAIT: Duration = Duration::from_millis(50);
 
 /// Default lifetime of a runner's lease without renewal. A runner that is
 /// alive but frozen or stuck is superseded once it ends; a killed runner's
@@ -160,8 +156,11 @@ impl Agent {
         // One run per handle, before anything else (a nested run from a
         // listener must not touch the cancel flag of the run it is inside).
         let _guard = RunGuard::enter(&self.running)?;
+        // A century at most: `Instant` + a huge duration would overflow.
+        let deadline = Instant::now() + max.min(Duration::from_secs(100 * 365 * 24 * 3600));
+        // No lock wait outlasts the deadline or a cancel (`super::run_waits`).
+        let _waits = self.run_waits(deadline);
         let mut relay = ProgressRelay::new(listener);
-        let deadline = Instant::now() + max;
         let owner = {
             let mut b = [0u8; 16];
             getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
@@ -175,16 +174,14 @@ impl Agent {
             deadline,
         };
         let lock = Mutex::new(lock);
+        self.bind_waits(&mut self.lock(), Some(deadline));
         let result = self.run_leased(&mandate, held, generation, &lock, &mut relay);
         crate::upload::release_spares();
         let mut g = self.lock();
-        self.bound_busy_wait(&g, mandate.deadline);
         if let Err(e) = g.db.write(|tx| ops::release_lease(tx, &owner, now_ms())) {
             log::warn!("lease release failed ({}); it expires on its own", e.kind());
         }
-        if let Err(e) = g.db.set_busy_wait(BUSY_WAIT) {
-            log::warn!("could not restore the busy wait ({})", e.kind());
-        }
+        self.bind_waits(&mut g, None);
         drop(g);
         // The lock goes only after the lease: while it is held, a successor
         // takes the lease over only once it ends.
@@ -201,6 +198,10 @@ impl Agent {
     /// account, from the stored trust; returns the trust generation it was
     /// decided under.
     fn begin_run(&self, owner: &str, deadline: Instant) -> Result<(Begun, RunnerLock)> {
+        // Nothing can be recorded: no config fetch, no byte sent.
+        if self.lock().db.read_only() {
+            return Err(crate::queue::db::read_only_error());
+        }
         // A cancel from before this run is stale: cleared on entry, so one
         // that arrives while the run starts (e.g. WorkManager's onStopped
         // right after doWork began) is honoured. Put back if this run does
@@ -214,18 +215,6 @@ impl Agent {
             self.cancel.store(true, Ordering::SeqCst);
         }
         started
-    }
-
-    /// Once the run is cancelled or past its deadline, a write waits at most
-    /// `LATE_BUSY_WAIT` for another connection's lock instead of `BUSY_WAIT`:
-    /// the run returns on time, and what it could not write (an unclaim, the
-    /// lease release) is recovered when its lease expires.
-    pub(super) fn bound_busy_wait(&self, g: &super::Inner, deadline: Instant) {
-        if self.cancel.load(Ordering::SeqCst) || Instant::now() >= deadline {
-            if let Err(e) = g.db.set_busy_wait(LATE_BUSY_WAIT) {
-                log::warn!("could not shorten the busy wait ({})", e.kind());
-            }
-        }
     }
 
     /// The per-buffer check: one `PRAGMA data_version` while nobody else
@@ -319,7 +308,12 @@ impl Agent {
                 report.stopped = why;
                 break;
             }
-            let item = match self.claim_next(m)? {
+            // A claim that met another process's lock until the run stopped
+            // ends it as stopped.
+            let claim = self
+                .claim_next(m)
+                .or_else(|e| self.stopped_by_lock(e, deadline).map(Claim::Changed))?;
+            let item = match claim {
                 Claim::Item(item) => item,
                 Claim::Drained | Claim::Gone => break,
                 Claim::Changed(why) => {
@@ -336,7 +330,10 @@ impl Agent {
             );
             let progress = &mut |p| relay.progress(p);
             let attempt = self.attempt(&http, &mut caps, m, &item, &stop, progress);
-            let (settled, event) = self.settle(m, &item, attempt, &mut report)?;
+            let (settled, event) = match self.settle(m, &item, attempt, &mut report) {
+                Ok(s) => s,
+                Err(e) => (Settled::Stop(self.stopped_by_lock(e, deadline)?), None),
+            };
             // Delivered with no lock held: the listener may call the agent.
             if let Some(e) = event {
                 self.emit(relay, e);
@@ -430,7 +427,6 @@ impl Agent {
             agent: self,
             owner: m.owner,
             region: m.region.id(),
-            deadline: m.deadline,
             termination_owner: ops::Owner {
                 service: &item.service,
                 account: m.stamp(),
@@ -458,7 +454,6 @@ impl Agent {
         report: &mut RunReport,
     ) -> Result<(Settled, Option<RunEvent>)> {
         let mut g = self.lock();
-        self.bound_busy_wait(&g, m.deadline);
         let failure = match attempt {
             Ok(done) => {
                 let rec = AuditRecord {
@@ -507,6 +502,8 @@ impl Agent {
             }
             // Removed during its upload; any new session was queued for termination.
             Error::NotFound => return Ok((Settled::Next, None)),
+            // This run's own database failed: not the item's fault.
+            e @ Error::Storage { .. } => return Err(self.storage_failed(&mut g, item.id, e)),
             _ => {
                 let event = self.record_failure(&mut g, m, item, failure, report)?;
                 return Ok((Settled::Next, event));

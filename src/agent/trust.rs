@@ -16,7 +16,7 @@
 //! handle's memory, so a stale handle re-validates against the newest root,
 //! config and country and cannot roll any of them back.
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 
 use super::anchor::{ChainOps, ResetReason, Standing};
 use super::{Agent, ConfigInfo, Inner, Installed};
@@ -26,6 +26,7 @@ use crate::config::store::{self, StoredTrust};
 use crate::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::ops::{self, now_ms};
+use crate::queue::wait::{Scope, SHORT_WAIT};
 use crate::region::{self, ApprovedRegion};
 
 /// One verified generation of the trust row.
@@ -320,9 +321,24 @@ impl Trust {
     }
 }
 
+/// The trust at open, read without the write lock: `None` without a trust
+/// row (a new file); else the stored row judged against the firmware root
+/// and whether that judgement changes what is stored (then the open writes
+/// it with [`open_trust`]).
+pub(crate) fn read_trust(
+    conn: &Connection,
+    firmware: Option<&TrustedRoot>,
+) -> Result<Option<(Trust, bool)>> {
+    let Some(stored) = store::load(conn)? else {
+        return Ok(None);
+    };
+    Trust::load_anchored(conn, &stored, firmware).map(Some)
+}
+
 /// The trust at open: the stored row judged against the firmware root
-/// (`super::anchor`). Runs inside the open's write transaction and writes
-/// only what the anchor changed. A new file trusts the firmware root even
+/// (`super::anchor`). Runs inside the open's write transaction, taken only
+/// when [`read_trust`] found something to write, and writes only what the
+/// anchor changed (decided again under the lock). A new file trusts the firmware root even
 /// when it has expired: a refresh from its mirrors may catch up (TUF), and
 /// nothing uploads under an expired root meanwhile.
 pub(crate) fn open_trust(
@@ -446,15 +462,21 @@ impl Agent {
         inner.trust.approved(now)
     }
 
-    /// Persists a newly observed expiry. A failed write is only logged: the
-    /// caller still sees the expiry from memory (fail closed).
+    /// Persists a newly observed expiry. A failed write (another
+    /// connection's lock held longer than [`SHORT_WAIT`], a full or
+    /// read-only disk) is only logged: the caller still sees the expiry from
+    /// memory (fail closed), and the next call tries again.
     pub(crate) fn note_expiry(&self, inner: &mut Inner) {
         // Only anchored trust is written; unanchored trust uploads nothing anyway.
         if inner.trust.standing != Standing::Anchored
+            || inner.db.read_only()
             || !inner.trust.newly_expired(self.now_secs(&inner.trust))
         {
             return;
         }
+        // Best effort (the next call tries again): a read that notes an
+        // expiry never waits long for another connection's write lock.
+        let _brief = Scope::within(SHORT_WAIT);
         let noted = self.update_trust(inner, |t, _, now| Ok(((), t.record_expiry(now))));
         match noted {
             Ok(()) => log::info!("expiry recorded; it stays until a newer version arrives"),

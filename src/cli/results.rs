@@ -70,11 +70,14 @@ fn items(n: u64) -> String {
 /// failed; otherwise exit 1 with `error: <kind>: <message>`, where kind is
 /// that of a remaining failure (the first failed item's last error, else
 /// the last dead one's if items went dead in this run) or `incomplete`
-/// (items wait, none failed: e.g. the run's time was up), and the message
+/// (items wait, none failed: e.g. the run's time was up, or an item is left
+/// `uploading` because the file stayed locked), and the message
 /// counts what remains and shows that item's error.
 pub fn run_outcome(agent: &Agent, report: &RunReport) -> Result<ExitCode, Failure> {
     let stats = agent.stats()?;
-    if report.failed == 0 && stats.pending + stats.failed == 0 {
+    // An item still `uploading` after the run is one whose write-back did
+    // not happen (the file stayed locked or full): the next run takes it over.
+    if report.failed == 0 && stats.pending + stats.failed + stats.uploading == 0 {
         return Ok(ExitCode::SUCCESS);
     }
     let mut parts = Vec::new();
@@ -94,6 +97,12 @@ pub fn run_outcome(agent: &Agent, report: &RunReport) -> Result<ExitCode, Failur
     }
     if stats.pending > 0 {
         parts.push(format!("{} pending", items(stats.pending)));
+    }
+    if stats.uploading > 0 {
+        parts.push(format!(
+            "{} left uploading (the next run takes it over)",
+            items(stats.uploading)
+        ));
     }
     if parts.is_empty() {
         parts.push(format!("{} failed in this run", items(report.failed)));

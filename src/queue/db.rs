@@ -1,15 +1,24 @@
 //! Opening the database (pragmas, migrations) and the one write helper.
+//!
+//! Opening writes nothing unless something must change (a new file, a
+//! migration, the one-time `VACUUM` try), so it never waits for another
+//! connection's write lock on a file that is up to date. On storage that
+//! cannot be written the connection is read-only (SQLite reopens the file
+//! read-only by itself; reads need the `-wal` and `-shm` files to exist or
+//! the directory to be writable: see docs/DESIGN.md) and every write fails
+//! `storage_unavailable` at once.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use super::schema;
-use crate::error::Result;
+use super::wait::{self, Bound, Scope};
+use crate::error::{Error, ErrorKind, Result};
 
-/// How long a statement waits for another connection's write lock.
-pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+pub use super::wait::BUSY_WAIT;
 
 /// The most bytes the WAL file keeps after a checkpoint reset it (4 MiB).
 pub const JOURNAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
@@ -18,6 +27,12 @@ pub const JOURNAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Db {
     conn: Connection,
+    /// The budget of this connection's writes ([`Self::set_busy_wait`]).
+    wait: Cell<Duration>,
+    /// The deadline of the run holding the queue through this connection.
+    bound: Option<Bound>,
+    /// The file (or its storage) cannot be written: writes fail at once.
+    read_only: bool,
 }
 
 impl Db {
@@ -38,12 +53,26 @@ impl Db {
 
     fn setup(mut conn: Connection) -> Result<Db> {
         // Another process (a second CLI, a crashed runner's successor) may hold
-        // the write lock briefly; wait rather than fail.
-        conn.busy_timeout(BUSY_WAIT)?;
+        // the write lock briefly; wait rather than fail, within the limits of
+        // the calling thread (a run's deadline and cancel: `super::wait`).
+        conn.busy_handler(Some(wait::busy))?;
         // Read-only first: this tells a non-SQLite file from a database, and
         // refuses a newer build's file before anything is written (switching
         // a rollback-journal file to WAL below rewrites its header).
-        schema::check_version(&conn)?;
+        let version = schema::check_version(&conn)?;
+        // SQLite opens a file it may not write read-only (the unix VFS falls
+        // back by itself; a second open with SQLITE_OPEN_READONLY would meet
+        // the same `-shm` rules): serve reads, write nothing.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            if version != schema::CURRENT_VERSION {
+                return Err(Error::Storage {
+                    kind: ErrorKind::StorageUnavailable,
+                    reason: "the database file is read-only and needs an upgrade".into(),
+                });
+            }
+            log::warn!("the database file is read-only: reads only");
+            return Ok(Db::new(conn, true));
+        }
         // Before anything can create a table: a new file is made with incremental
         // auto-vacuum, so pruning gives pages back. Only on a new file: on one that
         // has it, setting it again rewrites the header (a write at every open); an
@@ -65,16 +94,50 @@ impl Db {
         // FULL: a returned enqueue survives power loss, not just process death.
         conn.pragma_update(None, "synchronous", "FULL")?;
         schema::migrate(&mut conn)?;
-        schema::enable_incremental_vacuum(&conn);
-        Ok(Db { conn })
+        {
+            // Best effort, tried again at a later open: not worth a long wait.
+            let _brief = Scope::within(wait::SHORT_WAIT);
+            schema::enable_incremental_vacuum(&conn);
+        }
+        Ok(Db::new(conn, false))
+    }
+
+    fn new(conn: Connection, read_only: bool) -> Db {
+        Db {
+            conn,
+            wait: Cell::new(BUSY_WAIT),
+            bound: None,
+            read_only,
+        }
+    }
+
+    /// Whether the file could not be opened for writing: reads work, every
+    /// write fails `storage_unavailable` (reopen once storage is writable).
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot across its
+    /// statements); takes no write lock, so it never waits for a writer.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let tx = self.conn.unchecked_transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Runs `f` in an IMMEDIATE transaction that commits only if `f` succeeds.
     /// Every write in cloudsync goes through here.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
+        // The lock wait is at BEGIN IMMEDIATE (a WAL commit takes no other lock).
+        let waits = Scope::bounded(self.wait.get(), self.bound.as_ref());
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        drop(waits);
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -89,6 +152,9 @@ impl Db {
     /// the next durable commit flushes them too. Enqueues, trust and the
     /// settlement of an upload use [`Self::write`].
     pub fn write_light<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let out = self.write(f);
         let restored = self.conn.pragma_update(None, "synchronous", "FULL");
@@ -108,12 +174,20 @@ impl Db {
         Ok(())
     }
 
-    /// Changes how long statements wait for another connection's lock (a run
-    /// past its deadline waits briefly: the lease expiry recovers what it
-    /// could not write).
+    /// Changes how long this connection's writes ([`Self::write`],
+    /// [`Self::write_light`]) wait for another connection's lock (default
+    /// [`BUSY_WAIT`]); a narrower limit of the calling thread still wins
+    /// (`super::wait`).
     pub fn set_busy_wait(&self, wait: Duration) -> Result<()> {
-        self.conn.busy_timeout(wait)?;
+        self.wait.set(wait);
         Ok(())
+    }
+
+    /// While a run holds the queue through this connection: its deadline
+    /// and cancel flag bound the writes of every thread on it (`None` when
+    /// the run ends).
+    pub(crate) fn bind_to_run(&mut self, bound: Option<Bound>) {
+        self.bound = bound;
     }
 
     /// Read-only access.
@@ -129,6 +203,14 @@ impl Db {
                 r.get(0)
             })?;
         Ok(())
+    }
+}
+
+/// A write refused because the connection is read-only.
+pub(crate) fn read_only_error() -> Error {
+    Error::Storage {
+        kind: ErrorKind::StorageUnavailable,
+        reason: "the database file is read-only".into(),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod db;
 pub mod ops;
 pub mod schema;
+pub mod wait;
 
 pub use db::Db;
 pub use ops::{AuditRecord, ItemInfo, QueueStats, RetryPolicy};
