@@ -28,6 +28,8 @@ SRV=$!
 trap 'kill $SRV 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && break; sleep 0.1; done
 [ -s "$OUT/ready.json" ] || { echo "dev-server did not start" >&2; exit 1; }
+# The firmware root every command that changes trust or uploads is anchored in.
+export CLOUDSYNC_ROOT=$OUT/srv/root.json
 mkdir -p "$OUT/files"
 for i in $(seq "$N"); do head -c 100000 /dev/urandom >"$OUT/files/$i.jpg"; done
 

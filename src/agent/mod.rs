@@ -269,7 +269,11 @@ impl Agent {
             let s = p
                 .to_str()
                 .ok_or(Error::InvalidArgument("path is not valid UTF-8"))?;
-            items.push((s.to_string(), ops::stat_source(p)?));
+            // The first creation request's idempotency key goes into the
+            // enqueue's durable commit, bound to the version seen now: the
+            // upload needs no commit of its own before its `POST`.
+            let key = crate::upload::new_key()?;
+            items.push((s.to_string(), ops::print_source(p)?, key));
         }
         let mut g = self.lock();
         // Stamped under the trust stored now, in the same transaction: an
@@ -299,10 +303,13 @@ impl Agent {
             let at = now_ms();
             let ids = items
                 .iter()
-                .map(|(path, meta)| {
+                .map(|(path, print, key)| {
                     let stamp = region.as_ref().map(|r| r.id());
                     let owner = account.stamp().map(|s| &s[..]);
-                    ops::enqueue(tx, path, service, priority, *meta, stamp, owner, at)
+                    let id =
+                        ops::enqueue(tx, path, service, priority, print.meta, stamp, owner, at)?;
+                    ops::preset_key(tx, id, key, print)?;
+                    Ok(id)
                 })
                 .collect::<Result<Vec<i64>>>()?;
             Ok((ids, false))

@@ -78,6 +78,8 @@ pub(crate) struct Counters {
     pub authorization_headers: AtomicU64,
     /// See [`ServerStats::unauthorized`].
     pub unauthorized: AtomicU64,
+    /// See [`ServerStats::too_large`].
+    pub too_large: AtomicU64,
 }
 
 /// Settings derived from [`ServerOptions`] that request handling needs.
@@ -93,6 +95,10 @@ pub(crate) struct Config {
     pub termination: bool,
     /// [`ServerOptions::max_size`].
     pub max_size: Option<u64>,
+    /// [`ServerOptions::max_body`].
+    pub max_body: Option<u64>,
+    /// [`ServerOptions::body_rate`].
+    pub body_rate: Option<u64>,
     /// [`ServerOptions::relative_location`].
     pub relative_location: bool,
     /// [`ServerOptions::public_host`].
@@ -238,6 +244,8 @@ impl TusServer {
                 checksum: opts.checksum,
                 termination: opts.termination,
                 max_size: opts.max_size,
+                max_body: opts.max_body,
+                body_rate: opts.body_rate,
                 relative_location: opts.relative_location,
                 public_host: opts.public_host,
                 dedupe_by_key: opts.dedupe_by_key,
@@ -307,6 +315,7 @@ impl TusServer {
             conflicts: s.conflicts.load(Ordering::Relaxed),
             authorization_headers: s.authorization_headers.load(Ordering::Relaxed),
             unauthorized: s.unauthorized.load(Ordering::Relaxed),
+            too_large: s.too_large.load(Ordering::Relaxed),
         }
     }
 

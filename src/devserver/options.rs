@@ -26,13 +26,22 @@ pub struct ServerOptions {
     pub termination: bool,
     /// Announced as `Tus-Max-Size`; a POST with a larger `Upload-Length` gets 413.
     pub max_size: Option<u64>,
+    /// Like a proxy's body limit (nginx's `client_max_body_size`): a PATCH whose
+    /// `Content-Length` exceeds it gets 413. With `Expect: 100-continue` the 413 is the
+    /// answer to the head and no body byte is read; without, the body is read and thrown
+    /// away first (counted in the upload's [`UploadInfo::body_bytes_received`]).
+    pub max_body: Option<u64>,
+    /// Read PATCH bodies no faster than this many bytes per second (a slow link),
+    /// storing each 16 KiB as it arrives; `None`: as fast as they come.
+    pub body_rate: Option<u64>,
     /// Answer `Location: /files/<id>` instead of `https://<public_host>:<port>/files/<id>`.
     pub relative_location: bool,
     /// Host name used in absolute `Location`s, e.g. `backup.in.test`.
     pub public_host: String,
     /// A POST with the idempotency key of an earlier, not forgotten upload (its
     /// `Idempotency-Key` header, or else its `key` metadata) gets that upload's URL (201 with
-    /// its `Upload-Offset`) instead of a new one; with another `Upload-Length`, 422.
+    /// its `Upload-Offset`) instead of a new one; with another `Upload-Length`, 422. Off: a
+    /// plain tus server, every POST makes a new upload.
     pub dedupe_by_key: bool,
     /// Like a server that wants a `filetype` metadata field: a POST whose `Upload-Metadata`
     /// lacks `filetype` gets 400, and so do HEAD and PATCH on an upload created without
@@ -79,6 +88,8 @@ impl ServerOptions {
             checksum: true,
             termination: true,
             max_size: None,
+            max_body: None,
+            body_rate: None,
             relative_location: false,
             public_host: public_host.into(),
             dedupe_by_key: true,
@@ -115,6 +126,9 @@ pub struct ServerStats {
     pub authorization_headers: u64,
     /// Requests answered 401 because the bearer token was missing or wrong.
     pub unauthorized: u64,
+    /// PATCH requests answered 413 because their body exceeded
+    /// [`ServerOptions::max_body`].
+    pub too_large: u64,
 }
 
 /// One upload as the server sees it (see [`TusServer::uploads`]).
@@ -135,6 +149,10 @@ pub struct UploadInfo {
     /// Whether the server "lost" it ([`TusServer::forget_uploads`] or [`Fault::Gone`]):
     /// HEAD/PATCH on its URL answer 404, but its bytes are still on disk.
     pub forgotten: bool,
+    /// Request body bytes read for requests on its URL, stored or not: bodies cut
+    /// short, refused (409, 413, 460) or sent again all count. Added when a
+    /// request ends.
+    pub body_bytes_received: u64,
 }
 
 impl UploadInfo {

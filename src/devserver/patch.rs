@@ -18,6 +18,8 @@ use super::{lock, ConnCtx, Fault, Outcome, Shared};
 
 /// PATCH bodies are written to disk in blocks of this size.
 const WRITE_BLOCK: usize = 1024 * 1024;
+/// The block size under [`super::ServerOptions::body_rate`].
+const SLOW_BLOCK: usize = 16 * 1024;
 /// How long a PATCH waits for an older request on the same upload to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
@@ -148,6 +150,13 @@ fn check(shared: &Shared, req: &Request, body: &Body, id: &str) -> Result<Checke
         }
         _ => None,
     };
+    if let (Some(max), Some(n)) = (shared.cfg.max_body, body.remaining_hint()) {
+        if n > max {
+            // Before any body byte: `finish` reads none if the client waits for 100.
+            shared.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            return Err(error(413, "request body too large"));
+        }
+    }
     // While another request is still writing, the offset is moving: decide after it's gone.
     if offset != current_offset && !busy {
         return Err(conflict(shared, current_offset));
@@ -428,13 +437,31 @@ fn stream_body(
         ctx.scratch = vec![0u8; WRITE_BLOCK];
     }
     let buf = &mut ctx.scratch;
+    let rate = t.shared.cfg.body_rate.filter(|r| *r > 0);
+    let started = Instant::now();
     loop {
+        // Cut (a restart, a newer writer): what still sits in socket buffers
+        // never arrived.
+        if ctx.killed.load(Ordering::SeqCst) {
+            return Err(StreamEnd::Disconnected);
+        }
+        if let Some(rate) = rate {
+            // A slow link: the next block is not read before its time.
+            let due = Duration::from_secs_f64(t.written as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         // Fill one block (or up to the end of the body / the injected drop point).
         let mut filled = 0usize;
         let mut ended = false;
         let mut read_err = None;
         let stop_at = drop_after.map(|n| n.saturating_sub(t.written));
-        let mut cap = buf.len();
+        let mut cap = if rate.is_some() {
+            SLOW_BLOCK
+        } else {
+            buf.len()
+        };
         if let Some(stop) = stop_at {
             cap = cap.min(usize::try_from(stop).unwrap_or(usize::MAX));
         }

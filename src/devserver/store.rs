@@ -22,6 +22,8 @@ pub(crate) struct Upload {
     pub(super) forgotten: bool,
     /// Connection currently writing a PATCH body into it.
     pub(super) writer: Option<u64>,
+    /// See [`UploadInfo::body_bytes_received`].
+    pub(super) received: u64,
 }
 
 impl Upload {
@@ -57,6 +59,7 @@ impl Store {
             path: u.path.clone(),
             complete: u.complete,
             forgotten: u.forgotten,
+            body_bytes_received: u.received,
         }
     }
 

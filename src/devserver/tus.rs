@@ -118,7 +118,17 @@ pub(crate) fn handle(
         }
     };
     let mut body = Body::new(framing);
-    handle_framed(shared, conn, req, &mut body, ctx)
+    let out = handle_framed(shared, conn, req, &mut body, ctx);
+    // Every body byte read for an upload's URL, whatever became of it.
+    let read = body.delivered;
+    if read > 0 {
+        if let Some(id) = req.path.strip_prefix(shared.cfg.base_path.as_str()) {
+            if let Some(u) = lock(&shared.store).uploads.get_mut(id) {
+                u.received += read;
+            }
+        }
+    }
+    out
 }
 
 fn handle_framed(
@@ -435,6 +445,7 @@ pub(super) fn new_upload(
             complete,
             forgotten: false,
             writer: None,
+            received: 0,
         },
     );
     shared.stats.uploads_created.fetch_add(1, Ordering::Relaxed);

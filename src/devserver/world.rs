@@ -43,6 +43,13 @@ pub struct RegionSetup {
     pub conflict_while_locked: bool,
     /// See [`ServerOptions::reject_expect`].
     pub reject_expect: bool,
+    /// See [`ServerOptions::dedupe_by_key`] (off: a plain tus server that ignores
+    /// the idempotency key).
+    pub dedupe_by_key: bool,
+    /// See [`ServerOptions::max_body`].
+    pub max_body: Option<u64>,
+    /// See [`ServerOptions::body_rate`].
+    pub body_rate: Option<u64>,
     /// See [`ServerOptions::idle_close`].
     pub idle_close: Option<std::time::Duration>,
     /// See [`ServerOptions::bearer_token`]; the config then declares
@@ -51,8 +58,8 @@ pub struct RegionSetup {
 }
 
 impl RegionSetup {
-    /// Defaults: checksum and termination on, absolute Locations, the server's other
-    /// modes off.
+    /// Defaults: checksum and termination on, absolute Locations, the idempotency
+    /// key honoured, the server's other modes off.
     pub fn new(id: &str, addr: Ipv4Addr) -> RegionSetup {
         RegionSetup {
             id: id.into(),
@@ -65,6 +72,9 @@ impl RegionSetup {
             require_filetype: false,
             conflict_while_locked: false,
             reject_expect: false,
+            dedupe_by_key: true,
+            max_body: None,
+            body_rate: None,
             idle_close: None,
             bearer_token: None,
         }
@@ -159,6 +169,9 @@ impl World {
             opts.require_filetype = r.require_filetype;
             opts.conflict_while_locked = r.conflict_while_locked;
             opts.reject_expect = r.reject_expect;
+            opts.dedupe_by_key = r.dedupe_by_key;
+            opts.max_body = r.max_body;
+            opts.body_rate = r.body_rate;
             opts.idle_close = r.idle_close;
             opts.bearer_token = r.bearer_token.clone();
             servers.insert(r.id.clone(), TusServer::start(opts)?);

@@ -282,6 +282,18 @@ pub struct RegionHttp<'a> {
     region: ApprovedRegion,
     request_timeout: Duration,
     auth: RunAuth<'a>,
+    /// What 413s taught this run, by `host:port`.
+    body_caps: Mutex<HashMap<String, BodyCap>>,
+}
+
+/// The chunk size a 413 brought a host's bodies down to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyCap {
+    /// Bytes per body.
+    pub chunk: u64,
+    /// A body of this size got through; until then each asks
+    /// `Expect: 100-continue` first.
+    pub proven: bool,
 }
 
 /// Peer address by `host:port`, as connected.
@@ -440,7 +452,20 @@ impl<'a> RegionHttp<'a> {
             region: region.clone(),
             request_timeout: opts.request_timeout,
             auth,
+            body_caps: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The body limit a 413 taught this run about `host_port`, if any.
+    pub(crate) fn body_cap(&self, host_port: &str) -> Option<BodyCap> {
+        let caps = self.body_caps.lock().unwrap_or_else(|p| p.into_inner());
+        caps.get(host_port).copied()
+    }
+
+    /// Records what a 413 (or the body that then got through) taught.
+    pub(crate) fn set_body_cap(&self, host_port: &str, cap: BodyCap) {
+        let mut caps = self.body_caps.lock().unwrap_or_else(|p| p.into_inner());
+        caps.insert(host_port.to_string(), cap);
     }
 
     /// Sends one request to `url` under an overall deadline: the run's

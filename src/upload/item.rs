@@ -5,8 +5,15 @@
 //! The file is read once per pass, by the pipeline (`super::pipeline`): the
 //! bytes sent, the chunk checksums and the whole-file hash of the audit all
 //! come from that read. A creation request carries an idempotency key that
-//! the queue holds (with the file's fingerprint) before the request is sent,
-//! so a crash before its answer is stored retries with the same key.
+//! the queue holds durably (with the file's fingerprint) before the request
+//! is sent, so a crash or a power cut before its answer is stored retries
+//! with the same key; the session URL is durable before the first `PATCH`
+//! (DESIGN.md §7).
+//!
+//! The item's sent-bytes count (the audit's `sent_bytes`) covers every body
+//! byte of every attempt, run and session: a body is counted, durably, before
+//! it goes out, and the count is corrected when the attempt ends (see
+//! `count.rs`).
 //!
 //! Within one attempt: at most [`MAX_RESTARTS`] fresh starts, [`MAX_RESUMES`]
 //! resumes after a dropped connection or a checksum mismatch, and
@@ -100,8 +107,6 @@ struct Session {
     url: GuardedUrl,
     /// Bytes the server confirmed.
     offset: u64,
-    /// Body bytes this client sent for this session (earlier runs included).
-    sent: u64,
     /// The offset came from the server (HEAD, a POST that resumed, a 409), not
     /// from our last PATCH: the next PATCH may race a cut request of ours that
     /// the server has not let go of yet, so it asks before sending its body.
@@ -136,45 +141,65 @@ pub fn upload_item(
     stop: &Stop<'_>,
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> TusResult<Finished> {
+    // A body limit a 413 taught this run about the server: start below it,
+    // and ask before the first body until one of that size got through.
+    let cap = http.http().body_cap(&endpoint.host_port());
     let mut up = ItemUpload {
         http,
         caps,
         endpoint,
         item,
-        chunk: opts.chunk_size.max(1),
+        chunk: cap
+            .map_or(opts.chunk_size, |c| c.chunk.min(opts.chunk_size))
+            .max(1),
         ledger,
         stop,
         progress,
         try_stored: item.upload_url.is_some(),
         no_expect: false,
+        ask_first: cap.is_some_and(|c| !c.proven),
         key: item.upload_key.clone().zip(item.upload_print),
+        sent: item.upload_sent,
+        counted: item.upload_sent,
     };
-    let mut restarts = 0;
-    // Kept across a restart for a lost session: the file is the same.
-    let mut src: Option<Source<'_>> = None;
-    loop {
-        let step = match src.as_mut() {
-            Some(open) => up.pass(open),
-            None => match up.open() {
-                Ok(open) => up.pass(src.insert(open)),
-                Err(e) => Err(e),
-            },
-        };
-        match step {
-            Ok(done) => return Ok(done),
-            Err(Interrupt::Fail(f)) => return Err(f),
-            Err(Interrupt::Restart(why)) if restarts < MAX_RESTARTS => {
-                restarts += 1;
-                if matches!(why, Restart::SourceChanged) {
-                    src = None;
+    let out = up.run();
+    if out.is_err() {
+        // The count held a body that did not (all) go out: correct it. A
+        // failure here leaves an over-count of at most that body's tail.
+        up.correct_count();
+    }
+    out
+}
+
+impl ItemUpload<'_, '_> {
+    fn run(&mut self) -> TusResult<Finished> {
+        let mut restarts = 0;
+        // Kept across a restart for a lost session: the file is the same.
+        let mut src: Option<Source<'_>> = None;
+        loop {
+            let step = match src.as_mut() {
+                Some(open) => self.pass(open),
+                None => match self.open() {
+                    Ok(open) => self.pass(src.insert(open)),
+                    Err(e) => Err(e),
+                },
+            };
+            match step {
+                Ok(done) => return Ok(done),
+                Err(Interrupt::Fail(f)) => return Err(f),
+                Err(Interrupt::Restart(why)) if restarts < MAX_RESTARTS => {
+                    restarts += 1;
+                    if matches!(why, Restart::SourceChanged) {
+                        src = None;
+                    }
+                    log::info!(
+                        "item {}: {}; starting over from a clean read",
+                        self.item.id,
+                        why.what()
+                    );
                 }
-                log::info!(
-                    "item {}: {}; starting over from a clean read",
-                    item.id,
-                    why.what()
-                );
+                Err(Interrupt::Restart(why)) => return Err(why.into_failure()),
             }
-            Err(Interrupt::Restart(why)) => return Err(why.into_failure()),
         }
     }
 }
@@ -192,8 +217,17 @@ struct ItemUpload<'a, 's> {
     try_stored: bool,
     /// `Expect: 100-continue` failed once: later bodies go at once.
     no_expect: bool,
+    /// A 413 refused a body: the next ones ask `Expect: 100-continue` (a
+    /// refusal then costs a round trip, not a body) until one of the new
+    /// size gets through.
+    ask_first: bool,
     /// The idempotency key the queue holds and the source version it is for.
     key: Option<(String, SourcePrint)>,
+    /// Body bytes sent for the item: every attempt, run and session.
+    sent: u64,
+    /// The count the queue holds: `sent` plus, at most, the body in flight
+    /// (counted before it goes out). Raised only by durable commits.
+    counted: u64,
 }
 
 impl<'a> ItemUpload<'a, '_> {
@@ -289,19 +323,16 @@ impl<'a> ItemUpload<'a, '_> {
     }
 
     /// The key for a creation request for `print`: the one the queue holds
-    /// for this very version (a crash may have cut the last request short),
-    /// or a new random one, recorded before it is used.
-    /// Also says whether the key was used before.
-    fn creation_key(&mut self, print: &SourcePrint) -> Step<(String, bool)> {
+    /// for this very version (made at enqueue, or one a crash or a power cut
+    /// may have cut short), or a new random one, on storage before it is used.
+    fn creation_key(&mut self, print: &SourcePrint) -> Step<String> {
         if let Some((key, _)) = self.key.as_ref().filter(|(_, p)| p == print) {
-            return Ok((key.clone(), true));
+            return Ok(key.clone());
         }
-        let mut b = [0u8; 16];
-        getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
-        let key = hex::encode(b);
+        let key = super::new_key()?;
         self.ledger.key(self.item.id, &key, print)?;
         self.key = Some((key.clone(), *print));
-        Ok((key, false))
+        Ok(key)
     }
 
     /// Resumes the stored session only if it was made for exactly this content
@@ -338,7 +369,6 @@ impl<'a> ItemUpload<'a, '_> {
             Head::At(offset) => Ok(Some(Session {
                 url,
                 offset,
-                sent: item.upload_sent,
                 resumed: true,
             })),
             lost => {
@@ -357,7 +387,7 @@ impl<'a> ItemUpload<'a, '_> {
     /// request's round trip.
     fn create(&mut self, src: &Source<'_>, r: &mut Reading) -> Step<Session> {
         let print = *src.print();
-        let (key, reused) = self.creation_key(&print)?;
+        let key = self.creation_key(&print)?;
         let size = print.meta.size;
         let feed = self.feed_at(src, r, 0)?;
         // A file of one chunk to a server that verifies checksums is read whole
@@ -394,28 +424,36 @@ impl<'a> ItemUpload<'a, '_> {
                 Error::Protocol("POST answered an offset beyond the upload length".into()).into(),
             );
         }
-        // What the server can hold of ours: nothing under a new key; anything
-        // under a key we sent before for this version (we never PATCH before
-        // the URL is stored, but a power cut may drop the URL and keep the
-        // key); all of it only if it was told the content's hash. Anything else
-        // is bytes of unknown content: refused before the URL is stored.
+        // What the server can hold of ours: nothing, even under a key sent
+        // before (no PATCH goes out before the URL its POST answered is on
+        // storage, and only a new key replaces a stored URL); all of it only
+        // if it was told the content's hash. Anything else is bytes of
+        // unknown content: refused before the URL is stored.
         let claims_all = offset == size && size > 0;
         let earned = if claims_all {
             sha.is_some()
         } else {
-            offset == 0 || reused
+            offset == 0
         };
         if !earned {
             return self.refuse_claim(src, &url);
         }
         let confirmed = if claims_all { 0 } else { offset };
-        // Persist at once: a crash after this line resumes this very upload.
+        // On storage before anything else: a crash or a power cut after this
+        // line resumes this very upload. The first body is counted in the
+        // same commit, which is also the one before it goes out.
+        let first = if claims_all {
+            0
+        } else {
+            self.body_len(src, offset)
+        };
+        let count = self.counted.max(self.sent + first);
         self.ledger
-            .session(self.item.id, Some(&url), &print, confirmed)?;
+            .session(self.item.id, Some(&url), &print, confirmed, count)?;
+        self.counted = count;
         let mut s = Session {
             url,
             offset,
-            sent: 0,
             resumed: offset > 0,
         };
         if claims_all {
@@ -451,7 +489,7 @@ impl<'a> ItemUpload<'a, '_> {
                     );
                 }
                 s.offset = offset;
-                self.ledger.progress(self.item.id, offset, s.sent)?;
+                self.note_offset(offset)?;
                 Ok(())
             }
             lost => {
@@ -492,7 +530,7 @@ impl<'a> ItemUpload<'a, '_> {
             host: s.url.host_port(),
             peer_ip: self.http.http().peer_ip(&s.url.host_port()),
             bytes: meta.size,
-            sent_bytes: s.sent,
+            sent_bytes: self.sent,
             sha256,
             meta,
         })
@@ -564,12 +602,14 @@ impl<'a> ItemUpload<'a, '_> {
         self.forget(src)
     }
 
-    /// Clears the stored session and its key.
+    /// Clears the stored session and its key (the count stays).
     fn forget(&mut self, src: &Source<'_>) -> Step<()> {
-        self.ledger.session(self.item.id, None, src.print(), 0)?;
+        self.ledger
+            .session(self.item.id, None, src.print(), 0, self.counted)?;
         self.key = None;
         Ok(())
     }
 }
 
+mod count;
 mod send;

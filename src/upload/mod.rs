@@ -74,28 +74,37 @@ pub struct Progress {
 }
 
 /// Where the uploader records what the server confirmed (the queue).
+///
+/// `sent` is always the item's count of body bytes sent, across its
+/// attempts, runs and sessions, with the body about to go out (if any)
+/// already in it.
 pub trait Ledger {
     /// The idempotency key of a creation request about to be sent for the
-    /// source version `print`; recorded before the request goes out.
+    /// source version `print`; on storage (durable) before it returns.
     fn key(&mut self, id: i64, key: &str, print: &SourcePrint) -> Result<()>;
-    /// A new upload session for the source version `print` and its confirmed
-    /// offset; with `None`, clears the session and its key.
+    /// A new upload session for the source version `print`, its confirmed
+    /// offset and the count (durable: a restart after a power cut resumes
+    /// it); with `None`, clears the session and its key (a light commit).
     fn session(
         &mut self,
         id: i64,
         url: Option<&GuardedUrl>,
         print: &SourcePrint,
         offset: u64,
+        sent: u64,
     ) -> Result<()>;
-    /// A newly confirmed offset.
-    fn offset(&mut self, id: i64, offset: u64) -> Result<()>;
-    /// A newly confirmed offset, with the body bytes sent so far for the
-    /// session (earlier runs included), so a later run can keep counting. The
-    /// default records the offset only.
-    fn progress(&mut self, id: i64, offset: u64, sent: u64) -> Result<()> {
-        let _ = sent;
-        self.offset(id, offset)
-    }
+    /// A confirmed offset and the count; with `durable`, on storage before
+    /// it returns (the count holds a body about to go out).
+    fn progress(&mut self, id: i64, offset: u64, sent: u64, durable: bool) -> Result<()>;
+    /// The count alone, corrected down to what went out (a light commit).
+    fn sent(&mut self, id: i64, sent: u64) -> Result<()>;
+}
+
+/// A new random idempotency key for a creation request (128 bits, hex).
+pub(crate) fn new_key() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|_| Error::Internal("OS RNG unavailable".into()))?;
+    Ok(hex::encode(b))
 }
 
 /// Stop conditions checked while bytes flow.
@@ -136,9 +145,10 @@ pub struct Finished {
     pub peer_ip: Option<std::net::IpAddr>,
     /// Bytes the server confirmed: the whole file.
     pub bytes: u64,
-    /// Body bytes this client sent for this upload, in this and earlier
-    /// attempts (bytes re-sent after a cut count again; 0 when the server
-    /// already held the content).
+    /// Body bytes this client wrote into the TLS stream for the item, in
+    /// every attempt, run and session (bytes re-sent after a cut count
+    /// again; 0 when the server already held the content). A crash may have
+    /// added at most the unsent tail of the body in flight.
     pub sent_bytes: u64,
     /// Content SHA-256.
     pub sha256: [u8; 32],

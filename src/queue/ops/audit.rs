@@ -70,7 +70,7 @@ pub fn complete(tx: &Transaction<'_>, rec: &AuditRecord, uploaded: SourceMeta) -
             "UPDATE items SET state = CASE state WHEN 'held' THEN 'held' ELSE 'pending' END,
                     upload_url = NULL, upload_len = NULL, upload_mtime_ns = NULL,
                     upload_sha256 = NULL, upload_key = NULL, upload_print = NULL,
-                    confirmed_offset = 0,
+                    confirmed_offset = 0, upload_sent = 0,
                     updated_at = ?2
              WHERE id = ?1",
             params![rec.item_id, rec.finished_at],

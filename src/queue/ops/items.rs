@@ -145,7 +145,8 @@ pub fn claim(
 
 /// Records the upload session of an item, made for the source version `print`
 /// (its idempotency key stays); with `None`, clears the session, its key and
-/// its fingerprint. Either way its sent-bytes count starts over.
+/// its fingerprint. Either way the item's sent-bytes count stays (it counts
+/// every body byte sent for the item, whatever session they went to).
 pub fn set_session(
     tx: &Transaction<'_>,
     id: i64,
@@ -157,7 +158,7 @@ pub fn set_session(
         Some((url, print)) => tx.execute(
             "UPDATE items SET upload_url = ?2, upload_print = ?3, upload_len = ?4,
                     upload_mtime_ns = ?5, upload_sha256 = NULL, confirmed_offset = ?6,
-                    upload_sent = 0, updated_at = ?7
+                    updated_at = ?7
              WHERE id = ?1",
             params![
                 id,
@@ -172,7 +173,7 @@ pub fn set_session(
         None => tx.execute(
             "UPDATE items SET upload_url = NULL, upload_print = NULL, upload_key = NULL,
                     upload_len = NULL, upload_mtime_ns = NULL, upload_sha256 = NULL,
-                    confirmed_offset = 0, upload_sent = 0, updated_at = ?2
+                    confirmed_offset = 0, updated_at = ?2
              WHERE id = ?1",
             params![id, now],
         )?,
@@ -188,7 +189,8 @@ pub fn set_session(
 /// Records the idempotency key of a creation request about to be sent for the
 /// source version `print`, before it is sent: a crash after the `POST` then
 /// retries with the same key and finds the upload it made. Any stored session is
-/// dropped (the caller has terminated or forgotten it).
+/// dropped (the caller has terminated or forgotten it); the sent-bytes count
+/// stays.
 pub fn set_key(
     tx: &Transaction<'_>,
     id: i64,
@@ -199,9 +201,37 @@ pub fn set_key(
     let n = tx.execute(
         "UPDATE items SET upload_key = ?2, upload_print = ?3, upload_url = NULL,
                 upload_len = NULL, upload_mtime_ns = NULL, upload_sha256 = NULL,
-                confirmed_offset = 0, upload_sent = 0, updated_at = ?4
+                confirmed_offset = 0, updated_at = ?4
          WHERE id = ?1",
         params![id, key, print.to_bytes().to_vec(), now],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Gives a new item the idempotency key of its first creation request, for
+/// the source version `print` seen at enqueue, in the enqueue's own durable
+/// commit: the upload then needs no commit of its own before its `POST`
+/// (DESIGN.md §7). Does nothing to an item that already has a key or a
+/// session (a re-enqueued active item keeps its own).
+pub fn preset_key(tx: &Transaction<'_>, id: i64, key: &str, print: &SourcePrint) -> Result<()> {
+    tx.execute(
+        "UPDATE items SET upload_key = ?2, upload_print = ?3
+         WHERE id = ?1 AND upload_key IS NULL AND upload_url IS NULL",
+        params![id, key, print.to_bytes().to_vec()],
+    )?;
+    Ok(())
+}
+
+/// Records the body bytes sent for an item so far, across all its sessions
+/// and runs (`NotFound` if it was removed meanwhile). Written before a body
+/// goes out (with that body counted) and corrected after it.
+pub fn set_sent(tx: &Transaction<'_>, id: i64, sent: u64, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE items SET upload_sent = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, to_i64(sent)?, now],
     )?;
     if n == 0 {
         return Err(Error::NotFound);
@@ -230,8 +260,8 @@ pub fn set_offset(tx: &Transaction<'_>, id: i64, offset: u64, now: i64) -> Resul
     Ok(())
 }
 
-/// Persists a server-confirmed offset and the body bytes sent so far for the session
-/// (`NotFound` if the item was removed meanwhile).
+/// Persists a server-confirmed offset and the body bytes sent so far for the
+/// item (`NotFound` if the item was removed meanwhile).
 pub fn set_progress(tx: &Transaction<'_>, id: i64, offset: u64, sent: u64, now: i64) -> Result<()> {
     let n = tx.execute(
         "UPDATE items SET confirmed_offset = ?2, upload_sent = ?3, updated_at = ?4 WHERE id = ?1",
@@ -385,6 +415,41 @@ mod tests {
             .write(|tx| set_key(tx, id + 1, "k", &PRINT, 5))
             .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn the_sent_count_outlives_keys_and_sessions_and_a_preset_key_yields() {
+        use crate::queue::ops::testutil::PRINT;
+        let mut db = db();
+        let id = db
+            .write(|tx| enqueue(tx, "/a", "b", 0, META, Some("in"), None, 1))
+            .unwrap();
+        db.write(|tx| preset_key(tx, id, "k0", &PRINT)).unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(
+            (row.upload_key.as_deref(), row.upload_print),
+            (Some("k0"), Some(PRINT))
+        );
+        // An item with a key (or a session) keeps its own.
+        db.write(|tx| preset_key(tx, id, "k1", &PRINT)).unwrap();
+        assert_eq!(
+            get(db.conn(), id).unwrap().upload_key.as_deref(),
+            Some("k0")
+        );
+        db.write(|tx| set_sent(tx, id, 1000, 2)).unwrap();
+        db.write(|tx| set_session(tx, id, Some(("https://h/u", &PRINT)), 7, 3))
+            .unwrap();
+        db.write(|tx| set_session(tx, id, None, 0, 4)).unwrap();
+        db.write(|tx| set_key(tx, id, "k2", &PRINT, 5)).unwrap();
+        db.write(|tx| set_progress(tx, id, 0, 1500, 6)).unwrap();
+        let row = get(db.conn(), id).unwrap();
+        assert_eq!(row.upload_sent, 1500, "never reset by a new key or session");
+        assert_eq!(
+            db.write(|tx| set_sent(tx, id + 1, 1, 7))
+                .unwrap_err()
+                .kind(),
+            crate::ErrorKind::NotFound
+        );
     }
 
     #[test]

@@ -18,9 +18,9 @@ mod stats;
 
 pub use audit::{audit, complete, item, list, next_attempt_of, AuditRecord, ItemInfo};
 pub use items::{
-    claim, drop_termination, enqueue, get, mark_seen, next_due, next_for_run, queue_termination,
-    remove, set_key, set_offset, set_progress, set_session, set_source, terminations, unclaim,
-    Owner, Termination,
+    claim, drop_termination, enqueue, get, mark_seen, next_due, next_for_run, preset_key,
+    queue_termination, remove, set_key, set_offset, set_progress, set_sent, set_session,
+    set_source, terminations, unclaim, Owner, Termination,
 };
 pub use lease::{
     acquire_lease, acquire_lease_with, check_lease, release_lease, renew_lease, Taken, Takeover,
@@ -61,6 +61,12 @@ pub struct SourceMeta {
 /// Reads size and mtime; only regular files are accepted, and a symbolic
 /// link at the path is refused (`SourceSymlink`), never followed.
 pub fn stat_source(path: &Path) -> Result<SourceMeta> {
+    Ok(print_source(path)?.meta)
+}
+
+/// Like [`stat_source`], with the whole fingerprint: the one the uploader
+/// takes when it opens the file, if nothing changed meanwhile.
+pub fn print_source(path: &Path) -> Result<SourcePrint> {
     let md = std::fs::symlink_metadata(path).map_err(|e| Error::SourceIo(e.kind()))?;
     if md.file_type().is_symlink() {
         return Err(Error::SourceSymlink);
@@ -68,7 +74,7 @@ pub fn stat_source(path: &Path) -> Result<SourceMeta> {
     if !md.is_file() {
         return Err(Error::InvalidArgument("path is not a regular file"));
     }
-    Ok(SourceMeta::of(&md))
+    Ok(SourcePrint::of(&md))
 }
 
 impl SourceMeta {
@@ -193,7 +199,9 @@ pub struct ItemRow {
     pub upload_key: Option<String>,
     /// Bytes the server confirmed.
     pub confirmed_offset: u64,
-    /// Body bytes sent so far for the session in progress (as of its last confirmed offset).
+    /// Body bytes sent for the item so far, across its sessions, attempts and
+    /// runs (a body about to go out is counted before it is sent and
+    /// corrected after it).
     pub upload_sent: u64,
 }
 

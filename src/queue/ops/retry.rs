@@ -121,7 +121,7 @@ pub fn retry_dead(tx: &Transaction<'_>, now: i64) -> Result<u64> {
             "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = ?1,
                     upload_url = NULL, upload_len = NULL, upload_mtime_ns = NULL,
                     upload_sha256 = NULL, upload_key = NULL, upload_print = NULL,
-                    confirmed_offset = 0, upload_sent = 0,
+                    confirmed_offset = 0,
                     updated_at = ?1
              WHERE {REVIVABLE}"
         ),
@@ -171,7 +171,8 @@ mod tests {
             .unwrap();
         db.write(|tx| {
             crate::queue::ops::set_key(tx, id, "k1", &PRINT, 0)?;
-            crate::queue::ops::set_session(tx, id, Some(("https://h/u", &PRINT)), 40, 0)
+            crate::queue::ops::set_session(tx, id, Some(("https://h/u", &PRINT)), 40, 0)?;
+            crate::queue::ops::set_sent(tx, id, 55, 0)
         })
         .unwrap();
         let row = get(db.conn(), id).unwrap();
@@ -187,7 +188,11 @@ mod tests {
             (row.state, row.upload_url, row.upload_key, row.upload_print),
             (State::Pending, None, None, None)
         );
-        assert_eq!((row.confirmed_offset, row.upload_sent), (0, 0));
+        assert_eq!(
+            (row.confirmed_offset, row.upload_sent),
+            (0, 55),
+            "the bytes already sent stay counted"
+        );
         let queued = crate::queue::ops::terminations(db.conn(), "in", None).unwrap();
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].url, "https://h/u");

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::error::{AuthFailure, Error, Result};
 use crate::region::GuardedUrl;
+use crate::upload::http::BodyCap;
 use crate::upload::source::Source;
 use crate::upload::tus::{HeadResult, PatchOutcome};
 
@@ -41,8 +42,10 @@ impl ItemUpload<'_, '_> {
             };
             // Before the first byte and after every chunk (a held chunk has been read by now).
             self.ensure_same(src, s)?;
+            // Counted (on storage) before a byte of it goes out.
+            self.count_body(offset, len)?;
             let feed = r.feed.as_mut().expect("positioned above");
-            let expect = s.resumed && !self.no_expect;
+            let expect = (s.resumed || self.ask_first) && !self.no_expect;
             let (outcome, sent, failure) = {
                 let progress = &mut *self.progress;
                 let mut body = feed.body(len, self.stop, progress, self.item.id);
@@ -51,11 +54,9 @@ impl ItemUpload<'_, '_> {
                         .tus_patch(&s.url, offset, len, checksum.as_ref(), expect, &mut body);
                 (outcome, body.sent, body.failure.take())
             };
-            s.sent += sent;
-            if sent > 0 && !matches!(outcome, Ok(PatchOutcome::Offset(_))) {
-                // Bytes went out whatever happens next: keep counting them.
-                let _ = self.ledger.progress(self.item.id, s.offset, s.sent);
-            }
+            // The count on storage already holds them (and at most the
+            // unsent rest of this body, corrected when the attempt ends).
+            self.sent += sent;
             if let Some(e) = failure {
                 // The body ended for a reason of ours, not the network's.
                 return self.read_failed(src, Some(s), e);
@@ -74,11 +75,26 @@ impl ItemUpload<'_, '_> {
                     s.resumed = false;
                     lock_waits = 0;
                     refreshed = false;
+                    if self.ask_first && len >= self.chunks(src).len {
+                        // A body of the new size got through: the limit is learnt.
+                        self.ask_first = false;
+                        self.http.http().set_body_cap(
+                            &s.url.host_port(),
+                            BodyCap {
+                                chunk: self.chunk,
+                                proven: true,
+                            },
+                        );
+                    }
                     // Record what the server confirmed before anything else, even a
-                    // cancel; the last chunk's is the settlement's to record (a crash
-                    // before it resumes with a HEAD that finds everything there).
+                    // cancel, with the next body counted in (one durable commit per
+                    // chunk boundary); the last chunk's is the settlement's to record
+                    // (a crash before it resumes with a HEAD that finds everything there).
                     if new < size {
-                        self.ledger.progress(self.item.id, new, s.sent)?;
+                        let next = self.sent + self.body_len(src, new);
+                        self.ledger
+                            .progress(self.item.id, new, next.max(self.counted), true)?;
+                        self.counted = next.max(self.counted);
                     }
                 }
                 Ok(PatchOutcome::Gone) => {
@@ -136,8 +152,19 @@ impl ItemUpload<'_, '_> {
                 // A body limit in front of the server (nginx's default is
                 // 1 MiB): smaller chunks, from the same offset. Only a PATCH
                 // of the smallest size refused is the file's fault.
+                // The next body asks `Expect: 100-continue` first, so a limit
+                // still below it costs a round trip, not the body; the run's
+                // later items start at the smaller size.
                 Err(f) if matches!(f.error, Error::Rejected(413)) && len > MIN_CHUNK => {
                     self.chunk = (len / 2).max(MIN_CHUNK);
+                    self.ask_first = true;
+                    self.http.http().set_body_cap(
+                        &s.url.host_port(),
+                        BodyCap {
+                            chunk: self.chunk,
+                            proven: false,
+                        },
+                    );
                     log::info!(
                         "item {}: PATCH too large; chunks of {} bytes",
                         self.item.id,
@@ -156,7 +183,7 @@ impl ItemUpload<'_, '_> {
             Head::At(offset) => {
                 s.offset = offset;
                 s.resumed = true;
-                self.ledger.progress(self.item.id, offset, s.sent)?;
+                self.note_offset(offset)?;
                 Ok(())
             }
             lost => {
