@@ -571,7 +571,7 @@ fn storage_words(err: &rusqlite::ffi::Error) -> &'static str {
         C::DatabaseCorrupt => "the database file is damaged",
         C::NotADatabase => "the file is not a database",
         C::DiskFull => "the disk or the database is full",
-        C::DatabaseBusy => "the database is busy",
+        C::DatabaseBusy => "the database is locked by another connection (a write in progress, or a process frozen inside one)",
         C::DatabaseLocked => "the database is locked",
         C::SystemIoFailure => "disk input/output error on the database file",
         _ => rusqlite::ffi::code_to_str(err.extended_code),

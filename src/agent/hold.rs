@@ -10,7 +10,7 @@ use super::account::AccountView;
 use super::runner_lock::RunnerLock;
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::queue::ops::{self, now_ms};
+use crate::queue::ops::{self, now_ms, Takeover};
 use crate::region::ApprovedRegion;
 
 /// What `begin_run` fixed: the region, the account, the held count and the
@@ -26,7 +26,16 @@ impl Agent {
         self.refresh(&mut g)?;
         self.note_expiry(&mut g);
         let ttl = self.options.lease_ttl;
-        let rule = lock.takeover();
+        // This run's id goes into the file before its lease is written: a
+        // kill right after the lease commit leaves the file naming that
+        // lease, so the next run knows its holder is gone.
+        let gone = lock.takeover().gone.map(str::to_string);
+        let lock_busy = lock.busy();
+        lock.record(owner);
+        let rule = Takeover {
+            gone: gone.as_deref(),
+            lock_busy,
+        };
         let (begun, taken) = self.update_trust(&mut g, |t, tx, now| {
             if t.config.is_none() {
                 return Err(Error::NoConfig);
@@ -56,8 +65,6 @@ impl Agent {
                 "the runner lock is held by a process whose lease ran out; taken over by the lease"
             );
             lock.retry(owner);
-        } else {
-            lock.record(owner);
         }
         Ok((begun, lock))
     }

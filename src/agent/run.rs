@@ -503,7 +503,9 @@ impl Agent {
             // Removed during its upload; any new session was queued for termination.
             Error::NotFound => return Ok((Settled::Next, None)),
             // This run's own database failed: not the item's fault.
-            e @ Error::Storage { .. } => return Err(self.storage_failed(&mut g, item.id, e)),
+            e @ Error::Storage { .. } => {
+                return Err(self.storage_failed(&mut g, m.owner, item.id, e))
+            }
             _ => {
                 let event = self.record_failure(&mut g, m, item, failure, report)?;
                 return Ok((Settled::Next, event));

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::run::StopReason;
 use super::{Agent, Inner};
 use crate::error::{Error, ErrorKind, Result};
-use crate::queue::ops::{self, now_ms};
+
 use crate::queue::wait::{Bound, Scope, LATE_WAIT};
 
 impl Agent {
@@ -56,9 +56,18 @@ impl Agent {
     /// run's time, full, read-only): not the item's fault, no attempt is
     /// charged. Back to `pending` if that can be written (tried briefly);
     /// else it stays `uploading` and the next run takes it over.
-    pub(super) fn storage_failed(&self, g: &mut Inner, item_id: i64, e: Error) -> Error {
+    pub(super) fn storage_failed(
+        &self,
+        g: &mut Inner,
+        owner: &str,
+        item_id: i64,
+        e: Error,
+    ) -> Error {
         let _brief = Scope::within(LATE_WAIT);
-        if let Err(u) = g.db.write(|tx| ops::unclaim(tx, item_id, now_ms())) {
+        // Fenced: a run superseded meanwhile must not touch its successor's item.
+        let unclaim =
+            |tx: &rusqlite::Transaction<'_>| super::hold::unclaim_fenced(tx, owner, item_id);
+        if let Err(u) = g.db.write(unclaim) {
             log::warn!("item {item_id}: left to the next run ({})", u.kind());
         }
         e

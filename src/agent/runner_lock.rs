@@ -46,8 +46,10 @@ const MAX_RECORD: u64 = 128;
 pub(crate) struct RunnerLock {
     file: Option<File>,
     held: bool,
-    /// The owner id the file named when this run took the lock.
-    recorded: Option<String>,
+    /// The owner id the file named when this run took the lock: the runner
+    /// that held it last (written over with this run's id at once, so a kill
+    /// right after this run's lease commit still finds the file naming it).
+    gone: Option<String>,
 }
 
 impl RunnerLock {
@@ -57,7 +59,7 @@ impl RunnerLock {
         let mut lock = RunnerLock {
             file: None,
             held: false,
-            recorded: None,
+            gone: None,
         };
         let Some(path) = path else {
             return lock;
@@ -89,7 +91,7 @@ impl RunnerLock {
         match platform::try_lock_exclusive(f) {
             Ok(TryLock::Acquired) => {
                 self.held = true;
-                self.recorded = read_record(f);
+                self.gone = read_record(f);
             }
             Ok(TryLock::Busy) => {}
             Err(e) => {
@@ -104,7 +106,7 @@ impl RunnerLock {
     pub(crate) fn takeover(&self) -> Takeover<'_> {
         Takeover {
             gone: if self.held {
-                self.recorded.as_deref()
+                self.gone.as_deref()
             } else {
                 None
             },
@@ -125,12 +127,14 @@ impl RunnerLock {
             return;
         }
         if let Some(f) = self.file.as_mut() {
+            // In place, then cut: the file never reads empty in between.
+            let line = format!("{owner}\n");
             let written = f
-                .set_len(0)
-                .and_then(|()| f.seek(SeekFrom::Start(0)))
-                .and_then(|_| f.write_all(format!("{owner}\n").as_bytes()));
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| f.write_all(line.as_bytes()))
+                .and_then(|()| f.set_len(line.len() as u64));
             match written {
-                Ok(()) => self.recorded = Some(owner.to_string()),
+                Ok(()) => {}
                 // Harmless: the file names someone else, so a successor
                 // waits for this lease to end instead of taking it at once.
                 Err(e) => log::warn!("runner lock file not written ({})", e.kind()),
@@ -208,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("q.db.lock");
         let mut a = RunnerLock::try_take(Some(&p));
-        assert!(a.held && a.recorded.is_none());
+        assert!(a.held && a.gone.is_none());
         a.record("aaaa");
         let mut b = RunnerLock::try_take(Some(&p));
         assert!(b.busy(), "a second open file description is refused");
@@ -216,7 +220,8 @@ mod tests {
         assert!(!b.retry("bbbb"));
         drop(a);
         assert!(b.retry("bbbb"), "free once the first one closed");
-        assert_eq!(b.recorded.as_deref(), Some("bbbb"));
+        assert_eq!(b.gone.as_deref(), Some("aaaa"), "the runner it found gone");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "bbbb\n");
         drop(b);
         let c = RunnerLock::try_take(Some(&p));
         assert_eq!(c.takeover().gone, Some("bbbb"));
