@@ -183,8 +183,8 @@ impl Agent {
         let db = Db::open(path.as_ref())?;
         // Absolute: a later change of the working directory must not split
         // the lock of one database in two.
-        let at = std::path::absolute(path.as_ref()).unwrap_or_else(|_| path.as_ref().into());
-        let lock_path = runner_lock::lock_path(&at);
+        let lock_path =
+            runner_lock::lock_path(path.as_ref()).map(|p| std::path::absolute(&p).unwrap_or(p));
         Self::from_db(db, initial_root, options, lock_path)
     }
 
