@@ -17,6 +17,15 @@
 #   - tests/c_abi.rs: compiles tests/c/test_capi.c with the host (x86_64) gcc
 #     and links it to the .so of the same build, which here is aarch64; the C
 #     ABI is covered by scripts/test.sh on the host;
+#   - tests/c_runner_lock.rs: like c_abi, a C program built with the host gcc
+#     against the .so (aarch64 here); covered on the host;
+#   - tests/power_cut.rs: its fsync recorder is an x86_64 LD_PRELOAD library
+#     (tests/c/powercut_shim.c, host cc), which cannot be preloaded into an
+#     emulated aarch64 process; covered on the host;
+#   - tests/queue_contention.rs: it asserts that runs return within their
+#     deadline plus a bound while another process holds the write lock, and
+#     builds a C program with the host gcc; under qemu on 2 busy cores the
+#     bounds measure the emulator (as for net_faults below); host only;
 #   - tests/interop_tus_node.rs: needs node/npm (x86_64 node, not for aarch64);
 #   - tests/net_faults.rs: it asserts wall-clock bounds of ±0.7 s on each
 #     timeout (connect, handshake, io, request, run deadline, cancel). Under
@@ -44,7 +53,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-EXCLUDE=(c_abi interop_tus_node net_faults)
+EXCLUDE=(c_abi c_runner_lock power_cut queue_contention interop_tus_node net_faults)
 SKIP=(clock_moves_under_faketime clock_set_back_under_faketime_stays_expired)
 FEATURES=cli,devserver,ffi-test-hooks
 
