@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # The phone library as built: builds libcloudsync.so for aarch64 with the
-# `phone` profile and the Android page alignment (16 KiB, which build.rs adds
-# for Android targets; given here through RUSTFLAGS because the stand-in is a
-# Linux target), as a stand-in for the NDK build (no NDK here), and checks it
-# with readelf / nm:
+# `phone` profile, linked by lld (the NDK's only linker since r22) with the
+# Android page alignment (16 KiB) and packed relocations
+# (`--pack-dyn-relocs=android`, what build.rs picks for the app's minSdk 24),
+# both of which build.rs adds for Android targets and are given here through
+# RUSTFLAGS because the stand-in is a Linux target, as a stand-in for the NDK
+# build (no NDK here), and checks it with readelf / nm:
 #   - the 3 MiB size budget;
+#   - the relocations packed (no plain .rela.dyn of thousands of entries);
+#   - no undefined symbol other than the C library's (versioned) ones: a
+#     SQLITE_OMIT_* option that the amalgamation does not support leaves the
+#     parser calling functions that are no longer there, and a shared library
+#     links anyway and fails only when it is loaded;
 #   - every LOAD segment aligned to 16 KiB (0x4000);
 #   - SONAME libcloudsync.so (set by build.rs for Linux and Android targets);
 #   - no test hook among the exported symbols (*ForTest, NativeBridge_test*,
 #     cs_test_*: they exist only with the ffi-test-hooks feature).
-# Needs the aarch64 toolchain that scripts/cross-aarch64-test.sh installs.
+# Needs the aarch64 toolchain that scripts/cross-aarch64-test.sh installs, and
+# Debian's lld (installed here if missing; scripts/android-check.sh installs it too).
 # usage: scripts/so-size.sh   (prints what it checked; exit 1 on any failure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +25,17 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 unset RUSTUP_TOOLCHAIN
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-Wl,-z,max-page-size=16384"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/aarch64-phone}
+if ! command -v ld.lld >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends lld
+fi
+# gcc's -fuse-ld=lld looks for `ld.lld` in its -B directories (a cross gcc does
+# not take the unprefixed one from PATH).
+lld_dir=$CARGO_TARGET_DIR/lld-bin
+mkdir -p "$lld_dir" && ln -sf "$(command -v ld.lld)" "$lld_dir/ld.lld"
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-B$lld_dir -C link-arg=-fuse-ld=lld -C link-arg=-Wl,-z,max-page-size=16384 -C link-arg=-Wl,--pack-dyn-relocs=android"
 /usr/bin/cargo build -q --target aarch64-unknown-linux-gnu --lib --no-default-features --profile phone
 so=$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/phone/libcloudsync.so
 bytes=$(stat -c %s "$so")
@@ -34,6 +51,19 @@ if aarch64-linux-gnu-readelf -dW "$so" | grep -q 'SONAME.*\[libcloudsync\.so\]';
   echo "SONAME libcloudsync.so"
 else
   echo "no SONAME libcloudsync.so:" >&2; aarch64-linux-gnu-readelf -dW "$so" | grep -i soname >&2 || true; fail=1
+fi
+# Unpacked, .rela.dyn holds ~4,400 relative relocations of 24 bytes each (106 KB).
+rela=$(aarch64-linux-gnu-size -A "$so" | awk '$1 == ".rela.dyn" { print $2 }')
+if [ -n "$rela" ] && [ "$rela" -lt 32768 ]; then
+  echo "relocations packed (.rela.dyn $rela bytes)"
+else
+  echo "relocations not packed (.rela.dyn ${rela:-missing} bytes)" >&2; fail=1
+fi
+undef=$(aarch64-linux-gnu-nm -D --undefined-only "$so" | awk '$1 == "U" && $2 !~ /@/ { print $2 }')
+if [ -z "$undef" ]; then
+  echo "no unresolved symbols (every undefined one is versioned, from the C library)"
+else
+  echo "unresolved symbols (the .so would not load):" >&2; echo "$undef" >&2; fail=1
 fi
 hooks=$(aarch64-linux-gnu-nm -D --defined-only "$so" | awk '{print $NF}' | grep -E 'ForTest|NativeBridge_test|^cs_test_' || true)
 if [ -z "$hooks" ]; then
