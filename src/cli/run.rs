@@ -141,14 +141,16 @@ fn draw(bar: &indicatif::ProgressBar, u: BarUpdate) {
     bar.set_position(u.position);
 }
 
-/// A service that requires a token, and no `--token-file`: what to do.
+/// A service that requires a token, and no `--token-file`: the library's
+/// words, then what to do.
 fn explain(e: Error, token_file: bool) -> Failure {
     match e {
         Error::Unauthorized(AuthFailure::NoProvider) if !token_file => Failure::Incomplete {
             kind: e.kind().name().into(),
-            message: "the service requires a bearer token: pass --token-file FILE \
-                      (the token on its first line, the file mode 0600)"
-                .into(),
+            message: format!(
+                "{}: pass --token-file FILE (the bearer token on its first line, mode 0600)",
+                AuthFailure::NoProvider
+            ),
         },
         e => e.into(),
     }
