@@ -71,17 +71,33 @@ val cargoNdkBuild = tasks.register<Exec>("cargoNdkBuild") {
         "build", "--profile", "phone", "--lib", "--no-default-features",
     )
     commandLine(args)
+    // Every input of the phone build: the sources, the manifest and lock, build.rs
+    // (the 16 KiB page alignment and the SONAME) and .cargo/config.toml (the
+    // SQLite compile-time options); a change to any of them rebuilds the .so.
     inputs.dir(File(crateDir, "src"))
-    inputs.files(File(crateDir, "Cargo.toml"), File(crateDir, "Cargo.lock"))
+    inputs.files(
+        File(crateDir, "Cargo.toml"),
+        File(crateDir, "Cargo.lock"),
+        File(crateDir, "build.rs"),
+        File(crateDir, ".cargo/config.toml"),
+    )
     outputs.dir(rustJniLibs)
 }
 
-// Host build with the test hooks, for the host-JVM unit tests in src/test.
+// Host build for the host-JVM unit tests in src/test, with the features
+// scripts/test-jvm.sh builds them with: ffi-test-hooks (the deliberate panic and
+// the NativeBridge.testServer* entry points) and devserver (the credential tests
+// start a token-requiring tus server in the JVM's process through them). The
+// tests that need a `cloudsync dev-server` process (CLOUDSYNC_DEVSERVER_READY)
+// are skipped under Gradle; scripts/test-jvm.sh runs them.
 tasks.register<Exec>("cargoHostBuild") {
     group = "build"
-    description = "Builds the host libcloudsync.so with ffi-test-hooks for src/test."
+    description = "Builds the host libcloudsync.so with ffi-test-hooks,devserver for src/test."
     workingDir = crateDir
-    commandLine("cargo", "build", "--lib", "--no-default-features", "--features", "ffi-test-hooks")
+    commandLine(
+        "cargo", "build", "--lib", "--no-default-features",
+        "--features", "ffi-test-hooks,devserver",
+    )
 }
 
 // Every variant's merge<Variant>JniLibFolders task packs the .so files.

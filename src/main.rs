@@ -16,18 +16,34 @@ mod cli;
 #[derive(Parser)]
 #[command(name = "cloudsync", version, about)]
 struct Cli {
-    /// Database file (queue + trust store). Required by the stateful commands.
-    #[arg(long, global = true, value_name = "DB")]
+    /// Database file (queue + trust store). Required by the stateful commands
+    /// (given here, before the command, or after it).
+    #[arg(long, value_name = "DB")]
     db: Option<PathBuf>,
     /// The firmware root (root envelope JSON): the anchor of every trust
     /// decision. Needed by `init`, `verify`, and every command that uploads
     /// or changes trust (`run`, `config install|refresh`, `account set|sign-out`,
     /// `region set-country`, `rehome`); the other commands read without it.
-    /// A root stored in the database is never its own anchor.
-    #[arg(long, global = true, value_name = "ROOT", env = "CLOUDSYNC_ROOT")]
+    /// A root stored in the database is never its own anchor. Given here,
+    /// before the command, or after it (which wins).
+    #[arg(long, value_name = "ROOT", env = "CLOUDSYNC_ROOT")]
     root: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// `--db` and `--root` after a command that uses a database (not global:
+/// `keygen`, `sign`, `demo` and `dev-server` take neither, and their help
+/// does not show them). Before the command they are the top level's.
+#[derive(clap::Args, Clone)]
+struct StoreArgs {
+    /// Database file (queue + trust store); also accepted before the command.
+    #[arg(long, value_name = "DB")]
+    db: Option<PathBuf>,
+    /// The firmware root (root envelope JSON) anchoring trust; also accepted
+    /// before the command, or from CLOUDSYNC_ROOT (this one wins).
+    #[arg(long, value_name = "ROOT")]
+    root: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,11 +72,18 @@ enum Cmd {
     },
     /// Offline check of an envelope against a root; print its version or the error kind.
     Verify {
+        /// The root to check against (also accepted before the command, or
+        /// from CLOUDSYNC_ROOT).
+        #[arg(long, value_name = "ROOT")]
+        root: Option<PathBuf>,
         /// Envelope to check (a root rotation or a config).
         envelope: PathBuf,
     },
     /// Create the database, trusting --root ROOT (the firmware's root).
-    Init,
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Install, refresh or show the signed config.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -72,6 +95,8 @@ enum Cmd {
     Account(AccountCmd),
     /// Enqueue files; print one id per line.
     Enqueue {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Service name in the config.
         #[arg(long, default_value = "backup")]
         service: String,
@@ -84,12 +109,16 @@ enum Cmd {
     },
     /// Counts per state and pending bytes (`--json` adds the audit retention).
     Status {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// List queue items (finished uploads only with `--state done`).
     List {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -108,17 +137,27 @@ enum Cmd {
     },
     /// Restamp held items to the approved region (requires the user's consent).
     Rehome {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Only if this is still the approved region (the one the user agreed to);
         /// otherwise fail with `residency` and change nothing.
         #[arg(long, value_name = "REGION")]
         to: Option<String>,
     },
     /// Delete held items (nothing is sent anywhere).
-    Discard,
+    Discard {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Revive dead items.
-    RetryDead,
+    RetryDead {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Remove one item.
     Remove {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Item id.
         id: i64,
     },
@@ -140,6 +179,8 @@ enum Cmd {
     /// as a shell reports a process ended by that signal. A second signal
     /// exits at once (the next run takes the item over at once too).
     Run {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable report on stdout.
         #[arg(long)]
         json: bool,
@@ -162,6 +203,8 @@ enum Cmd {
     },
     /// Finished uploads.
     Audit {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -175,6 +218,8 @@ enum Cmd {
     /// Show or set how many days finished uploads stay in the audit trail
     /// (default 400: a year plus a margin for an annual residency review).
     AuditRetention {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Keep this many days (1..=36500), for every handle and process on the
         /// database; rows past it are pruned at once.
         #[arg(long)]
@@ -204,11 +249,15 @@ enum Cmd {
 enum ConfigCmd {
     /// Install a root or config envelope (told apart by payloadType).
     Install {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Envelope file.
         envelope: PathBuf,
     },
     /// Show version, expiry, region ids and when the next refresh is due.
     Show {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -216,6 +265,8 @@ enum ConfigCmd {
     /// Fetch the next roots and the current config from the root's mirrors
     /// (`sources`); print what was installed, or `unchanged`.
     Refresh {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -230,6 +281,8 @@ enum AccountCmd {
     /// country it had when last signed in, or has none (`region none`: `run`
     /// fails with `no_region` and sends nothing) until it is given one.
     Set {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Account id (as the account service knows it).
         #[arg(long)]
         id: String,
@@ -240,9 +293,15 @@ enum AccountCmd {
     },
     /// Sign out: `run` and `enqueue` fail with `no_account`; the queue is kept;
     /// no country is in force until an account signs in (its own comes back).
-    SignOut,
+    SignOut {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print `signed in`, `signed out` or `none` (no account was ever set).
-    Show,
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,11 +309,15 @@ enum RegionCmd {
     /// Set the signed-in account's country (ISO 3166-1 alpha-2); fails with
     /// `no_account` when signed out (a country belongs to an account).
     SetCountry {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Country code.
         country: String,
     },
     /// Print the approved region id, or `none` (with the reason, e.g. `none (expired)`).
     Show {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Machine-readable output: `{"region": ID or null, "reason": KIND or null}`.
         #[arg(long)]
         json: bool,
@@ -263,30 +326,41 @@ enum RegionCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let db = cli.db.clone();
-    match dispatch(cli) {
+    // The database the command used, named in its storage errors.
+    let used = std::cell::RefCell::new(None);
+    let code = match dispatch(cli, &used) {
         Ok(code) => code,
         Err(f) => {
-            let (line, code) = f.on_db(db.as_deref()).report();
+            let (line, code) = f.on_db(used.borrow().as_deref()).report();
             eprintln!("{line}");
             ExitCode::from(code)
         }
-    }
+    };
+    cli::out::flush();
+    code
 }
 
-fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
+fn dispatch(
+    cli: Cli,
+    used: &std::cell::RefCell<Option<PathBuf>>,
+) -> Result<ExitCode, cli::Failure> {
     use cli::cmds;
-    let root = cli.root.clone();
-    let db = || {
-        let path = cli.db.clone().ok_or(cli::Failure::Usage(
-            "--db DB is required for this command".into(),
-        ))?;
-        Ok::<_, cli::Failure>(cli::Store::new(path, root.clone()))
-    };
-    let need_root = || {
-        root.clone().ok_or(cli::Failure::Usage(
+    let top_root = cli.root;
+    let top_db = cli.db;
+    // After the command wins over before it (and over CLOUDSYNC_ROOT).
+    let root_of = |s: &StoreArgs| s.root.clone().or_else(|| top_root.clone());
+    let need_root = |root: Option<PathBuf>| {
+        root.ok_or(cli::Failure::Usage(
             "--root ROOT (or CLOUDSYNC_ROOT) is required for this command".into(),
         ))
+    };
+    let db = |s: StoreArgs| {
+        let root = root_of(&s);
+        let path = s.db.or_else(|| top_db.clone()).ok_or(cli::Failure::Usage(
+            "--db DB is required for this command".into(),
+        ))?;
+        *used.borrow_mut() = Some(path.clone());
+        Ok::<_, cli::Failure>(cli::Store::new(path, root))
     };
     match cli.cmd {
         Cmd::Keygen { out } => cmds::keygen(&out),
@@ -295,44 +369,56 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
             keys,
             payload,
         } => cmds::sign(matches!(doc_type, DocType::Root), &keys, &payload),
-        Cmd::Verify { envelope } => cmds::verify(&need_root()?, &envelope),
-        Cmd::Init => cmds::init(&db()?, &need_root()?),
-        Cmd::Config(ConfigCmd::Install { envelope }) => cmds::config_install(&db()?, &envelope),
-        Cmd::Config(ConfigCmd::Show { json }) => cmds::config_show(&db()?, json),
-        Cmd::Config(ConfigCmd::Refresh { json }) => cmds::config_refresh(&db()?, json),
-        Cmd::Region(RegionCmd::SetCountry { country }) => cmds::set_country(&db()?, &country),
-        Cmd::Region(RegionCmd::Show { json }) => cmds::region_show(&db()?, json),
-        Cmd::Account(AccountCmd::Set { id, country }) => {
-            cmds::account_set(&db()?, Some(&id), country.as_deref())
+        Cmd::Verify { root, envelope } => {
+            cmds::verify(&need_root(root.or(top_root.clone()))?, &envelope)
         }
-        Cmd::Account(AccountCmd::SignOut) => cmds::account_set(&db()?, None, None),
-        Cmd::Account(AccountCmd::Show) => cmds::account_show(&db()?),
+        Cmd::Init { store } => {
+            let root = need_root(root_of(&store))?;
+            cmds::init(&db(store)?, &root)
+        }
+        Cmd::Config(ConfigCmd::Install { store, envelope }) => {
+            cmds::config_install(&db(store)?, &envelope)
+        }
+        Cmd::Config(ConfigCmd::Show { store, json }) => cmds::config_show(&db(store)?, json),
+        Cmd::Config(ConfigCmd::Refresh { store, json }) => cmds::config_refresh(&db(store)?, json),
+        Cmd::Region(RegionCmd::SetCountry { store, country }) => {
+            cmds::set_country(&db(store)?, &country)
+        }
+        Cmd::Region(RegionCmd::Show { store, json }) => cmds::region_show(&db(store)?, json),
+        Cmd::Account(AccountCmd::Set { store, id, country }) => {
+            cmds::account_set(&db(store)?, Some(&id), country.as_deref())
+        }
+        Cmd::Account(AccountCmd::SignOut { store }) => cmds::account_set(&db(store)?, None, None),
+        Cmd::Account(AccountCmd::Show { store }) => cmds::account_show(&db(store)?),
         Cmd::Enqueue {
+            store,
             service,
             priority,
             files,
-        } => cmds::enqueue(&db()?, &service, priority, &files),
-        Cmd::Status { json } => cmds::status(&db()?, json),
+        } => cmds::enqueue(&db(store)?, &service, priority, &files),
+        Cmd::Status { store, json } => cmds::status(&db(store)?, json),
         Cmd::List {
+            store,
             json,
             state,
             after,
             limit,
-        } => cmds::list(&db()?, json, state.as_deref(), after, limit),
-        Cmd::Rehome { to } => cmds::rehome(&db()?, to.as_deref()),
-        Cmd::Discard => cmds::discard(&db()?),
-        Cmd::RetryDead => cmds::retry_dead(&db()?),
-        Cmd::Remove { id } => cmds::remove(&db()?, id),
+        } => cmds::list(&db(store)?, json, state.as_deref(), after, limit),
+        Cmd::Rehome { store, to } => cmds::rehome(&db(store)?, to.as_deref()),
+        Cmd::Discard { store } => cmds::discard(&db(store)?),
+        Cmd::RetryDead { store } => cmds::retry_dead(&db(store)?),
+        Cmd::Remove { store, id } => cmds::remove(&db(store)?, id),
         Cmd::Run {
+            store,
             json,
             max_seconds,
             test_ca,
             chunk_size,
             lease_secs,
             token_file,
-        } => cmds::run(
-            &db()?,
-            cmds::RunFlags {
+        } => cli::run::run(
+            &db(store)?,
+            cli::run::RunFlags {
                 json,
                 max_seconds,
                 test_ca,
@@ -341,10 +427,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode, cli::Failure> {
                 token_file,
             },
         ),
-        Cmd::Audit { json, after, limit } => cmds::audit(&db()?, json, after, limit),
-        Cmd::AuditRetention { days, prune, json } => {
-            cmds::audit_retention(&db()?, days, prune, json)
-        }
+        Cmd::Audit {
+            store,
+            json,
+            after,
+            limit,
+        } => cmds::audit(&db(store)?, json, after, limit),
+        Cmd::AuditRetention {
+            store,
+            days,
+            prune,
+            json,
+        } => cmds::audit_retention(&db(store)?, days, prune, json),
         Cmd::Demo(args) => cli::demo::run(args),
         Cmd::DevServer(args) => cli::devserver::run(args),
     }

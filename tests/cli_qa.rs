@@ -483,7 +483,7 @@ fn audit_retention_is_shown_set_and_refused_out_of_range() {
         assert_eq!((code, stdout.as_str()), (Some(1), ""), "{bad}");
         assert_eq!(
             stderr,
-            "error: invalid_argument: invalid argument: audit retention must be 1..=36500 days\n"
+            "error: invalid_argument: audit retention must be 1..=36500 days\n"
         );
     }
     assert_eq!(cli(&db, &["audit-retention", "--days", "-3"]).0, Some(2));
@@ -608,7 +608,7 @@ fn list_and_audit_page_by_key() {
             (
                 Some(1),
                 "",
-                "error: invalid_argument: invalid argument: after_id is negative\n"
+                "error: invalid_argument: after_id is negative\n"
             ),
             "{args:?}"
         );

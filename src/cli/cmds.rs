@@ -1,20 +1,15 @@
 //! One function per subcommand. Output is plain text, or JSON with `--json`.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
-
-use cloudsync::auth::{CredentialRequest, ProviderError, Secret};
-use zeroize::Zeroizing;
 
 use cloudsync::config::model::{format_time, unix_secs};
 use cloudsync::config::sign::{sign_envelope, SigningKey};
 use cloudsync::config::{
     verify_offline, TrustedRoot, Verified, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE,
 };
-use cloudsync::{Agent, AgentOptions, Error, Installed, State};
+use cloudsync::{Agent, Error, Installed, State};
 
 use super::{read, Failure, Store};
 
@@ -25,7 +20,7 @@ fn ok() -> Out {
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Out {
-    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+    outln!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
     ok()
 }
 
@@ -41,8 +36,8 @@ pub fn keygen(out: &Path) -> Out {
     let mut f = opts.open(out).map_err(|e| super::file_io(out, &e))?;
     f.write_all(key.to_file_text().as_bytes())
         .map_err(|e| super::file_io(out, &e))?;
-    println!("keyid {}", key.keyid());
-    println!("public {}", key.public_hex());
+    outln!("keyid {}", key.keyid());
+    outln!("public {}", key.public_hex());
     ok()
 }
 
@@ -69,10 +64,8 @@ pub fn sign(root: bool, keys: &[std::path::PathBuf], payload: &Path) -> Out {
         CONFIG_PAYLOAD_TYPE
     };
     let refs: Vec<&SigningKey> = keys.iter().collect();
-    std::io::stdout()
-        .write_all(&sign_envelope(pt, &body, &refs))
-        .expect("stdout");
-    println!();
+    super::out::bytes(&sign_envelope(pt, &body, &refs));
+    outln!();
     ok()
 }
 
@@ -82,18 +75,18 @@ pub fn verify(root: &Path, envelope: &Path) -> Out {
     let result =
         TrustedRoot::from_initial(&root, now).and_then(|r| verify_offline(&r, &envelope, now));
     match result {
-        Ok(Verified::Root { version }) => println!("ok root version {version}"),
+        Ok(Verified::Root { version }) => outln!("ok root version {version}"),
         Ok(Verified::Config {
             version,
             expires_at,
         }) => {
-            println!(
+            outln!(
                 "ok config version {version} expires {}",
                 format_time(expires_at)
             )
         }
         Err(e) => {
-            println!("{}", e.kind());
+            outln!("{}", e.kind());
             return Err(e.into());
         }
     }
@@ -102,15 +95,15 @@ pub fn verify(root: &Path, envelope: &Path) -> Out {
 
 pub fn init(db: &Store, root: &Path) -> Out {
     let agent = Agent::open(db.path(), &super::read_root(root)?)?;
-    println!("ok root version {}", agent.config_info()?.root_version);
+    outln!("ok root version {}", agent.config_info()?.root_version);
     ok()
 }
 
 pub fn config_install(db: &Store, envelope: &Path) -> Out {
     match db.open_anchored()?.install(&read(envelope)?)? {
-        Installed::Root { version } => println!("installed root version {version}"),
-        Installed::Config { version } => println!("installed config version {version}"),
-        Installed::Unchanged => println!("unchanged"),
+        Installed::Root { version } => outln!("installed root version {version}"),
+        Installed::Config { version } => outln!("installed config version {version}"),
+        Installed::Unchanged => outln!("unchanged"),
     }
     ok()
 }
@@ -120,26 +113,26 @@ pub fn config_show(db: &Store, as_json: bool) -> Out {
     if as_json {
         return json(&info);
     }
-    println!("root version   {}", info.root_version);
+    outln!("root version   {}", info.root_version);
     match info.config_version {
-        Some(v) => println!("config version {v}"),
-        None => println!("config version none"),
+        Some(v) => outln!("config version {v}"),
+        None => outln!("config version none"),
     }
-    println!(
+    outln!(
         "expires        {}{}",
         info.expires_at.as_deref().unwrap_or("-"),
         if info.expired { " (expired)" } else { "" }
     );
-    println!("regions        {}", info.regions.join(" "));
-    println!(
+    outln!("regions        {}", info.regions.join(" "));
+    outln!(
         "refresh due    {}",
         info.refresh_due_at
             .as_deref()
             .unwrap_or("- (the root lists no sources)")
     );
-    println!("anchored       {}", info.anchored);
+    outln!("anchored       {}", info.anchored);
     if let Some(why) = &info.trust_reset {
-        println!("trust reset    {why}");
+        outln!("trust reset    {why}");
     }
     ok()
 }
@@ -152,28 +145,28 @@ pub fn config_refresh(db: &Store, as_json: bool) -> Out {
         return json(&v);
     }
     for v in &r.roots {
-        println!("installed root version {v}");
+        outln!("installed root version {v}");
     }
     if let Some(v) = r.config {
-        println!("installed config version {v}");
+        outln!("installed config version {v}");
     }
     if r.unchanged() {
-        println!("unchanged");
+        outln!("unchanged");
     }
     if r.more_roots {
-        println!("more roots to come (refresh again)");
+        outln!("more roots to come (refresh again)");
     }
     if let Some(kind) = &r.config_error {
-        println!("config not installed: {kind} (refresh again)");
+        outln!("config not installed: {kind} (refresh again)");
     }
-    println!("mirror {}", r.mirror);
+    outln!("mirror {}", r.mirror);
     ok()
 }
 
 pub fn set_country(db: &Store, cc: &str) -> Out {
     let agent = db.open_anchored()?;
     agent.set_account_country(cc)?;
-    println!(
+    outln!(
         "{}",
         agent
             .approved_region()
@@ -189,15 +182,15 @@ pub fn account_set(db: &Store, id: Option<&str>, country: Option<&str>) -> Out {
     let agent = db.open_anchored()?;
     agent.set_account(id, country)?;
     match (id, agent.approved_region().ok().flatten()) {
-        (None, _) => println!("signed out"),
-        (Some(_), Some(r)) => println!("signed in, region {}", r.id()),
-        (Some(_), None) => println!("signed in, region none"),
+        (None, _) => outln!("signed out"),
+        (Some(_), Some(r)) => outln!("signed in, region {}", r.id()),
+        (Some(_), None) => outln!("signed in, region none"),
     }
     ok()
 }
 
 pub fn account_show(db: &Store) -> Out {
-    println!(
+    outln!(
         "{}",
         match db.open()?.signed_in()? {
             Some(true) => "signed in",
@@ -219,9 +212,9 @@ pub fn region_show(db: &Store, as_json: bool) -> Out {
         return json(&serde_json::json!({"region": region, "reason": reason}));
     }
     match (region, reason) {
-        (Some(id), _) => println!("{id}"),
-        (None, Some(kind)) => println!("none ({kind})"),
-        (None, None) => println!("none"),
+        (Some(id), _) => outln!("{id}"),
+        (None, Some(kind)) => outln!("none ({kind})"),
+        (None, None) => outln!("none"),
     }
     ok()
 }
@@ -244,7 +237,7 @@ pub fn enqueue(db: &Store, service: &str, priority: i32, files: &[std::path::Pat
         })
         .collect::<Result<Vec<_>, _>>()?;
     for id in agent.enqueue_all(&abs, service, priority)? {
-        println!("{id}");
+        outln!("{id}");
     }
     ok()
 }
@@ -264,9 +257,15 @@ pub fn status(db: &Store, as_json: bool) -> Out {
             audit_retention_days: agent.audit_retention_days()?,
         });
     }
-    println!(
+    outln!(
         "pending {} uploading {} failed {} dead {} held {} done {} pending_bytes {}",
-        s.pending, s.uploading, s.failed, s.dead, s.held, s.done, s.pending_bytes
+        s.pending,
+        s.uploading,
+        s.failed,
+        s.dead,
+        s.held,
+        s.done,
+        s.pending_bytes
     );
     ok()
 }
@@ -295,9 +294,9 @@ pub fn audit_retention(db: &Store, days: Option<u32>, prune: bool, as_json: bool
             "pruned": pruned,
         }));
     }
-    println!("audit retention {retention} days");
+    outln!("audit retention {retention} days");
     if prune || days.is_some() {
-        println!("pruned {pruned}");
+        outln!("pruned {pruned}");
     }
     ok()
 }
@@ -321,7 +320,7 @@ pub fn list(db: &Store, as_json: bool, state: Option<&str>, after: i64, limit: u
     }
     // Columns are stable (scripts cut them); held_reason and account are in --json.
     for i in items {
-        println!(
+        outln!(
             "{}\t{}\t{}\t{}\t{}/{}\t{}",
             i.id,
             i.state,
@@ -341,17 +340,17 @@ pub fn rehome(db: &Store, to: Option<&str>) -> Out {
         Some(region) => agent.rehome_to(region)?,
         None => agent.rehome()?,
     };
-    println!("{n}");
+    outln!("{n}");
     ok()
 }
 
 pub fn discard(db: &Store) -> Out {
-    println!("{}", db.open()?.discard_held()?);
+    outln!("{}", db.open()?.discard_held()?);
     ok()
 }
 
 pub fn retry_dead(db: &Store) -> Out {
-    println!("{}", db.open()?.retry_dead()?);
+    outln!("{}", db.open()?.retry_dead()?);
     ok()
 }
 
@@ -360,183 +359,13 @@ pub fn remove(db: &Store, id: i64) -> Out {
     ok()
 }
 
-/// The most a token file may hold: a bearer token is far shorter.
-const TOKEN_FILE_MAX: u64 = 64 * 1024;
-
-/// The token in `path`: its first line without the line ending. Errors name
-/// the file as the user typed it, never its content. Like ssh with a key, the
-/// file must be a regular file only its owner can access, and is never read
-/// through a symbolic link.
-fn read_token(path: &Path) -> Result<Secret, String> {
-    use std::io::Read;
-    let name = path.display();
-    let cannot = |e: std::io::Error| format!("cannot read --token-file {name}: {}", e.kind());
-    // Looked at before opening: a FIFO would block the run.
-    let md = std::fs::symlink_metadata(path).map_err(cannot)?;
-    check_token_file(path, &md)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // What is opened is what was looked at: no link, and nothing that can block.
-        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let file = opts.open(path).map_err(|e| match e.raw_os_error() {
-        #[cfg(unix)]
-        Some(libc::ELOOP) => format!("--token-file {name} is a symbolic link"),
-        _ => cannot(e),
-    })?;
-    // Again on what was opened, in case the path changed since the look.
-    check_token_file(path, &file.metadata().map_err(cannot)?)?;
-    let mut text = Zeroizing::new(Vec::with_capacity(
-        usize::try_from(md.len().min(TOKEN_FILE_MAX) + 1).expect("64 KiB fits usize"),
-    ));
-    file.take(TOKEN_FILE_MAX + 1)
-        .read_to_end(&mut text)
-        .map_err(cannot)?;
-    if text.len() as u64 > TOKEN_FILE_MAX {
-        return Err(format!("--token-file {name} is larger than 64 KiB"));
-    }
-    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        return Err(format!("--token-file {name} is empty"));
-    }
-    Secret::from_bytes(line).map_err(|_| format!("--token-file {name} is not UTF-8"))
-}
-
-/// A token file must be a regular file (not a link) that group and others
-/// cannot access (mode `& 0o077 == 0`).
-fn check_token_file(path: &Path, md: &std::fs::Metadata) -> Result<(), String> {
-    let name = path.display();
-    if md.file_type().is_symlink() {
-        return Err(format!("--token-file {name} is a symbolic link"));
-    }
-    if !md.is_file() {
-        return Err(format!("--token-file {name} is not a regular file"));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = md.permissions().mode();
-        if mode & 0o077 != 0 {
-            let how = if mode & 0o044 != 0 {
-                "readable"
-            } else {
-                "accessible"
-            };
-            return Err(format!(
-                "--token-file {name} is {how} by group or others (chmod 600 {name})"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Flags of `cloudsync run`.
-pub struct RunFlags {
-    /// Print the report as JSON.
-    pub json: bool,
-    /// Deadline of the run.
-    pub max_seconds: Option<u64>,
-    /// An extra CA for loopback test servers (hidden flag).
-    pub test_ca: Option<PathBuf>,
-    /// Bytes per PATCH (hidden flag).
-    pub chunk_size: Option<u64>,
-    /// Lease lifetime (hidden flag).
-    pub lease_secs: Option<u64>,
-    /// Bearer token file.
-    pub token_file: Option<PathBuf>,
-}
-
-pub fn run(db: &Store, f: RunFlags) -> Out {
-    super::interrupt::install();
-    if !db.exists() {
-        return Err(Failure::Usage("database does not exist".into()));
-    }
-    if let Some(path) = &f.token_file {
-        read_token(path).map_err(Failure::Usage)?;
-    }
-    let mut opts = AgentOptions::default();
-    if let Some(ca) = &f.test_ca {
-        use rustls::pki_types::pem::PemObject as _;
-        let der = rustls::pki_types::CertificateDer::from_pem_slice(&read(ca)?)
-            .map_err(|_| Failure::Usage("--test-ca is not a PEM certificate".into()))?;
-        opts.upload.extra_roots.push(der);
-    }
-    if let Some(c) = f.chunk_size {
-        opts.upload.chunk_size = c;
-    }
-    if let Some(l) = f.lease_secs {
-        opts.lease_ttl = Duration::from_secs(l.max(1));
-    }
-    let agent = db.open_with(opts, true)?;
-    if let Some(path) = f.token_file {
-        // Read again at each ask: a refresh picks up a token rotated in the file.
-        agent.set_credential_provider(Some(Arc::new(move |_: &CredentialRequest<'_>| {
-            read_token(&path).map(Some).map_err(ProviderError::new)
-        })));
-    }
-    let max = Duration::from_secs(f.max_seconds.unwrap_or(24 * 3600));
-    let (report, signal) = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        let r = super::interrupt::watch(&agent, Some(&bar), || {
-            agent.run_once(max, &mut |p| {
-                bar.set_length(p.total);
-                bar.set_position(p.sent);
-                bar.set_message(format!("item {}", p.item_id));
-                true
-            })
-        });
-        bar.finish_and_clear();
-        r
-    } else {
-        super::interrupt::watch(&agent, None, || agent.run_once(max, &mut |_| true))
-    };
-    let report = match (report, signal) {
-        (Ok(r), _) => r,
-        (Err(e), None) => return Err(e.into()),
-        (Err(e), Some(sig)) => {
-            eprintln!("error: {}: {e}", e.kind());
-            return Ok(ExitCode::from(super::interrupt::exit_status(sig)));
-        }
-    };
-    let stopped = super::results::snake(&report.stopped);
-    if f.json {
-        json(&report)?;
-    } else {
-        println!(
-            "region {} uploaded {} bytes {} failed {} dead {} held {} remaining {} stopped {stopped}",
-            report.region,
-            report.uploaded,
-            report.bytes,
-            report.failed,
-            report.dead,
-            report.held,
-            report.remaining,
-        );
-    }
-    if let Some(sig) = signal {
-        return Ok(ExitCode::from(super::interrupt::exit_status(sig)));
-    }
-    super::results::run_outcome(&agent, &report)
-}
-
 pub fn audit(db: &Store, as_json: bool, after: i64, limit: u32) -> Out {
     let rows = db.open()?.audit(after, limit)?;
     if as_json {
         return json(&rows);
     }
     for r in rows {
-        println!(
+        outln!(
             "{}\titem {}\t{}\t{}\t{}\t{} bytes\tsent {}\t{}",
             r.id,
             r.item_id,

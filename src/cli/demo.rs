@@ -47,7 +47,7 @@ struct Checks {
 
 impl Checks {
     fn check(&mut self, what: &str, pass: bool) -> bool {
-        println!("  [{}] {what}", if pass { "ok" } else { "FAIL" });
+        outln!("  [{}] {what}", if pass { "ok" } else { "FAIL" });
         self.ok &= pass;
         pass
     }
@@ -148,7 +148,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         residency: true,
     };
 
-    println!("== 1. Regional endpoints on loopback (TLS, throwaway CA, bearer token required)");
+    outln!("== 1. Regional endpoints on loopback (TLS, throwaway CA, bearer token required)");
     let tokens = Arc::new(Tokens::default());
     let mut setups = standard_regions(&["in", "sg", "us", "br"]);
     for s in &mut setups {
@@ -156,10 +156,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     }
     let world = World::start(&dir.join("servers"), setups).map_err(io)?;
     for id in world.servers.keys() {
-        println!("  region {id:<3} tus server at {}", world.host_port(id));
+        outln!("  region {id:<3} tus server at {}", world.host_port(id));
     }
 
-    println!("== 2. Signed trust from a mirror (throwaway root and config keys, DSSE + Ed25519)");
+    outln!("== 2. Signed trust from a mirror (throwaway root and config keys, DSSE + Ed25519)");
     let mirror = world
         .start_mirror(Ipv4Addr::new(127, 0, 0, 6), "mirror")
         .map_err(io)?;
@@ -171,8 +171,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     mirror
         .publish("config.json", &world.config_envelope(1))
         .map_err(io)?;
-    println!("  firmware root v1 lists the mirror {} (pinned)", urls[0]);
-    println!("  published there: root/2.json (a key rotation) and config.json (config v1)");
+    outln!("  firmware root v1 lists the mirror {} (pinned)", urls[0]);
+    outln!("  published there: root/2.json (a key rotation) and config.json (config v1)");
     let agent = Agent::open_with(
         dir.join("queue.db"),
         Some(&firmware_root),
@@ -183,7 +183,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     let fetched = agent.refresh_config()?;
     let again = agent.refresh_config()?;
     let info = agent.config_info()?;
-    println!(
+    outln!(
         "  refresh_config: root {} -> {}, config {}, from {}; again: {}",
         fetched.roots.first().map_or(info.root_version, |v| v - 1),
         info.root_version,
@@ -217,7 +217,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         !private,
     );
     let region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
-    println!(
+    outln!(
         "  config v{} expires {}, next refresh due {}; country {} -> approved region {}",
         info.config_version.unwrap_or(0),
         info.expires_at.as_deref().unwrap_or("-"),
@@ -225,9 +225,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         args.country.to_ascii_uppercase(),
         region.id()
     );
-    println!("  account {ACCOUNT} signed in; the app's credential provider is set");
+    outln!("  account {ACCOUNT} signed in; the app's credential provider is set");
 
-    println!("== 3. Enqueue generated files");
+    outln!("== 3. Enqueue generated files");
     let files_dir = dir.join("files");
     std::fs::create_dir_all(&files_dir).map_err(io)?;
     let sizes = [
@@ -245,14 +245,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         paths.push(p);
     }
     let ids = agent.enqueue_all(&paths, "backup", 0)?;
-    println!(
+    outln!(
         "  enqueued {} files ({} bytes) as ids {:?}",
         ids.len(),
         sizes.iter().sum::<u64>(),
         ids
     );
 
-    println!("== 4. Upload to the approved region");
+    outln!("== 4. Upload to the approved region");
     let before = world.bytes_by_region();
     let report = if std::io::stdout().is_terminal() {
         let bar = indicatif::ProgressBar::new(sizes.iter().sum());
@@ -279,27 +279,33 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     } else {
         agent.run_once(Duration::from_secs(600), &mut |_| true)?
     };
-    println!(
+    outln!(
         "  uploaded {} items, {} bytes, failed {}, stopped: {}",
         report.uploaded,
         report.bytes,
         report.failed,
         super::results::snake(&report.stopped)
     );
-    println!(
+    outln!(
         "  credential provider asked {} time(s), for {}",
         tokens.asked.load(Ordering::SeqCst),
         tokens.last.lock().unwrap()
     );
 
-    println!("== 5. Audit trail");
+    outln!("== 5. Audit trail");
     let audit = agent.audit(0, 1000)?;
-    println!(
+    outln!(
         "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10} {:>10}  sha256",
-        "row", "item", "region", "host", "peer", "bytes", "sent"
+        "row",
+        "item",
+        "region",
+        "host",
+        "peer",
+        "bytes",
+        "sent"
     );
     for r in &audit {
-        println!(
+        outln!(
             "  {:<4} {:<5} {:<6} {:<22} {:<12} {:>10} {:>10}  {}…",
             r.id,
             r.item_id,
@@ -312,7 +318,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         );
     }
 
-    println!("== 6. Checks");
+    outln!("== 6. Checks");
     checks.check(
         &format!("all {} items uploaded", ids.len()),
         report.uploaded == ids.len() as u64 && report.failed == 0,
@@ -343,7 +349,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     let after = world.bytes_by_region();
     for (id, bytes) in &after {
         let got = bytes - before[id];
-        println!("  server {id:<3} received {got:>10} bytes");
+        outln!("  server {id:<3} received {got:>10} bytes");
         if id != region.id() {
             checks.residency(&format!("region {id} received zero bytes"), got == 0);
         }
@@ -354,7 +360,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         home.authorization_headers > 0 && home.unauthorized == 0,
     );
 
-    println!("== 7. The token expires: the server rotates it, the app still holds the old one");
+    outln!("== 7. The token expires: the server rotates it, the app still holds the old one");
     let batch = |name: &str, n: usize, seed: u8| -> Result<Vec<PathBuf>, Failure> {
         (0..n)
             .map(|i| {
@@ -377,7 +383,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         tokens.refreshed.load(Ordering::SeqCst) - refreshed,
         server.stats().unauthorized - refused,
     );
-    println!(
+    outln!(
         "  run: server answered 401 x{refused}; provider asked x{asked}, refresh x{refreshed}; uploaded {}",
         r.uploaded
     );
@@ -386,7 +392,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         refused == 1 && refreshed == 1 && r.uploaded == 2 && r.failed == 0,
     );
 
-    println!("== 8. Sign-out stops uploads, keeps the queue; sign-in drains it");
+    outln!("== 8. Sign-out stops uploads, keeps the queue; sign-in drains it");
     agent.enqueue_all(&batch("signout", 3, 60)?, "backup", 0)?;
     agent.set_account(None, None)?;
     let before = world.bytes_by_region();
@@ -397,7 +403,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     let extra = files_dir.join("signout-0.bin");
     let enqueue_kind = agent.enqueue(&extra, "backup", 0).err().map(|e| e.kind());
     let kept = agent.stats()?;
-    println!(
+    outln!(
         "  signed out: run -> {}, enqueue -> {}; queue kept: pending {} ({} bytes)",
         kind.map_or("ok".into(), |k| k.to_string()),
         enqueue_kind.map_or("ok".into(), |k| k.to_string()),
@@ -414,16 +420,17 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     agent.set_account(Some(ACCOUNT), None)?;
     let r = agent.run_once(Duration::from_secs(60), &mut |_| true)?;
     let drained = agent.stats()?;
-    println!(
+    outln!(
         "  signed in again: uploaded {}, pending {}",
-        r.uploaded, drained.pending
+        r.uploaded,
+        drained.pending
     );
     creds &= checks.check(
         "signed in again: the kept items upload",
         r.uploaded == 3 && drained.pending == 0,
     );
 
-    println!(
+    outln!(
         "== 9. The account moves: {} -> {}",
         args.country.to_ascii_uppercase(),
         args.switch_to.to_ascii_uppercase()
@@ -436,14 +443,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         .collect::<Result<_, _>>()
         .map_err(io)?;
     let later_ids = agent.enqueue_all(&later, "backup", 0)?;
-    println!(
+    outln!(
         "  enqueued {} more items under region {} (not yet uploaded)",
         later_ids.len(),
         region.id()
     );
     agent.set_account_country(&args.switch_to)?;
     let new_region = agent.approved_region()?.ok_or(cloudsync::Error::NoRegion)?;
-    println!("  approved region is now {}", new_region.id());
+    outln!("  approved region is now {}", new_region.id());
     let held_now = agent.stats()?.held;
     checks.check(
         "the old region's items are held at once, before any run",
@@ -452,12 +459,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     let before = world.bytes_by_region();
     let report2 = agent.run_once(Duration::from_secs(60), &mut |_| true)?;
     let held = agent.list(Some(State::Held), 0, 100)?;
-    println!(
+    outln!(
         "  run: uploaded {}, held {}",
-        report2.uploaded, report2.held
+        report2.uploaded,
+        report2.held
     );
     for h in &held {
-        println!(
+        outln!(
             "  held item {} (stamped {})",
             h.id,
             h.region.as_deref().unwrap_or("-")
@@ -483,38 +491,38 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         foreign_auth == 0,
     );
 
-    println!("== Summary");
+    outln!("== Summary");
     if checks.residency {
-        println!(
+        outln!(
             "  residency (R): uploads reached only region {}; others: 0 bytes",
             region.id()
         );
     } else {
-        println!("  residency (R): NOT shown: a residency check failed (see above)");
+        outln!("  residency (R): NOT shown: a residency check failed (see above)");
     }
     if trust {
-        println!(
+        outln!(
             "  trust: the agent fetched root v2 and config v1 from its mirror itself; \
              an unchanged config cost a 304"
         );
     } else {
-        println!("  trust: NOT shown: a refresh check failed (see above)");
+        outln!("  trust: NOT shown: a refresh check failed (see above)");
     }
-    println!(
+    outln!(
         "  nothing lost (N): {} items audited, {} held awaiting consent (rehome) or discard",
         agent.audit(0, 1000)?.len(),
         held.len()
     );
     if creds {
-        println!(
+        outln!(
             "  credentials: tokens reached only region {}; one refresh after a 401; \
              the sign-out lost nothing",
             region.id()
         );
     } else {
-        println!("  credentials: NOT shown: a credential check failed (see above)");
+        outln!("  credentials: NOT shown: a credential check failed (see above)");
     }
-    println!(
+    outln!(
         "  result: {}",
         if checks.ok {
             "ALL CHECKS PASSED"

@@ -74,6 +74,12 @@ pub struct DevServerArgs {
     /// atomically.
     #[arg(long)]
     mirror: bool,
+    /// Do not log requests. By default each request is one line on stderr:
+    /// `<region> <METHOD> <path> <status> <body bytes>B` (never a header value
+    /// or a token, never a body), to see whether a phone reached the server
+    /// and what it was answered (e.g. 401).
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// The port of the `n`th server (0-based) from `--port`, or 0 (any free port).
@@ -107,6 +113,7 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
     let mut setups = standard_regions(&ids);
     for (n, s) in setups.iter_mut().enumerate() {
         s.checksum = !args.no_checksum;
+        s.log_requests = !args.quiet;
         s.port = port_of(args.port, n)?;
         if let Some(b) = args.bind {
             s.addr = b;

@@ -2,11 +2,25 @@
 
 use std::path::{Path, PathBuf};
 
+/// `println!` for the CLI's output: a closed stdout (`cloudsync list --json |
+/// head`) ends the process quietly with status 141, as a shell reports a
+/// process killed by SIGPIPE (Rust ignores SIGPIPE, so `println!` would panic).
+macro_rules! outln {
+    () => {
+        $crate::cli::out::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::line(format_args!($($arg)*))
+    };
+}
+
 pub mod cmds;
 pub mod demo;
 pub mod devserver;
 mod interrupt;
+pub mod out;
 mod results;
+pub mod run;
 
 /// How a command failed: usage (exit 2) or operation (exit 1). Every exit 1
 /// prints `error: <kind>: <message>` on stderr.
@@ -61,18 +75,35 @@ impl Failure {
     pub fn report(&self) -> (String, u8) {
         match self {
             Failure::Usage(msg) => (format!("error: {msg}"), 2),
-            Failure::Op(e) => (format!("error: {}: {e}", e.kind()), 1),
+            Failure::Op(e) => (format!("error: {}", kind_once(e)), 1),
             Failure::File(path, e) => {
                 let msg = match e {
                     // "entity not found", not "source file unreadable: entity not found".
                     cloudsync::Error::SourceIo(k) => k.to_string(),
-                    other => other.to_string(),
+                    other => without_kind(other.kind(), &other.to_string()).to_string(),
                 };
                 (format!("error: {}: {}: {msg}", e.kind(), path.display()), 1)
             }
             Failure::Incomplete { kind, message } => (format!("error: {kind}: {message}"), 1),
         }
     }
+}
+
+/// `<kind>: <message>` with the kind once: many of the library's messages
+/// already start with it (`network: connection refused`).
+pub fn kind_once(e: &cloudsync::Error) -> String {
+    format!("{}: {}", e.kind(), without_kind(e.kind(), &e.to_string()))
+}
+
+/// `msg` without a leading `<kind>: `, the kind spelt as its name
+/// (`network`) or in words (`invalid argument` for `invalid_argument`).
+fn without_kind(kind: cloudsync::ErrorKind, msg: &str) -> &str {
+    let name = kind.name();
+    let words = name.replace('_', " ");
+    [name, words.as_str()]
+        .iter()
+        .find_map(|k| msg.strip_prefix(k).and_then(|r| r.strip_prefix(": ")))
+        .unwrap_or(msg)
 }
 
 /// Largest root envelope `--root` reads (a root is a few KiB).
@@ -146,25 +177,54 @@ impl Store {
 
 /// Reads the firmware root file: a regular file of at most 1 MiB.
 pub fn read_root(path: &Path) -> Result<Vec<u8>, Failure> {
-    use std::io::Read;
-    let md = std::fs::metadata(path).map_err(|e| file_io(path, &e))?;
-    if !md.is_file() || md.len() > MAX_ROOT_FILE {
-        return Err(Failure::File(
-            path.to_path_buf(),
-            cloudsync::Error::InvalidArgument("not a regular file of at most 1 MiB"),
-        ));
-    }
-    let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_ROOT_FILE + 1).read_to_end(&mut buf))
-        .map_err(|e| file_io(path, &e))?;
-    Ok(buf)
+    read_capped(path, MAX_ROOT_FILE, "not a regular file of at most 1 MiB")
 }
 
-/// Reads a file given on the command line; a missing file is a failed
-/// operation naming it.
+/// Largest file [`read`] reads (an envelope, payload, key or CA is KiBs).
+const MAX_FILE: u64 = 4 << 20;
+
+/// Reads a file given on the command line (an envelope, payload, key or
+/// CA): a regular file of at most 4 MiB. A missing, special (`/dev/zero`, a
+/// FIFO) or larger file is a failed operation naming it.
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| file_io(path, &e))
+    read_capped(path, MAX_FILE, "not a regular file of at most 4 MiB")
+}
+
+/// Reads `path` if it is a regular file of at most `max` bytes; `refused`
+/// says why not. Looked at before opening (opening a FIFO would block), and
+/// opened without blocking; what was opened is looked at again.
+fn read_capped(path: &Path, max: u64, refused: &'static str) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let refuse = || {
+        Failure::File(
+            path.to_path_buf(),
+            cloudsync::Error::InvalidArgument(refused),
+        )
+    };
+    let fits = |md: &std::fs::Metadata| md.is_file() && md.len() <= max;
+    let md = std::fs::metadata(path).map_err(|e| file_io(path, &e))?;
+    if !fits(&md) {
+        return Err(refuse());
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| file_io(path, &e))?;
+    if !fits(&file.metadata().map_err(|e| file_io(path, &e))?) {
+        return Err(refuse());
+    }
+    let mut buf = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| file_io(path, &e))?;
+    if buf.len() as u64 > max {
+        return Err(refuse()); // it grew since it was looked at
+    }
+    Ok(buf)
 }
 
 /// `source_io` on `path` (as the user typed it).

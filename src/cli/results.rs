@@ -43,16 +43,20 @@ pub fn list_done(
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&items).expect("serialisable")
         );
         return Ok(ExitCode::SUCCESS);
     }
     for r in rows {
-        println!(
+        outln!(
             "{}\tdone\t{}\t{}\t{}/{}\t-",
-            r.item_id, r.region, r.service, r.bytes, r.bytes
+            r.item_id,
+            r.region,
+            r.service,
+            r.bytes,
+            r.bytes
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -176,7 +176,16 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
             }
             Ok(Some(req)) => {
                 shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                tus::handle(shared, &mut conn, &req, &mut ctx)
+                let seen = conn.body_seen;
+                conn.last_status = None;
+                let outcome = tus::handle(shared, &mut conn, &req, &mut ctx);
+                if let Some(label) = &shared.cfg.request_log {
+                    eprintln!(
+                        "{}",
+                        request_line(label, &req, conn.last_status, conn.body_seen - seen)
+                    );
+                }
+                outcome
             }
         };
         match outcome {
@@ -208,6 +217,34 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
             }
         }
     }
+}
+
+/// The request log's line: `<label> <METHOD> <path> <status or -> <body bytes>B`.
+/// Only the method and the path (its query already cut off): no header value,
+/// so never a token, and no body.
+pub(crate) fn request_line(
+    label: &str,
+    req: &http::Request,
+    status: Option<u16>,
+    body: u64,
+) -> String {
+    let status = status.map_or_else(|| "-".to_string(), |s| s.to_string());
+    // The method is printed only if it is a plain token (a malformed one could carry anything).
+    let method = if !req.method.is_empty()
+        && req.method.len() <= 16
+        && req.method.bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        req.method.as_str()
+    } else {
+        "?"
+    };
+    let path: String = req
+        .path
+        .chars()
+        .take(200)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    format!("{label} {method} {path} {status} {body}B")
 }
 
 /// Whether a read on the stream would return promptly: decrypted bytes are waiting, raw

@@ -205,6 +205,10 @@ pub(crate) struct Conn<S> {
     end: usize,
     app_bytes: Arc<AtomicU64>,
     body_bytes: Arc<AtomicU64>,
+    /// Request body bytes delivered on this connection (for the request log).
+    pub body_seen: u64,
+    /// The status of the last response sent on this connection (for the request log).
+    pub last_status: Option<u16>,
 }
 
 impl<S: Read + Write> Conn<S> {
@@ -218,6 +222,8 @@ impl<S: Read + Write> Conn<S> {
             end: 0,
             app_bytes,
             body_bytes,
+            body_seen: 0,
+            last_status: None,
         }
     }
 
@@ -351,6 +357,7 @@ impl<S: Read + Write> Conn<S> {
 
     /// Writes a complete response.
     pub fn send(&mut self, resp: &Response) -> io::Result<()> {
+        self.last_status = Some(resp.status);
         self.write_all_flush(&resp.to_bytes())
     }
 }
@@ -431,6 +438,7 @@ impl Body {
                     }
                     *remaining -= n as u64;
                     self.delivered += n as u64;
+                    conn.body_seen += n as u64;
                     conn.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     return Ok(n);
                 }
@@ -464,6 +472,7 @@ impl Body {
                             ChunkState::Data(left)
                         };
                         self.delivered += n as u64;
+                        conn.body_seen += n as u64;
                         conn.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
                         return Ok(n);
                     }

@@ -78,6 +78,9 @@ impl World {
             host.to_string(),
         );
         opts.sources_dir = Some(dir.clone());
+        // Logged, labelled with its name, when the regions' servers are.
+        let logged = self.setups.values().any(|s| s.log_requests);
+        opts.request_log = logged.then(|| name.to_string());
         Ok(Mirror {
             server: TusServer::start(opts)?,
             dir,

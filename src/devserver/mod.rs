@@ -115,6 +115,8 @@ pub(crate) struct Config {
     pub idle_close: Option<Duration>,
     /// [`ServerOptions::sources_dir`].
     pub sources_dir: Option<PathBuf>,
+    /// [`ServerOptions::request_log`].
+    pub request_log: Option<String>,
     /// The port actually bound (for absolute `Location`s).
     pub port: u16,
 }
@@ -235,7 +237,10 @@ impl TusServer {
     pub fn start(opts: ServerOptions) -> io::Result<TusServer> {
         let tls = Arc::new(server_tls_config(&opts.cert)?);
         std::fs::create_dir_all(&opts.storage_dir)?;
-        let listener = TcpListener::bind(opts.bind)?;
+        // A port conflict names the address (the OS error alone does not).
+        let listener = TcpListener::bind(opts.bind).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.bind))
+        })?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             cfg: Config {
@@ -254,6 +259,7 @@ impl TusServer {
                 reject_expect: opts.reject_expect,
                 idle_close: opts.idle_close,
                 sources_dir: opts.sources_dir,
+                request_log: opts.request_log,
                 port: addr.port(),
             },
             stats: Counters::default(),

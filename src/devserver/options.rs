@@ -68,6 +68,10 @@ pub struct ServerOptions {
     /// [`TusServer::sources_url`]), with `ETag`, `Last-Modified` and 304s. Mirror
     /// requests need no token.
     pub sources_dir: Option<PathBuf>,
+    /// Write one line per request to stderr, labelled with this name (a
+    /// region id, or `mirror`): method, path (no query), status, request body
+    /// bytes. Never a header value (no token) and never a body. `None`: quiet.
+    pub request_log: Option<String>,
 }
 
 impl ServerOptions {
@@ -99,6 +103,7 @@ impl ServerOptions {
             idle_close: None,
             bearer_token: None,
             sources_dir: None,
+            request_log: None,
         }
     }
 }

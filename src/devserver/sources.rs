@@ -125,6 +125,7 @@ pub(super) fn serve(
         let mut wire = resp.to_bytes();
         let head = wire.len() - resp.body.len();
         wire.truncate(head + (n as usize).min(resp.body.len()));
+        conn.last_status = Some(resp.status);
         let _ = conn.write_all_flush(&wire);
         return Outcome::Abort;
     }

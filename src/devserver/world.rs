@@ -55,6 +55,9 @@ pub struct RegionSetup {
     /// See [`ServerOptions::bearer_token`]; the config then declares
     /// `"auth": "bearer"` for the region's service.
     pub bearer_token: Option<String>,
+    /// Log one line per request to stderr, labelled with the region id (see
+    /// [`ServerOptions::request_log`]).
+    pub log_requests: bool,
 }
 
 impl RegionSetup {
@@ -77,6 +80,7 @@ impl RegionSetup {
             body_rate: None,
             idle_close: None,
             bearer_token: None,
+            log_requests: false,
         }
     }
 
@@ -174,6 +178,7 @@ impl World {
             opts.body_rate = r.body_rate;
             opts.idle_close = r.idle_close;
             opts.bearer_token = r.bearer_token.clone();
+            opts.request_log = r.log_requests.then(|| r.id.clone());
             servers.insert(r.id.clone(), TusServer::start(opts)?);
             setups.insert(r.id.clone(), r);
         }

@@ -157,6 +157,11 @@ impl DevServer {
     /// Starts `cloudsync dev-server --dir DIR/data --ready-file DIR/ready.json ARGS`
     /// and waits (at most 30 s) for its ready file.
     pub fn start(dir: &Path, args: &[&str]) -> DevServer {
+        DevServer::start_with_stderr(dir, args, Stdio::null())
+    }
+
+    /// [`DevServer::start`] with its stderr (the request log) going to `stderr`.
+    pub fn start_with_stderr(dir: &Path, args: &[&str], stderr: impl Into<Stdio>) -> DevServer {
         let ready = dir.join("ready.json");
         let child = bin()
             .args(["dev-server", "--dir", s(&dir.join("data"))])
@@ -164,7 +169,7 @@ impl DevServer {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn dev-server");
         let mut server = DevServer {
