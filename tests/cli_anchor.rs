@@ -70,10 +70,8 @@ fn without_a_firmware_root_the_cli_reads_and_refuses_trust_changes_and_uploads()
     let o = run_unanchored(&["--db", dbs, "config", "show"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(out(&o).contains("anchored       false\n"), "{}", out(&o));
-    assert_eq!(
-        run_unanchored(&["--db", dbs, "status"]).status.code(),
-        Some(0)
-    );
+    let o = run_unanchored(&["--db", dbs, "status"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
     assert_eq!(
         out(&run_unanchored(&["--db", dbs, "region", "show"])),
         "none (root_mismatch)\n"
