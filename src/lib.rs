@@ -39,7 +39,7 @@
 //! ```
 //!
 //! The three invariants — residency (R), nothing lost (N), host app survives
-//! (S) — are described in `docs/DESIGN.md` and README.md, with the tests that defend them.
+//! (S) — are described in `docs/DESIGN.md` §2, with the tests that defend them.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

@@ -15,8 +15,8 @@
 //!
 //! For an emulator or a phone, `--bind` / `--port` / `--public-host` put
 //! every server on one address with consecutive ports, and the config, the
-//! certificates and the URLs name the host the phone uses (README, "QA
-//! guide").
+//! certificates and the URLs name the host the phone uses
+//! (`docs/guide-qa.md`).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
