@@ -20,6 +20,8 @@
 # env: BENCH_REPS=5 BENCH_SIZE_MIB=1024 BENCH_PHOTOS=1000 BENCH_PHOTO_REPS=3
 #      BENCH_HUGE=0 BENCH_OUT=target/bench-onepass BENCH_PARTS="1 2 3 4"
 #      (a part left out keeps its last results in $BENCH_OUT)
+# Since issue 21 every command that uploads or changes trust needs the firmware
+# root: CLOUDSYNC_ROOT on those commands (older binaries ignore it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -92,8 +94,8 @@ prep_db() {
     shift 2
     rm -f "$db" "$db-wal" "$db-shm"
     "$cs" --db "$db" init --root "$WORK/srv-$name/root.json" >/dev/null
-    "$cs" --db "$db" config install "$WORK/srv-$name/config.json" >/dev/null
-    "$cs" --db "$db" region set-country IN >/dev/null
+    CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" "$cs" --db "$db" config install "$WORK/srv-$name/config.json" >/dev/null
+    CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" "$cs" --db "$db" region set-country IN >/dev/null
     printf '%s\0' "$@" | xargs -0 -n 500 "$cs" --db "$db" enqueue >/dev/null
     echo "$db"
 }
@@ -103,7 +105,7 @@ cs_upload() { # label binary server file
     bytes=$(stat -c %s "$file")
     db=$(prep_db "$cs" "$name" "$file")
     tf=$WORK/time.txt
-    /usr/bin/time -o "$tf" -f '%e %U %S %M' "$cs" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" \
+    CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" /usr/bin/time -o "$tf" -f '%e %U %S %M' "$cs" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" \
         >"$OUT/last-run.log" 2>&1 || { cat "$OUT/last-run.log" >&2; exit 1; }
     grep -q "uploaded 1 bytes $bytes failed 0" "$OUT/last-run.log" || { cat "$OUT/last-run.log" >&2; exit 1; }
     # shellcheck disable=SC2046
@@ -167,7 +169,8 @@ for side in new old; do
     [ $side = old ] && cs=$OLD
     for name in nock ck; do
         db=$(prep_db "$cs" "$name" "$BIG")
-        strace -f -y -qq -e trace=read,pread64 -e signal=none -o "$WORK/strace.txt" \
+        CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" \
+            strace -f -y -qq -e trace=read,pread64 -e signal=none -o "$WORK/strace.txt" \
             "$cs" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" >/dev/null 2>&1
         n=$(python3 - "$WORK/strace.txt" "$BIG" <<'EOF'
 import re, sys
@@ -226,7 +229,7 @@ for rep in $(seq "$PHOTO_REPS"); do
             # shellcheck disable=SC2046
             db=$(prep_db "$cs" "$name" $(find "$PH" -name '*.jpg' | sort))
             t0=$(date +%s.%N)
-            "$cs" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" >"$OUT/last-run.log" 2>&1
+            CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" "$cs" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" >"$OUT/last-run.log" 2>&1
             t1=$(date +%s.%N)
             grep -q "uploaded $PHOTOS " "$OUT/last-run.log" || { cat "$OUT/last-run.log" >&2; exit 1; }
             printf '%s\t%s\t%s\n' "$side-$name" "$PHOTOS" "$(python3 -c "print($t1 - $t0)")" >>"$PHOTO_TSV"

@@ -12,6 +12,8 @@
 #
 # Output: $BENCH_OUT/results.md (tables), $BENCH_OUT/raw.tsv (every sample),
 # $BENCH_OUT/*.log (bench binaries' full output).
+# Since issue 21 every command that uploads or changes trust needs the firmware
+# root: CLOUDSYNC_ROOT on those commands (older binaries ignore it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,8 +124,8 @@ prep_db() {
     local name=$1 file=$2 db=$WORK/cs-$1.db
     rm -f "$db" "$db-wal" "$db-shm"
     "$CS" --db "$db" init --root "$WORK/srv-$name/root.json" >/dev/null
-    "$CS" --db "$db" config install "$WORK/srv-$name/config.json" >/dev/null
-    "$CS" --db "$db" region set-country IN >/dev/null
+    CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" "$CS" --db "$db" config install "$WORK/srv-$name/config.json" >/dev/null
+    CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" "$CS" --db "$db" region set-country IN >/dev/null
     "$CS" --db "$db" enqueue "$file" >/dev/null
     echo "$db"
 }
@@ -138,7 +140,7 @@ cs_upload() {
     db=$(prep_db "$name" "$file")
     tf=$WORK/time.txt
     sync
-    /usr/bin/time -o "$tf" -f '%e %U %S %M' "$CS" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" \
+    CLOUDSYNC_ROOT="$WORK/srv-$name/root.json" /usr/bin/time -o "$tf" -f '%e %U %S %M' "$CS" --db "$db" run --test-ca "$WORK/srv-$name/ca.pem" \
         ${chunk:+--chunk-size "$chunk"} >"$OUT/last-run.log" 2>&1 ||
         { cat "$OUT/last-run.log" >&2; exit 1; }
     grep -q "uploaded 1 bytes $bytes failed 0" "$OUT/last-run.log" || { cat "$OUT/last-run.log" >&2; exit 1; }
@@ -176,7 +178,8 @@ lib_upload() { # label server file chunk
     local label=$1 name=$2 file=$3 chunk=$4 db
     db=$(prep_db "$name" "$file")
     sync
-    "$(bench_exe upload)" --db "$db" --ca "$WORK/srv-$name/ca.pem" --chunk-size "$chunk" >"$OUT/last-run.log" 2>&1 ||
+    "$(bench_exe upload)" --db "$db" --ca "$WORK/srv-$name/ca.pem" --root "$WORK/srv-$name/root.json" \
+        --chunk-size "$chunk" >"$OUT/last-run.log" 2>&1 ||
         { cat "$OUT/last-run.log" >&2; exit 1; }
     awk -v l="$label" '/^RESULT/{v[$2]=$3} END{print l"\t"v["bytes"]"\t"v["total_wall"]"\t"v["total_cpu"]"\t"v["prepass_wall"]"\t"v["prepass_cpu"]"\t"v["transfer_wall"]"\t"v["transfer_cpu"]}' \
         "$OUT/last-run.log" >>"$PHASES"

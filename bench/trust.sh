@@ -13,6 +13,8 @@
 #    dev-server without the checksum extension (as in bench/run.sh).
 #
 # env: BENCH_REPS=5  BENCH_SIZE_MIB=512  BENCH_OUT=target/bench-trust
+# Since issue 21 every command that uploads or changes trust needs the firmware
+# root: CLOUDSYNC_ROOT on those commands (older binaries ignore it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -85,11 +87,11 @@ cs_upload() { # label binary
     local db=$WORK/$1.db
     rm -f "$db" "$db-wal" "$db-shm"
     "$2" --db "$db" init --root "$WORK/srv/root.json" >/dev/null
-    "$2" --db "$db" config install "$WORK/srv/config.json" >/dev/null
-    "$2" --db "$db" region set-country IN >/dev/null
+    CLOUDSYNC_ROOT="$WORK/srv/root.json" "$2" --db "$db" config install "$WORK/srv/config.json" >/dev/null
+    CLOUDSYNC_ROOT="$WORK/srv/root.json" "$2" --db "$db" region set-country IN >/dev/null
     "$2" --db "$db" enqueue "$BIG" >/dev/null
     sync
-    /usr/bin/time -o "$WORK/time.txt" -f '%e %U %S' "$2" --db "$db" run --test-ca "$WORK/srv/ca.pem" >"$OUT/last-run.log" 2>&1
+    CLOUDSYNC_ROOT="$WORK/srv/root.json" /usr/bin/time -o "$WORK/time.txt" -f '%e %U %S' "$2" --db "$db" run --test-ca "$WORK/srv/ca.pem" >"$OUT/last-run.log" 2>&1
     grep -q "uploaded 1 bytes $BYTES failed 0" "$OUT/last-run.log" || { cat "$OUT/last-run.log" >&2; exit 1; }
     record "$1"
 }

@@ -29,11 +29,14 @@ fn cpu_secs() -> f64 {
 fn main() {
     let db: String = arg("--db", String::new());
     let ca: String = arg("--ca", String::new());
+    let root: String = arg("--root", String::new());
     let chunk: u64 = arg("--chunk-size", 0);
     assert!(
-        !db.is_empty() && !ca.is_empty(),
-        "usage: --db DB --ca CA.pem [--chunk-size N]"
+        !db.is_empty() && !ca.is_empty() && !root.is_empty(),
+        "usage: --db DB --ca CA.pem --root ROOT.json [--chunk-size N]"
     );
+    // The firmware root: an upload needs it (issue 21).
+    let root = std::fs::read(&root).expect("read root");
     let pem = std::fs::read(&ca).expect("read CA");
     let mut opts = AgentOptions::default();
     opts.upload
@@ -43,7 +46,7 @@ fn main() {
         opts.upload.chunk_size = chunk;
     }
     let (t0, c0) = (Instant::now(), cpu_secs());
-    let agent = Agent::open_with(&db, None, opts).expect("open");
+    let agent = Agent::open_with(&db, Some(&root), opts).expect("open");
     let mut first: Option<(f64, f64)> = None;
     let report = agent
         .run_once(Duration::from_secs(3600), &mut |p| {
