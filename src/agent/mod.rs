@@ -10,6 +10,7 @@ mod account;
 mod anchor;
 mod events;
 mod hold;
+mod install;
 mod ledger;
 mod refresh;
 mod retention;

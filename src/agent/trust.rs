@@ -19,11 +19,10 @@
 use rusqlite::{Connection, Transaction};
 
 use super::anchor::{ChainOps, ResetReason, Standing};
-use super::{Agent, ConfigInfo, Inner, Installed};
-use crate::config::envelope::Envelope;
+use super::{Agent, ConfigInfo, Inner};
 use crate::config::model::format_time;
 use crate::config::store::{self, StoredTrust};
-use crate::config::{TrustedRoot, VerifiedConfig, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
+use crate::config::{TrustedRoot, VerifiedConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::ops::{self, now_ms};
 use crate::queue::wait::{Scope, SHORT_WAIT};
@@ -482,77 +481,6 @@ impl Agent {
             Ok(()) => log::info!("expiry recorded; it stays until a newer version arrives"),
             Err(e) => log::warn!("could not record an expiry ({})", e.kind()),
         }
-    }
-
-    /// Installs a root or a config envelope (told apart by `payloadType`).
-    /// A rejected envelope changes nothing, in memory or on disk.
-    pub fn install(&self, envelope: &[u8]) -> Result<Installed> {
-        let env = Envelope::parse(envelope)?;
-        match env.payload_type.as_str() {
-            ROOT_PAYLOAD_TYPE => self.install_root(envelope),
-            CONFIG_PAYLOAD_TYPE => self.install_config(envelope),
-            _ => Err(Error::WrongPayloadType {
-                expected: "a root or config payload type",
-            }),
-        }
-    }
-
-    /// Installs the next root (rotation), chained from the root stored in
-    /// the database (not this handle's memory).
-    pub fn install_root(&self, envelope: &[u8]) -> Result<Installed> {
-        let mut g = self.lock();
-        let anchor = self.anchor.clone();
-        let installed = self.update_trust(&mut g, |t, tx, now| {
-            t.require_anchor()?;
-            if t.standing == Standing::Unverified {
-                // Roots installed by bytes re-establish the chain like a refresh.
-                let fw = anchor.as_ref().expect("an unverified trust has an anchor");
-                let rows = store::chain(tx)?;
-                let put = t.absorb_walk(fw, &rows, &[envelope])?;
-                let installed = match put.last() {
-                    Some(&version) => Installed::Root { version },
-                    None => Installed::Unchanged,
-                };
-                // Written even when nothing is in force yet: the chain grew.
-                return Ok((installed, true));
-            }
-            let Some(next) = t.root.verify_next(envelope, now)? else {
-                return Ok((Installed::Unchanged, false));
-            };
-            t.rotate_root(next);
-            Ok((
-                Installed::Root {
-                    version: t.root.version(),
-                },
-                true,
-            ))
-        })?;
-        if let Installed::Root { version } = installed {
-            log::info!("root rotated to version {version}");
-        }
-        Ok(installed)
-    }
-
-    /// Installs a config signed under the root stored in the database.
-    pub fn install_config(&self, envelope: &[u8]) -> Result<Installed> {
-        let mut g = self.lock();
-        let installed = self.update_trust(&mut g, |t, _, now| {
-            t.require_anchored()?;
-            let cfg = VerifiedConfig::verify(&t.root, envelope)?;
-            let version = cfg.version();
-            Ok(match t.accept_config(cfg, now)? {
-                true => {
-                    // A config accepted under the anchor ends the reset notice.
-                    t.trust_reset = None;
-                    (Installed::Config { version }, true)
-                }
-                false => (Installed::Unchanged, false),
-            })
-        })?;
-        if let Installed::Config { version } = installed {
-            log::info!("config version {version} installed");
-        }
-        Ok(installed)
     }
 
     /// The approved region: `Ok(None)` with no config, no country or no
