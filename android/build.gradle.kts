@@ -13,6 +13,7 @@ plugins {
 val crateDir: File = projectDir.parentFile
 val abis = listOf("arm64-v8a", "armeabi-v7a", "x86_64")
 val rustJniLibs = layout.buildDirectory.dir("rustJniLibs")
+val hostJniLib = layout.buildDirectory.dir("hostJniLib")
 val minSdkVersion = 24
 
 android {
@@ -47,10 +48,10 @@ android {
     testOptions {
         unitTests.all {
             // src/test holds host-JVM tests that load the *host* build of the
-            // library (target/debug); scripts/test-jvm.sh is the canonical runner.
+            // library (cargoHostBuild below); scripts/test-jvm.sh is the canonical runner.
             it.useJUnitPlatform()
             it.jvmArgs("-Xcheck:jni")
-            it.systemProperty("java.library.path", File(crateDir, "target/debug").path)
+            it.systemProperty("java.library.path", hostJniLib.get().asFile.path)
             it.dependsOn("cargoHostBuild")
         }
     }
@@ -68,12 +69,14 @@ val cargoNdkBuild = tasks.register<Exec>("cargoNdkBuild") {
     args += listOf(
         "--platform", minSdkVersion.toString(),
         "-o", rustJniLibs.get().asFile.path,
-        "build", "--profile", "phone", "--lib", "--no-default-features",
+        "build", "--profile", "phone", "-p", "cloudsync", "--lib",
     )
     commandLine(args)
-    // Every input of the phone build: the sources, the manifest and lock, build.rs
-    // (the 16 KiB page alignment and the SONAME) and .cargo/config.toml (the
-    // SQLite compile-time options); a change to any of them rebuilds the .so.
+    // Every input of the phone build: the library's sources, the workspace
+    // manifest and lock, build.rs (the 16 KiB page alignment, the SONAME, packed
+    // relocations) and .cargo/config.toml (the SQLite compile-time options); a
+    // change to any of them rebuilds the .so. The other crates of the workspace
+    // (crates/: CLI, dev server, test kit) are not part of it.
     inputs.dir(File(crateDir, "src"))
     inputs.files(
         File(crateDir, "Cargo.toml"),
@@ -84,20 +87,26 @@ val cargoNdkBuild = tasks.register<Exec>("cargoNdkBuild") {
     outputs.dir(rustJniLibs)
 }
 
-// Host build for the host-JVM unit tests in src/test, with the features
-// scripts/test-jvm.sh builds them with: ffi-test-hooks (the deliberate panic and
-// the NativeBridge.testServer* entry points) and devserver (the credential tests
-// start a token-requiring tus server in the JVM's process through them). The
-// tests that need a `cloudsync dev-server` process (CLOUDSYNC_DEVSERVER_READY)
-// are skipped under Gradle; scripts/test-jvm.sh runs them.
+// Host build for the host-JVM unit tests in src/test, as scripts/test-jvm.sh
+// builds it: crates/jvm-test-lib, the library with ffi-test-hooks (the
+// deliberate panic, openForTest) plus the NativeBridge.testServer* entry points
+// (the credential tests start a token-requiring tus server in the JVM's process
+// through them), copied under the name the Java code loads. The tests that need
+// a `cloudsync dev-server` process (CLOUDSYNC_DEVSERVER_READY) are skipped under
+// Gradle; scripts/test-jvm.sh runs them.
 tasks.register<Exec>("cargoHostBuild") {
     group = "build"
-    description = "Builds the host libcloudsync.so with ffi-test-hooks,devserver for src/test."
+    description = "Builds the host libcloudsync.so of the JVM tests (crates/jvm-test-lib)."
     workingDir = crateDir
-    commandLine(
-        "cargo", "build", "--lib", "--no-default-features",
-        "--features", "ffi-test-hooks,devserver",
-    )
+    commandLine("cargo", "build", "-p", "cloudsync-jvm-test-lib")
+    outputs.dir(hostJniLib)
+    doLast {
+        copy {
+            from(File(crateDir, "target/debug/libcloudsync_jvm_test_lib.so"))
+            into(hostJniLib)
+            rename { "libcloudsync.so" }
+        }
+    }
 }
 
 // Every variant's merge<Variant>JniLibFolders task packs the .so files.

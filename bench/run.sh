@@ -7,7 +7,7 @@
 #   BENCH_REPS=7         repetitions of each upload measurement (medians are reported)
 #   BENCH_SIZE_MIB=1024  size of the big upload file
 #   BENCH_OUT=target/bench   where results, logs and the test files go
-#   BENCH_SKIP_LIB=1     skip the (slow, LTO) --no-default-features .so build
+#   BENCH_SKIP_LIB=1     skip the (slow, LTO) library .so build
 #   BENCH_SKIP_APT=1     never call apt-get
 #
 # Output: $BENCH_OUT/results.md (tables), $BENCH_OUT/raw.tsv (every sample),
@@ -246,16 +246,12 @@ log "bench startup (config verify, Agent::open)"
 # ---------------------------------------------------------------- 5: .so size
 SO_BYTES=""
 if [ "${BENCH_SKIP_LIB:-0}" != 1 ]; then
-    log "cargo build --release --lib --no-default-features (host .so as shipped)"
-    cargo build --release --lib --no-default-features >"$OUT/build-lib.log" 2>&1 ||
+    log "cargo build --release -p cloudsync --lib (host .so as shipped)"
+    cargo build --release -p cloudsync --lib >"$OUT/build-lib.log" 2>&1 ||
         { tail -n 40 "$OUT/build-lib.log" >&2; exit 1; }
     SO_BYTES=$(stat -c %s target/release/libcloudsync.so)
     cp target/release/libcloudsync.so "$OUT/libcloudsync.host.so"
     file "$OUT/libcloudsync.host.so" >"$OUT/so-file.txt" 2>/dev/null || true
-    # The lib's outputs carry no hash (cdylib), so that build replaced the
-    # default-features libcloudsync.{so,rlib} other tests use: rebuild them.
-    log "cargo build --release (restore the default-features lib)"
-    cargo build --release >>"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log" >&2; exit 1; }
 fi
 
 # ---------------------------------------------------------------- report
@@ -370,7 +366,7 @@ print(f"| Agent::open, existing DB (50-region config w/ CAs, 10k items) | {s.get
 print(f"| `cloudsync --db DB status` whole process | {status_ms} ms |")
 print()
 if so:
-    print(f"### Size\n\nlibcloudsync.so (host x86_64, --release --lib --no-default-features, stripped): {int(so):,} bytes ({int(so)/2**20:.2f} MiB)")
+    print(f"### Size\n\nlibcloudsync.so (host x86_64, --release -p cloudsync --lib, stripped): {int(so):,} bytes ({int(so)/2**20:.2f} MiB)")
     if so_default and so_default != "0":
         print(f"(default features incl. the dev-server: {int(so_default):,} bytes ({int(so_default)/2**20:.2f} MiB))")
 EOF

@@ -5,7 +5,7 @@
 //! Options (after `--`): `--file PATH` (default: a 256 MiB temp file),
 //! `--runs N` (5). The file should be in the page cache (the first run warms it).
 
-mod common;
+use cloudsync_testkit::bench as common;
 
 use std::path::PathBuf;
 use std::time::Instant;

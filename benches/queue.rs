@@ -18,7 +18,7 @@
 //! `--rounds R` (5), `--block N` (50), `--calls N` (2000), `--big N` (1000000),
 //! `--sqlite3 PATH` (sqlite3).
 
-mod common;
+use cloudsync_testkit::bench as common;
 mod queue_scale;
 #[path = "queue/scale.rs"]
 mod scale;

@@ -13,7 +13,7 @@
 //! Options (after `--`): `--regions N` (50), `--verify-iters N` (500),
 //! `--open-iters N` (100), `--items N` (10000).
 
-mod common;
+use cloudsync_testkit::bench as common;
 
 use std::time::Instant;
 

@@ -17,7 +17,7 @@
 //!
 //! Options (after `--`): `--iters N` (200000), `--write-iters N` (2000).
 
-mod common;
+use cloudsync_testkit::bench as common;
 
 use std::time::Instant;
 

@@ -11,7 +11,7 @@
 //! `cargo bench --bench upload -- --db DB --ca CA.pem [--chunk-size N]`
 //! prints `RESULT` lines: wall and CPU seconds of each phase and in total.
 
-mod common;
+use cloudsync_testkit::bench as common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 # (aarch64-linux-android, armv7-linux-androideabi, x86_64-linux-android), with
 # every `cfg(target_os = "android")` path on: android_logger (logcat), the JNI
 # entry points of src/ffi/jni/ and the C ABI, as the app ships it
-# (`--lib --no-default-features`, like android/build.gradle.kts's cargo ndk
+# (`-p cloudsync --lib`, like android/build.gradle.kts's cargo ndk
 # build) and again with the FFI test hooks (`--features ffi-test-hooks`).
 # Warnings in this crate fail the check (an Android-only path is never seen by
 # the host's clippy).
@@ -52,9 +52,9 @@ for t in $TARGETS; do
   u=${t//-/_}
   export "CC_$u=$w" "AR_$u=llvm-ar"
   for feats in "" ffi-test-hooks; do
-    echo "== $t: cargo check --lib --no-default-features${feats:+ --features $feats}"
+    echo "== $t: cargo check -p cloudsync --lib${feats:+ --features $feats}"
     log=$CARGO_TARGET_DIR/check-$t${feats:+-$feats}.log
-    /usr/bin/cargo check -Zbuild-std=std,panic_abort --target "$t" --lib --no-default-features \
+    /usr/bin/cargo check -Zbuild-std=std,panic_abort --target "$t" -p cloudsync --lib \
       ${feats:+--features "$feats"} --message-format short "$@" 2>&1 | tee "$log"
     st=${PIPESTATUS[0]}
     [ "$st" = 0 ] || exit "$st"

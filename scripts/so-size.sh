@@ -36,7 +36,7 @@ fi
 lld_dir=$CARGO_TARGET_DIR/lld-bin
 mkdir -p "$lld_dir" && ln -sf "$(command -v ld.lld)" "$lld_dir/ld.lld"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-B$lld_dir -C link-arg=-fuse-ld=lld -C link-arg=-Wl,-z,max-page-size=16384 -C link-arg=-Wl,--pack-dyn-relocs=android"
-/usr/bin/cargo build -q --target aarch64-unknown-linux-gnu --lib --no-default-features --profile phone
+/usr/bin/cargo build -q --target aarch64-unknown-linux-gnu -p cloudsync --lib --profile phone
 so=$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/phone/libcloudsync.so
 bytes=$(stat -c %s "$so")
 budget=$((3 * 1024 * 1024))

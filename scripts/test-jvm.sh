@@ -28,27 +28,29 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v javac >/dev/null || { echo "javac (JDK >= 11) is required" >&2; exit 1; }
 
-# The dev server (CLI, default features) is built first: building it relinks
-# target/debug/libcloudsync.so without the test hooks, so the library build
-# below must come last.
+# The dev server: the CLI crate's `cloudsync dev-server`.
 DEVSERVER=""
 if [ "${CLOUDSYNC_JVM_NO_DEVSERVER:-}" != 1 ]; then
-  echo "== cargo build --bin cloudsync (dev server)"
-  cargo build --bin cloudsync
+  echo "== cargo build -p cloudsync-cli (dev server)"
+  cargo build -p cloudsync-cli
   DEVSERVER=$ROOT/target/debug/cloudsync
 fi
 
-# devserver: the credential tests start their own token-requiring tus server in
-# the JVM's process through the test hooks (NativeBridge.testServer*).
-echo "== cargo build --lib --no-default-features --features ffi-test-hooks,devserver"
-cargo build --lib --no-default-features --features ffi-test-hooks,devserver
-# A private copy, so another build in the shared target dir cannot swap the
-# library under the running JVM.
+# The library under test: crates/jvm-test-lib, the library with its test hooks
+# (ffi-test-hooks) plus the in-process test server the credential and refresh
+# tests start (NativeBridge.testServer*). Its own crate, so the library crate
+# never holds the dev server whatever its features.
+echo "== cargo build -p cloudsync-jvm-test-lib"
+cargo build -p cloudsync-jvm-test-lib
+# A private copy under the name Java loads (System.loadLibrary("cloudsync")),
+# so another build in the shared target dir cannot swap it under the JVM.
 mkdir -p "$OUT/native"
-cp -f target/debug/libcloudsync.so "$OUT/native/libcloudsync.so"
-if command -v nm >/dev/null && ! nm -D --defined-only "$OUT/native/libcloudsync.so" | grep -q testServerStart; then
-  echo "libcloudsync.so lacks the ffi-test-hooks entry points" >&2
-  exit 1
+cp -f target/debug/libcloudsync_jvm_test_lib.so "$OUT/native/libcloudsync.so"
+if command -v nm >/dev/null; then
+  exported=$(nm -D --defined-only "$OUT/native/libcloudsync.so")
+  grep -q testServerStart <<<"$exported" || { echo "the JVM test library lacks the test server entry points" >&2; exit 1; }
+  grep -q NativeBridge_openForTest <<<"$exported" || { echo "the JVM test library lacks the ffi-test-hooks entry points" >&2; exit 1; }
+  grep -q NativeBridge_open <<<"$exported" || { echo "the JVM test library lacks the library's entry points" >&2; exit 1; }
 fi
 
 echo "== javac"

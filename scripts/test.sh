@@ -21,11 +21,29 @@ if [ -f tests/interop/package.json ] && [ ! -d tests/interop/node_modules ]; the
   (cd tests/interop && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
 fi
 
-echo "== Rust: unit, integration, C ABI, interop"
-cargo test --features ffi-test-hooks
+# How long each part took, printed at the end (and as it goes).
+timings=()
+part() {
+  local name=$1; shift
+  echo "== $name"
+  local t0; t0=$(date +%s)
+  "$@"
+  timings+=("$(printf '%5ss  %s' "$(( $(date +%s) - t0 ))" "$name")")
+  echo "== $name: $(( $(date +%s) - t0 ))s"
+}
+
+# Every crate of the workspace: the library's unit tests and its integration
+# test binaries (tests/{agent,ffi,queue,trust,upload}), the dev server's unit
+# tests, the CLI's (crates/cli/tests/{cli,processes}: real processes, the C
+# ABI), with the library's test hooks on. Built first, then run, so the two
+# parts are timed apart.
+FEATURES=cloudsync/ffi-test-hooks,cloudsync-cli/ffi-test-hooks
+part "Rust: build the tests" cargo test --workspace --features "$FEATURES" --no-run
+part "Rust: unit, integration, C ABI, interop" cargo test --workspace --features "$FEATURES"
 
 if [ -x scripts/test-jvm.sh ]; then
-  echo "== JVM: JNI host tests"
-  scripts/test-jvm.sh
+  part "JVM: JNI host tests" scripts/test-jvm.sh
 fi
+echo "== time per part"
+printf '%s\n' "${timings[@]}"
 echo "== all tests passed"

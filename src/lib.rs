@@ -52,13 +52,10 @@ pub mod queue;
 pub mod region;
 pub mod upload;
 
-#[cfg(feature = "devserver")]
-pub mod devserver;
-
 #[allow(unsafe_code)]
 pub mod ffi;
 
-/// The runner lock's `flock` and the CLI's signal handler: the only `unsafe`
+/// The runner lock's `flock`: the only `unsafe`
 /// outside `ffi` (see the module's comment).
 #[allow(unsafe_code)]
 #[doc(hidden)]

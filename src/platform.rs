@@ -1,7 +1,7 @@
 //! The crate's only calls into the C library outside the FFI layer
-//! (`src/ffi/`): the runner's lock file (`flock`) and, for the CLI only, the
-//! SIGINT/SIGTERM handler. Every `unsafe` block of them is here, each with
-//! the reason it is sound; the rest of the crate is `deny(unsafe_code)`.
+//! (`src/ffi/`): the runner's lock file (`flock`). Every `unsafe` block of
+//! them is here, each with the reason it is sound; the rest of the crate is
+//! `deny(unsafe_code)`.
 //!
 //! Why `libc::flock` and not `std::fs::File::try_lock`: `try_lock` was
 //! stabilised in Rust 1.89, above this crate's `rust-version` (1.85), and
@@ -71,67 +71,4 @@ pub(crate) fn unlock(f: &File) -> io::Result<()> {
 #[cfg(not(unix))]
 pub(crate) fn unlock(_f: &File) -> io::Result<()> {
     Ok(())
-}
-
-/// SIGINT and SIGTERM for the `cloudsync` CLI (not in the phone's library:
-/// an app's process belongs to Android, not to us). The handler only stores
-/// the signal number in an atomic — the one thing a handler may safely do —
-/// and a thread of the CLI turns it into [`crate::Agent::cancel`]. A second
-/// signal ends the process at once with `_exit(128 + signal)`, the status a
-/// shell reports for a process killed by it.
-#[cfg(all(unix, feature = "cli"))]
-pub mod interrupt {
-    use std::io;
-    use std::sync::atomic::{AtomicI32, Ordering};
-
-    static RECEIVED: AtomicI32 = AtomicI32::new(0);
-
-    extern "C" fn on_signal(sig: libc::c_int) {
-        // A lock-free atomic swap is async-signal-safe.
-        if RECEIVED.swap(sig, Ordering::SeqCst) != 0 {
-            // SAFETY: `_exit` is async-signal-safe (POSIX) and never returns;
-            // nothing of this process's state is touched on the way out.
-            unsafe { libc::_exit(128 + sig) }
-        }
-    }
-
-    /// Installs the handler for SIGINT and SIGTERM (with `SA_RESTART`, so
-    /// other threads' blocking calls are not cut short by it).
-    pub fn install() -> io::Result<()> {
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: `sigaction` is a plain C struct for which all-zero
-            // bytes are a valid value (no handler, empty flags).
-            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            // SAFETY: `sa.sa_mask` is a valid, writable `sigset_t` owned by `sa`.
-            if unsafe { libc::sigemptyset(&mut sa.sa_mask) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `sa` is fully initialised and outlives the call; the
-            // handler it names is an `extern "C" fn(c_int)` that only does
-            // async-signal-safe work; a null old-action pointer is allowed.
-            if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-
-    /// The first signal received since [`install`], if any.
-    pub fn received() -> Option<i32> {
-        match RECEIVED.load(Ordering::SeqCst) {
-            0 => None,
-            sig => Some(sig),
-        }
-    }
-
-    /// The signal's name, for the message.
-    pub fn name(sig: i32) -> &'static str {
-        match sig {
-            libc::SIGINT => "SIGINT",
-            libc::SIGTERM => "SIGTERM",
-            _ => "a signal",
-        }
-    }
 }

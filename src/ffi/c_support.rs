@@ -1,5 +1,5 @@
 //! The support half of the C ABI (`super::capi` and its submodules hold the
-//! `extern "C"` functions, which `tests/c_header.rs` parses): the single
+//! `extern "C"` functions, which `tests/ffi/c_header.rs` parses): the single
 //! runner and its per-thread last error, the pointer-argument helpers,
 //! the conversions of Rust values to the C structs (each one copy, out of
 //! line), and the credential callback as a [`CredentialProvider`].

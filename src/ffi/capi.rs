@@ -16,7 +16,7 @@
 //! `capi/queue.rs`, runs with per-item events in `capi/events.rs`, the audit
 //! retention in `capi/retention.rs`.
 //!
-//! `tests/c_header.rs` parses this file, the files of `capi/` and the header
+//! `tests/ffi/c_header.rs` parses this file, the files of `capi/` and the header
 //! and fails if their function names, parameter lists, struct fields,
 //! constants or status codes drift apart.
 

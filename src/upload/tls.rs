@@ -176,13 +176,56 @@ pub(crate) fn tls_config(
     Ok(Arc::new(cfg))
 }
 
-#[cfg(all(test, feature = "devserver"))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devserver::TestCa;
     use base64::Engine as _;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
     use std::net::IpAddr;
     use std::sync::Mutex;
+
+    /// A CA made with `rcgen` (the dev server's `TestCa` lives in a crate
+    /// that depends on this one, so a unit test cannot use it).
+    struct TestCa(CertifiedIssuer<'static, KeyPair>);
+
+    /// A leaf certificate and its SPKI's SHA-256, as a config pins it.
+    struct Leaf {
+        chain_der: Vec<Vec<u8>>,
+        spki_sha256: [u8; 32],
+    }
+
+    impl TestCa {
+        fn new(_name: &str) -> TestCa {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            TestCa(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+        }
+
+        fn cert_der(&self) -> Vec<u8> {
+            self.0.der().to_vec()
+        }
+
+        fn issue(&self, _dns: &[&str], ips: &[IpAddr]) -> Leaf {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.subject_alt_names = ips.iter().map(|ip| SanType::IpAddress(*ip)).collect();
+            let cert = params.signed_by(&key, &self.0).unwrap();
+            let spki = ring::digest::digest(
+                &ring::digest::SHA256,
+                &rcgen::PublicKeyData::subject_public_key_info(&key),
+            );
+            Leaf {
+                chain_der: vec![cert.der().to_vec()],
+                spki_sha256: spki.as_ref().try_into().unwrap(),
+            }
+        }
+    }
+
+    impl Leaf {
+        fn spki_sha256_b64(&self) -> String {
+            base64::engine::general_purpose::STANDARD.encode(self.spki_sha256)
+        }
+    }
 
     fn verifier(ca: &TestCa, pins: Vec<[u8; 32]>) -> PinningVerifier {
         let mut roots = RootCertStore::empty();

@@ -1,5 +1,5 @@
 /*
- * An LD_PRELOAD shim for tests/power_cut.rs: a power-cut recorder.
+ * An LD_PRELOAD shim for crates/cli/tests/processes/power_cut.rs: a power-cut recorder.
  *
  * For one SQLite database (CS_PC_DB, an absolute path) and its WAL, it keeps
  * in CS_PC_DIR a copy of each file as it was when its last fsync/fdatasync

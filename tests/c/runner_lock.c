@@ -1,5 +1,5 @@
 /*
- * One run through the C ABI, for tests/c_runner_lock.rs (issue 22): opens
+ * One run through the C ABI, for crates/cli/tests/processes/c_runner_lock.rs (issue 22): opens
  * DB with ROOT.json, runs cs_run_once for up to 60 s and prints what came
  * back, so the test can kill it mid-run and start the next one:
  *

@@ -1,6 +1,6 @@
 /*
  * C test of include/cloudsync.h against libcloudsync.so. Built and run by
- * tests/c_abi.rs:
+ * crates/cli/tests/processes/c_abi.rs:
  *
  *   gcc -std=c11 -Wall -Wextra -Werror -pedantic -I include [-DCLOUDSYNC_TEST_HOOKS] \
  *       tests/c/test_capi.c -L target/debug -lcloudsync -lpthread -o test_capi

@@ -1,6 +1,6 @@
 /*
  * Issue 22 point 2 through the C ABI, with another process holding the
- * queue's write lock. Built and run by tests/queue_contention.rs, which
+ * queue's write lock. Built and run by crates/cli/tests/processes/queue_contention.rs, which
  * prepares DB (a config, country IN, one large item, a slow loopback server)
  * and takes the lock with the sqlite3 shell when this program asks:
  *

@@ -1,5 +1,5 @@
 //! The C ABI of the trust state: installing envelopes, the config refresh
-//! and what is installed (same conventions as [`super`]; `tests/c_header.rs`
+//! and what is installed (same conventions as [`super`]; `tests/ffi/c_header.rs`
 //! parses this file too). Trust is anchored in the root passed to `cs_open`
 //! (see `src/agent/anchor.rs`): `cs_config_info.anchored` and `trust_reset`
 //! say how the stored trust stands against it.

@@ -1,5 +1,5 @@
 //! The C ABI of runs with per-item events (the rest of the ABI is in
-//! [`super`]; same conventions, and `tests/c_header.rs` parses this file too).
+//! [`super`]; same conventions, and `tests/ffi/c_header.rs` parses this file too).
 
 #![allow(non_camel_case_types)]
 

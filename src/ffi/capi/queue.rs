@@ -1,5 +1,5 @@
 //! The C ABI of the queue's items, the audit trail and batch enqueue (the
-//! rest of the ABI is in [`super`]; same conventions, and `tests/c_header.rs`
+//! rest of the ABI is in [`super`]; same conventions, and `tests/ffi/c_header.rs`
 //! parses this file too).
 //!
 //! An item's path is not in `cs_item` but read with [`cs_item_path`]: a path

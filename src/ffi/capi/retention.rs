@@ -1,5 +1,5 @@
 //! The C ABI of the audit retention (same conventions as [`super`];
-//! `tests/c_header.rs` parses this file too). The retention is stored in the
+//! `tests/ffi/c_header.rs` parses this file too). The retention is stored in the
 //! database, so every handle and process on the file agrees on it.
 
 use super::{cs_agent, cs_status};

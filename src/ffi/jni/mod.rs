@@ -54,6 +54,61 @@ mod provider;
 mod retention;
 mod run;
 
+/// The runner and argument helpers, for the JVM tests' own entry points
+/// (`crates/jvm-test-lib`: its in-process test server). Only with
+/// `ffi-test-hooks`, never in the phone build.
+#[cfg(feature = "ffi-test-hooks")]
+#[doc(hidden)]
+pub mod test_support {
+    use ::jni::objects::JString;
+    use ::jni::sys::jlong;
+    use ::jni::JNIEnv;
+
+    use crate::error::Result;
+
+    /// `java.lang.String`'s class name.
+    pub const STRING_CLASS: &str = super::STRING_CLASS;
+
+    /// The single JNI runner (see the module's `run`).
+    pub fn run<'local, T: Default>(
+        env: &mut JNIEnv<'local>,
+        f: impl FnOnce(&mut JNIEnv<'local>) -> Result<T>,
+    ) -> T {
+        super::run(env, f)
+    }
+
+    /// A u64 counter as a Java long, saturating.
+    pub fn sat(n: u64) -> jlong {
+        super::sat(n)
+    }
+
+    /// A non-null Java string argument.
+    pub fn string_arg(
+        env: &mut JNIEnv<'_>,
+        s: &JString<'_>,
+        null_msg: &'static str,
+    ) -> Result<String> {
+        super::string_arg(env, s, null_msg)
+    }
+
+    /// A nullable Java string argument.
+    pub fn opt_string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>> {
+        super::opt_string_arg(env, s)
+    }
+
+    /// `jni` crate failures as `Internal` errors.
+    pub trait JniResultExt<T> {
+        /// See the module's `JniResultExt`.
+        fn jni(self) -> Result<T>;
+    }
+
+    impl<T> JniResultExt<T> for ::jni::errors::Result<T> {
+        fn jni(self) -> Result<T> {
+            super::JniResultExt::jni(self)
+        }
+    }
+}
+
 /// Constructor of every exception class: `(String kind, int code, String message)`.
 const EXCEPTION_CTOR: &str = "(Ljava/lang/String;ILjava/lang/String;)V";
 const STRING_CLASS: &str = "java/lang/String";

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The audit retention through the Java API (issue 16): one value in the database for every
  * agent on the file, out-of-range values refused with nothing changed, and pruning on demand.
  * Pruning itself (bounded transactions, pages given back) is tested in Rust, {@code
- * tests/queue_retention.rs}.
+ * tests/queue/retention.rs}.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AuditRetentionTest {

@@ -1,0 +1,8 @@
+//! The `cli` integration tests, one binary (linked once).
+
+mod accounts;
+mod anchor;
+mod basics;
+mod edges;
+mod qa;
+mod source_symlinks;

@@ -1,0 +1,7 @@
+//! The `upload` integration tests, one binary (linked once).
+
+mod basics;
+mod interop_tus_node;
+mod limits;
+mod resume;
+mod review;
