@@ -32,9 +32,9 @@ use super::Agent;
 use crate::config::store::{self, SourceEntry};
 use crate::config::{TrustedRoot, VerifiedConfig};
 use crate::error::{Error, Result};
+use crate::net::fetch::{Fetched, SourceHttp, Validators};
+use crate::net::http::IoControl;
 use crate::region::{GuardedUrl, Sources};
-use crate::upload::fetch::{Fetched, SourceHttp, Validators};
-use crate::upload::http::IoControl;
 
 /// Root versions one refresh steps through at most (a phone years behind
 /// catches up over several calls).

@@ -13,7 +13,7 @@ use super::{ServerOptions, TestCa, TusServer};
 use crate::config::model::{format_time, unix_secs};
 use crate::config::sign::{root_payload, sign_envelope, SigningKey};
 use crate::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
-use crate::upload::UploadOptions;
+use crate::net::UploadOptions;
 use crate::AgentOptions;
 
 /// How one region's server is set up.
