@@ -13,7 +13,7 @@ use super::{ServerOptions, TestCa, TusServer};
 use cloudsync::config::model::{format_time, unix_secs};
 use cloudsync::config::sign::{root_payload, sign_envelope, SigningKey};
 use cloudsync::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
-use cloudsync::upload::UploadOptions;
+use cloudsync::net::UploadOptions;
 use cloudsync::AgentOptions;
 
 /// How one region's server is set up.
