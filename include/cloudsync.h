@@ -1,7 +1,7 @@
 /*
  * cloudsync.h — C ABI of libcloudsync (on-device backup sync agent).
  *
- * Hand-written; tests/ffi/c_header.rs checks it against src/ffi/capi.rs and
+ * Hand-written; tests/ffi/c_header.rs checks it against src/ffi/capi/ and
  * ErrorKind::code() (function names, parameter types, struct fields, status
  * codes), so the two cannot drift apart. tests/c/test_capi.c exercises it.
  *

@@ -18,7 +18,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::error::{Error, Result};
 use crate::Agent;
 
-mod c_support;
 pub mod capi;
 pub mod jni;
 

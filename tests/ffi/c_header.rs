@@ -1,5 +1,5 @@
-//! Keeps `include/cloudsync.h` (hand-written) in sync with `src/ffi/capi.rs`
-//! and the files of `src/ffi/capi/`: parses the `extern "C" fn cs_*` definitions
+//! Keeps `include/cloudsync.h` (hand-written) in sync with the files of
+//! `src/ffi/capi/` (`mod.rs` and the rest): parses the `extern "C" fn cs_*` definitions
 //! and the header's prototypes and compares names, parameter and return types
 //! (after mapping Rust types to C), the fields of the `#[repr(C)]` structs,
 //! the callback types, the stop reasons and event types, which functions
@@ -17,17 +17,18 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
-/// The Rust side of the C ABI: `capi.rs` and the files of its `capi/` directory.
+/// The Rust side of the C ABI: the files of `src/ffi/capi/`, `mod.rs` first.
 fn capi() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi/capi");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .map(|f| f.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter(|p| !p.ends_with("mod.rs"))
         .collect();
     files.sort();
     assert!(files.len() >= 2, "{files:?}");
-    let mut src = read("src/ffi/capi.rs");
+    let mut src = read("src/ffi/capi/mod.rs");
     for f in files {
         src.push('\n');
         src += &std::fs::read_to_string(&f).expect("read a capi file");
@@ -293,7 +294,7 @@ fn rust_struct(src: &str, name: &str) -> Vec<(String, String)> {
     let src = strip_rust_comments(src);
     let start = src
         .find(&format!("pub struct {name} {{"))
-        .unwrap_or_else(|| panic!("struct {name} in capi.rs"));
+        .unwrap_or_else(|| panic!("struct {name} in src/ffi/capi/"));
     let body_start = start + src[start..].find('{').expect("{");
     let (body, _) = balanced(&src[body_start..], '{', '}');
     split_top(body)
@@ -331,7 +332,7 @@ fn header_enum(header: &str, name: &str) -> BTreeMap<String, i32> {
         .collect()
 }
 
-/// `pub const NAME: i32 = N;` items of capi.rs starting with `prefix`.
+/// `pub const NAME: i32 = N;` items of src/ffi/capi/ starting with `prefix`.
 fn rust_consts(src: &str, prefix: &str) -> BTreeMap<String, i32> {
     strip_rust_comments(src)
         .lines()
@@ -468,7 +469,7 @@ fn callback_types(name: &str) -> ((Vec<String>, String), (Vec<String>, String)) 
     let rs = strip_rust_comments(&capi());
     let start = rs
         .find(&format!("pub type {name} ="))
-        .unwrap_or_else(|| panic!("{name} in capi.rs"));
+        .unwrap_or_else(|| panic!("{name} in src/ffi/capi/"));
     let decl = &rs[start..start + rs[start..].find(';').expect(";")];
     let fn_at = decl.find("fn(").expect("fn type");
     let (params, rest) = balanced(&decl[fn_at + 2..], '(', ')');

@@ -1,81 +1,50 @@
-//! The C ABI of the queue's items, the audit trail and batch enqueue (the
-//! rest of the ABI is in [`super`]; same conventions, and `tests/ffi/c_header.rs`
-//! parses this file too).
+//! The C ABI of the queue: enqueueing (one file, or a batch in one
+//! transaction), the items, the counters, the audit trail and the held items
+//! (same conventions as [`super`]; `tests/ffi/c_header.rs` parses this
+//! file too).
 //!
 //! An item's path is not in `cs_item` but read with [`cs_item_path`]: a path
 //! may be up to `PATH_MAX` (4096) bytes, which would make every `cs_item`
 //! (and an array of them for [`cs_list_items`]) eight times larger, and a
 //! truncated path is of no use.
 
-#![allow(non_camel_case_types)]
-
 use std::ffi::c_char;
 
-use super::{cs_agent, cs_status};
-use crate::ffi::c_support::{
-    agent_ref, audit_of, copy_str, fill, item_of, opt_str_arg, out_ptr, out_slots, run, slice_arg,
-    str_arg,
+use super::values::{
+    audit_of, cs_agent, cs_audit_record, cs_item, cs_queue_stats, cs_status, item_of, stats_of,
 };
+use super::{
+    agent_ref, copy_str, fill, opt_str_arg, out_ptr, out_slots, put, run, slice_arg, str_arg,
+};
+use crate::error::Error;
 use crate::queue::State;
 
-/// One queued item (`cs_item` in C; strings are "" when absent).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct cs_item {
-    /// Item id.
-    pub id: i64,
-    /// Size in bytes as enqueued.
-    pub size: u64,
-    /// Bytes the server confirmed so far.
-    pub confirmed_offset: u64,
-    /// When the item is due (again), ms since the epoch.
-    pub next_attempt_at_ms: i64,
-    /// Priority given at enqueue.
-    pub priority: i32,
-    /// Attempts that failed.
-    pub attempts: u32,
-    /// The status code of the last error (`CS_OK`: none).
-    pub last_error_status: cs_status,
-    /// `pending`, `uploading`, `failed`, `dead` or `held`.
-    pub state: [c_char; 16],
-    /// Why a `held` item waits: `region` or `account`.
-    pub held_reason: [c_char; 16],
-    /// The last error's kind (`network`, `rejected`, ...; `cs_status_name` of `last_error_status`).
-    pub last_error_kind: [c_char; 32],
-    /// The first 8 bytes of the item's account stamp in hex (never the account id).
-    pub account: [c_char; 17],
-    /// Service name.
-    pub service: [c_char; 65],
-    /// The region the item is stamped for.
-    pub region: [c_char; 64],
-    /// The last error, `kind: message` (truncated to 255 bytes on a character boundary).
-    pub last_error: [c_char; 256],
-}
-
-/// One finished upload (`cs_audit_record` in C).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct cs_audit_record {
-    /// Audit row id (increasing; page with `after_id`).
-    pub id: i64,
-    /// The item it finished.
-    pub item_id: i64,
-    /// Bytes the server confirmed (the whole file).
-    pub bytes: u64,
-    /// Body bytes this client sent (re-sent bytes count again); -1: not recorded.
-    pub sent_bytes: i64,
-    /// When it finished, ms since the epoch.
-    pub finished_at_ms: i64,
-    /// Service name.
-    pub service: [c_char; 65],
-    /// The region the bytes went to.
-    pub region: [c_char; 64],
-    /// `host:port` of the endpoint.
-    pub host: [c_char; 260],
-    /// The peer IP the bytes were written to ("" if unknown).
-    pub peer_ip: [c_char; 46],
-    /// Lowercase hex SHA-256 of the content.
-    pub sha256: [c_char; 65],
+/// Enqueues one file (absolute path) for `service`; its id goes to `*out_id`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; strings are NULL or NUL-terminated;
+/// `out_id` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_enqueue(
+    agent: *mut cs_agent,
+    path: *const c_char,
+    service: *const c_char,
+    priority: i32,
+    out_id: *mut i64,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        let path = str_arg(path, "path is null")?;
+        let service = str_arg(service, "service is null")?;
+        if out_id.is_null() {
+            return Err(Error::InvalidArgument("out_id is null"));
+        }
+        put(
+            out_id,
+            a.enqueue(path, service, priority)?,
+            "out_id is null",
+        )
+    })
 }
 
 /// Writes the queued item `id` into `*out`; `CS_NOT_FOUND` once it left the
@@ -221,6 +190,74 @@ pub unsafe extern "C" fn cs_enqueue_all(
         }
         fill(slots, a.enqueue_all(&strs, service, priority)?.into_iter());
         Ok(())
+    })
+}
+
+/// Writes the queue counters into `*out`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_stats(agent: *const cs_agent, out: *mut cs_queue_stats) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out.is_null() {
+            return Err(Error::InvalidArgument("out is null"));
+        }
+        put(out, stats_of(&a.stats()?), "out is null")
+    })
+}
+
+/// Restamps held items to the approved region (user consent required); the
+/// count goes to `*out_count`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_rehome(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out_count.is_null() {
+            return Err(Error::InvalidArgument("out_count is null"));
+        }
+        put(out_count, a.rehome()?, "out_count is null")
+    })
+}
+
+/// Restamps held items to `region` only if it is still the approved region
+/// (the one the user consented to); `CS_RESIDENCY` and nothing changed otherwise.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `region` is NULL or a NUL-terminated
+/// string; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_rehome_to(
+    agent: *mut cs_agent,
+    region: *const c_char,
+    out_count: *mut u64,
+) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        let region = str_arg(region, "region is null")?;
+        if out_count.is_null() {
+            return Err(Error::InvalidArgument("out_count is null"));
+        }
+        put(out_count, a.rehome_to(region)?, "out_count is null")
+    })
+}
+
+/// Deletes held items; the count goes to `*out_count`.
+///
+/// # Safety
+/// `agent` is NULL or a live handle; `out_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cs_discard_held(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    run(|| unsafe {
+        let a = agent_ref(agent)?;
+        if out_count.is_null() {
+            return Err(Error::InvalidArgument("out_count is null"));
+        }
+        put(out_count, a.discard_held()?, "out_count is null")
     })
 }
 

@@ -2,8 +2,8 @@
 //! `tests/ffi/c_header.rs` parses this file too). The retention is stored in the
 //! database, so every handle and process on the file agrees on it.
 
-use super::{cs_agent, cs_status};
-use crate::ffi::c_support::{agent_ref, out_ptr, run};
+use super::values::{cs_agent, cs_status};
+use super::{agent_ref, out_ptr, run};
 
 /// Writes how many days finished uploads stay in the audit trail into
 /// `*out_days` (400 unless set).
