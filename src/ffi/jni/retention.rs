@@ -6,7 +6,8 @@ use ::jni::objects::JClass;
 use ::jni::sys::{jint, jlong};
 use ::jni::JNIEnv;
 
-use super::{agent, run, sat};
+use super::values::sat;
+use super::{agent_ref, run};
 
 /// `static native int auditRetentionDays(long handle)`: days a finished
 /// upload stays in the audit trail.
@@ -17,7 +18,7 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_auditRetentionDays<'
     handle: jlong,
 ) -> jint {
     run(&mut env, |_| {
-        let days = agent(handle)?.audit_retention_days()?;
+        let days = agent_ref(handle)?.audit_retention_days()?;
         Ok(jint::try_from(days).unwrap_or(jint::MAX))
     })
 }
@@ -33,7 +34,7 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setAuditRetentionDay
 ) -> jlong {
     run(&mut env, |_| {
         let days = u32::try_from(days).unwrap_or(0);
-        Ok(sat(agent(handle)?.set_audit_retention_days(days)?))
+        Ok(sat(agent_ref(handle)?.set_audit_retention_days(days)?))
     })
 }
 
@@ -45,5 +46,5 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_pruneAudit<'local>(
     _class: JClass<'local>,
     handle: jlong,
 ) -> jlong {
-    run(&mut env, |_| Ok(sat(agent(handle)?.prune_audit()?)))
+    run(&mut env, |_| Ok(sat(agent_ref(handle)?.prune_audit()?)))
 }

@@ -1,16 +1,22 @@
 //! Java value objects (`ConfigInfo`, `ConfigRefresh`, `QueueStats`,
-//! `RunReport`, `AuditRecord`; `ItemInfo` is in `items`) built from Rust values, kept apart from the entry points
-//! so that the class names and constructor signatures live in one place.
+//! `RunReport`, `AuditRecord`, `ItemInfo`) built from Rust values, kept
+//! apart from the entry points so that the class names and constructor
+//! signatures live in one place, and the conversions of Rust values to Java
+//! ones (`sat`, `due`, `opt_string`). Of the rest of `jni/` it uses only
+//! the `jni` crate's error helper (`JniResultExt`, in `mod.rs`); the entry
+//! points use it.
 
 use ::jni::objects::{JObject, JObjectArray, JValue};
-use ::jni::sys::{jlong, jsize};
+use ::jni::sys::{jint, jlong, jsize};
 use ::jni::JNIEnv;
 
-use super::{sat, JniResultExt, STRING_CLASS};
+use super::JniResultExt;
 use crate::error::{Error, Result};
+use crate::queue::ops::ItemInfo;
 use crate::queue::QueueStats;
 use crate::{ConfigInfo, Refreshed, RunReport, StopReason};
 
+pub(super) const STRING_CLASS: &str = "java/lang/String";
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
 /// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country,
 /// approvedRegion, refreshDueAt, anchored, trustReset.
@@ -29,6 +35,16 @@ const AUDIT_RECORD_CLASS: &str = "com/miui/cloudsync/AuditRecord";
 /// id, itemId, service, region, host, peerIp (nullable), bytes, sentBytes (-1 = not
 /// counted), sha256, finishedAtMillis.
 const AUDIT_RECORD_CTOR: &str = "(JJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;JJLjava/lang/String;J)V";
+const ITEM_INFO_CLASS: &str = "com/miui/cloudsync/ItemInfo";
+/// id, path, service, priority, size, region?, state, attempts, confirmedOffset,
+/// nextAttemptAt, lastErrorKind?, lastError? ("kind: message"), heldReason?, account?
+/// (? = nullable).
+const ITEM_INFO_CTOR: &str = "(JLjava/lang/String;Ljava/lang/String;IJLjava/lang/String;Ljava/lang/String;IJJLjava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V";
+
+/// u64 counters become Java longs, saturating (never negative).
+pub(super) fn sat(n: u64) -> jlong {
+    jlong::try_from(n).unwrap_or(jlong::MAX)
+}
 
 /// A Java string, or `null` for `None`.
 pub(super) fn opt_string<'local>(
@@ -201,6 +217,69 @@ pub(super) fn audit_array<'local>(
                 ],
             )?;
             env.set_object_array_element(&array, i, &obj)
+        })
+        .jni()?;
+    }
+    Ok(array)
+}
+
+fn item_object<'local>(
+    env: &mut JNIEnv<'local>,
+    it: &ItemInfo,
+) -> ::jni::errors::Result<JObject<'local>> {
+    let mut s = Vec::with_capacity(8);
+    for v in [
+        Some(it.path.as_str()),
+        Some(&it.service),
+        it.region.as_deref(),
+        Some(&it.state),
+        it.last_error_kind.as_deref(),
+        it.last_error.as_deref(),
+        it.held_reason.as_deref(),
+        it.account.as_deref(),
+    ] {
+        s.push(match v {
+            Some(v) => JObject::from(env.new_string(v)?),
+            None => JObject::null(),
+        });
+    }
+    let priority = it.priority.clamp(jint::MIN.into(), jint::MAX.into()) as jint;
+    env.new_object(
+        ITEM_INFO_CLASS,
+        ITEM_INFO_CTOR,
+        &[
+            JValue::Long(it.id),
+            JValue::Object(&s[0]),
+            JValue::Object(&s[1]),
+            JValue::Int(priority),
+            JValue::Long(sat(it.size)),
+            JValue::Object(&s[2]),
+            JValue::Object(&s[3]),
+            JValue::Int(jint::try_from(it.attempts).unwrap_or(jint::MAX)),
+            JValue::Long(sat(it.confirmed_offset)),
+            JValue::Long(it.next_attempt_at),
+            JValue::Object(&s[4]),
+            JValue::Object(&s[5]),
+            JValue::Object(&s[6]),
+            JValue::Object(&s[7]),
+        ],
+    )
+}
+
+/// `items` as a Java `ItemInfo[]`.
+pub(super) fn item_array<'local>(
+    env: &mut JNIEnv<'local>,
+    items: &[ItemInfo],
+) -> Result<JObjectArray<'local>> {
+    let len = jsize::try_from(items.len()).map_err(|_| Error::Internal("too many".into()))?;
+    let array = env
+        .new_object_array(len, ITEM_INFO_CLASS, JObject::null())
+        .jni()?;
+    for (i, it) in (0..len).zip(items) {
+        // One local frame per item keeps the local reference count flat.
+        env.with_local_frame(16, |env| -> ::jni::errors::Result<()> {
+            let obj = item_object(env, it)?;
+            env.set_object_array_element(&array, i, obj)
         })
         .jni()?;
     }
