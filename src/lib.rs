@@ -54,11 +54,13 @@ pub mod region;
 pub mod upload;
 
 #[allow(unsafe_code)]
+#[warn(clippy::undocumented_unsafe_blocks)]
 pub mod ffi;
 
 /// The runner lock's `flock`: the only `unsafe`
 /// outside `ffi` (see the module's comment).
 #[allow(unsafe_code)]
+#[warn(clippy::undocumented_unsafe_blocks)]
 #[doc(hidden)]
 pub mod platform;
 

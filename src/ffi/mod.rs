@@ -11,6 +11,12 @@
 //! handle is not used after it is freed differs: the Java wrapper does it with
 //! a read/write lock around every call, C callers must do it themselves (the
 //! header says so).
+//!
+//! Every `unsafe` block here carries a `// SAFETY:` comment saying what it
+//! relies on; in the C entry points that is the function's `# Safety`
+//! contract, which the caller keeps. `clippy::undocumented_unsafe_blocks`
+//! is on for this module (and `platform`) in `lib.rs`, so CI's clippy
+//! (`-D warnings`) refuses a block without one.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -25,6 +25,9 @@ pub unsafe extern "C" fn cs_open(
     root_len: usize,
     out: *mut *mut cs_agent,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `db_path` is NULL or
+    // NUL-terminated (`str_arg`), `root` NULL or `root_len` readable bytes (`bytes_arg`), `out`
+    // NULL or writable (`put`).
     run(|| unsafe {
         put(out, std::ptr::null_mut(), "out is null")?;
         let path = str_arg(db_path, "db_path is null")?;
@@ -45,6 +48,8 @@ pub unsafe extern "C" fn cs_open(
 /// `agent` is NULL or a live handle; `iso2` is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_char) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `iso2` NULL or NUL-terminated (`str_arg`).
     run(|| unsafe { agent_ref(agent)?.set_account_country(str_arg(iso2, "iso2 is null")?) })
 }
 
@@ -65,6 +70,8 @@ pub unsafe extern "C" fn cs_set_account(
     account: *const c_char,
     country: *const c_char,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `account` and `country` NULL or NUL-terminated (`opt_str_arg`).
     run(|| unsafe { agent_ref(agent)?.set_account(opt_str_arg(account)?, opt_str_arg(country)?) })
 }
 
@@ -124,8 +131,10 @@ mod tests {
             assert_eq!(cs_close(std::ptr::null_mut()), CS_OK);
             assert_eq!(CStr::from_ptr(cs_last_error()).to_bytes(), b"");
         }
+        // SAFETY: `cs_status_name` returns a static NUL-terminated string, never NULL.
         let name = unsafe { CStr::from_ptr(cs_status_name(16)) };
         assert_eq!(name.to_str().unwrap(), "malformed");
+        // SAFETY: as above, for a code this build does not define.
         let name = unsafe { CStr::from_ptr(cs_status_name(12345)) };
         assert_eq!(name.to_str().unwrap(), "unknown");
     }

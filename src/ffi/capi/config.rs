@@ -23,6 +23,8 @@ pub unsafe extern "C" fn cs_install(
     envelope: *const u8,
     len: usize,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `envelope` NULL or `len` readable bytes (`bytes_arg`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         a.install(bytes_arg(envelope, len, "envelope is null")?)
@@ -42,6 +44,8 @@ pub unsafe extern "C" fn cs_refresh_config(
     agent: *mut cs_agent,
     out: *mut cs_refresh_report,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out` NULL or writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         if out.is_null() {
@@ -62,6 +66,8 @@ pub unsafe extern "C" fn cs_get_config_info(
     agent: *const cs_agent,
     out: *mut cs_config_info,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out, "out is null")?;
@@ -81,6 +87,8 @@ pub unsafe extern "C" fn cs_approved_region(
     buf: *mut c_char,
     len: usize,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `buf` NULL or writable for `len` bytes (`copy_str`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         // Check the buffer before asking the agent, so a bad buffer is always reported.

@@ -32,6 +32,9 @@ pub unsafe extern "C" fn cs_enqueue(
     priority: i32,
     out_id: *mut i64,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `path` and `service` NULL or NUL-terminated (`str_arg`), `out_id` NULL
+    // or writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let path = str_arg(path, "path is null")?;
@@ -58,6 +61,8 @@ pub unsafe extern "C" fn cs_get_item(
     id: i64,
     out: *mut cs_item,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out, "out is null")?;
@@ -78,6 +83,8 @@ pub unsafe extern "C" fn cs_item_path(
     buf: *mut c_char,
     len: usize,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `buf` NULL or writable for `len` bytes (`copy_str`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         copy_str(buf, len, "")?;
@@ -101,6 +108,9 @@ pub unsafe extern "C" fn cs_list_items(
     cap: usize,
     out_len: *mut usize,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `state` NULL or NUL-terminated (`opt_str_arg`), `out_len` NULL or
+    // writable (`out_ptr`), `out` NULL or writable for `cap` items (`out_slots`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let state = opt_str_arg(state)?.map(str::parse::<State>).transpose()?;
@@ -120,6 +130,8 @@ pub unsafe extern "C" fn cs_list_items(
 /// `agent` is NULL or a live handle; `out_count` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_retry_dead(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_count` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out_count, "out_count is null")?;
@@ -135,6 +147,8 @@ pub unsafe extern "C" fn cs_retry_dead(agent: *mut cs_agent, out_count: *mut u64
 /// `agent` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn cs_remove(agent: *mut cs_agent, id: i64) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`).
     run(|| unsafe { agent_ref(agent)?.remove(id) })
 }
 
@@ -153,6 +167,9 @@ pub unsafe extern "C" fn cs_audit(
     cap: usize,
     out_len: *mut usize,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_len` NULL or writable (`out_ptr`), `out` NULL or writable for
+    // `cap` records (`out_slots`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let len = out_ptr(out_len, "out_len is null")?;
@@ -179,6 +196,10 @@ pub unsafe extern "C" fn cs_enqueue_all(
     priority: i32,
     out_ids: *mut i64,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `paths` NULL or `n` readable pointers (`slice_arg`), each of them and
+    // `service` NULL or NUL-terminated (`str_arg`), `out_ids` NULL or writable for `n` ids
+    // (`out_slots`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let paths = slice_arg(paths, n, "paths is null")?;
@@ -199,6 +220,8 @@ pub unsafe extern "C" fn cs_enqueue_all(
 /// `agent` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_stats(agent: *const cs_agent, out: *mut cs_queue_stats) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out` NULL or writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         if out.is_null() {
@@ -215,6 +238,8 @@ pub unsafe extern "C" fn cs_stats(agent: *const cs_agent, out: *mut cs_queue_sta
 /// `agent` is NULL or a live handle; `out_count` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_rehome(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_count` NULL or writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         if out_count.is_null() {
@@ -236,6 +261,9 @@ pub unsafe extern "C" fn cs_rehome_to(
     region: *const c_char,
     out_count: *mut u64,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `region` NULL or NUL-terminated (`str_arg`), `out_count` NULL or
+    // writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let region = str_arg(region, "region is null")?;
@@ -252,6 +280,8 @@ pub unsafe extern "C" fn cs_rehome_to(
 /// `agent` is NULL or a live handle; `out_count` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_discard_held(agent: *mut cs_agent, out_count: *mut u64) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_count` NULL or writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         if out_count.is_null() {

@@ -15,6 +15,8 @@ pub unsafe extern "C" fn cs_audit_retention_days(
     agent: *const cs_agent,
     out_days: *mut u32,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_days` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out_days, "out_days is null")?;
@@ -35,6 +37,8 @@ pub unsafe extern "C" fn cs_set_audit_retention_days(
     days: u32,
     out_pruned: *mut u64,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_pruned` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out_pruned, "out_pruned is null")?;
@@ -51,6 +55,8 @@ pub unsafe extern "C" fn cs_set_audit_retention_days(
 /// `agent` is NULL or a live handle; `out_pruned` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_prune_audit(agent: *mut cs_agent, out_pruned: *mut u64) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `out_pruned` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out_pruned, "out_pruned is null")?;

@@ -59,6 +59,10 @@ pub unsafe extern "C" fn cs_set_credential_provider(
     cb: cs_credential_fn,
     user: *mut c_void,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), and `cb` is NULL or a callback that may be called with `user` on any
+    // thread running a run until it is replaced or the agent is freed, which is what `CCredentials`
+    // relies on when it calls it.
     run(|| unsafe {
         let provider = cb.map(|f| {
             Arc::new(CCredentials {
@@ -86,6 +90,9 @@ pub unsafe extern "C" fn cs_run_once(
     user: *mut c_void,
     out: *mut cs_run_report,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `cb` NULL or a valid callback for `user` (called below, on this
+    // thread), `out` NULL or writable (`put`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         if out.is_null() {
@@ -117,6 +124,9 @@ pub unsafe extern "C" fn cs_run_with_events(
     user: *mut c_void,
     out: *mut cs_run_report,
 ) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`), `cb` NULL or a valid callback for `user` (called below, on this
+    // thread), `out` NULL or writable (`out_ptr`).
     run(|| unsafe {
         let a = agent_ref(agent)?;
         let out = out_ptr(out, "out is null")?;
@@ -137,6 +147,8 @@ pub unsafe extern "C" fn cs_run_with_events(
 /// `agent` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn cs_cancel(agent: *const cs_agent) -> cs_status {
+    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
+    // handle (`agent_ref`).
     run(|| unsafe {
         agent_ref(agent)?.cancel();
         Ok(())
@@ -224,6 +236,9 @@ mod tests {
         out_cap: usize,
         out_len: *mut usize,
     ) -> c_int {
+        // SAFETY: called by `CCredentials` only, with `user` pointing to a
+        // live `c_int`, NUL-terminated strings, and `out_cap` writable bytes
+        // at `out` (asserted below: `MAX_TOKEN_LEN`, more than the 3 written).
         unsafe {
             assert_eq!(CStr::from_ptr(account).to_bytes(), b"acct");
             assert_eq!(out_cap, MAX_TOKEN_LEN);
