@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 
 use super::account::AccountView;
 use super::events::{ProgressRelay, RunEvent};
-use super::hold::{unclaim_fenced, Begun};
+use super::hold::Begun;
 use super::ledger::QueueLedger;
 use super::runner_lock::{RunGuard, RunnerLock};
 use super::trust::Trust;
 use super::Agent;
 use crate::auth::RunAuth;
-use crate::error::{Error, ErrorKind, Result};
-use crate::net::http::{Failure, IoControl, RegionHttp, TusResult};
+use crate::error::{Error, Result};
+use crate::net::http::{IoControl, RegionHttp, TusResult};
 use crate::queue::ops::{self, now_ms, ItemRow};
-use crate::queue::{AuditRecord, State};
 use crate::region::{ApprovedRegion, GuardedUrl};
 use crate::upload::tus::Capabilities;
 use crate::upload::{Finished, Progress, Stop};
@@ -279,7 +278,6 @@ impl Agent {
         let provider = self.credential_provider();
         let auth = RunAuth::new(provider, account, m.region.id(), &still_approved);
         let http = RegionHttp::new(m.region, opts, ctl, auth)?;
-        let mut caps: HashMap<String, (GuardedUrl, Capabilities)> = HashMap::new();
         let mut report = RunReport {
             region: m.region.id().to_string(),
             uploaded: 0,
@@ -303,8 +301,26 @@ impl Agent {
             report.stopped = stop_reason_of(&e);
             return Ok(report);
         }
+        self.drain(&http, m, &stop, relay, &mut report)?;
+        let s = ops::stats(self.lock().db.conn())?;
+        report.remaining = s.pending + s.failed + s.uploading;
+        report.next_due_at = s.next_due_at;
+        Ok(report)
+    }
+
+    /// Claims, uploads and settles the due items one at a time until the
+    /// queue is drained or the run must stop (`report.stopped` says why).
+    fn drain(
+        &self,
+        http: &RegionHttp,
+        m: &Mandate<'_>,
+        stop: &Stop<'_>,
+        relay: &mut ProgressRelay<'_>,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let mut caps: HashMap<String, (GuardedUrl, Capabilities)> = HashMap::new();
         loop {
-            if let Some(why) = self.stop_reason(&stop) {
+            if let Some(why) = self.stop_reason(stop) {
                 report.stopped = why;
                 break;
             }
@@ -312,7 +328,7 @@ impl Agent {
             // ends it as stopped.
             let claim = self
                 .claim_next(m)
-                .or_else(|e| self.stopped_by_lock(e, deadline).map(Claim::Changed))?;
+                .or_else(|e| self.stopped_by_lock(e, m.deadline).map(Claim::Changed))?;
             let item = match claim {
                 Claim::Item(item) => item,
                 Claim::Drained | Claim::Gone => break,
@@ -329,10 +345,10 @@ impl Agent {
                 },
             );
             let progress = &mut |p| relay.progress(p);
-            let attempt = self.attempt(&http, &mut caps, m, &item, &stop, progress);
-            let (settled, event) = match self.settle(m, &item, attempt, &mut report) {
+            let attempt = self.attempt(http, &mut caps, m, &item, stop, progress);
+            let (settled, event) = match self.settle(m, &item, attempt, report) {
                 Ok(s) => s,
-                Err(e) => (Settled::Stop(self.stopped_by_lock(e, deadline)?), None),
+                Err(e) => (Settled::Stop(self.stopped_by_lock(e, m.deadline)?), None),
             };
             // Delivered with no lock held: the listener may call the agent.
             if let Some(e) = event {
@@ -343,10 +359,7 @@ impl Agent {
                 break;
             }
         }
-        let s = ops::stats(self.lock().db.conn())?;
-        report.remaining = s.pending + s.failed + s.uploading;
-        report.next_due_at = s.next_due_at;
-        Ok(report)
+        Ok(())
     }
 
     /// Delivers an event; a listener that returns `false` cancels the run.
@@ -444,146 +457,9 @@ impl Agent {
             progress,
         )
     }
-
-    /// Writes the outcome of one attempt to the queue.
-    fn settle(
-        &self,
-        m: &Mandate<'_>,
-        item: &ItemRow,
-        attempt: TusResult<Finished>,
-        report: &mut RunReport,
-    ) -> Result<(Settled, Option<RunEvent>)> {
-        let mut g = self.lock();
-        let failure = match attempt {
-            Ok(done) => {
-                let rec = AuditRecord {
-                    id: 0,
-                    item_id: item.id,
-                    service: item.service.clone(),
-                    region: m.region.id().to_string(),
-                    host: done.host,
-                    peer_ip: done.peer_ip.map(|ip| ip.to_string()),
-                    bytes: done.bytes,
-                    sent_bytes: Some(done.sent_bytes),
-                    sha256: hex::encode(done.sha256),
-                    finished_at: now_ms(),
-                };
-                // Written only while this run still owns the queue; Busy ends the run.
-                g.db.write(|tx| {
-                    ops::check_lease(tx, m.owner)?;
-                    ops::complete(tx, &rec, done.meta)
-                })?;
-                log::info!("item {} uploaded ({} bytes)", item.id, done.bytes);
-                report.uploaded += 1;
-                report.bytes += done.bytes;
-                let event = RunEvent::Done {
-                    item_id: item.id,
-                    bytes: done.bytes,
-                };
-                return Ok((Settled::Next, Some(event)));
-            }
-            Err(f) => f,
-        };
-        let stopped = match failure.error {
-            // Not the item's fault: it waits (held, if it was) and keeps its session.
-            Error::RegionChanged => StopReason::RegionChanged,
-            Error::AccountChanged => StopReason::AccountChanged,
-            Error::Cancelled if self.cancel.load(Ordering::SeqCst) => StopReason::Cancelled,
-            Error::Cancelled => StopReason::TimeUp,
-            // Another runner took the queue over (our lease lapsed): its
-            // items are not ours to write any more.
-            Error::Busy => return Err(Error::Busy),
-            // Credentials, not data: no attempt is charged to the item; the
-            // run ends with the typed error so the app can refresh them.
-            e @ (Error::Unauthorized(_) | Error::NoAccount) => {
-                g.db.write(|tx| unclaim_fenced(tx, m.owner, item.id))?;
-                log::warn!("item {}: {}; run stopped", item.id, e.kind());
-                return Err(e);
-            }
-            // Removed during its upload; any new session was queued for termination.
-            Error::NotFound => return Ok((Settled::Next, None)),
-            // This run's own database failed: not the item's fault.
-            e @ Error::Storage { .. } => {
-                return Err(self.storage_failed(&mut g, m.owner, item.id, e))
-            }
-            _ => {
-                let event = self.record_failure(&mut g, m, item, failure, report)?;
-                return Ok((Settled::Next, event));
-            }
-        };
-        match g.db.write(|tx| unclaim_fenced(tx, m.owner, item.id)) {
-            // Superseded: the new owner reclaimed the item already.
-            Err(Error::Busy) => {}
-            // Locked by another connection past the deadline: the item stays
-            // `uploading`; the next run reclaims it at once (this run's lock
-            // is gone by then), or when this run's lease ends.
-            Err(e) if e.kind() == ErrorKind::Busy => {
-                log::warn!("item {}: unclaim left to the next run (busy)", item.id);
-            }
-            other => other?,
-        }
-        // Held in flight: the region or account moved while it was sent.
-        let held = ops::get(g.db.conn(), item.id).is_ok_and(|row| row.state == State::Held);
-        let event = held.then_some(RunEvent::Held { item_id: item.id });
-        Ok((Settled::Stop(stopped), event))
-    }
-
-    fn record_failure(
-        &self,
-        g: &mut super::Inner,
-        m: &Mandate<'_>,
-        item: &ItemRow,
-        Failure { error, retry_after }: Failure,
-        report: &mut RunReport,
-    ) -> Result<Option<RunEvent>> {
-        let permanent = matches!(
-            error.kind(),
-            ErrorKind::Rejected | ErrorKind::InvalidArgument
-        ) || matches!(error, Error::SourceIo(k) if k == std::io::ErrorKind::NotFound)
-            // Deleted mid-upload before the server held all of it: nothing can finish it.
-            || matches!(error, Error::SourceGone);
-        let (kind, msg) = (error.kind().name(), error.to_string());
-        let reason = if msg.starts_with(kind) {
-            msg
-        } else {
-            format!("{kind}: {msg}")
-        };
-        let policy = &self.options.retry;
-        let st = g.db.write(|tx| {
-            ops::check_lease(tx, m.owner)?;
-            ops::fail(
-                tx,
-                item.id,
-                &reason,
-                permanent,
-                retry_after,
-                policy,
-                now_ms(),
-            )
-        });
-        let st = match st {
-            Err(Error::NotFound) => return Ok(None), // removed meanwhile
-            other => other?,
-        };
-        log::warn!("item {} failed ({}), now {}", item.id, error.kind(), st);
-        report.failed += 1;
-        let dead = st == State::Dead;
-        if dead {
-            report.dead += 1;
-        }
-        let next_attempt_at = match dead {
-            true => None,
-            false => ops::next_attempt_of(g.db.conn(), item.id)?,
-        };
-        Ok(Some(RunEvent::Failed {
-            item_id: item.id,
-            kind: error.kind(),
-            dead,
-            next_attempt_at,
-        }))
-    }
 }
 
+mod settle;
 mod terminations;
 
 enum Claim {
@@ -594,6 +470,7 @@ enum Claim {
     Changed(StopReason),
 }
 
+/// What the run does after an item is settled.
 enum Settled {
     Next,
     Stop(StopReason),

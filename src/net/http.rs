@@ -111,15 +111,13 @@ impl fmt::Debug for GuardConnector {
     }
 }
 
-impl Connector<()> for GuardConnector {
-    type Out = TlsTransport;
-
-    fn connect(
+impl GuardConnector {
+    /// The URL's host and port, if the region allows them: https only, no
+    /// userinfo, a host in `allowed_hosts`.
+    fn allowed_authority(
         &self,
-        details: &ConnectionDetails,
-        _chained: Option<()>,
-    ) -> std::result::Result<Option<TlsTransport>, ureq::Error> {
-        let uri = details.uri;
+        uri: &ureq::http::Uri,
+    ) -> std::result::Result<(String, u16), ureq::Error> {
         if uri.scheme_str() != Some("https") {
             return Err(refuse(&self.refusal, "not https"));
         }
@@ -141,8 +139,14 @@ impl Connector<()> for GuardConnector {
                 "host is not in the region's allowed_hosts",
             ));
         }
+        Ok((host, port))
+    }
+
+    /// A TCP connection to the first resolved address inside the region's
+    /// networks that answers, within the connect timeout, the run's end and
+    /// the request's budget.
+    fn dial(&self, details: &ConnectionDetails) -> std::result::Result<TcpStream, ureq::Error> {
         let mut last_err = None;
-        let mut stream = None;
         for addr in details.addrs.iter() {
             if !self.region.allows_peer(addr.ip()) {
                 last_err = Some(refuse(
@@ -164,14 +168,24 @@ impl Connector<()> for GuardConnector {
                 interruptible(&self.ctl, move || TcpStream::connect_timeout(&to, limit))
                     .and_then(|r| r);
             match connected {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
+                Ok(s) => return Ok(s),
                 Err(e) => last_err = Some(ureq::Error::Io(e)),
             }
         }
-        let stream = stream.ok_or_else(|| last_err.unwrap_or(ureq::Error::ConnectionFailed))?;
+        Err(last_err.unwrap_or(ureq::Error::ConnectionFailed))
+    }
+}
+
+impl Connector<()> for GuardConnector {
+    type Out = TlsTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> std::result::Result<Option<TlsTransport>, ureq::Error> {
+        let (host, port) = self.allowed_authority(details.uri)?;
+        let stream = self.dial(details)?;
         // Belt and braces: the address we actually reached.
         let peer: SocketAddr = stream.peer_addr()?;
         if !self.region.allows_peer(peer.ip()) {

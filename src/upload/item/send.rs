@@ -9,9 +9,31 @@ use super::{
 };
 use crate::error::{AuthFailure, Error, Result};
 use crate::net::http::BodyCap;
+use crate::net::http::TusResult;
 use crate::region::GuardedUrl;
 use crate::upload::source::Source;
 use crate::upload::tus::{HeadResult, PatchOutcome};
+
+/// What the PATCH loop counts between confirmed chunks.
+#[derive(Debug, Default)]
+struct Tries {
+    /// Cuts and checksum mismatches, over the whole send.
+    resumes: u32,
+    /// 409/423 answers since the last confirmed chunk.
+    lock_waits: u32,
+    /// A refused PATCH is sent once more with a new token, then the run stops.
+    refreshed: bool,
+}
+
+/// One PATCH as sent: its offset and length, whether it asked `Expect`
+/// first, what it sent, and how the server answered.
+struct Sent {
+    offset: u64,
+    len: u64,
+    expect: bool,
+    bytes: u64,
+    outcome: TusResult<PatchOutcome>,
+}
 
 impl ItemUpload<'_, '_> {
     /// PATCHes from the session's offset to the end.
@@ -22,80 +44,15 @@ impl ItemUpload<'_, '_> {
         r: &mut Reading,
     ) -> Step<()> {
         let size = src.meta().size;
-        let (mut resumes, mut lock_waits) = (0u32, 0u32);
-        // A refused PATCH is sent once more with a new token, then the run stops.
-        let mut refreshed = false;
+        let mut tries = Tries::default();
         while s.offset < size {
-            self.stop.check()?;
-            let offset = s.offset;
-            let feed = self.feed_at(src, r, offset)?;
-            // After a partial chunk, send up to the next boundary: the reader
-            // cuts the same aligned chunks.
-            let len = feed.chunks().end_from(offset) - offset;
-            let checksum = if self.caps.checksum_sha256 {
-                match feed.hold_chunk(self.stop) {
-                    Ok(end) => end.digest,
-                    Err(e) => return self.read_failed(src, Some(s), e),
-                }
-            } else {
-                None
-            };
-            // Before the first byte and after every chunk (a held chunk has been read by now).
-            self.ensure_same(src, s)?;
-            // Counted (on storage) before a byte of it goes out.
-            self.count_body(offset, len)?;
-            let feed = r.feed.as_mut().expect("positioned above");
-            let expect = (s.resumed || self.ask_first) && !self.no_expect;
-            let (outcome, sent, failure) = {
-                let progress = &mut *self.progress;
-                let mut body = feed.body(len, self.stop, progress, self.item.id);
-                let outcome =
-                    self.http
-                        .tus_patch(&s.url, offset, len, checksum.as_ref(), expect, &mut body);
-                (outcome, body.sent, body.failure.take())
-            };
-            // The count on storage already holds them (and at most the
-            // unsent rest of this body, corrected when the attempt ends).
-            self.sent += sent;
-            if let Some(e) = failure {
-                // The body ended for a reason of ours, not the network's.
-                return self.read_failed(src, Some(s), e);
-            }
-            match outcome {
+            let sent = self.patch_once(src, s, r)?;
+            let (offset, len) = (sent.offset, sent.len);
+            match sent.outcome {
                 Ok(PatchOutcome::Offset(new)) => {
-                    check_advance(offset, len, new)?;
-                    if new == offset + len {
-                        // The whole chunk is confirmed: a resume rebuilds the hash from here.
-                        match feed.take_end(self.stop) {
-                            Ok(end) => r.mark = end.mark,
-                            Err(e) => return self.read_failed(src, Some(s), e),
-                        }
-                    }
-                    s.offset = new;
-                    s.resumed = false;
-                    lock_waits = 0;
-                    refreshed = false;
-                    if self.ask_first && len >= self.chunks(src).len {
-                        // A body of the new size got through: the limit is learnt.
-                        self.ask_first = false;
-                        self.http.http().set_body_cap(
-                            &s.url.host_port(),
-                            BodyCap {
-                                chunk: self.chunk,
-                                proven: true,
-                            },
-                        );
-                    }
-                    // Record what the server confirmed before anything else, even a
-                    // cancel, with the next body counted in (one durable commit per
-                    // chunk boundary); the last chunk's is the settlement's to record
-                    // (a crash before it resumes with a HEAD that finds everything there).
-                    if new < size {
-                        let next = self.sent + self.body_len(src, new);
-                        self.ledger
-                            .progress(self.item.id, new, next.max(self.counted), true)?;
-                        self.counted = next.max(self.counted);
-                    }
+                    self.confirmed(src, s, r, (offset, len), new)?;
+                    tries.lock_waits = 0;
+                    tries.refreshed = false;
                 }
                 Ok(PatchOutcome::Gone) => {
                     self.forget(src)?;
@@ -104,8 +61,8 @@ impl ItemUpload<'_, '_> {
                 Ok(PatchOutcome::Conflict | PatchOutcome::Locked) => {
                     // Ask the server where it is and go on from there; if it has
                     // not moved, a request of ours still holds its lock: pause.
-                    lock_waits += 1;
-                    if lock_waits > MAX_LOCK_WAITS {
+                    tries.lock_waits += 1;
+                    if tries.lock_waits > MAX_LOCK_WAITS {
                         return Err(Error::Protocol(
                             "the server keeps refusing the offset it reports".into(),
                         )
@@ -113,15 +70,15 @@ impl ItemUpload<'_, '_> {
                     }
                     self.reread(src, s)?;
                     if s.offset == offset {
-                        self.pause(lock_waits - 1)?;
+                        self.pause(tries.lock_waits - 1)?;
                     }
                 }
                 Ok(PatchOutcome::ExpectRefused) => self.no_expect = true,
-                Ok(PatchOutcome::Unauthorized(status)) if refreshed => {
+                Ok(PatchOutcome::Unauthorized(status)) if tries.refreshed => {
                     return Err(Error::Unauthorized(AuthFailure::Status(status)).into());
                 }
                 Ok(PatchOutcome::Unauthorized(_)) => {
-                    refreshed = true;
+                    tries.refreshed = true;
                     self.http.refresh_credentials()?;
                     // The server stored nothing of a refused request; the
                     // next one asks before it sends its body again.
@@ -129,52 +86,147 @@ impl ItemUpload<'_, '_> {
                 }
                 Ok(PatchOutcome::ChecksumMismatch) => {
                     self.ensure_same(src, s)?;
-                    resumes += 1;
-                    if resumes > MAX_RESUMES {
+                    tries.resumes += 1;
+                    if tries.resumes > MAX_RESUMES {
                         return Err(Error::Network("checksum mismatch persists".into()).into());
                     }
                     self.reread(src, s)?;
                 }
                 Err(f) if matches!(f.error, Error::Network(_)) => {
                     self.stop.check()?;
-                    if expect && sent == 0 {
+                    if sent.expect && sent.bytes == 0 {
                         // Perhaps a server (or middlebox) that chokes on
                         // `Expect`: the rest of this attempt goes without.
                         self.no_expect = true;
                     }
-                    resumes += 1;
-                    if resumes > MAX_RESUMES {
+                    tries.resumes += 1;
+                    if tries.resumes > MAX_RESUMES {
                         return Err(f.into());
                     }
                     // A dropped connection: the server keeps what arrived.
                     self.reread(src, s)?;
                 }
-                // A body limit in front of the server (nginx's default is
-                // 1 MiB): smaller chunks, from the same offset. Only a PATCH
-                // of the smallest size refused is the file's fault.
-                // The next body asks `Expect: 100-continue` first, so a limit
-                // still below it costs a round trip, not the body; the run's
-                // later items start at the smaller size.
                 Err(f) if matches!(f.error, Error::Rejected(413)) && len > MIN_CHUNK => {
-                    self.chunk = (len / 2).max(MIN_CHUNK);
-                    self.ask_first = true;
-                    self.http.http().set_body_cap(
-                        &s.url.host_port(),
-                        BodyCap {
-                            chunk: self.chunk,
-                            proven: false,
-                        },
-                    );
-                    log::info!(
-                        "item {}: PATCH too large; chunks of {} bytes",
-                        self.item.id,
-                        self.chunk
-                    );
+                    self.shrink_chunks(s, len);
                 }
                 Err(f) => return Err(f.into()),
             }
         }
         Ok(())
+    }
+
+    /// Sends the chunk at the session's offset: hashes it first when the
+    /// server checks sums, checks the source, counts the body on storage
+    /// before a byte of it goes out, then PATCHes it.
+    fn patch_once(&mut self, src: &mut Source<'_>, s: &mut Session, r: &mut Reading) -> Step<Sent> {
+        self.stop.check()?;
+        let offset = s.offset;
+        let feed = self.feed_at(src, r, offset)?;
+        // After a partial chunk, send up to the next boundary: the reader
+        // cuts the same aligned chunks.
+        let len = feed.chunks().end_from(offset) - offset;
+        let checksum = if self.caps.checksum_sha256 {
+            match feed.hold_chunk(self.stop) {
+                Ok(end) => end.digest,
+                Err(e) => return self.read_failed(src, Some(s), e),
+            }
+        } else {
+            None
+        };
+        // Before the first byte and after every chunk (a held chunk has been read by now).
+        self.ensure_same(src, s)?;
+        // Counted (on storage) before a byte of it goes out.
+        self.count_body(offset, len)?;
+        let feed = r.feed.as_mut().expect("positioned above");
+        let expect = (s.resumed || self.ask_first) && !self.no_expect;
+        let (outcome, bytes, failure) = {
+            let progress = &mut *self.progress;
+            let mut body = feed.body(len, self.stop, progress, self.item.id);
+            let outcome =
+                self.http
+                    .tus_patch(&s.url, offset, len, checksum.as_ref(), expect, &mut body);
+            (outcome, body.sent, body.failure.take())
+        };
+        // The count on storage already holds them (and at most the
+        // unsent rest of this body, corrected when the attempt ends).
+        self.sent += bytes;
+        if let Some(e) = failure {
+            // The body ended for a reason of ours, not the network's.
+            return self.read_failed(src, Some(s), e);
+        }
+        Ok(Sent {
+            offset,
+            len,
+            expect,
+            bytes,
+            outcome,
+        })
+    }
+
+    /// The server confirmed `new` after the chunk `offset..offset + len`.
+    fn confirmed(
+        &mut self,
+        src: &Source<'_>,
+        s: &mut Session,
+        r: &mut Reading,
+        (offset, len): (u64, u64),
+        new: u64,
+    ) -> Step<()> {
+        check_advance(offset, len, new)?;
+        if new == offset + len {
+            // The whole chunk is confirmed: a resume rebuilds the hash from here.
+            let feed = r.feed.as_mut().expect("the chunk was sent from it");
+            match feed.take_end(self.stop) {
+                Ok(end) => r.mark = end.mark,
+                Err(e) => return self.read_failed(src, Some(s), e),
+            }
+        }
+        s.offset = new;
+        s.resumed = false;
+        if self.ask_first && len >= self.chunks(src).len {
+            // A body of the new size got through: the limit is learnt.
+            self.ask_first = false;
+            self.http.http().set_body_cap(
+                &s.url.host_port(),
+                BodyCap {
+                    chunk: self.chunk,
+                    proven: true,
+                },
+            );
+        }
+        // Record what the server confirmed before anything else, even a
+        // cancel, with the next body counted in (one durable commit per
+        // chunk boundary); the last chunk's is the settlement's to record
+        // (a crash before it resumes with a HEAD that finds everything there).
+        if new < src.meta().size {
+            let next = self.sent + self.body_len(src, new);
+            self.ledger
+                .progress(self.item.id, new, next.max(self.counted), true)?;
+            self.counted = next.max(self.counted);
+        }
+        Ok(())
+    }
+
+    /// A body limit in front of the server (nginx's default is 1 MiB):
+    /// smaller chunks, from the same offset. Only a PATCH of the smallest
+    /// size refused is the file's fault. The next body asks `Expect:
+    /// 100-continue` first, so a limit still below it costs a round trip, not
+    /// the body; the run's later items start at the smaller size.
+    fn shrink_chunks(&mut self, s: &Session, len: u64) {
+        self.chunk = (len / 2).max(MIN_CHUNK);
+        self.ask_first = true;
+        self.http.http().set_body_cap(
+            &s.url.host_port(),
+            BodyCap {
+                chunk: self.chunk,
+                proven: false,
+            },
+        );
+        log::info!(
+            "item {}: PATCH too large; chunks of {} bytes",
+            self.item.id,
+            self.chunk
+        );
     }
 
     /// Re-reads the server's offset after a cut, a 409 or a checksum mismatch.
