@@ -97,7 +97,7 @@ final class NativeBridge {
      */
     static native void nativeErrorForTest(int index) throws SyncException;
 
-    // A loopback tus server over TLS inside this process (src/ffi/jni/hooks.rs, mod test_server),
+    // A loopback tus server over TLS inside this process (crates/jvm-test-lib/src/lib.rs),
     // for the credential tests, and a root's mirror for the refresh tests. Only in native builds
     // with {@code ffi-test-hooks} and {@code devserver} ({@link UnsatisfiedLinkError} otherwise).
 
