@@ -98,8 +98,8 @@ final class NativeBridge {
     static native void nativeErrorForTest(int index) throws SyncException;
 
     // A loopback tus server over TLS inside this process (crates/jvm-test-lib/src/lib.rs),
-    // for the credential tests, and a root's mirror for the refresh tests. Only in native builds
-    // with {@code ffi-test-hooks} and {@code devserver} ({@link UnsatisfiedLinkError} otherwise).
+    // for the credential tests, and a root's mirror for the refresh tests. Only in the JVM tests'
+    // host library, never in the app's ({@link UnsatisfiedLinkError} otherwise).
 
     /** Starts one on 127.0.0.1 requiring {@code Bearer <token>} ({@code null}: anonymous); its id. */
     static native long testServerStart(String dir, String token) throws SyncException;
