@@ -21,12 +21,15 @@
 # Needs the aarch64 toolchain that scripts/cross-aarch64-test.sh installs, and
 # Debian's lld (installed here if missing; scripts/android-check.sh installs it too).
 # usage: scripts/so-size.sh   (prints what it checked; exit 1 on any failure)
+#   SO_CC="clang-14 --target=aarch64-linux-gnu" scripts/so-size.sh builds the C
+#   (SQLite, ring) with clang like the NDK instead of gcc: +84 KB at issue 23
+#   (BENCHMARKS.md, "gcc stand-in vs the NDK's clang"); use its own CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 unset RUSTUP_TOOLCHAIN
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+export CC_aarch64_unknown_linux_gnu="${SO_CC:-aarch64-linux-gnu-gcc}" AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/aarch64-phone}
 if ! command -v ld.lld >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
