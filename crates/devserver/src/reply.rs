@@ -1,4 +1,4 @@
-//! What the tus handlers (`tus.rs`, `patch.rs`, `sources.rs`) share: the
+//! What the tus handlers (`tus.rs`, `patch/`, `sources.rs`) share: the
 //! connection type, responses and how a request is finished, the filetype
 //! rule, and sleeping without outliving the connection.
 

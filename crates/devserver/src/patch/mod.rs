@@ -1,7 +1,10 @@
-//! `PATCH`: the writer lock of an upload, checksums, and streaming the body to disk.
+//! `PATCH`: the writer lock of an upload, checksums, and the answer once the
+//! body is streamed to disk ([`body`]).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+mod body;
+
+use std::fs::File;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,11 +20,8 @@ use crate::reply::{
 use crate::state::{lock, ConnCtx, Shared};
 use crate::store::b64;
 use crate::stream::Outcome;
+use body::{open_at, stream_body, StreamEnd, Target};
 
-/// PATCH bodies are written to disk in blocks of this size.
-const WRITE_BLOCK: usize = 1024 * 1024;
-/// The block size under [`super::ServerOptions::body_rate`].
-const SLOW_BLOCK: usize = 16 * 1024;
 /// How long a PATCH waits for an older request on the same upload to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
@@ -220,6 +220,8 @@ impl BodyFault {
     }
 }
 
+/// A PATCH: validated, the upload's writer lock taken, the body streamed to
+/// the upload file, then the offset settled and the answer sent.
 pub(super) fn patch(
     shared: &Shared,
     conn: &mut Conn,
@@ -235,18 +237,9 @@ pub(super) fn patch(
         Ok(c) => c,
         Err(resp) => return finish(conn, req, body, resp),
     };
-    let (length, path) = match acquire(shared, id, ctx.id, offset) {
-        Acquire::Locked(length, path) => (length, path),
-        Acquire::NotFound => return finish(conn, req, body, error(404, "no such upload")),
-        Acquire::Conflict(cur) => return finish(conn, req, body, conflict(shared, cur)),
-        Acquire::Busy => {
-            return finish(
-                conn,
-                req,
-                body,
-                error(423, "upload is locked by another request"),
-            )
-        }
+    let (length, path) = match acquire(shared, id, ctx.id, offset).into_result(shared) {
+        Ok(locked) => locked,
+        Err(resp) => return finish(conn, req, body, resp),
     };
     let _guard = WriterGuard {
         shared,
@@ -276,76 +269,141 @@ pub(super) fn patch(
     let drop_after = fault.as_ref().map(BodyFault::drop_after);
     let streamed = stream_body(conn, body, ctx, &mut target, drop_after);
     let (written, hasher) = (target.written, target.hasher.take());
-    let new_offset = offset + written;
-    let rollback = |file: &File| {
-        let _ = file.set_len(offset);
-        let _ = lock(&shared.store).set_offset(id, offset, false);
+    let done = Streamed {
+        shared,
+        id,
+        file,
+        offset,
+        new_offset: offset + written,
+        length,
+        fault,
     };
     match streamed {
-        Ok(()) => {}
-        Err(StreamEnd::InjectedDrop) => {
-            // tus servers keep what arrived of an interrupted PATCH.
-            settle(shared, id, new_offset);
-            if let Some(BodyFault::Linger { late, linger, .. }) = fault {
-                let late = late.min(length - new_offset);
-                linger_after_cut(
-                    shared,
-                    conn,
-                    body,
-                    ctx,
-                    (id, &mut file, new_offset),
-                    late,
-                    linger,
-                );
+        Ok(()) => done.answer(hasher, expected_sum, conn, req, body),
+        Err(end) => done.stopped_early(end, conn, req, body, ctx),
+    }
+}
+
+impl Acquire {
+    /// The upload's length and path once locked, or the answer to send.
+    fn into_result(self, shared: &Shared) -> Result<(u64, PathBuf), Response> {
+        match self {
+            Acquire::Locked(length, path) => Ok((length, path)),
+            Acquire::NotFound => Err(error(404, "no such upload")),
+            Acquire::Conflict(cur) => Err(conflict(shared, cur)),
+            Acquire::Busy => Err(error(423, "upload is locked by another request")),
+        }
+    }
+}
+
+/// A PATCH whose body has been streamed (all of it or until it stopped):
+/// what is left is to settle the upload's offset and answer.
+struct Streamed<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+    file: File,
+    /// The request's `Upload-Offset`.
+    offset: u64,
+    /// Where the bytes stored by this request end.
+    new_offset: u64,
+    /// The upload's `Upload-Length`.
+    length: u64,
+    fault: Option<BodyFault>,
+}
+
+impl Streamed<'_> {
+    /// Drops what this request stored: the upload is back at its `offset`.
+    fn rollback(&self) {
+        let _ = self.file.set_len(self.offset);
+        let _ = lock(&self.shared.store).set_offset(self.id, self.offset, false);
+    }
+
+    /// After the body stopped early: what is kept, and the answer if any.
+    fn stopped_early(
+        mut self,
+        end: StreamEnd,
+        conn: &mut Conn,
+        req: &Request,
+        body: &mut Body,
+        ctx: &ConnCtx,
+    ) -> Outcome {
+        let (shared, id, new_offset) = (self.shared, self.id, self.new_offset);
+        match end {
+            StreamEnd::InjectedDrop => {
+                // tus servers keep what arrived of an interrupted PATCH.
+                settle(shared, id, new_offset);
+                if let Some(BodyFault::Linger { late, linger, .. }) = self.fault {
+                    let late = late.min(self.length - new_offset);
+                    linger_after_cut(
+                        shared,
+                        conn,
+                        body,
+                        ctx,
+                        (id, &mut self.file, new_offset),
+                        late,
+                        linger,
+                    );
+                }
+                Outcome::Abort
             }
-            return Outcome::Abort;
-        }
-        Err(StreamEnd::Disconnected) => {
-            settle(shared, id, new_offset);
-            return Outcome::Abort;
-        }
-        Err(StreamEnd::Terminated) => return Outcome::Abort,
-        Err(StreamEnd::TooLong) => {
-            rollback(&file);
-            let mut resp = error(400, "body exceeds Upload-Length");
-            resp.close = true;
-            return finish(conn, req, body, resp);
-        }
-        Err(StreamEnd::BadFraming) => {
-            settle(shared, id, new_offset);
-            let mut resp = error(400, "malformed chunked body");
-            resp.close = true;
-            return finish(conn, req, body, resp);
-        }
-        Err(StreamEnd::WriteFailed) => {
-            // Keep exactly what is known to be stored.
-            let _ = file.set_len(new_offset);
-            settle(shared, id, new_offset);
-            let mut resp = error(500, "cannot store upload data");
-            resp.close = true;
-            return finish(conn, req, body, resp);
+            StreamEnd::Disconnected => {
+                settle(shared, id, new_offset);
+                Outcome::Abort
+            }
+            StreamEnd::Terminated => Outcome::Abort,
+            StreamEnd::TooLong => {
+                self.rollback();
+                let mut resp = error(400, "body exceeds Upload-Length");
+                resp.close = true;
+                finish(conn, req, body, resp)
+            }
+            StreamEnd::BadFraming => {
+                settle(shared, id, new_offset);
+                let mut resp = error(400, "malformed chunked body");
+                resp.close = true;
+                finish(conn, req, body, resp)
+            }
+            StreamEnd::WriteFailed => {
+                // Keep exactly what is known to be stored.
+                let _ = self.file.set_len(new_offset);
+                settle(shared, id, new_offset);
+                let mut resp = error(500, "cannot store upload data");
+                resp.close = true;
+                finish(conn, req, body, resp)
+            }
         }
     }
 
-    if let (Some(h), Some(expected)) = (hasher, expected_sum) {
-        if h.finish().as_ref() != expected.as_slice() {
-            rollback(&file);
-            if fault.is_some() {
-                return Outcome::Abort;
+    /// After the whole body: the checksum, the new offset, a 204 (none under
+    /// an injected fault: the client never hears).
+    fn answer(
+        self,
+        hasher: Option<ring::digest::Context>,
+        expected_sum: Option<[u8; 32]>,
+        conn: &mut Conn,
+        req: &Request,
+        body: &mut Body,
+    ) -> Outcome {
+        if let (Some(h), Some(expected)) = (hasher, expected_sum) {
+            if h.finish().as_ref() != expected.as_slice() {
+                self.rollback();
+                if self.fault.is_some() {
+                    return Outcome::Abort;
+                }
+                return finish(conn, req, body, error(460, "checksum mismatch"));
             }
-            return finish(conn, req, body, error(460, "checksum mismatch"));
         }
+        if !settle(self.shared, self.id, self.new_offset) {
+            return Outcome::Abort;
+        }
+        if self.fault.is_some() {
+            // The injected drop point lies beyond the body: everything is stored, but the
+            // client never hears about it.
+            return Outcome::Abort;
+        }
+        let resp = base_response(204).header("Upload-Offset", self.new_offset.to_string());
+        finish(conn, req, body, resp)
     }
-    if !settle(shared, id, new_offset) {
-        return Outcome::Abort;
-    }
-    if fault.is_some() {
-        // The injected drop point lies beyond the body: everything is stored, but the
-        // client never hears about it.
-        return Outcome::Abort;
-    }
-    let resp = base_response(204).header("Upload-Offset", new_offset.to_string());
-    finish(conn, req, body, resp)
 }
 
 /// Records the final offset of a request (possibly completing the upload); `false` if
@@ -392,150 +450,4 @@ fn linger_after_cut(
     if file.write_all(&held).is_ok() {
         settle(shared, id, at + held.len() as u64);
     }
-}
-
-/// Where a PATCH body goes.
-struct Target<'a> {
-    shared: &'a Shared,
-    id: &'a str,
-    file: &'a mut File,
-    /// The request's `Upload-Offset`.
-    offset: u64,
-    /// Bytes the upload can still take.
-    allowed: u64,
-    hasher: Option<ring::digest::Context>,
-    /// Bytes stored so far.
-    written: u64,
-}
-
-impl Target<'_> {
-    /// Stores one block; the offset advances as data lands on disk, so a dropped
-    /// connection keeps it (completion is only declared once the request is over).
-    fn store(&mut self, block: &[u8]) -> Result<(), StreamEnd> {
-        if let Err(e) = self.file.write_all(block) {
-            log::warn!("devserver: write to an upload file failed: {e}");
-            return Err(StreamEnd::WriteFailed);
-        }
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(block);
-        }
-        self.written += block.len() as u64;
-        lock(&self.shared.store)
-            .set_offset(self.id, self.offset + self.written, false)
-            .map(drop)
-            .ok_or(StreamEnd::Terminated)
-    }
-}
-
-/// Streams the body to disk in large blocks, stopping after `drop_after` bytes if given.
-fn stream_body(
-    conn: &mut Conn,
-    body: &mut Body,
-    ctx: &mut ConnCtx,
-    t: &mut Target<'_>,
-    drop_after: Option<u64>,
-) -> Result<(), StreamEnd> {
-    if ctx.scratch.len() < WRITE_BLOCK {
-        ctx.scratch = vec![0u8; WRITE_BLOCK];
-    }
-    let buf = &mut ctx.scratch;
-    let rate = t.shared.cfg.body_rate.filter(|r| *r > 0);
-    let started = Instant::now();
-    loop {
-        // Cut (a restart, a newer writer): what still sits in socket buffers
-        // never arrived.
-        if ctx.killed.load(Ordering::SeqCst) {
-            return Err(StreamEnd::Disconnected);
-        }
-        if let Some(rate) = rate {
-            // A slow link: the next block is not read before its time.
-            let due = Duration::from_secs_f64(t.written as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        // Fill one block (or up to the end of the body / the injected drop point).
-        let mut filled = 0usize;
-        let mut ended = false;
-        let mut read_err = None;
-        let stop_at = drop_after.map(|n| n.saturating_sub(t.written));
-        let mut cap = if rate.is_some() {
-            SLOW_BLOCK
-        } else {
-            buf.len()
-        };
-        if let Some(stop) = stop_at {
-            cap = cap.min(usize::try_from(stop).unwrap_or(usize::MAX));
-        }
-        while filled < cap {
-            // Don't sit on received bytes while the client pauses: store them first.
-            if filled > 0 && !conn.has_buffered() && !crate::stream::data_ready(conn.stream_mut()) {
-                break;
-            }
-            // Never read more than one byte past what the upload can take.
-            let room = (t.allowed - t.written)
-                .saturating_sub(filled as u64)
-                .saturating_add(1);
-            let lim = (cap - filled).min(usize::try_from(room).unwrap_or(usize::MAX));
-            match body.read(conn, &mut buf[filled..filled + lim]) {
-                Ok(0) => {
-                    ended = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) => {
-                    read_err = Some(e);
-                    break;
-                }
-            }
-            if t.written + filled as u64 > t.allowed {
-                break;
-            }
-        }
-        let excess = t.written + filled as u64 > t.allowed;
-        let take = if excess {
-            usize::try_from(t.allowed - t.written).unwrap_or(filled)
-        } else {
-            filled
-        };
-        if take > 0 {
-            t.store(&buf[..take])?;
-        }
-        if excess {
-            return Err(StreamEnd::TooLong);
-        }
-        if drop_after.is_some_and(|n| t.written >= n) {
-            return Err(StreamEnd::InjectedDrop);
-        }
-        if let Some(e) = read_err {
-            return Err(if e.kind() == io::ErrorKind::InvalidData {
-                StreamEnd::BadFraming
-            } else {
-                StreamEnd::Disconnected
-            });
-        }
-        if ended {
-            return Ok(());
-        }
-    }
-}
-
-/// Why a PATCH body stopped streaming early.
-enum StreamEnd {
-    InjectedDrop,
-    Disconnected,
-    Terminated,
-    TooLong,
-    BadFraming,
-    WriteFailed,
-}
-
-/// Opens an upload file for writing at `offset`, cutting off anything stored beyond it.
-fn open_at(path: &std::path::Path, offset: u64) -> io::Result<File> {
-    let mut file = OpenOptions::new().write(true).open(path)?;
-    if file.metadata()?.len() != offset {
-        file.set_len(offset)?;
-    }
-    file.seek(SeekFrom::Start(offset))?;
-    Ok(file)
 }
