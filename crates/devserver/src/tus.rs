@@ -1,5 +1,5 @@
 //! tus 1.0.0 request handling (core, creation, checksum, termination): routing, faults,
-//! and every method but `PATCH` (in `patch.rs`).
+//! and every method but `PATCH` (in `patch/`).
 
 use std::fs::File;
 use std::io;
@@ -73,6 +73,8 @@ pub(crate) fn handle(
     out
 }
 
+/// [`handle`] once the body's framing is known: sources, faults, the checks
+/// every tus request passes, then the route by method and path.
 fn handle_framed(
     shared: &Shared,
     conn: &mut Conn,
@@ -105,59 +107,14 @@ fn handle_framed(
         }
     }
 
-    let replacing = shared.take_fault(|f| match f {
-        Fault::Status { method: m, .. } | Fault::Redirect { method: m, .. } => {
-            method_matches(*m, &method)
-        }
-        Fault::Gone => method == "HEAD" || method == "PATCH",
-        _ => false,
-    });
-    match replacing {
-        Some(Fault::Status {
-            status,
-            retry_after,
-            ..
-        }) => {
-            let mut resp = error(status, "injected fault");
-            if let Some(secs) = retry_after {
-                resp = resp.header("Retry-After", secs.to_string());
-            }
-            return finish(conn, req, body, resp);
-        }
-        Some(Fault::Redirect {
-            status, location, ..
-        }) => {
-            let resp = error(status, "injected redirect").header("Location", location);
-            return finish(conn, req, body, resp);
-        }
-        Some(Fault::Gone) => {
-            if let Some(id) = id {
-                if let Some(u) = lock(&shared.store).uploads.get_mut(id) {
-                    u.forgotten = true;
-                }
-            }
-            return finish(conn, req, body, error(404, "upload gone (injected)"));
-        }
-        _ => {}
+    if let Some(resp) = injected_reply(shared, &method, id) {
+        return finish(conn, req, body, resp);
     }
 
     if let Some(dir) = source {
         return crate::sources::serve(shared, conn, req, body, dir);
     }
-    if shared.cfg.reject_expect && req.expects_continue() {
-        return finish(conn, req, body, error(417, "Expectation Failed"));
-    }
-    if !authorized(shared, req, &method) {
-        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        let resp = error(401, "bearer token required")
-            .header("WWW-Authenticate", "Bearer realm=\"cloudsync-dev\"");
-        return finish(conn, req, body, resp);
-    }
-    if method == "OPTIONS" {
-        return finish(conn, req, body, options(shared));
-    }
-    if req.header("Tus-Resumable") != Some(TUS_VERSION) {
-        let resp = error(412, "Tus-Resumable: 1.0.0 required").header("Tus-Version", TUS_VERSION);
+    if let Some(resp) = answer_before_routing(shared, req, &method) {
         return finish(conn, req, body, resp);
     }
     let at_base = req.path == base || req.path == base.trim_end_matches('/');
@@ -181,6 +138,65 @@ fn handle_framed(
         }
         _ => finish(conn, req, body, error(404, "not found")),
     }
+}
+
+/// The answer an injected fault puts in place of the real one (a status, a
+/// redirect, an upload gone), if one is due for this request.
+fn injected_reply(shared: &Shared, method: &str, id: Option<&str>) -> Option<Response> {
+    let replacing = shared.take_fault(|f| match f {
+        Fault::Status { method: m, .. } | Fault::Redirect { method: m, .. } => {
+            method_matches(*m, method)
+        }
+        Fault::Gone => method == "HEAD" || method == "PATCH",
+        _ => false,
+    });
+    match replacing {
+        Some(Fault::Status {
+            status,
+            retry_after,
+            ..
+        }) => {
+            let mut resp = error(status, "injected fault");
+            if let Some(secs) = retry_after {
+                resp = resp.header("Retry-After", secs.to_string());
+            }
+            Some(resp)
+        }
+        Some(Fault::Redirect {
+            status, location, ..
+        }) => Some(error(status, "injected redirect").header("Location", location)),
+        Some(Fault::Gone) => {
+            if let Some(id) = id {
+                if let Some(u) = lock(&shared.store).uploads.get_mut(id) {
+                    u.forgotten = true;
+                }
+            }
+            Some(error(404, "upload gone (injected)"))
+        }
+        _ => None,
+    }
+}
+
+/// The answer to a tus request that is not routed: a refused `Expect`, a
+/// missing token, `OPTIONS`, a missing `Tus-Resumable`.
+fn answer_before_routing(shared: &Shared, req: &Request, method: &str) -> Option<Response> {
+    if shared.cfg.reject_expect && req.expects_continue() {
+        return Some(error(417, "Expectation Failed"));
+    }
+    if !authorized(shared, req, method) {
+        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        let resp = error(401, "bearer token required")
+            .header("WWW-Authenticate", "Bearer realm=\"cloudsync-dev\"");
+        return Some(resp);
+    }
+    if method == "OPTIONS" {
+        return Some(options(shared));
+    }
+    if req.header("Tus-Resumable") != Some(TUS_VERSION) {
+        let resp = error(412, "Tus-Resumable: 1.0.0 required").header("Tus-Version", TUS_VERSION);
+        return Some(resp);
+    }
+    None
 }
 
 /// Records the request's `Authorization` and checks it against the required
@@ -226,6 +242,8 @@ fn options(shared: &Shared) -> Response {
     resp
 }
 
+/// `POST` to the base path: a new upload (or the one an earlier request with
+/// the same idempotency key made), its `Location` and offset.
 fn create(
     shared: &Shared,
     conn: &mut Conn,
@@ -233,72 +251,14 @@ fn create(
     body: &mut Body,
     ctx: &ConnCtx,
 ) -> Outcome {
-    if req.header("Upload-Defer-Length").is_some() {
-        return finish(
-            conn,
-            req,
-            body,
-            error(400, "Upload-Defer-Length is not supported"),
-        );
-    }
-    let length = match req.header("Upload-Length").and_then(http::parse_u64) {
-        Some(n) => n,
-        None => {
-            return finish(
-                conn,
-                req,
-                body,
-                error(400, "missing or invalid Upload-Length"),
-            )
-        }
+    let (length, metadata) = match creation_request(shared, conn, req, body) {
+        Ok(asked) => asked,
+        Err(out) => return out,
     };
-    if shared.cfg.max_size.is_some_and(|max| length > max) {
-        return finish(
-            conn,
-            req,
-            body,
-            error(413, "Upload-Length exceeds Tus-Max-Size"),
-        );
-    }
-    let metadata = match req.header("Upload-Metadata").map(parse_metadata) {
-        None => Vec::new(),
-        Some(Ok(md)) => md,
-        Some(Err(why)) => return finish(conn, req, body, error(400, why)),
-    };
-    if !body.is_done() {
-        // creation-with-upload is not offered: the body must be empty.
-        if body.remaining_hint().is_some_and(|n| n > 0) {
-            return finish(conn, req, body, error(400, "POST body must be empty"));
-        }
-        let mut probe = [0u8; 1];
-        match body.read(conn, &mut probe) {
-            Ok(0) => {}
-            Ok(_) => return finish(conn, req, body, error(400, "POST body must be empty")),
-            Err(_) => return Outcome::Abort,
-        }
-    }
-
-    if shared.cfg.require_filetype && !metadata.iter().any(|(k, _)| k == "filetype") {
-        return finish(conn, req, body, error(400, "filetype metadata required"));
-    }
     let key = idempotency_key(req, &metadata);
-    let found = match key.as_deref() {
-        Some(key) if shared.cfg.dedupe_by_key => by_key(&lock(&shared.store), key),
-        _ => None,
-    };
-    let (id, mut offset) = match found {
-        Some((_, _, len)) if len != length => {
-            let why = "Idempotency-Key reused with another Upload-Length";
-            return finish(conn, req, body, error(422, why));
-        }
-        Some((id, offset, _)) => (id, offset),
-        None => match new_upload(shared, length, metadata.clone(), key) {
-            Ok(id) => (id, 0),
-            Err(e) => {
-                log::warn!("devserver: cannot create an upload file: {e}");
-                return finish(conn, req, body, error(500, "cannot create upload file"));
-            }
-        },
+    let (id, mut offset) = match find_or_make(shared, length, &metadata, key) {
+        Ok(upload) => upload,
+        Err(resp) => return finish(conn, req, body, resp),
     };
     if let Some(Fault::CreatedThenCut { linger }) =
         shared.take_fault(|f| matches!(f, Fault::CreatedThenCut { .. }))
@@ -331,6 +291,109 @@ fn create(
         .header("Location", location)
         .header("Upload-Offset", offset.to_string());
     finish(conn, req, body, resp)
+}
+
+/// A creation request's `Upload-Length` and metadata, once checked (and its
+/// empty body read); `Err` is the request's end, answered or not.
+fn creation_request(
+    shared: &Shared,
+    conn: &mut Conn,
+    req: &Request,
+    body: &mut Body,
+) -> Result<(u64, Metadata), Outcome> {
+    if req.header("Upload-Defer-Length").is_some() {
+        return Err(finish(
+            conn,
+            req,
+            body,
+            error(400, "Upload-Defer-Length is not supported"),
+        ));
+    }
+    let length = match req.header("Upload-Length").and_then(http::parse_u64) {
+        Some(n) => n,
+        None => {
+            return Err(finish(
+                conn,
+                req,
+                body,
+                error(400, "missing or invalid Upload-Length"),
+            ))
+        }
+    };
+    if shared.cfg.max_size.is_some_and(|max| length > max) {
+        return Err(finish(
+            conn,
+            req,
+            body,
+            error(413, "Upload-Length exceeds Tus-Max-Size"),
+        ));
+    }
+    let metadata = match req.header("Upload-Metadata").map(parse_metadata) {
+        None => Vec::new(),
+        Some(Ok(md)) => md,
+        Some(Err(why)) => return Err(finish(conn, req, body, error(400, why))),
+    };
+    if !body.is_done() {
+        // creation-with-upload is not offered: the body must be empty.
+        if body.remaining_hint().is_some_and(|n| n > 0) {
+            return Err(finish(
+                conn,
+                req,
+                body,
+                error(400, "POST body must be empty"),
+            ));
+        }
+        let mut probe = [0u8; 1];
+        match body.read(conn, &mut probe) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(finish(
+                    conn,
+                    req,
+                    body,
+                    error(400, "POST body must be empty"),
+                ))
+            }
+            Err(_) => return Err(Outcome::Abort),
+        }
+    }
+    if shared.cfg.require_filetype && !metadata.iter().any(|(k, _)| k == "filetype") {
+        return Err(finish(
+            conn,
+            req,
+            body,
+            error(400, "filetype metadata required"),
+        ));
+    }
+    Ok((length, metadata))
+}
+
+/// The upload for a creation: the one made under the same idempotency key
+/// (same length only), or a new one. Returns its id and offset.
+fn find_or_make(
+    shared: &Shared,
+    length: u64,
+    metadata: &Metadata,
+    key: Option<String>,
+) -> Result<(String, u64), Response> {
+    let found = match key.as_deref() {
+        Some(key) if shared.cfg.dedupe_by_key => by_key(&lock(&shared.store), key),
+        _ => None,
+    };
+    match found {
+        Some((_, _, len)) if len != length => Err(error(
+            422,
+            "Idempotency-Key reused with another Upload-Length",
+        )),
+        Some((id, offset, _)) => Ok((id, offset)),
+        None => match new_upload(shared, length, metadata.clone(), key) {
+            Ok(id) => Ok((id, 0)),
+            Err(e) => {
+                log::warn!("devserver: cannot create an upload file: {e}");
+                Err(error(500, "cannot create upload file"))
+            }
+        },
+    }
 }
 
 /// The request's idempotency key: the `Idempotency-Key` header (a structured-field
