@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::http;
-use crate::reply::base_response;
+use crate::reply::{base_response, Conn};
 use crate::state::{lock, ConnCtx, ConnEntry, Shared};
 use crate::stream::{cut, data_ready, graceful_close, Outcome, Sock};
 use crate::tus;
@@ -77,103 +77,23 @@ pub(crate) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Serves one accepted connection: the TLS handshake, then requests until
+/// the client leaves, a request ends the connection or the server cuts it.
 fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
-    let _ = tcp.set_nodelay(true);
-    let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = tcp.set_write_timeout(Some(WRITE_TIMEOUT));
-    let reader = match tcp.try_clone() {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    let mut sock = Sock {
-        reader: BufReader::with_capacity(TCP_READ_BUF, reader),
-        writer: tcp,
-    };
-    let mut tls = match rustls::ServerConnection::new(Arc::clone(&shared.tls)) {
-        Ok(t) => t,
-        Err(e) => {
-            log::warn!("devserver: TLS setup failed: {e}");
-            return;
-        }
-    };
-    if let Err(e) = tls.complete_io(&mut sock) {
-        log::debug!("devserver: TLS handshake failed: {e}");
+    let Some(mut conn) = handshake(shared, tcp) else {
         return;
-    }
-    if tls.is_handshaking() {
-        return;
-    }
-    shared
-        .stats
-        .tls_handshakes_ok
-        .fetch_add(1, Ordering::Relaxed);
-    let stream = rustls::StreamOwned::new(tls, sock);
-    let mut conn = http::Conn::new(
-        stream,
-        Arc::clone(&shared.stats.app_bytes_received),
-        Arc::clone(&shared.stats.body_bytes_received),
-    );
+    };
     loop {
         if ctx.killed.load(Ordering::SeqCst) {
             cut(&conn);
             return;
         }
-        let outcome = match conn.read_head() {
-            Ok(None) => Outcome::Close,
-            Err(http::HeadError::Io(e)) => {
-                log::trace!("devserver: connection {} ended: {e}", ctx.id);
-                Outcome::Abort
-            }
-            Err(http::HeadError::Malformed(why)) => {
-                shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let mut resp = base_response(400).text(why);
-                resp.close = true;
-                match conn.send(&resp) {
-                    Ok(()) => Outcome::Close,
-                    Err(_) => Outcome::Abort,
-                }
-            }
-            Err(http::HeadError::TooLarge) => {
-                shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let mut resp = base_response(431).text("request head too large");
-                resp.close = true;
-                match conn.send(&resp) {
-                    Ok(()) => Outcome::Close,
-                    Err(_) => Outcome::Abort,
-                }
-            }
-            Ok(Some(req)) => {
-                shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let seen = conn.body_seen;
-                conn.last_status = None;
-                let outcome = tus::handle(shared, &mut conn, &req, &mut ctx);
-                if let Some(label) = &shared.cfg.request_log {
-                    eprintln!(
-                        "{}",
-                        request_line(label, &req, conn.last_status, conn.body_seen - seen)
-                    );
-                }
-                outcome
-            }
-        };
-        match outcome {
+        match serve_request(shared, &mut conn, &mut ctx) {
             Outcome::KeepAlive => {
-                if let Some(idle) = shared.cfg.idle_close {
-                    let until = Instant::now() + idle;
-                    let mut ready = false;
-                    while Instant::now() < until {
-                        if data_ready(conn.stream_mut()) {
-                            ready = true;
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    if !ready {
-                        graceful_close(conn);
-                        return;
-                    }
+                if !next_request_in_time(shared, &mut conn) {
+                    graceful_close(conn);
+                    return;
                 }
-                continue;
             }
             Outcome::Close => {
                 graceful_close(conn);
@@ -185,6 +105,102 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
             }
         }
     }
+}
+
+/// TLS over the buffered socket, handshake done (counted in
+/// `tls_handshakes_ok`); `None` if it failed.
+fn handshake(shared: &Shared, tcp: TcpStream) -> Option<Conn> {
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(WRITE_TIMEOUT));
+    let reader = tcp.try_clone().ok()?;
+    let mut sock = Sock {
+        reader: BufReader::with_capacity(TCP_READ_BUF, reader),
+        writer: tcp,
+    };
+    let mut tls = match rustls::ServerConnection::new(Arc::clone(&shared.tls)) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("devserver: TLS setup failed: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = tls.complete_io(&mut sock) {
+        log::debug!("devserver: TLS handshake failed: {e}");
+        return None;
+    }
+    if tls.is_handshaking() {
+        return None;
+    }
+    shared
+        .stats
+        .tls_handshakes_ok
+        .fetch_add(1, Ordering::Relaxed);
+    let stream = rustls::StreamOwned::new(tls, sock);
+    Some(http::Conn::new(
+        stream,
+        Arc::clone(&shared.stats.app_bytes_received),
+        Arc::clone(&shared.stats.body_bytes_received),
+    ))
+}
+
+/// Reads the next request's head and answers it (a malformed or oversized
+/// head with a 400 or 431 that closes the connection); logs it if asked.
+fn serve_request(shared: &Shared, conn: &mut Conn, ctx: &mut ConnCtx) -> Outcome {
+    match conn.read_head() {
+        Ok(None) => Outcome::Close,
+        Err(http::HeadError::Io(e)) => {
+            log::trace!("devserver: connection {} ended: {e}", ctx.id);
+            Outcome::Abort
+        }
+        Err(http::HeadError::Malformed(why)) => {
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let mut resp = base_response(400).text(why);
+            resp.close = true;
+            match conn.send(&resp) {
+                Ok(()) => Outcome::Close,
+                Err(_) => Outcome::Abort,
+            }
+        }
+        Err(http::HeadError::TooLarge) => {
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let mut resp = base_response(431).text("request head too large");
+            resp.close = true;
+            match conn.send(&resp) {
+                Ok(()) => Outcome::Close,
+                Err(_) => Outcome::Abort,
+            }
+        }
+        Ok(Some(req)) => {
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let seen = conn.body_seen;
+            conn.last_status = None;
+            let outcome = tus::handle(shared, conn, &req, ctx);
+            if let Some(label) = &shared.cfg.request_log {
+                eprintln!(
+                    "{}",
+                    request_line(label, &req, conn.last_status, conn.body_seen - seen)
+                );
+            }
+            outcome
+        }
+    }
+}
+
+/// Whether a kept-alive connection's next request starts in time: always
+/// without [`crate::ServerOptions::idle_close`], else within it.
+fn next_request_in_time(shared: &Shared, conn: &mut Conn) -> bool {
+    let Some(idle) = shared.cfg.idle_close else {
+        return true;
+    };
+    let until = Instant::now() + idle;
+    while Instant::now() < until {
+        if data_ready(conn.stream_mut()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// The request log's line: `<label> <METHOD> <path> <status or -> <body bytes>B`.
