@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cloudsync::auth::{CredentialRequest, ProviderError, Secret};
 use cloudsync::error::AuthFailure;
-use cloudsync::{AgentOptions, Error, RunEvent};
+use cloudsync::{Agent, AgentOptions, Error, RunEvent, RunReport};
 use zeroize::Zeroizing;
 
 use crate::store::{read, Failure, Store};
@@ -156,6 +156,8 @@ fn explain(e: Error, token_file: bool) -> Failure {
     }
 }
 
+/// `cloudsync run`: one run of the queue (with a progress bar on a
+/// terminal), its report, and the exit status (a signal's if one stopped it).
 pub fn run(db: &Store, f: RunFlags) -> Result<ExitCode, Failure> {
     crate::interrupt::install();
     if !db.exists() {
@@ -164,6 +166,34 @@ pub fn run(db: &Store, f: RunFlags) -> Result<ExitCode, Failure> {
     if let Some(path) = &f.token_file {
         read_token(path).map_err(Failure::Usage)?;
     }
+    let agent = db.open_with(agent_options(&f)?, true)?;
+    let token_file = f.token_file.is_some();
+    if let Some(path) = f.token_file {
+        // Read again at each ask: a refresh picks up a token rotated in the file.
+        agent.set_credential_provider(Some(Arc::new(move |_: &CredentialRequest<'_>| {
+            read_token(&path).map(Some).map_err(ProviderError::new)
+        })));
+    }
+    // Any u64: the library caps the run's deadline (no `Instant` overflow).
+    let max = Duration::from_secs(f.max_seconds.unwrap_or(24 * 3600));
+    let (report, signal) = run_watched(&agent, max);
+    let report = match (report, signal) {
+        (Ok(r), _) => r,
+        (Err(e), None) => return Err(explain(e, token_file)),
+        (Err(e), Some(sig)) => {
+            eprintln!("error: {}", crate::store::kind_once(&e));
+            return Ok(ExitCode::from(crate::interrupt::exit_status(sig)));
+        }
+    };
+    print_report(&report, f.json);
+    if let Some(sig) = signal {
+        return Ok(ExitCode::from(crate::interrupt::exit_status(sig)));
+    }
+    crate::results::run_outcome(&agent, &report)
+}
+
+/// The agent's options from `--test-ca`, `--chunk-size` and `--lease-secs`.
+fn agent_options(f: &RunFlags) -> Result<AgentOptions, Failure> {
     let mut opts = AgentOptions::default();
     if let Some(ca) = &f.test_ca {
         use rustls::pki_types::pem::PemObject as _;
@@ -178,51 +208,42 @@ pub fn run(db: &Store, f: RunFlags) -> Result<ExitCode, Failure> {
         // Any u64 is a valid Duration; the lease's expiry saturates (ops::lease).
         opts.lease_ttl = Duration::from_secs(l.max(1));
     }
-    let agent = db.open_with(opts, true)?;
-    let token_file = f.token_file.is_some();
-    if let Some(path) = f.token_file {
-        // Read again at each ask: a refresh picks up a token rotated in the file.
-        agent.set_credential_provider(Some(Arc::new(move |_: &CredentialRequest<'_>| {
-            read_token(&path).map(Some).map_err(ProviderError::new)
-        })));
+    Ok(opts)
+}
+
+/// One run of at most `max`, watched for SIGINT/SIGTERM (the signal, if one
+/// came), with a progress bar when stderr is a terminal.
+fn run_watched(agent: &Agent, max: Duration) -> (cloudsync::Result<RunReport>, Option<i32>) {
+    if !std::io::stderr().is_terminal() {
+        return crate::interrupt::watch(agent, None, || agent.run_once(max, &mut |_| true));
     }
-    // Any u64: the library caps the run's deadline (no `Instant` overflow).
-    let max = Duration::from_secs(f.max_seconds.unwrap_or(24 * 3600));
-    let (report, signal) = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        let r = crate::interrupt::watch(&agent, Some(&bar), || {
-            agent.run_with_events(max, &mut |e| {
-                if let Some(u) = bar_update(e) {
-                    draw(&bar, u);
-                }
-                true
-            })
-        });
-        bar.finish_and_clear();
-        r
-    } else {
-        crate::interrupt::watch(&agent, None, || agent.run_once(max, &mut |_| true))
-    };
-    let report = match (report, signal) {
-        (Ok(r), _) => r,
-        (Err(e), None) => return Err(explain(e, token_file)),
-        (Err(e), Some(sig)) => {
-            eprintln!("error: {}", crate::store::kind_once(&e));
-            return Ok(ExitCode::from(crate::interrupt::exit_status(sig)));
-        }
-    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let r = crate::interrupt::watch(agent, Some(&bar), || {
+        agent.run_with_events(max, &mut |e| {
+            if let Some(u) = bar_update(e) {
+                draw(&bar, u);
+            }
+            true
+        })
+    });
+    bar.finish_and_clear();
+    r
+}
+
+/// The run's report on stdout: JSON, or one line.
+fn print_report(report: &RunReport, json: bool) {
     let stopped = crate::results::snake(&report.stopped);
-    if f.json {
+    if json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("serialisable")
+            serde_json::to_string_pretty(report).expect("serialisable")
         );
     } else {
         outln!(
@@ -236,10 +257,6 @@ pub fn run(db: &Store, f: RunFlags) -> Result<ExitCode, Failure> {
             report.remaining,
         );
     }
-    if let Some(sig) = signal {
-        return Ok(ExitCode::from(crate::interrupt::exit_status(sig)));
-    }
-    crate::results::run_outcome(&agent, &report)
 }
 
 #[cfg(test)]
