@@ -24,7 +24,8 @@ use std::process::ExitCode;
 
 use cloudsync::config::model::unix_secs;
 use cloudsync::config::{verify_offline, TrustedRoot};
-use cloudsync_devserver::world::{standard_regions, World};
+use cloudsync_devserver::mirror::Mirror;
+use cloudsync_devserver::world::{standard_regions, RegionSetup, World};
 
 use crate::store::Failure;
 
@@ -91,67 +92,18 @@ fn port_of(first: Option<u16>, n: usize) -> Result<u16, Failure> {
     }
 }
 
+/// `cloudsync dev-server`: starts the servers (and the mirror), writes the
+/// ready file once what it names checks out, then serves until killed.
 pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
-    let ids: Vec<&str> = args.regions.iter().map(String::as_str).collect();
-    let public = match (&args.public_host, args.bind) {
-        (Some(h), _) => Some(h.clone()),
-        (None, Some(b)) if b.is_unspecified() => {
-            return Err(Failure::Usage(
-                "--bind 0.0.0.0 needs --public-host HOST (the address the phone uses)".into(),
-            ))
-        }
-        (None, Some(b)) => Some(b.to_string()),
-        (None, None) => None,
-    };
-    if let Some(h) = &public {
-        if h.is_empty() || !h.is_ascii() || h.contains(['/', ':', ' ']) {
-            return Err(Failure::Usage(
-                "--public-host takes an IPv4 address or an ASCII DNS name".into(),
-            ));
-        }
-    }
-    let mut setups = standard_regions(&ids);
-    for (n, s) in setups.iter_mut().enumerate() {
-        s.checksum = !args.no_checksum;
-        s.log_requests = !args.quiet;
-        s.port = port_of(args.port, n)?;
-        if let Some(b) = args.bind {
-            s.addr = b;
-            s.public_host = public.clone();
-        }
-    }
-    for t in &args.tokens {
-        // The secret is never echoed, not even in a usage error.
-        let (region, secret) = t
-            .split_once('=')
-            .filter(|(_, secret)| !secret.is_empty())
-            .ok_or_else(|| Failure::Usage("--token takes REGION=SECRET".into()))?;
-        let setup = setups.iter_mut().find(|s| s.id == region).ok_or_else(|| {
-            let ids = args.regions.join(",");
-            Failure::Usage(format!(
-                "--token REGION=SECRET: REGION must be one of {ids}"
-            ))
-        })?;
-        setup.bearer_token = Some(secret.to_string());
-    }
+    let public = public_host(&args)?;
+    let setups = region_setups(&args, public.as_deref())?;
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Failure::Usage(format!("cannot create --dir: {e}")))?;
     let n = setups.len();
     let world = World::start(&args.dir, setups)
         .map_err(|e| Failure::Usage(format!("cannot start servers: {e}")))?;
     let mirror = if args.mirror {
-        let port = port_of(args.port, n)?;
-        let m = match (args.bind, &public) {
-            (Some(b), Some(host)) => world.start_mirror_at(b, port, host, "mirror"),
-            _ => {
-                // The first loopback address after the regions' (127.0.0.2, .3, ...).
-                let k = u8::try_from(world.setups.len()).unwrap_or(u8::MAX).min(250);
-                let addr = Ipv4Addr::new(127, 0, 0, 2 + k);
-                world.start_mirror_at(addr, port, &addr.to_string(), "mirror")
-            }
-        }
-        .map_err(|e| Failure::Usage(format!("cannot start the mirror: {e}")))?;
-        Some(m)
+        Some(start_mirror(&world, &args, public.as_deref(), n)?)
     } else {
         None
     };
@@ -178,6 +130,81 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
     loop {
         std::thread::park();
     }
+}
+
+/// The host the client uses: `--public-host`, else the `--bind` address
+/// (not 0.0.0.0), else none (each region on its own loopback address).
+fn public_host(args: &DevServerArgs) -> Result<Option<String>, Failure> {
+    let public = match (&args.public_host, args.bind) {
+        (Some(h), _) => Some(h.clone()),
+        (None, Some(b)) if b.is_unspecified() => {
+            return Err(Failure::Usage(
+                "--bind 0.0.0.0 needs --public-host HOST (the address the phone uses)".into(),
+            ))
+        }
+        (None, Some(b)) => Some(b.to_string()),
+        (None, None) => None,
+    };
+    if let Some(h) = &public {
+        if h.is_empty() || !h.is_ascii() || h.contains(['/', ':', ' ']) {
+            return Err(Failure::Usage(
+                "--public-host takes an IPv4 address or an ASCII DNS name".into(),
+            ));
+        }
+    }
+    Ok(public)
+}
+
+/// Each region's server as the flags ask: address, port, checksum, request
+/// log, bearer token.
+fn region_setups(args: &DevServerArgs, public: Option<&str>) -> Result<Vec<RegionSetup>, Failure> {
+    let ids: Vec<&str> = args.regions.iter().map(String::as_str).collect();
+    let mut setups = standard_regions(&ids);
+    for (n, s) in setups.iter_mut().enumerate() {
+        s.checksum = !args.no_checksum;
+        s.log_requests = !args.quiet;
+        s.port = port_of(args.port, n)?;
+        if let Some(b) = args.bind {
+            s.addr = b;
+            s.public_host = public.map(str::to_string);
+        }
+    }
+    for t in &args.tokens {
+        // The secret is never echoed, not even in a usage error.
+        let (region, secret) = t
+            .split_once('=')
+            .filter(|(_, secret)| !secret.is_empty())
+            .ok_or_else(|| Failure::Usage("--token takes REGION=SECRET".into()))?;
+        let setup = setups.iter_mut().find(|s| s.id == region).ok_or_else(|| {
+            let ids = args.regions.join(",");
+            Failure::Usage(format!(
+                "--token REGION=SECRET: REGION must be one of {ids}"
+            ))
+        })?;
+        setup.bearer_token = Some(secret.to_string());
+    }
+    Ok(setups)
+}
+
+/// The root's mirror, after the `n` regions: on `--bind` and the next port,
+/// or on the next loopback address.
+fn start_mirror(
+    world: &World,
+    args: &DevServerArgs,
+    public: Option<&str>,
+    n: usize,
+) -> Result<Mirror, Failure> {
+    let port = port_of(args.port, n)?;
+    match (args.bind, public) {
+        (Some(b), Some(host)) => world.start_mirror_at(b, port, host, "mirror"),
+        _ => {
+            // The first loopback address after the regions' (127.0.0.2, .3, ...).
+            let k = u8::try_from(world.setups.len()).unwrap_or(u8::MAX).min(250);
+            let addr = Ipv4Addr::new(127, 0, 0, 2 + k);
+            world.start_mirror_at(addr, port, &addr.to_string(), "mirror")
+        }
+    }
+    .map_err(|e| Failure::Usage(format!("cannot start the mirror: {e}")))
 }
 
 /// Checks the written root and config the way an agent will (e.g. a
