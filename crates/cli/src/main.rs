@@ -359,6 +359,9 @@ fn main() -> ExitCode {
     code
 }
 
+// Long: one arm per command, each a call; splitting would scatter the table.
+/// Runs the parsed command; `used` is set to the database it opens (named in
+/// its storage errors).
 fn dispatch(
     cli: Cli,
     used: &std::cell::RefCell<Option<PathBuf>>,
