@@ -11,7 +11,7 @@ use cloudsync::auth::CredentialProvider;
 use cloudsync::queue::ItemInfo;
 use cloudsync::{Agent, AgentOptions, RunReport};
 use cloudsync_devserver::world::{standard_regions, RegionSetup, World};
-use cloudsync_devserver::UploadInfo;
+use cloudsync_devserver::{TusServer, UploadInfo};
 
 use crate::timeouts;
 
@@ -48,6 +48,30 @@ impl AgentEnv {
     /// (no account).
     pub fn new(regions: &[&str]) -> AgentEnv {
         AgentEnv::builder(regions).build()
+    }
+
+    /// The server of region `in`, where the default country `IN` sends
+    /// uploads.
+    pub fn server(&self) -> &TusServer {
+        &self.world.servers["in"]
+    }
+
+    /// `run_once` (60 s) on this thread, which must not fail; for a test
+    /// body that is itself under [`crate::timeouts::within`].
+    pub fn run(&self, progress: &mut dyn FnMut(cloudsync::Progress) -> bool) -> RunReport {
+        self.agent
+            .run_once(Duration::from_secs(60), progress)
+            .unwrap()
+    }
+
+    /// The uploads the `in` server made for item `id`.
+    pub fn uploads_of(&self, id: i64) -> Vec<UploadInfo> {
+        uploads_of(&self.world, "in", id)
+    }
+
+    /// The queued item `id`, as the app lists it.
+    pub fn item(&self, id: i64) -> ItemInfo {
+        item(&self.agent, id)
     }
 
     pub fn builder<'a>(regions: &[&str]) -> Builder<'a> {

@@ -55,6 +55,11 @@ pub fn golden(name: &str) -> PathBuf {
     crate::repo().join("tests/golden").join(name)
 }
 
+/// A file of the workspace's `tests/fixtures/` (`schema_v1.db`).
+pub fn fixture(name: &str) -> PathBuf {
+    crate::repo().join("tests/fixtures").join(name)
+}
+
 /// The golden root version 1 (`tests/golden/root_v1.json`): the root the
 /// schema fixtures trust.
 pub fn root_v1() -> Vec<u8> {
