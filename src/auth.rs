@@ -6,7 +6,7 @@
 //! app's [`CredentialProvider`] for a token for `(account, region, service)`
 //! and keeps it in a [`Secret`] until the run ends; a 401/403 asks once more
 //! with `refresh = true`. The `Authorization` header is built only inside
-//! `upload::http::RegionHttp::send`, the single function that sends a request,
+//! `net::http::RegionHttp::send`, the single function that sends a request,
 //! and only for a `GuardedUrl` of the region the run is bound to: no other
 //! code path can attach it, and redirects are never followed.
 //!

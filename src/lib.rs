@@ -48,6 +48,7 @@ pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod net;
 pub mod queue;
 pub mod region;
 pub mod upload;

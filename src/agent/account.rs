@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use ring::hmac;
 use rusqlite::Transaction;
 
 use super::trust::Trust;
@@ -24,53 +23,10 @@ use crate::auth::CredentialProvider;
 use crate::config::store;
 use crate::error::{Error, Result};
 use crate::region;
+pub(crate) use view::{stamp, AccountView};
 
 /// Longest account id accepted (bytes).
 const MAX_ACCOUNT_LEN: usize = 256;
-
-/// Who may upload now, as the stored trust says.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum AccountView {
-    /// `set_account` was never called: the anonymous queue of earlier
-    /// versions (items carry no stamp; `bearer` services cannot be used).
-    Unset,
-    /// Signed out: uploads stop, enqueue is refused, the queue is kept.
-    SignedOut,
-    /// This account is current.
-    SignedIn {
-        /// The id, for the credential provider only.
-        id: String,
-        /// Its stamp in this database.
-        stamp: [u8; 32],
-    },
-}
-
-impl AccountView {
-    /// The stamp items of the current account carry (`None`: unstamped).
-    pub(crate) fn stamp(&self) -> Option<&[u8; 32]> {
-        match self {
-            AccountView::SignedIn { stamp, .. } => Some(stamp),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Debug for AccountView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the id.
-        f.write_str(match self {
-            AccountView::Unset => "Unset",
-            AccountView::SignedOut => "SignedOut",
-            AccountView::SignedIn { .. } => "SignedIn",
-        })
-    }
-}
-
-/// The stamp of `account` under `key`.
-fn stamp(key: &[u8; 32], account: &str) -> [u8; 32] {
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), account.as_bytes());
-    tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes")
-}
 
 /// Remembers the signed-in account's country for its stamp, so it comes
 /// back when the account signs in again. Also what carries a country stored
@@ -92,20 +48,6 @@ fn check_account_id(id: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-impl Trust {
-    /// Who may upload under this trust.
-    pub(crate) fn account_view(&self) -> AccountView {
-        match (&self.account_key, &self.account) {
-            (None, _) => AccountView::Unset,
-            (Some(_), None) => AccountView::SignedOut,
-            (Some(key), Some(id)) => AccountView::SignedIn {
-                id: id.clone(),
-                stamp: stamp(key, id),
-            },
-        }
-    }
 }
 
 impl Agent {
@@ -221,6 +163,8 @@ impl Agent {
             .clone()
     }
 }
+
+mod view;
 
 #[cfg(test)]
 mod tests {

@@ -22,63 +22,15 @@
 //! A handle opened without a firmware root (the CLI without `--root`) is
 //! `NoAnchor`: it serves reads and refuses uploads and trust changes.
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 
 pub(crate) use reason::ResetReason;
+pub(crate) use standing::{ChainOps, Standing};
 
 use super::trust::Trust;
 use crate::config::store::{self, ChainRow, StoredTrust};
 use crate::config::{TrustedRoot, VerifiedConfig};
-use crate::error::{Error, Result};
-
-/// How the trust read from the file stands against the firmware root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Standing {
-    /// Vouched for by the firmware root: uploads and trust changes allowed.
-    Anchored,
-    /// The stored root is newer than the firmware root and its chain is not
-    /// known yet: reads only until a refresh re-walks it.
-    Unverified,
-    /// Opened without a firmware root: reads only.
-    NoAnchor,
-}
-
-/// Changes to the stored chain, written together with the trust row.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ChainOps {
-    /// Drop every stored row first (the anchor replaced the stored root).
-    clear: bool,
-    /// Drop the rows at or below this version (the anchor vouches for them).
-    prune_to: Option<u64>,
-    /// Roots to append, oldest first.
-    push: Vec<ChainRow>,
-}
-
-impl ChainOps {
-    /// Records the rotation `from` → `to` (verified by the caller).
-    pub(crate) fn record(&mut self, from: &TrustedRoot, to: &TrustedRoot) {
-        self.push.push(ChainRow {
-            version: to.version(),
-            envelope: to.envelope().to_vec(),
-            changed: !from.same_root_role(to),
-        });
-    }
-
-    /// Writes the recorded changes and forgets them.
-    pub(crate) fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        let ops = std::mem::take(self);
-        if ops.clear {
-            tx.execute("DELETE FROM root_chain", [])?;
-        }
-        if let Some(v) = ops.prune_to {
-            store::prune_chain(tx, v)?;
-        }
-        for row in &ops.push {
-            store::push_chain(tx, row)?;
-        }
-        Ok(())
-    }
-}
+use crate::error::Result;
 
 /// What the firmware root says of the stored root.
 #[derive(Debug, PartialEq, Eq)]
@@ -303,32 +255,9 @@ impl Trust {
         }
         Ok(installed)
     }
-
-    /// `Unanchored` unless uploads and trust changes are allowed.
-    pub(crate) fn require_anchored(&self) -> Result<()> {
-        match self.standing {
-            Standing::Anchored => Ok(()),
-            Standing::Unverified => Err(Error::Unanchored(
-                "the stored root is newer than the firmware root and not yet verified: \
-                 refresh the config",
-            )),
-            Standing::NoAnchor => Err(no_anchor()),
-        }
-    }
-
-    /// `Unanchored` when the handle has no firmware root at all.
-    pub(crate) fn require_anchor(&self) -> Result<()> {
-        match self.standing {
-            Standing::NoAnchor => Err(no_anchor()),
-            _ => Ok(()),
-        }
-    }
-}
-
-fn no_anchor() -> Error {
-    Error::Unanchored("opened without the firmware root: reads only")
 }
 
 mod reason;
+mod standing;
 #[cfg(test)]
 mod tests;

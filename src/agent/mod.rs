@@ -48,7 +48,7 @@ pub struct AgentOptions {
     /// Retry schedule for failed uploads.
     pub retry: RetryPolicy,
     /// Upload tuning (chunk size, timeouts, extra trust for tests).
-    pub upload: crate::upload::UploadOptions,
+    pub upload: crate::net::UploadOptions,
     /// How long the runner lease lasts without renewal. A runner that is
     /// alive but frozen or stuck is superseded after this; a killed one is
     /// taken over at once (its runner lock died with it).
@@ -60,7 +60,7 @@ impl Default for AgentOptions {
         AgentOptions {
             clock: Arc::new(|| unix_secs(SystemTime::now())),
             retry: RetryPolicy::default(),
-            upload: crate::upload::UploadOptions::default(),
+            upload: crate::net::UploadOptions::default(),
             lease_ttl: LEASE_TTL,
         }
     }

@@ -32,9 +32,9 @@ use super::Agent;
 use crate::config::store::{self, SourceEntry};
 use crate::config::{TrustedRoot, VerifiedConfig};
 use crate::error::{Error, Result};
+use crate::net::fetch::{Fetched, SourceHttp, Validators};
+use crate::net::http::IoControl;
 use crate::region::{GuardedUrl, Sources};
-use crate::upload::fetch::{Fetched, SourceHttp, Validators};
-use crate::upload::http::IoControl;
 
 /// Root versions one refresh steps through at most (a phone years behind
 /// catches up over several calls).
@@ -42,9 +42,6 @@ pub const MAX_ROOT_STEPS: usize = 64;
 
 /// A refresh's hard deadline, all mirrors included.
 pub const REFRESH_DEADLINE: Duration = Duration::from_secs(30);
-
-const HOUR: u64 = 3_600;
-const DAY: u64 = 24 * HOUR;
 
 /// What a refresh changed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -76,30 +73,6 @@ impl Refreshed {
     pub fn complete(&self) -> bool {
         self.config_error.is_none() && !self.more_roots
     }
-}
-
-/// When the next refresh is due (seconds), or `None` without `sources`.
-///
-/// At once while the stored root is unverified, when no config is in force or it expired, or when no mirror
-/// ever answered. Otherwise at the earlier of a day after the last answer
-/// and the middle of the config's validity (so a config is replaced well
-/// before it expires), but never sooner than an hour after the last answer
-/// (a mirror without anything newer is not asked on every run).
-pub(crate) fn refresh_due_at(t: &Trust, last_check: u64, now: u64) -> Option<u64> {
-    // Unverified: the firmware root's mirrors must re-walk the chain first.
-    if t.standing == Standing::Unverified {
-        return Some(now);
-    }
-    t.root.sources()?;
-    let Some(cfg) = t.config.as_ref().filter(|c| !t.config_expired(c, now)) else {
-        return Some(now);
-    };
-    if last_check == 0 {
-        return Some(now);
-    }
-    let midpoint = cfg.issued_at() + cfg.expires_at().saturating_sub(cfg.issued_at()) / 2;
-    let after = |d: u64| last_check.saturating_add(d);
-    Some(after(DAY).min(midpoint).max(after(HOUR)))
 }
 
 /// A root fetched from a mirror, not yet installed.
@@ -160,7 +133,7 @@ impl Agent {
         self.refresh(&mut g)?;
         let last = store::last_source_check(g.db.conn())?;
         let now = self.now_secs(&g.trust);
-        Ok(refresh_due_at(&g.trust, last, now).is_some_and(|due| due <= now))
+        Ok(super::trust::refresh_due_at(&g.trust, last, now).is_some_and(|due| due <= now))
     }
 
     fn refresh_with(&self, ctl: IoControl) -> Result<Refreshed> {

@@ -18,11 +18,11 @@ use super::trust::Trust;
 use super::Agent;
 use crate::auth::RunAuth;
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::http::{Failure, IoControl, RegionHttp, TusResult};
 use crate::queue::ops::{self, now_ms, ItemRow};
 use crate::queue::{AuditRecord, State};
 use crate::region::{ApprovedRegion, GuardedUrl};
-use crate::upload::http::{IoControl, RegionHttp};
-use crate::upload::tus::{Capabilities, Failure, TusResult};
+use crate::upload::tus::Capabilities;
 use crate::upload::{Finished, Progress, Stop};
 
 /// Why [`Agent::run_once`] returned.

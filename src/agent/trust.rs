@@ -4,7 +4,7 @@
 //! compare-and-swap.
 //!
 //! Each handle caches one verified snapshot ([`Trust`]) tagged with the
-//! generation of the row it came from. [`Agent::refresh`] keeps the cache
+//! generation of the row it came from. [`Agent::refresh`](super::Agent::refresh) keeps the cache
 //! honest in two cheap steps: `PRAGMA data_version` (changes only when
 //! another connection, in any process, commits to the file; no table read),
 //! and only then the row's `generation` (one indexed read). Signatures are
@@ -12,20 +12,22 @@
 //! therefore costs one pragma while nobody else writes (BENCHMARKS.md).
 //!
 //! Every trust write is a read-modify-write inside one IMMEDIATE transaction
-//! ([`Agent::update_trust`]): the closure sees the stored state, never the
+//! ([`Agent::update_trust`](super::Agent::update_trust)): the closure sees the stored state, never the
 //! handle's memory, so a stale handle re-validates against the newest root,
 //! config and country and cannot roll any of them back.
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Transaction;
 
+mod handle;
+mod open;
+pub(crate) use open::{open_trust, read_trust};
+
+use super::account::{stamp, AccountView};
 use super::anchor::{ChainOps, ResetReason, Standing};
-use super::{Agent, ConfigInfo, Inner};
-use crate::config::model::format_time;
-use crate::config::store::{self, StoredTrust};
+use crate::config::store::StoredTrust;
 use crate::config::{TrustedRoot, VerifiedConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::ops::{self, now_ms};
-use crate::queue::wait::{Scope, SHORT_WAIT};
 use crate::region::{self, ApprovedRegion};
 
 /// One verified generation of the trust row.
@@ -304,7 +306,7 @@ impl Trust {
     /// in the transaction that changed the trust, so `stats()` shows the
     /// effect before any run. Expired or incomplete trust changes no stamp.
     pub(crate) fn reconcile_items(&self, tx: &Transaction<'_>, now: u64) -> Result<()> {
-        if let super::account::AccountView::SignedIn { stamp, .. } = self.account_view() {
+        if let AccountView::SignedIn { stamp, .. } = self.account_view() {
             ops::reconcile_accounts(tx, &stamp, now_ms())?;
         }
         match self.approved(now) {
@@ -320,211 +322,67 @@ impl Trust {
     }
 }
 
-/// The trust at open, read without the write lock: `None` without a trust
-/// row (a new file); else the stored row judged against the firmware root
-/// and whether that judgement changes what is stored (then the open writes
-/// it with [`open_trust`]).
-pub(crate) fn read_trust(
-    conn: &Connection,
-    firmware: Option<&TrustedRoot>,
-) -> Result<Option<(Trust, bool)>> {
-    let Some(stored) = store::load(conn)? else {
-        return Ok(None);
+impl Trust {
+    /// Who may upload under this trust.
+    pub(crate) fn account_view(&self) -> AccountView {
+        match (&self.account_key, &self.account) {
+            (None, _) => AccountView::Unset,
+            (Some(_), None) => AccountView::SignedOut,
+            (Some(key), Some(id)) => AccountView::SignedIn {
+                id: id.clone(),
+                stamp: stamp(key, id),
+            },
+        }
+    }
+
+    /// `Unanchored` unless uploads and trust changes are allowed.
+    pub(crate) fn require_anchored(&self) -> Result<()> {
+        match self.standing {
+            Standing::Anchored => Ok(()),
+            Standing::Unverified => Err(Error::Unanchored(
+                "the stored root is newer than the firmware root and not yet verified: \
+                 refresh the config",
+            )),
+            Standing::NoAnchor => Err(no_anchor()),
+        }
+    }
+
+    /// `Unanchored` when the handle has no firmware root at all.
+    pub(crate) fn require_anchor(&self) -> Result<()> {
+        match self.standing {
+            Standing::NoAnchor => Err(no_anchor()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn no_anchor() -> Error {
+    Error::Unanchored("opened without the firmware root: reads only")
+}
+
+const HOUR: u64 = 3_600;
+const DAY: u64 = 24 * HOUR;
+
+/// When the next refresh is due (seconds), or `None` without `sources`.
+///
+/// At once while the stored root is unverified, when no config is in force or it expired, or when no mirror
+/// ever answered. Otherwise at the earlier of a day after the last answer
+/// and the middle of the config's validity (so a config is replaced well
+/// before it expires), but never sooner than an hour after the last answer
+/// (a mirror without anything newer is not asked on every run).
+pub(crate) fn refresh_due_at(t: &Trust, last_check: u64, now: u64) -> Option<u64> {
+    // Unverified: the firmware root's mirrors must re-walk the chain first.
+    if t.standing == Standing::Unverified {
+        return Some(now);
+    }
+    t.root.sources()?;
+    let Some(cfg) = t.config.as_ref().filter(|c| !t.config_expired(c, now)) else {
+        return Some(now);
     };
-    Trust::load_anchored(conn, &stored, firmware).map(Some)
-}
-
-/// The trust at open: the stored row judged against the firmware root
-/// (`super::anchor`). Runs inside the open's write transaction, taken only
-/// when [`read_trust`] found something to write, and writes only what the
-/// anchor changed (decided again under the lock). A new file trusts the firmware root even
-/// when it has expired: a refresh from its mirrors may catch up (TUF), and
-/// nothing uploads under an expired root meanwhile.
-pub(crate) fn open_trust(
-    tx: &Transaction<'_>,
-    firmware: Option<&TrustedRoot>,
-    wall: u64,
-) -> Result<Trust> {
-    let Some(stored) = store::load(tx)? else {
-        let root = firmware.ok_or(Error::NoConfig)?;
-        let mut t = Trust::new(root.clone());
-        t.chain_from = root.version();
-        t.generation = store::save(tx, &t.stored(), None)?;
-        return Ok(t);
-    };
-    let (mut t, dirty) = Trust::load_anchored(tx, &stored, firmware)?;
-    if dirty {
-        t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
-        t.chain_ops.flush(tx)?;
-        t.reconcile_items(tx, wall.max(t.clock_floor))?;
+    if last_check == 0 {
+        return Some(now);
     }
-    Ok(t)
-}
-
-impl Agent {
-    /// The freeze-safe clock: wall time, but never behind the newest `issued_at` seen.
-    pub(crate) fn now_secs(&self, trust: &Trust) -> u64 {
-        (self.options.clock)().max(trust.clock_floor)
-    }
-
-    /// Brings the cached trust up to the database's (see the module docs).
-    pub(crate) fn refresh(&self, inner: &mut Inner) -> Result<()> {
-        let conn = inner.db.conn();
-        let dv = store::data_version(conn)?;
-        if dv == inner.data_version {
-            return Ok(());
-        }
-        match store::generation(conn)? {
-            Some(g) if g == inner.trust.generation => {}
-            Some(_) => {
-                // The row and the chain from one snapshot: a rotation
-                // committed in between must not look like a broken chain.
-                let tx = conn.unchecked_transaction()?;
-                let s = store::load(&tx)?.ok_or_else(trust_row_missing)?;
-                // What the anchor would change is written by the next trust
-                // write; until then it holds in memory.
-                inner.trust = Trust::load_anchored(&tx, &s, self.anchor.as_ref())?.0;
-                drop(tx);
-            }
-            None => return Err(trust_row_missing()),
-        }
-        // Read before the generation: a commit in between shows up next time.
-        inner.data_version = dv;
-        Ok(())
-    }
-
-    /// Runs `f` on the stored trust inside one IMMEDIATE transaction; when it
-    /// reports a change, the row is written by compare-and-swap and the queue
-    /// re-stamped in the same transaction. `f` gets the freeze-safe `now`.
-    pub(crate) fn update_trust<T>(
-        &self,
-        inner: &mut Inner,
-        f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
-    ) -> Result<T> {
-        self.update_trust_with(inner, false, f)
-    }
-
-    /// [`Self::update_trust`] in a light commit (a run's claim: one per item).
-    /// A trust change made in it is flushed at once: trust is never light.
-    pub(crate) fn update_trust_light<T>(
-        &self,
-        inner: &mut Inner,
-        f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
-    ) -> Result<T> {
-        self.update_trust_with(inner, true, f)
-    }
-
-    fn update_trust_with<T>(
-        &self,
-        inner: &mut Inner,
-        light: bool,
-        f: impl FnOnce(&mut Trust, &Transaction<'_>, u64) -> Result<(T, bool)>,
-    ) -> Result<T> {
-        let clock = &self.options.clock;
-        let anchor = self.anchor.as_ref();
-        let Inner { db, trust, .. } = inner;
-        let body = |tx: &Transaction<'_>| {
-            let stored = store::load(tx)?.ok_or_else(trust_row_missing)?;
-            let (mut t, anchored) = if stored.generation == trust.generation {
-                (trust.clone(), false)
-            } else {
-                Trust::load_anchored(tx, &stored, anchor)?
-            };
-            let now = clock().max(t.clock_floor);
-            let (out, changed) = f(&mut t, tx, now)?;
-            let changed = changed || anchored;
-            if changed {
-                t.generation = store::save(tx, &t.stored(), Some(stored.generation))?;
-                t.chain_ops.flush(tx)?;
-                t.reconcile_items(tx, now)?;
-            }
-            Ok((out, t, changed))
-        };
-        let (out, next, changed) = if light {
-            db.write_light(body)?
-        } else {
-            db.write(body)?
-        };
-        if light && changed {
-            db.sync()?;
-        }
-        *trust = next;
-        Ok(out)
-    }
-
-    /// The approved region under the database's trust; an expiry seen for
-    /// the first time is persisted (sticky), whatever the clock says later.
-    pub(crate) fn approved_fresh(&self, inner: &mut Inner) -> Result<Option<ApprovedRegion>> {
-        self.refresh(inner)?;
-        self.note_expiry(inner);
-        let now = self.now_secs(&inner.trust);
-        inner.trust.approved(now)
-    }
-
-    /// Persists a newly observed expiry. A failed write (another
-    /// connection's lock held longer than [`SHORT_WAIT`], a full or
-    /// read-only disk) is only logged: the caller still sees the expiry from
-    /// memory (fail closed), and the next call tries again.
-    pub(crate) fn note_expiry(&self, inner: &mut Inner) {
-        // Only anchored trust is written; unanchored trust uploads nothing anyway.
-        if inner.trust.standing != Standing::Anchored
-            || inner.db.read_only()
-            || !inner.trust.newly_expired(self.now_secs(&inner.trust))
-        {
-            return;
-        }
-        // Best effort (the next call tries again): a read that notes an
-        // expiry never waits long for another connection's write lock.
-        let _brief = Scope::within(SHORT_WAIT);
-        let noted = self.update_trust(inner, |t, _, now| Ok(((), t.record_expiry(now))));
-        match noted {
-            Ok(()) => log::info!("expiry recorded; it stays until a newer version arrives"),
-            Err(e) => log::warn!("could not record an expiry ({})", e.kind()),
-        }
-    }
-
-    /// The approved region: `Ok(None)` with no config, no country or no
-    /// matching region; `Err(Expired)` when the config or root expired.
-    /// Reads the database's trust, so another handle's change shows at once.
-    pub fn approved_region(&self) -> Result<Option<ApprovedRegion>> {
-        let mut g = self.lock();
-        self.approved_fresh(&mut g)
-    }
-
-    /// What is installed (safe to show: versions, expiry, region ids), as
-    /// stored in the database now.
-    pub fn config_info(&self) -> Result<ConfigInfo> {
-        let mut g = self.lock();
-        let approved = match self.approved_fresh(&mut g) {
-            Ok(r) => r.map(|r| r.id().to_string()),
-            Err(e) if matches!(e.kind(), ErrorKind::Expired | ErrorKind::RootMismatch) => None,
-            Err(e) => return Err(e),
-        };
-        let last_check = store::last_source_check(g.db.conn())?;
-        let t = &g.trust;
-        let now = self.now_secs(t);
-        let cfg = t.config.as_ref();
-        let refresh_due_at = super::refresh::refresh_due_at(t, last_check, now).map(format_time);
-        Ok(ConfigInfo {
-            root_version: t.root.version(),
-            config_version: cfg.map(|c| c.version()),
-            expires_at: cfg.map(|c| format_time(c.expires_at())),
-            expired: cfg.is_some_and(|c| t.config_expired(c, now)) || t.root_expired(now),
-            regions: cfg
-                .map(|c| c.regions().keys().cloned().collect())
-                .unwrap_or_default(),
-            country: t.country.clone(),
-            approved_region: approved,
-            refresh_due_at,
-            anchored: t.standing == Standing::Anchored,
-            trust_reset: t.trust_reset.map(|r| r.sentence().to_string()),
-        })
-    }
-}
-
-fn trust_row_missing() -> Error {
-    Error::Storage {
-        kind: ErrorKind::StorageCorrupt,
-        reason: "the trust row is missing".into(),
-    }
+    let midpoint = cfg.issued_at() + cfg.expires_at().saturating_sub(cfg.issued_at()) / 2;
+    let after = |d: u64| last_check.saturating_add(d);
+    Some(after(DAY).min(midpoint).max(after(HOUR)))
 }

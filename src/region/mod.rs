@@ -2,7 +2,7 @@
 //! and the residency guard that turns a URL string into a [`GuardedUrl`].
 //!
 //! The chain of types is the invariant: a [`Region`] exists only inside a
-//! [`VerifiedConfig`]; an [`ApprovedRegion`] only comes out of
+//! [`VerifiedConfig`](crate::config::VerifiedConfig); an [`ApprovedRegion`] only comes out of
 //! [`select`]; a [`GuardedUrl`] only comes out of [`ApprovedRegion::guard`]
 //! or [`ApprovedRegion::resolve`]; and the uploader takes nothing else.
 
@@ -18,15 +18,16 @@ use rustls::pki_types::CertificateDer;
 use ureq::http::Uri;
 
 use crate::config::model::RegionSpec;
-use crate::config::VerifiedConfig;
 use crate::error::{Error, Result};
 
 mod host;
+mod select;
 mod sources;
 
 pub use sources::{Sources, MAX_SOURCES};
 
 pub use host::HostRule;
+pub use select::select;
 
 /// A CIDR block from a region's `networks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,21 +445,6 @@ impl fmt::Debug for GuardedUrl {
         // Paths can carry upload ids and tokens: only host:port is shown.
         write!(f, "GuardedUrl({})", self.host_port())
     }
-}
-
-/// Picks the approved region for an account country: exact upper-case ISO
-/// code first, then the `"*"` default; `None` when neither matches. The
-/// config must be unexpired at `now` (the caller's freeze-safe clock).
-pub fn select(config: &VerifiedConfig, country: &str) -> Option<ApprovedRegion> {
-    let id = config
-        .countries()
-        .get(country)
-        .or_else(|| config.countries().get("*"))?;
-    let region = config.regions().get(id)?.clone();
-    Some(ApprovedRegion {
-        region,
-        config_version: config.version(),
-    })
 }
 
 /// Validates a country code as given by the app: two ASCII letters, upper-cased.

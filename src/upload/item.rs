@@ -27,9 +27,11 @@ use std::time::Duration;
 use super::mime;
 use super::pipeline::{Chunks, Feed, Mark, Plan};
 use super::source::{Source, SourceState};
-use super::tus::{Capabilities, Failure, ServiceClient, TusResult};
-use super::{Finished, Ledger, Progress, Stop, UploadOptions};
+use super::tus::{Capabilities, ServiceClient};
+use super::{Finished, Ledger, Progress, Stop};
 use crate::error::{Error, Result};
+use crate::net::http::{Failure, TusResult};
+use crate::net::UploadOptions;
 use crate::queue::ops::{ItemRow, SourcePrint};
 use crate::region::GuardedUrl;
 

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,74 +30,16 @@ use ring::digest::{Context, SHA256};
 
 use super::{Progress, Stop};
 use crate::error::{Error, Result};
+pub(crate) use blocks::release_spares;
+use blocks::{finish, keep_spare, Msg};
+pub(super) use blocks::{ChunkEnd, Mark, BUF};
 use link::{DoneGuard, Link};
 
+mod blocks;
 mod link;
-
-/// One read: the granule of reading, hashing and sending.
-pub(super) const BUF: usize = 256 * 1024;
 
 /// Blocks in flight when streaming: enough to ride out jitter on either side.
 const STREAM_BLOCKS: usize = 8;
-
-/// Blocks kept between the feeds of a run, at most [`SPARES`] (4 MiB): a new
-/// block costs a page fault per 4 KiB on its first read (some 750 for a 3 MiB
-/// photo), a kept one none. [`release_spares`] frees them when a run ends.
-static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-const SPARES: usize = 16;
-
-fn take_spare() -> Vec<u8> {
-    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
-    spare.pop().unwrap_or_else(|| vec![0u8; BUF])
-}
-
-fn keep_spare(buf: Vec<u8>) {
-    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
-    if buf.len() == BUF && spare.len() < SPARES {
-        spare.push(buf);
-    }
-}
-
-/// Frees the blocks kept between feeds (the end of a run: an app that runs
-/// once an hour should not hold them in between).
-pub(crate) fn release_spares() {
-    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
-    spare.clear();
-    spare.shrink_to_fit();
-}
-
-/// How often a wait for the reader looks at the stop conditions.
-const WAIT_SLICE: Duration = Duration::from_millis(50);
-
-/// SHA-256 state of the first `at` bytes of the file.
-#[derive(Clone)]
-pub(super) struct Mark {
-    /// Bytes hashed.
-    pub at: u64,
-    ctx: Context,
-}
-
-impl Mark {
-    /// Nothing hashed yet.
-    pub fn start() -> Mark {
-        Mark {
-            at: 0,
-            ctx: Context::new(&SHA256),
-        }
-    }
-
-    /// The digest, if the mark covers the whole file of `size` bytes.
-    pub fn digest_of(&self, size: u64) -> Option<[u8; 32]> {
-        (self.at == size).then(|| finish(self.ctx.clone()))
-    }
-}
-
-fn finish(ctx: Context) -> [u8; 32] {
-    ctx.finish()
-        .as_ref()
-        .try_into()
-        .expect("SHA-256 is 32 bytes")
-}
 
 /// How the file is cut into PATCH bodies: aligned chunks of `len` bytes, so a
 /// body after a partial one ends at the next boundary.
@@ -143,21 +85,6 @@ impl Plan {
     pub fn streaming() -> usize {
         STREAM_BLOCKS
     }
-}
-
-/// The end of a chunk, as the reader saw it.
-pub(super) struct ChunkEnd {
-    /// Hash of the file up to the chunk's end.
-    pub mark: Mark,
-    /// The chunk's own SHA-256, if asked for.
-    pub digest: Option<[u8; 32]>,
-}
-
-enum Msg {
-    Block(Vec<u8>, usize),
-    /// Boxed: one per chunk, and it keeps the per-block message small.
-    End(Box<ChunkEnd>),
-    Failed(Error),
 }
 
 /// A block received and not yet handed out in full.

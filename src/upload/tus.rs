@@ -9,32 +9,11 @@ use base64::Engine as _;
 use ureq::http::Response;
 use ureq::Body;
 
-use super::http::{Credential, RegionHttp};
 use crate::error::{AuthFailure, Error, Result};
+use crate::net::http::{Credential, Failure, RegionHttp, TusResult};
 use crate::region::GuardedUrl;
 
 const TUS_VERSION: &str = "1.0.0";
-
-/// A failed request with what the retry logic needs to know.
-#[derive(Debug)]
-pub struct Failure {
-    /// The error recorded on the item.
-    pub error: Error,
-    /// The server's `Retry-After`, if it sent one.
-    pub retry_after: Option<Duration>,
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        Failure {
-            error,
-            retry_after: None,
-        }
-    }
-}
-
-/// Result of a tus request.
-pub type TusResult<T> = std::result::Result<T, Failure>;
 
 /// What the server offers (from `OPTIONS`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

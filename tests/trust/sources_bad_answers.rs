@@ -29,7 +29,7 @@ fn installed() -> Env {
     e
 }
 
-/// The documented cap of a mirror's document (`upload::fetch`, private).
+/// The documented cap of a mirror's document (`net::fetch`, private).
 const MAX_DOCUMENT: u64 = 1024 * 1024;
 
 fn now() -> u64 {

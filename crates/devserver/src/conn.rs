@@ -1,13 +1,17 @@
 //! Connections: the accept loop, TLS over a buffered TCP socket, the keep-alive request
 //! loop and how a connection ends.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::BufReader;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{http, lock, tus, ConnCtx, ConnEntry, Shared};
+use crate::http;
+use crate::reply::base_response;
+use crate::state::{lock, ConnCtx, ConnEntry, Shared};
+use crate::stream::{cut, data_ready, graceful_close, Outcome, Sock};
+use crate::tus;
 
 /// How long an idle keep-alive connection (or a stalled body) may wait for the client.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -73,42 +77,6 @@ pub(crate) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// The TCP socket as rustls sees it: reads go through a large buffer, writes go straight
-/// to the socket.
-pub(crate) struct Sock {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Read for Sock {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf)
-    }
-}
-
-impl Write for Sock {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
-    }
-}
-
-/// The TLS stream a connection's HTTP layer reads from and writes to.
-pub(crate) type TlsStream = rustls::StreamOwned<rustls::ServerConnection, Sock>;
-
-/// What the connection loop does after a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Read the next request.
-    KeepAlive,
-    /// Close gracefully (close_notify, FIN, drain what the client still sends).
-    Close,
-    /// Close abruptly, no answer.
-    Abort,
-}
-
 fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
@@ -158,7 +126,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
             }
             Err(http::HeadError::Malformed(why)) => {
                 shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let mut resp = tus::base_response(400).text(why);
+                let mut resp = base_response(400).text(why);
                 resp.close = true;
                 match conn.send(&resp) {
                     Ok(()) => Outcome::Close,
@@ -167,7 +135,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, mut ctx: ConnCtx) {
             }
             Err(http::HeadError::TooLarge) => {
                 shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let mut resp = tus::base_response(431).text("request head too large");
+                let mut resp = base_response(431).text("request head too large");
                 resp.close = true;
                 match conn.send(&resp) {
                     Ok(()) => Outcome::Close,
@@ -245,54 +213,4 @@ pub(crate) fn request_line(
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect();
     format!("{label} {method} {path} {status} {body}B")
-}
-
-/// Whether a read on the stream would return promptly: decrypted bytes are waiting, raw
-/// bytes are buffered, or the kernel has data (or EOF) for the socket.
-pub(crate) fn data_ready(stream: &mut TlsStream) -> bool {
-    match stream.conn.process_new_packets() {
-        Ok(state) if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() => return true,
-        Ok(_) => {}
-        Err(_) => return true, // the next read reports the error at once
-    }
-    if !stream.sock.reader.buffer().is_empty() {
-        return true;
-    }
-    let tcp = &stream.sock.writer;
-    if tcp.set_nonblocking(true).is_err() {
-        return true;
-    }
-    let ready = !matches!(tcp.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-    if tcp.set_nonblocking(false).is_err() {
-        log::warn!("devserver: cannot make socket blocking again");
-    }
-    ready
-}
-
-/// Cuts a connection at once (no answer, no close_notify).
-pub(crate) fn cut(conn: &http::Conn<TlsStream>) {
-    let _ = conn.stream_ref().sock.writer.shutdown(Shutdown::Both);
-}
-
-/// close_notify + FIN, then read and discard what the client still sends for a moment, so
-/// the kernel doesn't answer unread data with a RST that could destroy our last response.
-fn graceful_close(mut conn: http::Conn<TlsStream>) {
-    let stream = conn.stream_mut();
-    stream.conn.send_close_notify();
-    let _ = stream.flush();
-    let sock = &mut stream.sock;
-    let _ = sock.writer.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut drained = 0usize;
-    let _ = sock
-        .writer
-        .set_read_timeout(Some(Duration::from_millis(250)));
-    while Instant::now() < deadline && drained < 64 * 1024 * 1024 {
-        let n = match sock.reader.fill_buf() {
-            Ok([]) | Err(_) => break,
-            Ok(b) => b.len(),
-        };
-        sock.reader.consume(n);
-        drained += n;
-    }
 }

@@ -154,3 +154,33 @@ impl World {
         Ok((root_payload, info))
     }
 }
+
+impl World {
+    /// [`World::write_ready_file`], with a mirror: `root.json` is then a root
+    /// v1 whose `sources` list `mirror`, which serves the very `config.json`
+    /// written here, and the ready file has a `mirror` object (see
+    /// [`World::prepare_mirror`]).
+    ///
+    /// With or without a mirror it also writes what it takes to sign more
+    /// under the same root: `root-payload.json` and `config-payload.json`
+    /// (the payloads in force, to edit and re-sign) and `root.key` /
+    /// `config.key` (the world's throwaway signing keys, mode 0600), named
+    /// by the ready file's `root_payload`, `config_payload`, `root_key` and
+    /// `config_key`.
+    pub fn write_ready_file_with(&self, ready: &Path, mirror: Option<&Mirror>) -> io::Result<()> {
+        let Some(m) = mirror else {
+            return self.write_ready_file(ready);
+        };
+        // One envelope for both places: the mirror serves the config written here.
+        let config_payload = self.config_json(1);
+        let config_envelope = self.sign_config(&config_payload);
+        let (payload, info) = self.prepare_mirror(m, &config_envelope)?;
+        let envelope = self.sign_root(&payload);
+        self.write_ready(
+            ready,
+            (config_payload, config_envelope),
+            (payload, envelope),
+            Some(info),
+        )
+    }
+}

@@ -249,3 +249,14 @@ pub enum Fault {
         linger: Duration,
     },
 }
+
+/// One request a mirror received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRequest {
+    /// Method.
+    pub method: String,
+    /// Path (query removed).
+    pub path: String,
+    /// Header fields in order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+}

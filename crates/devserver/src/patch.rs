@@ -6,15 +6,17 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::conn::cut;
-use super::http::{self, Body, Request, Response};
+use crate::http::{self, Body, Request, Response};
+use crate::stream::cut;
 use base64::Engine as _;
 
-use super::store::b64;
-use super::tus::{
+use crate::options::Fault;
+use crate::reply::{
     base_response, error, finish, interruptible_sleep, lacks_required_filetype, Conn,
 };
-use super::{lock, ConnCtx, Fault, Outcome, Shared};
+use crate::state::{lock, ConnCtx, Shared};
+use crate::store::b64;
+use crate::stream::Outcome;
 
 /// PATCH bodies are written to disk in blocks of this size.
 const WRITE_BLOCK: usize = 1024 * 1024;
@@ -467,7 +469,7 @@ fn stream_body(
         }
         while filled < cap {
             // Don't sit on received bytes while the client pauses: store them first.
-            if filled > 0 && !conn.has_buffered() && !super::data_ready(conn.stream_mut()) {
+            if filled > 0 && !conn.has_buffered() && !crate::stream::data_ready(conn.stream_mut()) {
                 break;
             }
             // Never read more than one byte past what the upload can take.

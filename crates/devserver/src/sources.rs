@@ -11,23 +11,16 @@
 
 use std::path::Path;
 
-use super::http::{Body, Request, Response};
-use super::tus::{error, finish, Conn};
-use super::{lock, Fault, Outcome, Shared};
+use crate::http::{Body, Request, Response};
+use crate::options::Fault;
+use crate::reply::{error, finish, Conn};
+use crate::state::{lock, Shared};
+use crate::stream::Outcome;
 
 /// Path prefix of the mirror files.
 pub const SOURCES_PREFIX: &str = "/sources/";
 
-/// One request a mirror received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceRequest {
-    /// Method.
-    pub method: String,
-    /// Path (query removed).
-    pub path: String,
-    /// Header fields in order, names lower-cased.
-    pub headers: Vec<(String, String)>,
-}
+pub use crate::options::SourceRequest;
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` for `secs` since the epoch (RFC 9110 IMF-fixdate).
 pub fn http_date(secs: u64) -> String {

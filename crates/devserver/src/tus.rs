@@ -4,25 +4,16 @@
 use std::fs::File;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
-use super::http::{self, Body, Request, Response};
-use super::patch::patch;
-use super::store::{encode_metadata, parse_metadata, Metadata, Store, Upload};
-use super::{host_for_url, lock, ConnCtx, Fault, Outcome, Shared, TlsStream};
-
-/// The only protocol version spoken.
-pub(crate) const TUS_VERSION: &str = "1.0.0";
-/// Request bodies we don't want are read and thrown away up to this size to keep the
-/// connection alive; beyond it the connection is closed instead.
-const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
-
-pub(super) type Conn = http::Conn<TlsStream>;
-
-/// A response carrying `Tus-Resumable`, which every response has.
-pub(crate) fn base_response(status: u16) -> Response {
-    Response::new(status).header("Tus-Resumable", TUS_VERSION)
-}
+use crate::http::{self, Body, Request, Response};
+use crate::options::Fault;
+use crate::patch::patch;
+use crate::reply::{
+    base_response, error, finish, interruptible_sleep, lacks_required_filetype, Conn, TUS_VERSION,
+};
+use crate::state::{host_for_url, lock, ConnCtx, Shared};
+use crate::store::{encode_metadata, parse_metadata, Metadata, Store, Upload};
+use crate::stream::Outcome;
 
 fn random_id() -> String {
     let mut bytes = [0u8; 16];
@@ -46,55 +37,6 @@ fn location_for(shared: &Shared, id: &str) -> String {
 
 fn method_matches(wanted: Option<&'static str>, method: &str) -> bool {
     wanted.is_none_or(|m| m.eq_ignore_ascii_case(method))
-}
-
-/// Sleeps, waking early if the connection is cut or the server stops. Returns whether
-/// the whole duration passed.
-pub(super) fn interruptible_sleep(shared: &Shared, ctx: &ConnCtx, d: Duration) -> bool {
-    let deadline = Instant::now() + d;
-    loop {
-        if ctx.killed.load(Ordering::SeqCst) || shared.stopping() {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return true;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
-    }
-}
-
-/// Sends `resp` after dealing with an unread request body: small bodies are discarded to
-/// keep the connection alive; otherwise the connection is closed after the response.
-pub(super) fn finish(
-    conn: &mut Conn,
-    req: &Request,
-    body: &mut Body,
-    mut resp: Response,
-) -> Outcome {
-    let mut keep = req.keep_alive() && !resp.close;
-    if keep && !body.is_done() {
-        keep = !req.expects_continue() && body.discard(conn, DISCARD_LIMIT);
-    }
-    resp.close = !keep;
-    // Framing follows the method on the wire (not X-HTTP-Method-Override).
-    resp.head_request = req.method.eq_ignore_ascii_case("HEAD");
-    if !resp.headers.iter().any(|(n, _)| *n == "Tus-Resumable") {
-        resp.headers
-            .push(("Tus-Resumable", TUS_VERSION.to_string()));
-    }
-    if conn.send(&resp).is_err() {
-        return Outcome::Abort;
-    }
-    if keep {
-        Outcome::KeepAlive
-    } else {
-        Outcome::Close
-    }
-}
-
-pub(super) fn error(status: u16, why: &str) -> Response {
-    base_response(status).text(why)
 }
 
 /// Handles one request whose head has been read; reads (or discards) its body and
@@ -152,9 +94,9 @@ fn handle_framed(
         .cfg
         .sources_dir
         .as_deref()
-        .filter(|_| req.path.starts_with(super::sources::SOURCES_PREFIX));
+        .filter(|_| req.path.starts_with(crate::sources::SOURCES_PREFIX));
     if source.is_some() {
-        super::sources::record(shared, req);
+        crate::sources::record(shared, req);
     }
 
     if let Some(Fault::Delay(d)) = shared.take_fault(|f| matches!(f, Fault::Delay(_))) {
@@ -200,7 +142,7 @@ fn handle_framed(
     }
 
     if let Some(dir) = source {
-        return super::sources::serve(shared, conn, req, body, dir);
+        return crate::sources::serve(shared, conn, req, body, dir);
     }
     if shared.cfg.reject_expect && req.expects_continue() {
         return finish(conn, req, body, error(417, "Expectation Failed"));
@@ -487,11 +429,6 @@ fn claim_complete(shared: &Shared, id: &str, length: u64, metadata: &Metadata, b
             .uploads_completed
             .fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// [`super::ServerOptions::require_filetype`]: whether requests on this upload are refused.
-pub(super) fn lacks_required_filetype(shared: &Shared, u: &Upload) -> bool {
-    shared.cfg.require_filetype && u.meta("filetype").is_none()
 }
 
 fn head(shared: &Shared, conn: &mut Conn, req: &Request, body: &mut Body, id: &str) -> Outcome {

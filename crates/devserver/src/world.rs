@@ -13,7 +13,7 @@ use super::{ServerOptions, TestCa, TusServer};
 use cloudsync::config::model::{format_time, unix_secs};
 use cloudsync::config::sign::{root_payload, sign_envelope, SigningKey};
 use cloudsync::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
-use cloudsync::upload::UploadOptions;
+use cloudsync::net::UploadOptions;
 use cloudsync::AgentOptions;
 
 /// How one region's server is set up.
@@ -207,7 +207,7 @@ impl World {
 
     /// `host:port` of a region's server (its `allowed_hosts` entry).
     pub fn host_port(&self, region: &str) -> String {
-        let host = super::host_for_url(&self.setups[region].host());
+        let host = crate::state::host_for_url(&self.setups[region].host());
         format!("{host}:{}", self.servers[region].port())
     }
 
@@ -304,41 +304,26 @@ impl World {
     /// Writes `root.json`, `config.json`, `ca.pem` into the world dir and a
     /// ready file describing them (the contract of `cloudsync dev-server`).
     pub fn write_ready_file(&self, ready: &Path) -> io::Result<()> {
-        self.write_ready_file_with(ready, None)
-    }
-
-    /// [`World::write_ready_file`], with a mirror: `root.json` is then a root
-    /// v1 whose `sources` list `mirror`, which serves the very `config.json`
-    /// written here, and the ready file has a `mirror` object (see
-    /// [`World::prepare_mirror`]).
-    ///
-    /// With or without a mirror it also writes what it takes to sign more
-    /// under the same root: `root-payload.json` and `config-payload.json`
-    /// (the payloads in force, to edit and re-sign) and `root.key` /
-    /// `config.key` (the world's throwaway signing keys, mode 0600), named
-    /// by the ready file's `root_payload`, `config_payload`, `root_key` and
-    /// `config_key`.
-    pub fn write_ready_file_with(
-        &self,
-        ready: &Path,
-        mirror: Option<&super::mirror::Mirror>,
-    ) -> io::Result<()> {
-        let file = |name: &str| self.dir.join(name);
         // One envelope for both places: a v1 signed twice would differ in
         // `issued_at`, and the same version with other bytes is a rollback.
         let config_payload = self.config_json(1);
         let config_envelope = self.sign_config(&config_payload);
-        let (root_payload, root_envelope, mirror) = match mirror {
-            Some(m) => {
-                let (payload, info) = self.prepare_mirror(m, &config_envelope)?;
-                let envelope = self.sign_root(&payload);
-                (payload, envelope, Some(info))
-            }
-            None => {
-                let payload = serde_json::from_slice(&self.root_payload_bytes()).expect("JSON");
-                (payload, self.root_envelope.clone(), None)
-            }
-        };
+        let root_payload = serde_json::from_slice(&self.root_payload_bytes()).expect("JSON");
+        let root = (root_payload, self.root_envelope.clone());
+        self.write_ready(ready, (config_payload, config_envelope), root, None)
+    }
+
+    /// Writes the ready file and the files it names: the config and root
+    /// (payload, envelope) given, the CA, the world's signing keys, and the
+    /// `mirror` object when there is one ([`World::write_ready_file_with`]).
+    pub(crate) fn write_ready(
+        &self,
+        ready: &Path,
+        (config_payload, config_envelope): (serde_json::Value, Vec<u8>),
+        (root_payload, root_envelope): (serde_json::Value, Vec<u8>),
+        mirror: Option<serde_json::Value>,
+    ) -> io::Result<()> {
+        let file = |name: &str| self.dir.join(name);
         let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON");
         std::fs::write(file("root.json"), root_envelope)?;
         std::fs::write(file("config.json"), config_envelope)?;

@@ -54,7 +54,7 @@ impl Timeouts {
     /// The library's defaults (15 s, 15 s, 30 s, 60 s): only a run's
     /// deadline or a cancel can end a stalled exchange early.
     pub fn defaults() -> Timeouts {
-        let d = cloudsync::upload::UploadOptions::default();
+        let d = cloudsync::net::UploadOptions::default();
         Timeouts {
             connect: d.connect_timeout,
             handshake: d.handshake_timeout,
@@ -68,7 +68,7 @@ impl Timeouts {
 /// the given timeouts, fast retries that never make an item dead here.
 pub fn options(world: &World, t: Timeouts) -> AgentOptions {
     let mut o = world.agent_options();
-    o.upload.chunk_size = cloudsync::upload::UploadOptions::default().chunk_size;
+    o.upload.chunk_size = cloudsync::net::UploadOptions::default().chunk_size;
     o.upload.connect_timeout = t.connect;
     o.upload.handshake_timeout = t.handshake;
     o.upload.io_timeout = t.io;

@@ -4,8 +4,8 @@
 use super::Mandate;
 use crate::agent::Agent;
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::http::RegionHttp;
 use crate::queue::ops;
-use crate::upload::http::RegionHttp;
 use crate::upload::Stop;
 
 impl Agent {

@@ -8,8 +8,8 @@ use super::{
     MAX_RESUMES, MIN_CHUNK,
 };
 use crate::error::{AuthFailure, Error, Result};
+use crate::net::http::BodyCap;
 use crate::region::GuardedUrl;
-use crate::upload::http::BodyCap;
 use crate::upload::source::Source;
 use crate::upload::tus::{HeadResult, PatchOutcome};
 

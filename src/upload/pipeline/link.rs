@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{keep_spare, take_spare, Msg, WAIT_SLICE};
+use super::blocks::{keep_spare, take_spare, Msg, WAIT_SLICE};
 use crate::error::{Error, Result};
 use crate::upload::Stop;
 

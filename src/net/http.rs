@@ -24,15 +24,32 @@ use ureq::unversioned::transport::{
 pub use super::pacing::IoControl;
 use super::pacing::{interruptible, PacedSocket, GRACE};
 pub use super::tls::spki_sha256;
-use super::tls::tls_config;
-use super::tus::{Failure, TusResult};
+use super::tls::{tls_config, Refusal};
 use super::UploadOptions;
 use crate::auth::RunAuth;
 use crate::error::{Error, Result};
 use crate::region::{ApprovedRegion, AuthScheme, GuardedUrl, Region};
 
-/// Why the guard refused a connection (read back after a failed request).
-pub(crate) type Refusal = Arc<Mutex<Option<&'static str>>>;
+/// A failed request with what the retry logic needs to know.
+#[derive(Debug)]
+pub struct Failure {
+    /// The error recorded on the item.
+    pub error: Error,
+    /// The server's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// Result of a tus request.
+pub type TusResult<T> = std::result::Result<T, Failure>;
 
 fn refuse(r: &Refusal, why: &'static str) -> ureq::Error {
     *r.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);

@@ -4,17 +4,19 @@
 //! process-wide default is consulted.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore};
 
-use super::http::Refusal;
 use super::UploadOptions;
 use crate::error::{Error, Result};
 use crate::region::Region;
+
+/// Why the guard refused a connection (read back after a failed request).
+pub(crate) type Refusal = Arc<Mutex<Option<&'static str>>>;
 
 /// The ring provider, explicitly: no process-wide default is consulted.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
