@@ -5,71 +5,34 @@
 //! went to a server it should not reach. Real TLS tus servers on loopback
 //! that require per-account, per-region bearer tokens.
 
-use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::Arc;
 
 use cloudsync::auth::{CredentialRequest, Secret};
-use cloudsync::{Agent, ErrorKind, RunReport};
-use cloudsync_devserver::world::{standard_regions, World};
-
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-fn token(account: &str, region: &str) -> String {
-    format!("tok-{account}-{region}")
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Arc<Agent>,
-    db: PathBuf,
-}
+use cloudsync::{Agent, ErrorKind};
+use cloudsync_devserver::world::World;
+use cloudsync_testkit::env::{require_tokens, run, token, AgentEnv};
+use cloudsync_testkit::files::filled_file;
 
 /// Regions `in` and `sg` with bearer services; the provider answers
 /// `tok-<account>-<region>`; alice signed in with country `IN`.
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let mut setups = standard_regions(&["in", "sg"]);
-    for s in &mut setups {
-        s.bearer_token = Some(token("alice", &s.id));
-    }
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let db = dir.path().join("q.db");
-    let agent = Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account(Some("alice"), Some("IN")).unwrap();
-    agent.set_credential_provider(Some(Arc::new(|r: &CredentialRequest<'_>| {
-        Ok(Some(Secret::new(token(r.account, r.region))))
-    })));
-    Env {
-        dir,
-        world,
-        agent: Arc::new(agent),
-        db,
-    }
+fn env() -> AgentEnv {
+    AgentEnv::builder(&["in", "sg"])
+        .setup(|s| require_tokens(s, "alice"))
+        .account("alice")
+        .provider(Arc::new(|r: &CredentialRequest<'_>| {
+            Ok(Some(Secret::new(token(r.account, r.region))))
+        }))
+        .build()
 }
 
-fn file(dir: &Path, name: &str, size: usize) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, vec![name.len() as u8; size]).unwrap();
-    p
-}
-
-fn enqueue(e: &Env, name: &str) -> i64 {
+fn enqueue(e: &AgentEnv, name: &str) -> i64 {
     e.agent
-        .enqueue(file(e.dir.path(), name, 20_000), "backup", 0)
+        .enqueue(
+            filled_file(e.dir.path(), name, name.len() as u8, 20_000),
+            "backup",
+            0,
+        )
         .unwrap()
-}
-
-fn run(agent: &Arc<Agent>) -> cloudsync::Result<RunReport> {
-    let (tx, rx) = mpsc::channel();
-    let a = agent.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(a.run_once(Duration::from_secs(30), &mut |_| true));
-    });
-    rx.recv_timeout(WATCHDOG)
-        .expect("run_once returned in time")
 }
 
 /// (state, held_reason, region) of item `id`.
@@ -278,17 +241,13 @@ fn while_signed_out_a_country_is_refused_and_nothing_changes() {
 
 #[test]
 fn the_first_account_of_an_account_less_queue_adopts_its_country() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut setups = standard_regions(&["in", "sg"]);
-    setups[0].bearer_token = Some(token("carol", "in"));
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let db = dir.path().join("q.db");
-    let agent = Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account_country("IN").unwrap();
+    let e = AgentEnv::builder(&["in", "sg"])
+        .setup(|s| s[0].bearer_token = Some(token("carol", "in")))
+        .build();
+    let (world, agent) = (&e.world, &e.agent);
     assert_eq!(agent.signed_in().unwrap(), None, "accounts never used");
     let id = agent
-        .enqueue(file(dir.path(), "old", 5_000), "backup", 0)
+        .enqueue(filled_file(e.dir.path(), "old", 3, 5_000), "backup", 0)
         .unwrap();
     agent.set_account(Some("carol"), None).unwrap();
     assert_eq!(
@@ -299,8 +258,7 @@ fn the_first_account_of_an_account_less_queue_adopts_its_country() {
     agent.set_credential_provider(Some(Arc::new(|r: &CredentialRequest<'_>| {
         Ok(Some(Secret::new(token(r.account, r.region))))
     })));
-    let agent = Arc::new(agent);
-    assert_eq!(run(&agent).unwrap().uploaded, 1);
+    assert_eq!(run(agent).unwrap().uploaded, 1);
     assert_eq!(agent.audit(0, 10).unwrap()[0].item_id, id);
     assert_eq!(world.servers["sg"].stats().connections, 0);
     // Adopted for carol, not for the queue: dave gets none, carol keeps IN.

@@ -5,46 +5,18 @@
 //! `Authorization` header or a byte of the token. Real TLS tus servers on
 //! loopback that require per-region bearer tokens; every run has a watchdog.
 
-use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use cloudsync::auth::{CredentialRequest, ProviderError, Secret};
-use cloudsync::{Agent, ErrorKind, RunReport, StopReason};
-use cloudsync_devserver::world::{standard_regions, World};
+use cloudsync::{Agent, ErrorKind, StopReason};
+use cloudsync_devserver::world::World;
 use cloudsync_devserver::Fault;
-
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Arc<Agent>,
-    db: PathBuf,
-    /// (account, region, refresh) of every provider call.
-    asked: Arc<Mutex<Vec<(String, String, bool)>>>,
-}
-
-/// The token of `account` for `region`: what the servers expect.
-fn token(account: &str, region: &str) -> String {
-    format!("tok-{account}-{region}")
-}
+use cloudsync_testkit::env::{require_tokens, run, run_with, token, AgentEnv, RUN_MAX};
+use cloudsync_testkit::files::filled_file;
 
 /// Regions `in` and `sg`, each requiring its own token for `alice`; the
 /// provider answers `tok-<account>-<region>`.
 fn env_with(tweak: impl FnOnce(&World, &mut serde_json::Value)) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let mut setups = standard_regions(&["in", "sg"]);
-    for s in &mut setups {
-        s.bearer_token = Some(token("alice", &s.id));
-    }
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let db = dir.path().join("q.db");
-    let agent = Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
-    let mut cfg = world.config_json(1);
-    tweak(&world, &mut cfg);
-    agent.install(&world.sign_config(&cfg)).unwrap();
-    agent.set_account(Some("alice"), Some("IN")).unwrap();
     let asked = Arc::new(Mutex::new(Vec::new()));
     let log = asked.clone();
     let provider = move |r: &CredentialRequest<'_>| -> Result<Option<Secret>, ProviderError> {
@@ -53,13 +25,25 @@ fn env_with(tweak: impl FnOnce(&World, &mut serde_json::Value)) -> Env {
             .push((r.account.to_string(), r.region.to_string(), r.refresh));
         Ok(Some(Secret::new(token(r.account, r.region))))
     };
-    agent.set_credential_provider(Some(Arc::new(provider)));
-    Env {
-        dir,
-        world,
-        agent: Arc::new(agent),
-        db,
-        asked,
+    let e = AgentEnv::builder(&["in", "sg"])
+        .setup(|s| require_tokens(s, "alice"))
+        .config(tweak)
+        .account("alice")
+        .provider(Arc::new(provider))
+        .build();
+    Env { e, asked }
+}
+
+/// The kit's world, and (account, region, refresh) of every provider call.
+struct Env {
+    e: AgentEnv,
+    asked: Arc<Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl std::ops::Deref for Env {
+    type Target = AgentEnv;
+    fn deref(&self) -> &AgentEnv {
+        &self.e
     }
 }
 
@@ -67,32 +51,9 @@ fn env() -> Env {
     env_with(|_, _| {})
 }
 
-fn file(dir: &Path, name: &str, size: usize) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, vec![name.len() as u8; size]).unwrap();
-    p
-}
-
 fn enqueue(e: &Env, name: &str, size: usize) -> i64 {
-    let p = file(e.dir.path(), name, size);
+    let p = filled_file(e.dir.path(), name, name.len() as u8, size);
     e.agent.enqueue(&p, "backup", 0).unwrap()
-}
-
-fn run_with(
-    agent: &Arc<Agent>,
-    mut progress: impl FnMut(cloudsync::Progress) -> bool + Send + 'static,
-) -> cloudsync::Result<RunReport> {
-    let (tx, rx) = mpsc::channel();
-    let a = agent.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(a.run_once(Duration::from_secs(30), &mut progress));
-    });
-    rx.recv_timeout(WATCHDOG)
-        .expect("run_once returned in time")
-}
-
-fn run(agent: &Arc<Agent>) -> cloudsync::Result<RunReport> {
-    run_with(agent, |_| true)
 }
 
 /// Item ids the server of `region` completed (from the `item` metadata).
@@ -198,7 +159,7 @@ fn sign_out_stops_uploads_and_keeps_the_queue() {
     );
     let err = e
         .agent
-        .enqueue(file(e.dir.path(), "b", 10), "backup", 0)
+        .enqueue(filled_file(e.dir.path(), "b", 1, 10), "backup", 0)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoAccount);
     let items = e.agent.list(None, 0, 100).unwrap();
@@ -213,26 +174,17 @@ fn sign_out_stops_uploads_and_keeps_the_queue() {
 
 #[test]
 fn items_from_before_accounts_belong_to_the_first_account_signed_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut setups = standard_regions(&["in"]);
-    setups[0].bearer_token = Some(token("carol", "in"));
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let agent = Agent::open_with(
-        dir.path().join("q.db"),
-        Some(&world.root_envelope),
-        world.agent_options(),
-    )
-    .unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account_country("IN").unwrap();
+    let e = AgentEnv::builder(&["in"])
+        .setup(|s| s[0].bearer_token = Some(token("carol", "in")))
+        .build();
+    let (world, agent) = (&e.world, &e.agent);
     assert_eq!(agent.signed_in().unwrap(), None, "accounts never used");
     let id = agent
-        .enqueue(file(dir.path(), "old", 5_000), "backup", 0)
+        .enqueue(filled_file(e.dir.path(), "old", 3, 5_000), "backup", 0)
         .unwrap();
     assert_eq!(agent.list(None, 0, 10).unwrap()[0].account, None);
     // A bearer service with no account: nothing is sent.
-    let agent = Arc::new(agent);
-    let err = run(&agent).unwrap_err();
+    let err = run(agent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoAccount);
     assert_eq!(world.servers["in"].stats().uploads_created, 0);
     agent.set_account(Some("carol"), None).unwrap();
@@ -241,7 +193,7 @@ fn items_from_before_accounts_belong_to_the_first_account_signed_in() {
     agent.set_credential_provider(Some(Arc::new(|r: &CredentialRequest<'_>| {
         Ok(Some(Secret::new(token(r.account, r.region))))
     })));
-    assert_eq!(run(&agent).unwrap().uploaded, 1);
+    assert_eq!(run(agent).unwrap().uploaded, 1);
     assert_eq!(agent.audit(0, 10).unwrap()[0].item_id, id);
 }
 
@@ -251,7 +203,7 @@ fn switching_account_mid_upload_stops_the_bytes_at_once() {
     let id = enqueue(&e, "big", 24 * 1024 * 1024);
     let other = Agent::open_with(&e.db, Some(&e.world.root_envelope), Default::default()).unwrap();
     let mut switched = false;
-    let r = run_with(&e.agent, move |p| {
+    let r = run_with(&e.agent, RUN_MAX, move |p| {
         if !switched && p.sent > 0 {
             switched = true;
             other.set_account(Some("bob"), None).unwrap();

@@ -6,7 +6,6 @@
 //! error. Every run has its own watchdog.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -14,10 +13,10 @@ use std::time::{Duration, Instant};
 use cloudsync::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use cloudsync::error::AuthFailure;
 use cloudsync::{Agent, Error, ErrorKind, RunReport};
-use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
+use cloudsync_testkit::env::{AgentEnv, RUN_WATCHDOG};
+use cloudsync_testkit::files::random_file;
 
-const WATCHDOG: Duration = Duration::from_secs(60);
 const TOKEN_IN: &str = "tok-in-Zq9pL2xY7wVb";
 
 /// Every log record of this test binary, at every level.
@@ -115,46 +114,24 @@ impl CredentialProvider for Script {
     }
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Arc<Agent>,
-    db: PathBuf,
-}
-
 /// Regions `in` (token [`TOKEN_IN`]) and `sg` (its own token), the account
 /// `alice` in India, signed in.
-fn env() -> Env {
+fn env() -> AgentEnv {
     let _ = logs();
-    let dir = tempfile::tempdir().unwrap();
-    let mut setups = standard_regions(&["in", "sg"]);
-    setups[0].bearer_token = Some(TOKEN_IN.into());
-    setups[1].bearer_token = Some("tok-sg".into());
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let db = dir.path().join("q.db");
-    let agent = Agent::open_with(&db, Some(&world.root_envelope), world.agent_options()).unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account(Some("alice"), Some("IN")).unwrap();
-    Env {
-        dir,
-        world,
-        agent: Arc::new(agent),
-        db,
-    }
+    AgentEnv::builder(&["in", "sg"])
+        .setup(|s| {
+            s[0].bearer_token = Some(TOKEN_IN.into());
+            s[1].bearer_token = Some("tok-sg".into());
+        })
+        .account("alice")
+        .build()
 }
 
-fn file(dir: &Path, name: &str, size: usize) -> PathBuf {
-    let p = dir.join(name);
-    let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-fn enqueue(e: &Env, names: &[&str], size: usize) -> Vec<i64> {
+fn enqueue(e: &AgentEnv, names: &[&str], size: usize) -> Vec<i64> {
     names
         .iter()
         .map(|n| {
-            let p = file(e.dir.path(), n, size);
+            let p = random_file(e.dir.path(), n, size as u64, 0);
             e.agent.enqueue(&p, "backup", 0).unwrap()
         })
         .collect()
@@ -167,7 +144,7 @@ fn run_max(agent: &Arc<Agent>, max: Duration) -> (cloudsync::Result<RunReport>, 
         let r = a.run_once(max, &mut |_| true);
         let _ = tx.send((r, std::thread::current().id()));
     });
-    rx.recv_timeout(WATCHDOG)
+    rx.recv_timeout(RUN_WATCHDOG)
         .expect("run_once returned in time")
 }
 
@@ -194,7 +171,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 /// The token is nowhere it could persist or leak: the database file, its
 /// WAL, any log record, the audit, the item list.
-fn assert_token_nowhere(e: &Env, token: &str) {
+fn assert_token_nowhere(e: &AgentEnv, token: &str) {
     for f in [e.db.clone(), e.db.with_extension("db-wal")] {
         if let Ok(bytes) = std::fs::read(&f) {
             assert!(!contains(&bytes, token), "token found in {}", f.display());

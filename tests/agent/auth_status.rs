@@ -3,50 +3,11 @@
 //! item is left exactly as it was — no attempt counted, no backoff, no
 //! `dead`. Real TLS tus servers on loopback; each run has its own watchdog.
 
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
-
-use cloudsync::{Agent, Error, ErrorKind, RunReport};
-use cloudsync_devserver::world::{standard_regions, World};
+use cloudsync::{Agent, Error, ErrorKind};
 use cloudsync_devserver::Fault;
+use cloudsync_testkit::env::{run, AgentEnv};
 
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Arc<Agent>,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::start(&dir.path().join("servers"), standard_regions(&["in"])).unwrap();
-    let agent = Agent::open_with(
-        dir.path().join("q.db"),
-        Some(&world.root_envelope),
-        world.agent_options(),
-    )
-    .unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account_country("IN").unwrap();
-    Env {
-        dir,
-        world,
-        agent: Arc::new(agent),
-    }
-}
-
-fn run(agent: &Arc<Agent>) -> cloudsync::Result<RunReport> {
-    let (tx, rx) = mpsc::channel();
-    let a = agent.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(a.run_once(Duration::from_secs(30), &mut |_| true));
-    });
-    rx.recv_timeout(RUN_LIMIT)
-        .expect("run_once returned in time")
-}
-
-fn enqueue(e: &Env, n: usize) -> Vec<i64> {
+fn enqueue(e: &AgentEnv, n: usize) -> Vec<i64> {
     (0..n)
         .map(|i| {
             let p = e.dir.path().join(format!("f{i}"));
@@ -73,7 +34,7 @@ fn unauthorized_stops_the_run_and_charges_no_attempt() {
         ("POST", 403),
         ("PATCH", 403),
     ] {
-        let e = env();
+        let e = AgentEnv::new(&["in"]);
         let ids = enqueue(&e, 3);
         let before = snapshot(&e.agent);
         let srv = &e.world.servers["in"];

@@ -3,46 +3,14 @@
 //! items read one by one; an unknown service small at enqueue. Real TLS tus
 //! servers on loopback; every run has a watchdog.
 
-use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use cloudsync::queue::ops::now_ms;
 use cloudsync::{Agent, ErrorKind, RunEvent, RunReport, StopReason};
-use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
-
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Arc<Agent>,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::start(&dir.path().join("servers"), standard_regions(&["in", "sg"])).unwrap();
-    let agent = Agent::open_with(
-        dir.path().join("q.db"),
-        Some(&world.root_envelope),
-        world.agent_options(),
-    )
-    .unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account_country("IN").unwrap();
-    Env {
-        dir,
-        world,
-        agent: Arc::new(agent),
-    }
-}
-
-fn file(dir: &Path, name: &str, size: usize) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, vec![7u8; size]).unwrap();
-    p
-}
+use cloudsync_testkit::env::{AgentEnv, RUN_WATCHDOG};
+use cloudsync_testkit::files::filled_file;
 
 /// A run with events on its own thread; the events it delivered.
 fn run_events(
@@ -60,19 +28,23 @@ fn run_events(
         });
         let _ = tx.send((r, seen));
     });
-    rx.recv_timeout(WATCHDOG).expect("run returned in time")
+    rx.recv_timeout(RUN_WATCHDOG).expect("run returned in time")
 }
 
 #[test]
 fn each_item_is_started_then_done_or_failed_once() {
-    let e = env();
+    let e = AgentEnv::new(&["in", "sg"]);
     let big = e
         .agent
-        .enqueue(file(e.dir.path(), "big", 3 * 1024 * 1024 + 5), "backup", 1)
+        .enqueue(
+            filled_file(e.dir.path(), "big", 7, 3 * 1024 * 1024 + 5),
+            "backup",
+            1,
+        )
         .unwrap();
     let small = e
         .agent
-        .enqueue(file(e.dir.path(), "small", 10_000), "backup", 0)
+        .enqueue(filled_file(e.dir.path(), "small", 7, 10_000), "backup", 0)
         .unwrap();
     let (r, events) = run_events(&e.agent, |_| {});
     let r = r.unwrap();
@@ -112,10 +84,10 @@ fn each_item_is_started_then_done_or_failed_once() {
 
 #[test]
 fn a_failure_says_its_kind_and_when_the_item_is_due_again() {
-    let e = env();
+    let e = AgentEnv::new(&["in", "sg"]);
     let id = e
         .agent
-        .enqueue(file(e.dir.path(), "a", 1000), "backup", 0)
+        .enqueue(filled_file(e.dir.path(), "a", 7, 1000), "backup", 0)
         .unwrap();
     e.world.servers["in"].push_fault(Fault::Status {
         method: Some("POST"),
@@ -163,10 +135,14 @@ fn a_failure_says_its_kind_and_when_the_item_is_due_again() {
 
 #[test]
 fn an_item_held_in_flight_is_reported_held() {
-    let e = env();
+    let e = AgentEnv::new(&["in", "sg"]);
     let id = e
         .agent
-        .enqueue(file(e.dir.path(), "big", 16 * 1024 * 1024), "backup", 0)
+        .enqueue(
+            filled_file(e.dir.path(), "big", 7, 16 * 1024 * 1024),
+            "backup",
+            0,
+        )
         .unwrap();
     let other = Agent::open_with(
         e.dir.path().join("q.db"),
@@ -195,8 +171,8 @@ fn an_item_held_in_flight_is_reported_held() {
 
 #[test]
 fn an_unknown_service_is_refused_at_enqueue_and_accepted_without_a_config() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 10);
+    let e = AgentEnv::new(&["in", "sg"]);
+    let p = filled_file(e.dir.path(), "a", 7, 10);
     let err = e.agent.enqueue(&p, "photos", 0).unwrap_err();
     assert_eq!(
         (err.kind(), err.to_string().as_str()),

@@ -43,16 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__,  \
-                    __LINE__, #cond, cs_last_error());                               \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 #define CHECK_STATUS(call, expected)                                                     \
     do {                                                                                 \

@@ -29,6 +29,7 @@
 //! The seed is printed; `CLOUDSYNC_CRASH_SEED=<n>` replays a run's choices
 //! (the kill moments still depend on timing).
 
+use cloudsync_testkit::schema::root_v1;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -55,10 +56,6 @@ const FILES: usize = 60;
 const CHILD_LEASE: Duration = Duration::from_secs(30);
 /// How long a child may live if nobody kills it (it then fails loudly).
 const CHILD_MAX_LIFE: Duration = Duration::from_secs(30);
-
-fn root_v1() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/root_v1.json")).unwrap()
-}
 
 /// A small LCG (PCG constants): reproducible from a printed seed, no dependency.
 struct Rng(u64);

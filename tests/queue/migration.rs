@@ -12,15 +12,10 @@ use std::sync::Arc;
 
 use cloudsync::queue::schema::{CURRENT_VERSION, MIGRATIONS};
 use cloudsync::{Agent, AgentOptions, ErrorKind};
+use cloudsync_testkit::schema::{
+    database_at, fixture, golden, root_v1, user_version, wal_database_at,
+};
 use rusqlite::Connection;
-
-fn manifest_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn root_v1() -> Vec<u8> {
-    std::fs::read(manifest_path("tests/golden/root_v1.json")).unwrap()
-}
 
 /// 2026-12-01T00:00:00Z: inside the golden root's and config v7's validity.
 const NOW: u64 = 1_796_083_200;
@@ -51,13 +46,6 @@ fn schema_of(path: &Path) -> Vec<(String, String, String, Option<String>)> {
     rows.collect::<rusqlite::Result<Vec<_>>>().unwrap()
 }
 
-fn user_version(path: &Path) -> i64 {
-    Connection::open(path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap()
-}
-
 fn integrity(path: &Path) -> String {
     Connection::open(path)
         .unwrap()
@@ -67,7 +55,7 @@ fn integrity(path: &Path) -> String {
 
 fn fixture_copy(dir: &Path) -> PathBuf {
     let dst = dir.join("queue.db");
-    std::fs::copy(manifest_path("tests/fixtures/schema_v1.db"), &dst).unwrap();
+    std::fs::copy(fixture("schema_v1.db"), &dst).unwrap();
     dst
 }
 
@@ -93,7 +81,7 @@ fn assert_no_path_in(msg: &str, path: &Path) {
 fn fixture_is_schema_v1_as_shipped() {
     // Guards the fixture itself: if MIGRATIONS[0] were edited (never allowed,
     // see schema.rs), this fails rather than silently testing something else.
-    let path = manifest_path("tests/fixtures/schema_v1.db");
+    let path = fixture("schema_v1.db");
     assert_eq!(user_version(&path), 1);
     assert_eq!(integrity(&path), "ok");
     let schema = schema_of(&path);
@@ -187,7 +175,7 @@ fn v1_database_migrates_to_current_and_keeps_trust() {
     std::fs::write(&src, b"bytes").unwrap();
     let id = {
         let agent = Agent::open_with(&old, Some(&root_v1()), fixed_clock()).unwrap();
-        let cfg = std::fs::read(manifest_path("tests/golden/config_v7.json")).unwrap();
+        let cfg = std::fs::read(golden("config_v7.json")).unwrap();
         agent.install_config(&cfg).unwrap();
         let info = agent.config_info().unwrap();
         assert_eq!(info.country.as_deref(), Some("IN"));
@@ -217,13 +205,7 @@ fn every_intermediate_version_migrates_to_the_same_schema() {
     let want = schema_of(&fresh);
     for k in 0..=MIGRATIONS.len() {
         let p = dir.path().join(format!("v{k}.db"));
-        {
-            let c = Connection::open(&p).unwrap();
-            for step in &MIGRATIONS[..k] {
-                c.execute_batch(step).unwrap();
-            }
-            c.pragma_update(None, "user_version", k as i64).unwrap();
-        }
+        drop(database_at(k, &p));
         drop(Agent::open_with(&p, Some(&root_v1()), Default::default()).unwrap());
         assert_eq!(user_version(&p), CURRENT_VERSION, "from v{k}");
         assert_eq!(schema_of(&p), want, "from v{k}");
@@ -307,11 +289,7 @@ fn v3_database_migrates_to_v4_keeping_sessions_and_audit_rows() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v3.db");
     {
-        let c = Connection::open(&p).unwrap();
-        for step in &MIGRATIONS[..3] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 3).unwrap();
+        let c = database_at(3, &p);
         c.execute_batch(
             "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
                                 upload_url, upload_len, upload_mtime_ns, upload_sha256,
@@ -350,11 +328,7 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v4.db");
     {
-        let c = Connection::open(&p).unwrap();
-        for step in &MIGRATIONS[..4] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 4).unwrap();
+        let c = database_at(4, &p);
         c.execute_batch(
             "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
                                 created_at, updated_at)
@@ -416,17 +390,13 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
     // termination.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v5.db");
-    let cfg = std::fs::read(manifest_path("tests/golden/config_v7.json")).unwrap();
+    let cfg = std::fs::read(golden("config_v7.json")).unwrap();
     let payload = cloudsync::config::envelope::Envelope::parse(&cfg)
         .unwrap()
         .payload;
     let floor_sha = ring::digest::digest(&ring::digest::SHA256, &payload);
     {
-        let c = Connection::open(&p).unwrap();
-        for step in &MIGRATIONS[..5] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 5).unwrap();
+        let c = database_at(5, &p);
         c.execute(
             "INSERT INTO trust (id, root, config, clock_floor, country, generation,
                                 config_version_floor, config_floor_sha256)
@@ -560,11 +530,7 @@ fn v6_database_migrates_to_v7_with_no_run_marks() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v6.db");
     {
-        let c = Connection::open(&p).unwrap();
-        for step in &MIGRATIONS[..6] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 6).unwrap();
+        let c = database_at(6, &p);
         c.execute_batch(
             "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
                                 created_at, updated_at)
@@ -592,11 +558,7 @@ fn v7_database_migrates_to_v8_with_no_keys_and_sessions_kept_for_the_restart_rul
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v7.db");
     {
-        let c = Connection::open(&p).unwrap();
-        for step in &MIGRATIONS[..7] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 7).unwrap();
+        let c = database_at(7, &p);
         c.execute_batch(
             "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
                                 upload_url, upload_len, upload_mtime_ns, upload_sha256,
@@ -631,14 +593,7 @@ fn v8_database_migrates_to_v9_with_counters_from_its_rows_and_space_given_back()
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v8.db");
     {
-        let c = Connection::open(&p).unwrap();
-        let _: String = c
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .unwrap();
-        for step in &MIGRATIONS[..8] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 8).unwrap();
+        let c = wal_database_at(8, &p);
         let states = ["pending", "uploading", "failed", "dead", "held", "pending"];
         for i in 0..600i64 {
             c.execute(
@@ -735,11 +690,7 @@ fn v9_database_migrates_to_v10_with_the_state_page_index_and_all_rows_kept() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v9.db");
     {
-        let c = Connection::open(&p).unwrap();
-        for step in &MIGRATIONS[..9] {
-            c.execute_batch(step).unwrap();
-        }
-        c.pragma_update(None, "user_version", 9).unwrap();
+        let c = database_at(9, &p);
         c.execute_batch(
             "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
                                 created_at, updated_at)

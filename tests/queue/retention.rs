@@ -13,10 +13,11 @@ use std::time::Duration;
 use cloudsync::agent::PRUNE_BATCHES_PER_CALL;
 use cloudsync::queue::db::JOURNAL_SIZE_LIMIT;
 use cloudsync::queue::ops::{self, SourceMeta, PRUNE_BATCH};
-use cloudsync::queue::schema::{CURRENT_VERSION, MIGRATIONS};
+use cloudsync::queue::schema::CURRENT_VERSION;
 use cloudsync::queue::Db;
 use cloudsync::{Agent, AgentOptions, ErrorKind};
 use cloudsync_devserver::world::{standard_regions, World};
+use cloudsync_testkit::schema::{root_v1, wal_database_at};
 use rusqlite::Connection;
 
 const WATCHDOG: Duration = Duration::from_secs(120);
@@ -24,10 +25,6 @@ const DAY_MS: i64 = 86_400_000;
 /// The agents' clock: 2026-12-01T00:00:00Z.
 const NOW_S: u64 = 1_796_083_200;
 const NOW_MS: i64 = NOW_S as i64 * 1000;
-
-fn root_v1() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/root_v1.json")).unwrap()
-}
 
 fn options() -> AgentOptions {
     AgentOptions {
@@ -266,15 +263,7 @@ fn the_retention_is_one_setting_for_every_handle_and_bad_values_change_nothing()
 /// A file at the current schema made without auto-vacuum (as if migrated by
 /// an open whose VACUUM could not run).
 fn v9_without_auto_vacuum(p: &Path) {
-    let c = Connection::open(p).unwrap();
-    let _: String = c
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .unwrap();
-    for step in MIGRATIONS {
-        c.execute_batch(step).unwrap();
-    }
-    c.pragma_update(None, "user_version", CURRENT_VERSION)
-        .unwrap();
+    drop(wal_database_at(CURRENT_VERSION as usize, p));
 }
 
 #[test]

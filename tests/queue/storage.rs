@@ -11,6 +11,7 @@
 //!
 //! Error texts reach logcat and crash reports, so none may contain a path.
 
+use cloudsync_testkit::schema::root_v1;
 use std::path::{Path, PathBuf};
 
 use cloudsync::queue::ops::{self, SourceMeta};
@@ -18,10 +19,6 @@ use cloudsync::queue::schema::CURRENT_VERSION;
 use cloudsync::queue::Db;
 use cloudsync::{Agent, Error, ErrorKind};
 use rusqlite::Connection;
-
-fn root_v1() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/root_v1.json")).unwrap()
-}
 
 /// Display and Debug of `e` must not mention `path`, its file name or its directory.
 fn assert_no_path(e: &Error, path: &Path) {

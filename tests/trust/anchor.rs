@@ -14,6 +14,7 @@ use cloudsync::config::ROOT_PAYLOAD_TYPE;
 use cloudsync::{Agent, ErrorKind, Installed};
 use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
+use cloudsync_testkit::trust::untouched;
 use common::*;
 use rusqlite::Connection;
 
@@ -21,16 +22,6 @@ const RUN: Duration = Duration::from_secs(20);
 
 fn now() -> u64 {
     unix_secs(SystemTime::now())
-}
-
-/// No connection, request or byte ever reached `region`'s server.
-fn untouched(world: &World, region: &str) {
-    let st = world.servers[region].stats();
-    assert_eq!(
-        (st.connections, st.requests, st.app_bytes_received),
-        (0, 0, 0),
-        "region {region} was contacted: {st:?}"
-    );
 }
 
 fn open(e: &Env, firmware: &[u8]) -> Arc<Agent> {

@@ -1,8 +1,9 @@
 //! Schema v2 → v3 (issue 10): the trust row gains a generation counter, the
 //! config version floor (kept apart from the config row), and sticky-expiry
-//! marks. A v2 database is built here with rusqlite straight from
-//! `MIGRATIONS[..2]` (not through the crate's open path), holding a real root
-//! v1, a config v5, country IN and one queued item. Opening it with `Agent`
+//! marks. A v2 database is built with rusqlite straight from
+//! `MIGRATIONS[..2]` (the kit's `schema::wal_database_at`, not through the
+//! crate's open path), holding a real root v1, a config v5, country IN and
+//! one queued item. Opening it with `Agent`
 //! must migrate it, keep config v5 in force and the item intact, and derive
 //! the version floor from the v2 row: a rotation that drops the config must
 //! not let an older config back in.
@@ -16,6 +17,7 @@ use cloudsync::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
 use cloudsync::queue::schema::{CURRENT_VERSION, MIGRATIONS};
 use cloudsync::{Agent, Error, ErrorKind, Installed, StopReason};
 use cloudsync_devserver::world::{standard_regions, World};
+use cloudsync_testkit::schema::{user_version, wal_database_at};
 use rusqlite::{params, Connection};
 
 const FAR: &str = "2099-01-01T00:00:00Z";
@@ -29,13 +31,6 @@ struct V2 {
     cfg5: Vec<u8>,
     /// The queued item: id, path, size, mtime_ns.
     item: (i64, PathBuf, i64, i64),
-}
-
-fn user_version(db: &Path) -> i64 {
-    Connection::open(db)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap()
 }
 
 fn trust_columns(db: &Path) -> Vec<String> {
@@ -119,16 +114,7 @@ fn build_v2() -> V2 {
         .as_nanos() as i64;
     let size = md.len() as i64;
 
-    let c = Connection::open(&db).unwrap();
-    let _mode: String = c
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .unwrap();
-    c.execute_batch(&format!(
-        "BEGIN; {} {} COMMIT;",
-        MIGRATIONS[0], MIGRATIONS[1]
-    ))
-    .unwrap();
-    c.pragma_update(None, "user_version", 2).unwrap();
+    let c = wal_database_at(2, &db);
     let issued_floor = 1_700_000_000i64; // an old clock floor, well behind every issued_at here
     c.execute(
         "INSERT INTO trust (id, root, config, clock_floor, country) VALUES (1, ?1, ?2, ?3, 'IN')",

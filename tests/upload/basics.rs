@@ -3,60 +3,18 @@
 //! throwaway CA made with rcgen). Every attack ends with zero bytes at the
 //! wrong host — counted by the servers themselves — and a specific error kind.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudsync::{Agent, State, StopReason};
-use cloudsync_devserver::world::{standard_regions, RegionSetup, World};
+use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
+use cloudsync_testkit::env::{item, AgentEnv};
+use cloudsync_testkit::files::random_file;
+use cloudsync_testkit::trust::untouched;
 
 const MIB: u64 = 1024 * 1024;
-
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Agent,
-}
-
-fn env_with(
-    setups: Vec<RegionSetup>,
-    country: &str,
-    tweak: impl FnOnce(&World, &mut serde_json::Value),
-) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let agent = Agent::open_with(
-        dir.path().join("q.db"),
-        Some(&world.root_envelope),
-        world.agent_options(),
-    )
-    .unwrap();
-    let mut cfg = world.config_json(1);
-    tweak(&world, &mut cfg);
-    agent.install(&world.sign_config(&cfg)).unwrap();
-    agent.set_account_country(country).unwrap();
-    Env { dir, world, agent }
-}
-
-fn env() -> Env {
-    env_with(standard_regions(&["in", "sg", "us"]), "IN", |_, _| {})
-}
-
-fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
-    let p = dir.join(name);
-    let mut x = 0x1234_5678u32 ^ u32::from(seed);
-    let data: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    std::fs::write(&p, data).unwrap();
-    p
-}
 
 fn run(agent: &Agent) -> cloudsync::RunReport {
     agent
@@ -77,32 +35,14 @@ fn server_copy(world: &World, region: &str, item: i64) -> Option<Vec<u8>> {
     done.first().map(|u| s.upload_bytes(&u.id).unwrap())
 }
 
-fn untouched(world: &World, region: &str) {
-    let st = world.servers[region].stats();
-    assert_eq!(
-        (st.connections, st.app_bytes_received),
-        (0, 0),
-        "region {region} was contacted: {st:?}"
-    );
-}
-
-fn item(agent: &Agent, id: i64) -> cloudsync::queue::ItemInfo {
-    agent
-        .list(None, 0, 1000)
-        .unwrap()
-        .into_iter()
-        .find(|i| i.id == id)
-        .expect("item still queued")
-}
-
 #[test]
 fn files_of_every_shape_arrive_byte_identical_in_the_approved_region_only() {
-    let e = env();
+    let e = AgentEnv::new(&["in", "sg", "us"]);
     let sizes = [0, 1, MIB, 3 * MIB + 12345];
     let paths: Vec<PathBuf> = sizes
         .iter()
         .enumerate()
-        .map(|(i, s)| file(e.dir.path(), &format!("f{i}"), *s, i as u8))
+        .map(|(i, s)| random_file(e.dir.path(), &format!("f{i}"), *s, i as u8))
         .collect();
     let ids = e.agent.enqueue_all(&paths, "backup", 0).unwrap();
     let mut last = 0;
@@ -144,8 +84,8 @@ fn files_of_every_shape_arrive_byte_identical_in_the_approved_region_only() {
 
 #[test]
 fn dropped_connection_resumes_the_same_upload() {
-    let e = env();
-    let p = file(e.dir.path(), "big", 5 * MIB, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "big", 5 * MIB, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let s = &e.world.servers["in"];
     s.push_fault(Fault::DropAfterBodyBytes(300_000));
@@ -161,8 +101,8 @@ fn dropped_connection_resumes_the_same_upload() {
 
 #[test]
 fn server_errors_back_off_and_retry_after_is_honoured() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 1000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let s = &e.world.servers["in"];
     s.push_fault(Fault::Status {
@@ -177,7 +117,7 @@ fn server_errors_back_off_and_retry_after_is_honoured() {
     std::thread::sleep(Duration::from_millis(20));
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 1);
-    let p2 = file(e.dir.path(), "b", 1000, 2);
+    let p2 = random_file(e.dir.path(), "b", 1000, 2);
     let id2 = e.agent.enqueue(&p2, "backup", 0).unwrap();
     s.push_fault(Fault::Status {
         method: Some("POST"),
@@ -206,8 +146,8 @@ fn server_errors_back_off_and_retry_after_is_honoured() {
 
 #[test]
 fn permanent_refusal_marks_dead_with_reason() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 1000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     e.world.servers["in"].push_fault(Fault::Status {
         method: Some("POST"),
@@ -230,8 +170,8 @@ fn permanent_refusal_marks_dead_with_reason() {
 
 #[test]
 fn redirect_to_another_region_is_refused_before_connecting() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 200_000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 200_000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let evil = format!("{}stolen", e.world.url("sg"));
     e.world.servers["in"].push_fault(Fault::Redirect {
@@ -252,8 +192,8 @@ fn redirect_to_another_region_is_refused_before_connecting() {
 
 #[test]
 fn location_on_another_regions_host_is_refused() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 200_000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 200_000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     e.world.servers["in"].push_fault(Fault::LocationOverride(format!("{}abc", e.world.url("sg"))));
     let r = run(&e.agent);
@@ -272,10 +212,12 @@ fn location_on_another_regions_host_is_refused() {
 #[test]
 fn certificate_missing_the_pin_fails_the_handshake() {
     // Region `in` pins sg's key: in's real certificate matches no pin.
-    let e = env_with(standard_regions(&["in", "sg"]), "IN", |w, cfg| {
-        cfg["regions"]["in"]["pins"] = serde_json::json!([w.pins["sg"]]);
-    });
-    let p = file(e.dir.path(), "a", 1000, 1);
+    let e = AgentEnv::builder(&["in", "sg"])
+        .config(|w, cfg| {
+            cfg["regions"]["in"]["pins"] = serde_json::json!([w.pins["sg"]]);
+        })
+        .build();
+    let p = random_file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 0);
@@ -293,10 +235,12 @@ fn certificate_missing_the_pin_fails_the_handshake() {
 
 #[test]
 fn peer_outside_the_regions_networks_is_never_dialled() {
-    let e = env_with(standard_regions(&["in", "sg"]), "IN", |_, cfg| {
-        cfg["regions"]["in"]["networks"] = serde_json::json!(["10.0.0.0/8"]);
-    });
-    let p = file(e.dir.path(), "a", 1000, 1);
+    let e = AgentEnv::builder(&["in", "sg"])
+        .config(|_, cfg| {
+            cfg["regions"]["in"]["networks"] = serde_json::json!(["10.0.0.0/8"]);
+        })
+        .build();
+    let p = random_file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     run(&e.agent);
     assert_eq!(
@@ -309,8 +253,8 @@ fn peer_outside_the_regions_networks_is_never_dialled() {
 
 #[test]
 fn region_change_holds_items_until_rehome() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 50_000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 50_000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     e.agent.set_account_country("SG").unwrap();
     let r = run(&e.agent);
@@ -329,8 +273,8 @@ fn region_change_holds_items_until_rehome() {
 
 #[test]
 fn gone_uploads_and_changed_sources_start_over_without_torn_bytes() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 3 * MIB, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 3 * MIB, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let s = &e.world.servers["in"];
     // First attempt: cancel after the first chunk lands.
@@ -347,7 +291,7 @@ fn gone_uploads_and_changed_sources_start_over_without_torn_bytes() {
     assert!(it.confirmed_offset >= MIB);
     // The source changes (same size, new bytes): the upload must restart with the new content.
     std::thread::sleep(Duration::from_millis(10));
-    let p = file(e.dir.path(), "a", 3 * MIB, 9);
+    let p = random_file(e.dir.path(), "a", 3 * MIB, 9);
     let r = run(&e.agent);
     assert_eq!(r.uploaded, 1, "{r:?}");
     assert_eq!(
@@ -355,7 +299,7 @@ fn gone_uploads_and_changed_sources_start_over_without_torn_bytes() {
         std::fs::read(&p).unwrap()
     );
     // Gone: the server forgets an in-progress upload; a fresh one is created.
-    let p2 = file(e.dir.path(), "b", 2 * MIB, 3);
+    let p2 = random_file(e.dir.path(), "b", 2 * MIB, 3);
     let id2 = e.agent.enqueue(&p2, "backup", 0).unwrap();
     e.agent
         .run_once(Duration::from_secs(60), &mut |p| p.sent < MIB)
@@ -372,12 +316,14 @@ fn gone_uploads_and_changed_sources_start_over_without_torn_bytes() {
 
 #[test]
 fn servers_without_checksum_or_with_relative_locations_work() {
-    let mut setups = standard_regions(&["in", "sg"]);
-    setups[0].checksum = false;
-    setups[0].termination = false;
-    setups[0].relative_location = true;
-    let e = env_with(setups, "IN", |_, _| {});
-    let p = file(e.dir.path(), "a", 2 * MIB + 1, 1);
+    let e = AgentEnv::builder(&["in", "sg"])
+        .setup(|s| {
+            s[0].checksum = false;
+            s[0].termination = false;
+            s[0].relative_location = true;
+        })
+        .build();
+    let p = random_file(e.dir.path(), "a", 2 * MIB + 1, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     assert_eq!(run(&e.agent).uploaded, 1);
     assert_eq!(
@@ -388,8 +334,8 @@ fn servers_without_checksum_or_with_relative_locations_work() {
 
 #[test]
 fn cancel_from_another_thread_stops_a_blocked_run() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 1000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 1000, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     e.world.servers["in"].push_fault(Fault::Delay(Duration::from_secs(3)));
     let agent = Arc::new(e.agent);
@@ -411,8 +357,8 @@ fn cancel_from_another_thread_stops_a_blocked_run() {
 
 #[test]
 fn a_second_runner_is_busy() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 1000, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 1000, 1);
     e.agent.enqueue(&p, "backup", 0).unwrap();
     e.world.servers["in"].push_fault(Fault::Delay(Duration::from_millis(1500)));
     let other = Agent::open_with(
@@ -451,7 +397,7 @@ fn no_config_or_no_region_fails_closed_and_enqueue_still_works() {
         world.agent_options(),
     )
     .unwrap();
-    let p = file(dir.path(), "a", 10, 1);
+    let p = random_file(dir.path(), "a", 10, 1);
     let id = agent.enqueue(&p, "backup", 0).unwrap();
     assert_eq!(
         agent
@@ -490,8 +436,8 @@ fn no_config_or_no_region_fails_closed_and_enqueue_still_works() {
 
 #[test]
 fn a_region_change_mid_upload_stops_the_bytes_at_once() {
-    let e = env();
-    let p = file(e.dir.path(), "a", 6 * MIB, 1);
+    let e = AgentEnv::new(&["in", "sg", "us"]);
+    let p = random_file(e.dir.path(), "a", 6 * MIB, 1);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let agent = &e.agent;
     let mut switched_at = None;

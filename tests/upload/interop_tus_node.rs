@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use cloudsync::{Agent, AgentOptions, StopReason};
 use cloudsync_devserver::world::{standard_regions, World};
+use cloudsync_testkit::files::random_file;
+use cloudsync_testkit::trust::untouched;
 
 const MIB: u64 = 1024 * 1024;
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
@@ -334,30 +336,6 @@ fn env(tweak: impl FnOnce(&mut AgentOptions)) -> Env {
     }
 }
 
-fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
-    let p = dir.join(name);
-    let mut x = 0x9e37_79b9u32 ^ u32::from(seed);
-    let data: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-fn untouched(world: &World, region: &str) {
-    let st = world.servers[region].stats();
-    assert_eq!(
-        (st.connections, st.app_bytes_received),
-        (0, 0),
-        "region {region} was contacted: {st:?}"
-    );
-}
-
 /// Checks the Node server holds exactly one upload for `item`, complete and
 /// byte-identical to `path`.
 fn assert_stored(e: &Env, item: i64, path: &Path) {
@@ -406,7 +384,7 @@ fn files_of_every_shape_arrive_byte_identical_at_tus_node_server() {
     let paths: Vec<PathBuf> = sizes
         .iter()
         .enumerate()
-        .map(|(i, s)| file(e.dir.path(), &format!("f{i}.bin"), *s, i as u8))
+        .map(|(i, s)| random_file(e.dir.path(), &format!("f{i}.bin"), *s, i as u8))
         .collect();
     let ids = e.agent.enqueue_all(&paths, "backup", 0).unwrap();
     let r = e.agent.run_once(Duration::from_secs(60), &mut |p| {
@@ -462,7 +440,7 @@ fn upload_cut_mid_chunk_resumes_at_tus_node_servers_offset() {
     // whatever it had written. The next run must HEAD, take the server's
     // (unaligned) offset and finish the same upload.
     let e = env(|o| o.upload.chunk_size = 4 * MIB);
-    let p = file(e.dir.path(), "big.bin", 6 * MIB + 7, 9);
+    let p = random_file(e.dir.path(), "big.bin", 6 * MIB + 7, 9);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     let mut calls = 0;
     let r = e

@@ -5,63 +5,27 @@
 //! a limit still below it is then answered before any body byte is sent. The
 //! run's later items start at the size that got through.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use cloudsync::Agent;
-use cloudsync_devserver::world::{standard_regions, World};
-use cloudsync_devserver::UploadInfo;
+use cloudsync_testkit::env::{uploads_of, AgentEnv};
+use cloudsync_testkit::files::random_file;
+use cloudsync_testkit::timeouts::within;
 
 const MIB: u64 = 1024 * 1024;
 
-/// Runs `f` on its own thread; the test fails if it takes longer than `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {limit:?}"),
-    }
-}
-
-fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
-    let p = dir.join(name);
-    let data: Vec<u8> = (0..size)
-        .map(|i| (i as u8).wrapping_mul(13) ^ seed ^ (i >> 11) as u8)
-        .collect();
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-fn uploads_of(world: &World, id: i64) -> Vec<UploadInfo> {
-    world.servers["in"]
-        .uploads()
-        .into_iter()
-        .filter(|u| u.metadata_value("item") == Some(id.to_string().as_bytes()))
-        .collect()
-}
-
 fn limited_body(checksum: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut setups = standard_regions(&["in"]);
-    // Below the 1 MiB chunk and its half, above a quarter (the smallest chunk).
-    setups[0].max_body = Some(300_000);
-    setups[0].checksum = checksum;
-    let world = World::start(&dir.path().join("servers"), setups).unwrap();
-    let opts = world.agent_options();
-    assert_eq!(opts.upload.chunk_size, MIB);
-    let agent =
-        Agent::open_with(dir.path().join("q.db"), Some(&world.root_envelope), opts).unwrap();
-    agent.install(&world.config_envelope(1)).unwrap();
-    agent.set_account_country("IN").unwrap();
+    let e = AgentEnv::builder(&["in"])
+        .setup(|s| {
+            // Below the 1 MiB chunk and its half, above a quarter (the smallest chunk).
+            s[0].max_body = Some(300_000);
+            s[0].checksum = checksum;
+        })
+        .options(|o| assert_eq!(o.upload.chunk_size, MIB))
+        .build();
+    let (dir, world, agent) = (&e.dir, &e.world, &e.agent);
     let (a_size, b_size) = (3 * MIB + 5, 2 * MIB);
-    let a = file(dir.path(), "a.bin", a_size, 1);
-    let b = file(dir.path(), "b.bin", b_size, 2);
+    let a = random_file(dir.path(), "a.bin", a_size, 1);
+    let b = random_file(dir.path(), "b.bin", b_size, 2);
     let id_a = agent.enqueue(&a, "backup", 1).unwrap();
     let id_b = agent.enqueue(&b, "backup", 0).unwrap();
     let r = agent
@@ -74,7 +38,7 @@ fn limited_body(checksum: bool) {
     // 512 KiB refused before its body, then 256 KiB bodies for both items.
     assert_eq!(st.too_large, 2, "{st:?}");
     for (id, path) in [(id_a, &a), (id_b, &b)] {
-        let ups = uploads_of(&world, id);
+        let ups = uploads_of(world, "in", id);
         assert_eq!(ups.len(), 1, "{ups:?}");
         assert!(ups[0].complete);
         assert_eq!(
@@ -82,8 +46,8 @@ fn limited_body(checksum: bool) {
             std::fs::read(path).unwrap()
         );
     }
-    let read_a = uploads_of(&world, id_a)[0].body_bytes_received;
-    let read_b = uploads_of(&world, id_b)[0].body_bytes_received;
+    let read_a = uploads_of(world, "in", id_a)[0].body_bytes_received;
+    let read_b = uploads_of(world, "in", id_b)[0].body_bytes_received;
     assert_eq!(
         read_a,
         a_size + MIB,

@@ -17,90 +17,39 @@
 //!
 //! Every test runs under a watchdog.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use cloudsync::queue::ops::{self, ItemRow};
-use cloudsync::queue::{Db, ItemInfo};
-use cloudsync::{Agent, AgentOptions, RunReport, StopReason};
-use cloudsync_devserver::world::{standard_regions, RegionSetup, World};
-use cloudsync_devserver::{Fault, UploadInfo};
+use cloudsync::queue::Db;
+use cloudsync::StopReason;
+use cloudsync_devserver::world::RegionSetup;
+use cloudsync_devserver::Fault;
+use cloudsync_testkit::env::AgentEnv;
+use cloudsync_testkit::files::{random, random_file, sha256_hex};
+use cloudsync_testkit::timeouts::within;
 
 const MIB: u64 = 1024 * 1024;
 
-/// Runs `f` on its own thread; the test fails if it takes longer than `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {limit:?}"),
-    }
+/// Region `in` set up by `setup`, plus `sg` (never contacted).
+fn with(setup: impl FnOnce(&mut RegionSetup)) -> AgentEnv {
+    AgentEnv::builder(&["in", "sg"])
+        .setup(|s| setup(&mut s[0]))
+        .build()
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Agent,
+/// What these tests read of a session, beyond the kit's.
+trait Session {
+    fn row(&self, id: i64) -> ItemRow;
+    fn copy_of(&self, id: i64) -> Vec<u8>;
+    fn start_then_cancel(&self, id: i64) -> String;
 }
 
-impl Env {
-    fn start(setups: Vec<RegionSetup>, tweak: impl FnOnce(&mut AgentOptions)) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let world = World::start(&dir.path().join("servers"), setups).unwrap();
-        let mut opts = world.agent_options();
-        tweak(&mut opts);
-        let agent =
-            Agent::open_with(dir.path().join("q.db"), Some(&world.root_envelope), opts).unwrap();
-        agent.install(&world.config_envelope(1)).unwrap();
-        agent.set_account_country("IN").unwrap();
-        Env { dir, world, agent }
-    }
-
-    /// Region `in` set up by `setup`, plus `sg` (never contacted).
-    fn with(setup: impl FnOnce(&mut RegionSetup)) -> Env {
-        let mut setups = standard_regions(&["in", "sg"]);
-        setup(&mut setups[0]);
-        Env::start(setups, |_| {})
-    }
-
-    fn server(&self) -> &cloudsync_devserver::TusServer {
-        &self.world.servers["in"]
-    }
-
-    fn run(&self, progress: &mut dyn FnMut(cloudsync::Progress) -> bool) -> RunReport {
-        self.agent
-            .run_once(Duration::from_secs(60), progress)
-            .unwrap()
-    }
-
+impl Session for AgentEnv {
     /// The item's queue row, as the uploader sees it (upload URL included).
     fn row(&self, id: i64) -> ItemRow {
-        let db = Db::open(&self.dir.path().join("q.db")).unwrap();
+        let db = Db::open(&self.db).unwrap();
         ops::get(db.conn(), id).unwrap()
-    }
-
-    fn item(&self, id: i64) -> ItemInfo {
-        self.agent
-            .list(None, 0, 1000)
-            .unwrap()
-            .into_iter()
-            .find(|i| i.id == id)
-            .expect("item still queued")
-    }
-
-    /// The server's uploads made for an item (by the `item` metadata).
-    fn uploads_of(&self, id: i64) -> Vec<UploadInfo> {
-        self.server()
-            .uploads()
-            .into_iter()
-            .filter(|u| u.metadata_value("item") == Some(id.to_string().as_bytes()))
-            .collect()
     }
 
     /// The one complete server copy of an item.
@@ -123,28 +72,6 @@ impl Env {
     }
 }
 
-fn bytes(size: u64, seed: u8) -> Vec<u8> {
-    let mut x = 0x9e37_79b9u32 ^ u32::from(seed).wrapping_mul(0x0101_0101);
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes(size, seed)).unwrap();
-    p
-}
-
-fn sha_hex(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
-}
-
 /// Writes `data` over the file in place and sets its mtime back, as a careless
 /// (or malicious) writer would: size and mtime are what they were.
 fn overwrite_keeping_mtime(p: &Path, data: &[u8]) {
@@ -158,8 +85,8 @@ fn overwrite_keeping_mtime(p: &Path, data: &[u8]) {
 #[test]
 fn a_resume_head_answered_400_starts_a_fresh_upload_and_terminates_the_old_one() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.jpg", 3 * MIB, 1);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.jpg", 3 * MIB, 1);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let old = e.start_then_cancel(id);
         e.server().push_fault(Fault::Status {
@@ -181,20 +108,20 @@ fn a_resume_head_answered_400_starts_a_fresh_upload_and_terminates_the_old_one()
 #[test]
 fn a_server_that_requires_filetype_gets_it_and_old_sessions_are_replaced() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|r| r.require_filetype = true);
+        let e = with(|r| r.require_filetype = true);
         // Metadata like the common tus clients', besides our own fields.
-        let photo = file(e.dir.path(), "IMG 1.JPG", 200_000, 1);
+        let photo = random_file(e.dir.path(), "IMG 1.JPG", 200_000, 1);
         let id = e.agent.enqueue(&photo, "backup", 0).unwrap();
         assert_eq!(e.run(&mut |_| true).uploaded, 1);
         let up = &e.uploads_of(id)[0];
         let md = |k: &str| up.metadata_value(k).map(<[u8]>::to_vec);
         assert_eq!(md("filename"), Some(b"IMG 1.JPG".to_vec()));
         assert_eq!(md("filetype"), Some(b"image/jpeg".to_vec()));
-        let sha = sha_hex(&std::fs::read(&photo).unwrap());
+        let sha = sha256_hex(&std::fs::read(&photo).unwrap());
         assert_eq!(md("sha256"), Some(sha.into_bytes()));
 
         // A session an older client made without `filetype`: its HEAD gets 400.
-        let clip = file(e.dir.path(), "clip.mp4", 2 * MIB + 5, 2);
+        let clip = random_file(e.dir.path(), "clip.mp4", 2 * MIB + 5, 2);
         let id = e.agent.enqueue(&clip, "backup", 0).unwrap();
         let meta = ops::stat_source(&clip).unwrap();
         let print = ops::SourcePrint::of(&std::fs::metadata(&clip).unwrap());
@@ -223,8 +150,8 @@ fn a_server_that_requires_filetype_gets_it_and_old_sessions_are_replaced() {
 #[test]
 fn an_upload_lost_mid_way_starts_afresh_in_the_same_attempt() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 15);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 15);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         // The first PATCH finds the upload gone (404).
         e.server().push_fault(Fault::Gone);
@@ -238,8 +165,8 @@ fn an_upload_lost_mid_way_starts_afresh_in_the_same_attempt() {
 #[test]
 fn retry_dead_drops_the_stored_url_and_the_item_then_uploads() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 3);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 3);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let old = e.start_then_cancel(id);
         // A permanent refusal of the stored upload kills the item, URL and all.
@@ -274,9 +201,9 @@ fn retry_dead_drops_the_stored_url_and_the_item_then_uploads() {
 /// A cut whose request the server keeps reading (and holding the lock for) a
 /// moment longer: the next PATCH races it and gets 409.
 fn racing_patch_resumes_from_the_servers_offset(conflict_while_locked: bool) {
-    let e = Env::with(|r| r.conflict_while_locked = conflict_while_locked);
+    let e = with(|r| r.conflict_while_locked = conflict_while_locked);
     let size = 6 * MIB;
-    let p = file(e.dir.path(), "a.bin", size, 4);
+    let p = random_file(e.dir.path(), "a.bin", size, 4);
     let id = e.agent.enqueue(&p, "backup", 0).unwrap();
     e.server().push_fault(Fault::CutAndLinger {
         after: 300_000,
@@ -322,9 +249,9 @@ fn a_patch_that_takes_over_a_lingering_request_gets_409_and_resumes_from_head() 
 #[test]
 fn a_cut_resends_at_most_what_was_in_flight() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
+        let e = with(|_| {});
         let size = 5 * MIB + 77;
-        let p = file(e.dir.path(), "a.bin", size, 5);
+        let p = random_file(e.dir.path(), "a.bin", size, 5);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         e.server().push_fault(Fault::DropAfterBodyBytes(300_000));
         e.server().push_fault(Fault::DropAfterBodyBytes(MIB / 2));
@@ -347,9 +274,9 @@ fn a_cut_resends_at_most_what_was_in_flight() {
 #[test]
 fn the_bytes_sent_are_counted_across_runs() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
+        let e = with(|_| {});
         let size = 3 * MIB;
-        let p = file(e.dir.path(), "a.bin", size, 14);
+        let p = random_file(e.dir.path(), "a.bin", size, 14);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         e.start_then_cancel(id);
         assert_eq!(e.row(id).upload_sent, MIB, "the first run's bytes are kept");
@@ -363,10 +290,10 @@ fn the_bytes_sent_are_counted_across_runs() {
 fn a_source_overwritten_in_place_with_its_mtime_restored_is_uploaded_anew() {
     within(Duration::from_secs(120), || {
         // No checksum extension: only the fingerprint (ctime) can tell.
-        let e = Env::with(|r| r.checksum = false);
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 6);
+        let e = with(|r| r.checksum = false);
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 6);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
-        let new = bytes(3 * MIB, 7);
+        let new = random(3 * MIB, 7);
         let mut done = false;
         let r = e.run(&mut |pr| {
             if !done && pr.sent >= MIB {
@@ -379,14 +306,16 @@ fn a_source_overwritten_in_place_with_its_mtime_restored_is_uploaded_anew() {
         assert_eq!((r.uploaded, r.failed), (1, 0), "{r:?}");
         assert_eq!(e.copy_of(id), new, "the new content, not a mix");
         let audit = e.agent.audit(0, 10).unwrap();
-        assert_eq!(audit[0].sha256, sha_hex(&new));
+        assert_eq!(audit[0].sha256, sha256_hex(&new));
         assert_eq!(e.uploads_of(id).len(), 1, "the torn upload was terminated");
         assert_eq!(e.server().stats().uploads_created, 2);
     });
 }
 
-fn shrinking(chunk: u64) -> Env {
-    Env::start(standard_regions(&["in"]), |o| o.upload.chunk_size = chunk)
+fn shrinking(chunk: u64) -> AgentEnv {
+    AgentEnv::builder(&["in"])
+        .options(|o| o.upload.chunk_size = chunk)
+        .build()
 }
 
 #[test]
@@ -394,7 +323,7 @@ fn a_source_truncated_mid_chunk_restarts_and_uploads_what_is_left() {
     within(Duration::from_secs(120), || {
         // One 4 MiB chunk: the body reader hits the new end of file mid-request.
         let e = shrinking(4 * MIB);
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 8);
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 8);
         let original = std::fs::read(&p).unwrap();
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let mut cut = false;
@@ -418,7 +347,7 @@ fn a_source_truncated_mid_chunk_restarts_and_uploads_what_is_left() {
 fn a_source_that_keeps_shrinking_fails_the_attempt_with_source_changed() {
     within(Duration::from_secs(120), || {
         let e = shrinking(4 * MIB);
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 9);
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 9);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let mut cuts = 0;
         let mut last_total = 0;
@@ -447,8 +376,8 @@ fn a_source_that_keeps_shrinking_fails_the_attempt_with_source_changed() {
 #[test]
 fn a_source_deleted_after_the_server_confirmed_everything_is_done() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 2 * MIB + 3, 10);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 2 * MIB + 3, 10);
         let original = std::fs::read(&p).unwrap();
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let mut deleted = false;
@@ -463,15 +392,18 @@ fn a_source_deleted_after_the_server_confirmed_everything_is_done() {
         assert!(deleted);
         assert_eq!((r.uploaded, r.failed), (1, 0), "{r:?}");
         assert_eq!(e.copy_of(id), original);
-        assert_eq!(e.agent.audit(0, 10).unwrap()[0].sha256, sha_hex(&original));
+        assert_eq!(
+            e.agent.audit(0, 10).unwrap()[0].sha256,
+            sha256_hex(&original)
+        );
     });
 }
 
 #[test]
 fn a_source_deleted_before_the_server_held_it_all_is_dead_and_its_upload_terminated() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 11);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 11);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let mut deleted = false;
         let r = e.run(&mut |pr| {
@@ -503,10 +435,10 @@ fn a_source_deleted_before_the_server_held_it_all_is_dead_and_its_upload_termina
 #[test]
 fn a_source_deleted_and_put_back_at_once_restarts_with_the_new_content() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 13);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 13);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
-        let newer = std::fs::read(file(e.dir.path(), "b.bin", 3 * MIB, 14)).unwrap();
+        let newer = std::fs::read(random_file(e.dir.path(), "b.bin", 3 * MIB, 14)).unwrap();
         let mut writer = None;
         let r = e.run(&mut |pr| {
             if writer.is_none() && pr.sent >= MIB {
@@ -534,12 +466,12 @@ fn a_source_deleted_and_put_back_at_once_restarts_with_the_new_content() {
 #[test]
 fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
+        let e = with(|_| {});
         // One chunk (1 MiB here) to a server that verifies checksums: the file is read
         // whole before the creation request, so its hash goes with it and a
         // deduplicating server can know the content.
         let size = MIB - 4096;
-        let a = file(e.dir.path(), "a.bin", size, 12);
+        let a = random_file(e.dir.path(), "a.bin", size, 12);
         assert_eq!(
             e.agent
                 .enqueue(&a, "backup", 0)
@@ -569,7 +501,7 @@ fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
         );
 
         // New content: the claim is false, the HEAD says so, the client uploads it all.
-        let c = file(e.dir.path(), "c.bin", size, 13);
+        let c = random_file(e.dir.path(), "c.bin", size, 13);
         let id_c = e.agent.enqueue(&c, "backup", 0).unwrap();
         e.server().push_fault(Fault::ClaimComplete);
         let body_before = e.server().stats().body_bytes_received;
@@ -584,10 +516,10 @@ fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
         // new key, so a server that claims (and a HEAD that confirms) it holds all of it
         // holds bytes of unknown content. Refused, terminated, uploaded in full next run.
         let big = 3 * MIB;
-        let d = file(e.dir.path(), "d.bin", big, 14);
+        let d = random_file(e.dir.path(), "d.bin", big, 14);
         let id_d = e.agent.enqueue(&d, "backup", 0).unwrap();
         assert_eq!(e.run(&mut |_| true).uploaded, 1);
-        let f = file(e.dir.path(), "f.bin", big, 15);
+        let f = random_file(e.dir.path(), "f.bin", big, 15);
         let id_f = e.agent.enqueue(&f, "backup", 0).unwrap();
         e.server().push_fault(Fault::ClaimCompleteBlind);
         let r = e.run(&mut |_| true);
@@ -619,7 +551,7 @@ fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
 }
 
 /// Runs until the item has a complete upload on the server (its backoff passes between runs).
-fn run_until_uploaded(e: &Env, id: i64) {
+fn run_until_uploaded(e: &AgentEnv, id: i64) {
     for _ in 0..40 {
         if e.uploads_of(id).iter().any(|u| u.complete) {
             return;
@@ -633,8 +565,8 @@ fn run_until_uploaded(e: &Env, id: i64) {
 #[test]
 fn a_creation_whose_answer_is_lost_is_found_again_by_its_key() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 16);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 16);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         // The server creates the upload; the answer never arrives.
         e.server().push_fault(Fault::CreatedThenCut {
@@ -652,11 +584,11 @@ fn a_creation_whose_answer_is_lost_is_found_again_by_its_key() {
         assert_eq!(e.server().stats().uploads_created, 1, "found by its key");
         assert_eq!(e.copy_of(id), std::fs::read(&p).unwrap());
         let rec = e.agent.audit(0, 10).unwrap().pop().unwrap();
-        assert_eq!(rec.sha256, sha_hex(&std::fs::read(&p).unwrap()));
+        assert_eq!(rec.sha256, sha256_hex(&std::fs::read(&p).unwrap()));
 
         // A file rewritten while its key waited gets a new key: the upload made for
         // the old version is never resumed with the new bytes.
-        let q = file(e.dir.path(), "b.bin", 3 * MIB, 17);
+        let q = random_file(e.dir.path(), "b.bin", 3 * MIB, 17);
         let id = e.agent.enqueue(&q, "backup", 0).unwrap();
         e.server().push_fault(Fault::CreatedThenCut {
             linger: Duration::ZERO,
@@ -664,7 +596,7 @@ fn a_creation_whose_answer_is_lost_is_found_again_by_its_key() {
         assert_eq!(e.run(&mut |_| true).failed, 1);
         let old_key = e.row(id).upload_key.unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        std::fs::write(&q, bytes(3 * MIB, 18)).unwrap();
+        std::fs::write(&q, random(3 * MIB, 18)).unwrap();
         run_until_uploaded(&e, id);
         let ups = e.uploads_of(id);
         assert_eq!(ups.len(), 2, "{ups:?}");
@@ -680,8 +612,8 @@ fn a_new_key_answered_with_bytes_already_there_is_refused_before_any_byte() {
     within(Duration::from_secs(120), || {
         // A server that took this creation for another upload (say one of an older
         // version of the file, matched by item and length): appending to it would tear.
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 19);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 19);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         e.server().push_fault(Fault::AnswerOffset(MIB));
         let r = e.run(&mut |_| true);
@@ -703,9 +635,9 @@ fn a_new_key_answered_with_bytes_already_there_is_refused_before_any_byte() {
 fn a_chunk_stored_whole_whose_answer_is_lost_resumes_in_the_same_attempt() {
     within(Duration::from_secs(120), || {
         for checksum in [false, true] {
-            let e = Env::with(|r| r.checksum = checksum);
+            let e = with(|r| r.checksum = checksum);
             let size = 3 * MIB + 5;
-            let p = file(e.dir.path(), "a.bin", size, 20);
+            let p = random_file(e.dir.path(), "a.bin", size, 20);
             let id = e.agent.enqueue(&p, "backup", 0).unwrap();
             // The first chunk (1 MiB) is stored whole, then the answer is lost.
             e.server().push_fault(Fault::DropAfterBodyBytes(MIB));
@@ -713,7 +645,7 @@ fn a_chunk_stored_whole_whose_answer_is_lost_resumes_in_the_same_attempt() {
             assert_eq!((r.uploaded, r.failed), (1, 0), "checksum {checksum}: {r:?}");
             assert_eq!(e.copy_of(id), std::fs::read(&p).unwrap());
             let rec = e.agent.audit(0, 10).unwrap().pop().unwrap();
-            assert_eq!(rec.sha256, sha_hex(&std::fs::read(&p).unwrap()));
+            assert_eq!(rec.sha256, sha256_hex(&std::fs::read(&p).unwrap()));
             assert_eq!(rec.sent_bytes, Some(size), "nothing sent twice");
         }
     });

@@ -10,104 +10,22 @@
 use cloudsync_testkit::net;
 use cloudsync_testkit::proxy;
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cloudsync::queue::ops;
 use cloudsync::queue::Db;
-use cloudsync::{Agent, AgentOptions, RunReport, StopReason};
-use cloudsync_devserver::world::{standard_regions, RegionSetup, World};
-use cloudsync_devserver::UploadInfo;
+use cloudsync::StopReason;
+use cloudsync_devserver::world::RegionSetup;
+use cloudsync_testkit::env::AgentEnv;
+use cloudsync_testkit::files::{random_file, sha256_hex};
+use cloudsync_testkit::timeouts::within;
 
 const MIB: u64 = 1024 * 1024;
 
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {limit:?}"),
-    }
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    world: World,
-    agent: Agent,
-}
-
-impl Env {
-    fn start(setups: Vec<RegionSetup>, tweak: impl FnOnce(&mut AgentOptions)) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let world = World::start(&dir.path().join("servers"), setups).unwrap();
-        let mut opts = world.agent_options();
-        tweak(&mut opts);
-        let agent =
-            Agent::open_with(dir.path().join("q.db"), Some(&world.root_envelope), opts).unwrap();
-        agent.install(&world.config_envelope(1)).unwrap();
-        agent.set_account_country("IN").unwrap();
-        Env { dir, world, agent }
-    }
-
-    fn with(setup: impl FnOnce(&mut RegionSetup)) -> Env {
-        let mut setups = standard_regions(&["in"]);
-        setup(&mut setups[0]);
-        Env::start(setups, |_| {})
-    }
-
-    fn server(&self) -> &cloudsync_devserver::TusServer {
-        &self.world.servers["in"]
-    }
-
-    fn run(&self, progress: &mut dyn FnMut(cloudsync::Progress) -> bool) -> RunReport {
-        self.agent
-            .run_once(Duration::from_secs(60), progress)
-            .unwrap()
-    }
-
-    fn uploads_of(&self, id: i64) -> Vec<UploadInfo> {
-        self.server()
-            .uploads()
-            .into_iter()
-            .filter(|u| u.metadata_value("item") == Some(id.to_string().as_bytes()))
-            .collect()
-    }
-
-    fn item(&self, id: i64) -> cloudsync::queue::ItemInfo {
-        self.agent
-            .list(None, 0, 1000)
-            .unwrap()
-            .into_iter()
-            .find(|i| i.id == id)
-            .expect("item still queued")
-    }
-}
-
-fn bytes(size: u64, seed: u8) -> Vec<u8> {
-    let mut x = 0x9e37_79b9u32 ^ u32::from(seed).wrapping_mul(0x0101_0101);
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes(size, seed)).unwrap();
-    p
-}
-
-fn sha_hex(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+fn with(setup: impl FnOnce(&mut RegionSetup)) -> AgentEnv {
+    AgentEnv::builder(&["in"])
+        .setup(|s| setup(&mut s[0]))
+        .build()
 }
 
 // ---------------------------------------------------------------------------
@@ -139,9 +57,9 @@ fn review_an_mmap_writer_tears_an_upload_that_is_then_marked_done() {
     within(Duration::from_secs(120), || {
         use std::os::fd::AsRawFd;
         // No checksum extension: only the fingerprint can tell.
-        let e = Env::with(|r| r.checksum = false);
+        let e = with(|r| r.checksum = false);
         let size = 2 * MIB;
-        let p = file(e.dir.path(), "app.mmkv", size, 21);
+        let p = random_file(e.dir.path(), "app.mmkv", size, 21);
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -197,13 +115,13 @@ fn review_an_mmap_writer_tears_an_upload_that_is_then_marked_done() {
             let audit = e.agent.audit(0, 10).unwrap();
             eprintln!(
                 "uploaded; audit sha = old content? {}; server copy = old? {} new? {} sha(copy) == audit? {}",
-                audit[0].sha256 == sha_hex(&before),
+                audit[0].sha256 == sha256_hex(&before),
                 copy == before,
                 copy == after,
-                sha_hex(&copy) == audit[0].sha256
+                sha256_hex(&copy) == audit[0].sha256
             );
             assert_eq!(
-                sha_hex(&copy),
+                sha256_hex(&copy),
                 audit[0].sha256,
                 "TORN: item marked done, but the server's copy is not the content the audit records"
             );
@@ -220,8 +138,8 @@ fn review_an_mmap_writer_tears_an_upload_that_is_then_marked_done() {
 #[test]
 fn review_a_417_to_expect_never_lets_a_resumed_upload_finish() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|r| r.reject_expect = true);
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 22);
+        let e = with(|r| r.reject_expect = true);
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 22);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         // A first run cut short (a cancel here; a dropped network is the same).
         let r = e.run(&mut |pr| pr.sent < MIB);
@@ -298,8 +216,8 @@ fn review_cancel_interrupts_a_blocked_tcp_connect() {
 #[test]
 fn review_a_run_that_ends_at_once_does_not_drop_queued_terminations() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 24);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 24);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         let r = e.run(&mut |pr| pr.sent < MIB);
         assert_eq!(r.stopped, StopReason::Cancelled);
@@ -331,9 +249,9 @@ fn review_a_run_that_ends_at_once_does_not_drop_queued_terminations() {
 #[test]
 fn review_a_pooled_connection_closed_with_close_notify_is_not_reused() {
     within(Duration::from_secs(120), || {
-        let e = Env::with(|r| r.idle_close = Some(Duration::from_millis(300)));
-        let a = file(e.dir.path(), "a.bin", 200_000, 26);
-        let b = file(e.dir.path(), "b.bin", 200_000, 27);
+        let e = with(|r| r.idle_close = Some(Duration::from_millis(300)));
+        let a = random_file(e.dir.path(), "a.bin", 200_000, 26);
+        let b = random_file(e.dir.path(), "b.bin", 200_000, 27);
         let ida = e.agent.enqueue(&a, "backup", 0).unwrap();
         let idb = e.agent.enqueue(&b, "backup", 0).unwrap();
         let mut finals = 0;
@@ -478,8 +396,8 @@ fn review_a_busy_database_at_the_deadline_does_not_keep_the_run_late() {
 #[test]
 fn review_a_413_on_patch_halves_the_chunk_and_the_upload_finishes() {
     within(Duration::from_secs(60), || {
-        let e = Env::with(|_| {});
-        let p = file(e.dir.path(), "a.bin", 3 * MIB, 31);
+        let e = with(|_| {});
+        let p = random_file(e.dir.path(), "a.bin", 3 * MIB, 31);
         let id = e.agent.enqueue(&p, "backup", 0).unwrap();
         for _ in 0..2 {
             e.server().push_fault(cloudsync_devserver::Fault::Status {

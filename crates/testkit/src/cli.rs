@@ -205,3 +205,18 @@ pub fn write_private(path: &Path, content: &[u8]) {
     std::fs::write(path, content).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// `cloudsync --db DB ARGS` → (exit code, stdout, stderr).
+pub fn cli(db: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["--db", s(db)];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    (o.status.code(), out(&o), err(&o))
+}
+
+/// [`cli`] that must exit 0 (the test fails showing its output); its stdout.
+pub fn ok(db: &Path, args: &[&str]) -> String {
+    let (code, text, e) = cli(db, args);
+    assert_eq!(code, Some(0), "{args:?}: {text}{e}");
+    text
+}

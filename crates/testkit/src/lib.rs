@@ -1,6 +1,17 @@
 //! cloudsync's test kit: the helpers every integration test of the workspace
-//! shares, in one place (`tests/` of the library, `crates/cli/tests/`).
+//! shares, in one place (`tests/` of the library, `crates/cli/tests/`). The
+//! rule: a helper two test files need lives here, not in either of them.
 //!
+//! * [`env`]: a temporary directory, loopback TLS tus servers, a queue
+//!   database trusting their signed root, config and country installed
+//!   ([`env::AgentEnv`], with a builder for the parts a test changes).
+//! * [`files`]: source files of N reproducible bytes (one seed rule).
+//! * [`timeouts`]: `within` / `bounded` (a test body under a time limit) and
+//!   `wait_until` (polling with a limit).
+//! * [`schema`]: a database at schema version N, built from the library's
+//!   own migrations; the golden files.
+//! * [`cc`]: C programs compiled with gcc against `include/` and this build's
+//!   `libcloudsync.so`, and preloadable shims.
 //! * [`trust`], [`sources`]: signed roots and configs, config mirrors, agents
 //!   opened on loopback test worlds.
 //! * [`net`], [`proxy`]: runs through a fault-injecting TCP proxy, with
@@ -19,12 +30,17 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub mod bench;
+pub mod cc;
 pub mod cli;
+pub mod env;
+pub mod files;
 pub mod net;
 pub mod process;
 pub mod proxy;
+pub mod schema;
 pub mod sources;
 pub mod sqlite_holder;
+pub mod timeouts;
 pub mod trust;
 
 /// The workspace root (where `tests/golden`, `tests/c` and `include/` are).

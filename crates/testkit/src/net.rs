@@ -15,6 +15,9 @@ use cloudsync_devserver::world::{RegionSetup, World};
 
 use crate::proxy::Proxy;
 
+/// A file of pseudo-random bytes (the kit's one seed rule).
+pub use crate::files::random_file as file;
+
 pub const MIB: u64 = 1024 * 1024;
 /// The region behind the proxy.
 pub const REGION: &str = "in";
@@ -114,22 +117,6 @@ pub fn net(t: Timeouts) -> Net {
         db,
         dir,
     }
-}
-
-/// A file of pseudo-random bytes.
-pub fn file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
-    let p = dir.join(name);
-    let mut x = 0x9e37_79b9u32 ^ u32::from(seed);
-    let mut data = Vec::with_capacity(size as usize);
-    while (data.len() as u64) < size {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let left = size as usize - data.len();
-        data.extend_from_slice(&x.to_le_bytes()[..left.min(4)]);
-    }
-    std::fs::write(&p, data).unwrap();
-    p
 }
 
 /// One finished run: its result and when it started and returned.

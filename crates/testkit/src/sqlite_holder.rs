@@ -124,20 +124,4 @@ impl Drop for Sqlite3 {
     }
 }
 
-/// Runs `f` on its own thread and fails the test if it takes longer than
-/// `limit` (each test's own timeout; the stuck thread is left behind).
-pub fn bounded<T: Send + 'static>(
-    limit: Duration,
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what} did not finish within {limit:?}"),
-    }
-}
+pub use crate::timeouts::bounded;

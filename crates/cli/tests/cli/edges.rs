@@ -12,21 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, err, out, run, run_within, s, spawn_within, write_private, DevServer};
-
-/// `cloudsync --db DB ARGS` → (exit code, stdout, stderr).
-fn cli(db: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all = vec!["--db", s(db)];
-    all.extend_from_slice(args);
-    let o = run(&all);
-    (o.status.code(), out(&o), err(&o))
-}
-
-fn ok(db: &Path, args: &[&str]) -> String {
-    let (code, text, e) = cli(db, args);
-    assert_eq!(code, Some(0), "{args:?}: {text}{e}");
-    text
-}
+use common::{bin, cli, err, ok, out, run, run_within, s, spawn_within, write_private, DevServer};
 
 /// A database trusting `server`'s root and config, signed in with `country`.
 fn signed_in(dir: &Path, server: &DevServer, country: &str) -> PathBuf {

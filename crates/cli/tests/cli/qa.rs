@@ -11,25 +11,10 @@ use cloudsync_testkit::cli as common;
 use std::net::TcpListener;
 use std::path::Path;
 
-use common::{err, golden, out, run, s, DevServer};
+use common::{cli, err, golden, ok, out, run, s, DevServer};
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// `cloudsync --db DB ARGS` → (exit code, stdout, stderr).
-fn cli(db: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut all = vec!["--db", s(db)];
-    all.extend_from_slice(args);
-    let o = run(&all);
-    (o.status.code(), out(&o), err(&o))
-}
-
-/// Exit 0, or the test fails showing stderr.
-fn ok(db: &Path, args: &[&str]) -> String {
-    let (code, text, e) = cli(db, args);
-    assert_eq!(code, Some(0), "{args:?}: {text}{e}");
-    text
 }
 
 /// A database trusting the dev server's root with its config installed and

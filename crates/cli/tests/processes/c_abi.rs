@@ -25,6 +25,7 @@
 //! The program ends itself with `alarm()`; this side also kills it after
 //! [`CHILD_TIMEOUT`], so a hang can never stall `cargo test`.
 
+use cloudsync_testkit::cc::{self, lib_dir};
 use cloudsync_testkit::cli;
 
 use std::path::{Path, PathBuf};
@@ -33,19 +34,6 @@ use std::time::{Duration, Instant};
 
 use cloudsync::config::sign::{root_payload, sign_envelope, SigningKey};
 use cloudsync::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
-
-/// Where the cdylib of this very build is: `target/<profile>/deps/`, next to
-/// this test binary (`cargo test` does not copy it up to `target/<profile>/`;
-/// that copy may come from an earlier `cargo build` with other features).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps dir");
-    if deps.join("libcloudsync.so").exists() {
-        deps.to_path_buf()
-    } else {
-        deps.parent().expect("profile dir").to_path_buf()
-    }
-}
 
 /// How long the C program may run before it is killed.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -204,7 +192,7 @@ fn config_carries_ca(config: &Path) -> bool {
 
 #[test]
 fn c_program_passes_against_the_cdylib() {
-    let manifest = cloudsync_testkit::repo();
+    let _manifest = cloudsync_testkit::repo();
     let lib = lib_dir();
     assert!(
         lib.join("libcloudsync.so").exists(),
@@ -213,24 +201,11 @@ fn c_program_passes_against_the_cdylib() {
     );
     let tmp = tempfile::tempdir().expect("temp dir");
     let exe = tmp.path().join("test_capi");
-    let mut gcc = Command::new("gcc");
-    gcc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"])
-        .arg("-I")
-        .arg(manifest.join("include"));
+    let mut flags = vec!["-lpthread"];
     if cfg!(feature = "ffi-test-hooks") {
-        gcc.arg("-DCLOUDSYNC_TEST_HOOKS");
+        flags.push("-DCLOUDSYNC_TEST_HOOKS");
     }
-    gcc.arg(manifest.join("tests/c/test_capi.c"))
-        .arg("-L")
-        .arg(&lib)
-        .args(["-lcloudsync", "-lpthread", "-o"])
-        .arg(&exe);
-    let out = gcc.output().expect("gcc runs (apt-get install gcc)");
-    assert!(
-        out.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cc::program("tests/c/test_capi.c", &exe, &flags);
 
     let env = envelopes();
     let write = |name: &str, bytes: &[u8]| {

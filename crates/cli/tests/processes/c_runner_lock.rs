@@ -17,37 +17,12 @@ use std::time::{Duration, Instant};
 use cloudsync::Agent;
 use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
+use cloudsync_testkit::cc::{self, lib_dir};
 use common::{Out, Proc};
 
-/// Where the cdylib of this very build is (see `crates/cli/tests/processes/c_abi.rs`).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps dir");
-    if deps.join("libcloudsync.so").exists() {
-        deps.to_path_buf()
-    } else {
-        deps.parent().expect("profile dir").to_path_buf()
-    }
-}
-
 fn build(dir: &Path) -> PathBuf {
-    let manifest = cloudsync_testkit::repo();
     let exe = dir.join("runner_lock");
-    let out = Command::new("gcc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
-        .arg(manifest.join("include"))
-        .arg(manifest.join("tests/c/runner_lock.c"))
-        .arg("-L")
-        .arg(lib_dir())
-        .args(["-lcloudsync", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("gcc runs (apt-get install gcc)");
-    assert!(
-        out.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cc::program("tests/c/runner_lock.c", &exe, &[]);
     exe
 }
 

@@ -27,10 +27,11 @@
 
 #![cfg(target_os = "linux")]
 
+use cloudsync_testkit::cc;
+use cloudsync_testkit::timeouts::within;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cloudsync::Agent;
@@ -42,20 +43,6 @@ const CHUNK: u64 = 131_072;
 const SIZES: [u64; 3] = [100_000, 300_000, 200_000];
 /// Moments of the SIGKILL cuts, as fractions of an uncut run.
 const TIMED_CUTS: u32 = 12;
-
-/// Runs `f` on its own thread; the test fails if it takes longer than `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {limit:?}"),
-    }
-}
 
 /// Waits for a child, killing it after `limit`.
 fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
@@ -76,15 +63,7 @@ fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
 /// Compiles the recorder once per test binary run.
 fn shim(dir: &Path) -> PathBuf {
     let out = dir.join("libpowercut.so");
-    let src = cloudsync_testkit::repo().join("tests/c/powercut_shim.c");
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .args(["-ldl", "-lpthread"])
-        .status()
-        .expect("a C compiler (cc) for the power-cut recorder");
-    assert!(st.success(), "compiling {}", src.display());
+    cc::shared_object("tests/c/powercut_shim.c", &out, &["-ldl", "-lpthread"]);
     out
 }
 

@@ -8,10 +8,12 @@
 //! show` in their own processes) and the C ABI (`tests/c/test_contention.c`,
 //! a third process).
 
+use cloudsync_testkit::cc::{self, lib_dir};
 use cloudsync_testkit::process;
 use cloudsync_testkit::sqlite_holder;
+use cloudsync_testkit::timeouts::wait_until;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -328,47 +330,13 @@ fn reads_answer_at_once_during_another_process_long_write() {
     });
 }
 
-/// Where the cdylib of this very build is (as in `c_abi.rs`).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps dir");
-    if deps.join("libcloudsync.so").exists() {
-        deps.to_path_buf()
-    } else {
-        deps.parent().expect("profile dir").to_path_buf()
-    }
-}
-
-fn wait_for(p: &Path, limit: Duration) {
-    let t = Instant::now();
-    while !p.exists() {
-        assert!(t.elapsed() < limit, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn the_c_abi_keeps_deadlines_cancel_and_reads_under_another_process_lock() {
     bounded(TEST_LIMIT, "the test", || {
         let s = Setup::new();
         s.slow_server();
-        let manifest = cloudsync_testkit::repo();
         let exe = s.dir.path().join("test_contention");
-        let gcc = Command::new("gcc")
-            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
-            .arg(manifest.join("include"))
-            .arg(manifest.join("tests/c/test_contention.c"))
-            .arg("-L")
-            .arg(lib_dir())
-            .args(["-lcloudsync", "-lpthread", "-o"])
-            .arg(&exe)
-            .output()
-            .expect("gcc runs (scripts/test.sh installs it)");
-        assert!(
-            gcc.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&gcc.stderr)
-        );
+        cc::program("tests/c/test_contention.c", &exe, &["-lpthread"]);
         let work = s.dir.path().join("work");
         std::fs::create_dir(&work).unwrap();
         let mut c = Command::new(&exe);
@@ -378,7 +346,12 @@ fn the_c_abi_keeps_deadlines_cancel_and_reads_under_another_process_lock() {
             .env("LD_LIBRARY_PATH", lib_dir());
         let child = process::Proc::spawn(c, s.dir.path(), "test_contention");
         // The C run is in the middle of the item: take the lock, tell it.
-        wait_for(&work.join("progressed"), Duration::from_secs(30));
+        let progressed = work.join("progressed");
+        wait_until(
+            Duration::from_secs(30),
+            "the C run never progressed",
+            || progressed.exists(),
+        );
         let lock = Sqlite3::write_lock(&s.db);
         std::fs::write(work.join("locked"), b"").unwrap();
         let out = child.wait(Duration::from_secs(90));
