@@ -126,6 +126,7 @@ fn count_items(db: &Path) -> i64 {
 const PRAGMAS: &str =
     "PRAGMA journal_mode = WAL;\nPRAGMA synchronous = FULL;\nPRAGMA foreign_keys = ON;\n";
 
+// Long: one bench from set-up to its result lines, read top to bottom.
 fn enqueue_benches(keys: &Keys) {
     let single_n: usize = arg("--single", 2000);
     let block: usize = arg("--block", 50);
@@ -337,6 +338,7 @@ fn next_due_bench() {
 /// query this project used before issue 16 (the ids of every item tried so
 /// far, passed into each pick). Medians of the first and the last 1,000
 /// picks of an `--items`-item run.
+// Long: one bench from set-up to its result lines, read top to bottom.
 fn run_picks_bench() {
     let n: usize = arg("--items", 20_000);
     let tmp = tempfile::tempdir().expect("tempdir");

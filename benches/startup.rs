@@ -77,6 +77,7 @@ fn config_payload(n: usize, with_ca: bool) -> Vec<u8> {
     .expect("JSON")
 }
 
+// Long: one bench from set-up to its result lines, read top to bottom.
 fn main() {
     let n_regions: usize = arg("--regions", 50);
     let verify_iters: usize = arg("--verify-iters", 500);

@@ -36,6 +36,7 @@ fn meta(size: u64, mtime_ns: i64) -> SourceMeta {
 }
 
 /// One random operation; returns its name (for the message).
+// Long: one match arm per queue operation, each checked against the model.
 fn step(db: &mut Db, rng: &mut Rng, now: i64) -> &'static str {
     let policy = RetryPolicy::default();
     let path = format!("/sdcard/DCIM/IMG_{:03}.jpg", rng.below(150));

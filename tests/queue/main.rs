@@ -3,5 +3,6 @@
 mod counters;
 mod crash;
 mod migration;
+mod migration_steps;
 mod retention;
 mod storage;

@@ -338,6 +338,7 @@ fn full_disk_gives_storage_full_and_keeps_every_committed_row() {
     }
 }
 
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn full_disk_case(extra_pages: u64) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q.db");

@@ -168,6 +168,7 @@ fn an_expired_config_dropped_by_a_rotation_and_re_signed_stays_expired() {
 // ------------------------------------------- 7. version floor across rotation
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn the_version_floor_survives_a_rotation_that_drops_the_config() {
     let e = env(&["in", "sg"]);
     let w = &e.world;

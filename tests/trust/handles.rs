@@ -70,6 +70,7 @@ fn stale_handle_sees_the_other_handles_country_move_and_uploads_there_only() {
 // ------------------------------------------- 2. no roll back from a stale handle
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn stale_handle_cannot_roll_back_a_rotation_or_its_config() {
     let e = env(&["in", "sg"]);
     let w = &e.world;
@@ -194,6 +195,7 @@ fn apply(h: &Agent, w: Write, step: usize, docs: &Docs) {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn every_pair_of_trust_writes_from_two_stale_handles_keeps_both_effects() {
     let e = env(&["in", "sg", "us"]);
     let w = &e.world;

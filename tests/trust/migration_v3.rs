@@ -165,6 +165,7 @@ fn run(a: &Arc<Agent>) -> cloudsync::Result<cloudsync::RunReport> {
 }
 
 #[test]
+// Long: builds the old database, migrates it, then checks every table the step touches.
 fn a_v2_database_migrates_keeps_config_v5_and_the_item_and_its_floor_survives_a_rotation() {
     let v = build_v2();
     let w = &v.world;

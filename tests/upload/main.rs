@@ -5,3 +5,4 @@ mod interop_tus_node;
 mod limits;
 mod resume;
 mod review;
+mod source_changes;

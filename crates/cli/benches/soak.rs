@@ -109,6 +109,7 @@ fn cpu_of(pid: &str) -> f64 {
     (f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime")) / 100.0
 }
 
+// Long: one bench from set-up to its result lines, read top to bottom.
 fn flat_run() {
     let n: usize = arg("--items", 100_000);
     let block: usize = arg("--block", 1000);

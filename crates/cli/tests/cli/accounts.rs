@@ -20,6 +20,7 @@ fn stored(server_dir: &Path, region: &str) -> usize {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn a_new_account_has_no_country_until_it_is_given_one() {
     let d = tempfile::tempdir().unwrap();
     let p = |n: &str| d.path().join(n);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{err, golden, out, publish_signed, run, run_within, s, DevServer, STEP_LIMIT};
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn keygen_sign_verify_init_install_show() {
     let d = tempfile::tempdir().unwrap();
     let p = |n: &str| d.path().join(n);
@@ -311,6 +312,7 @@ fn clock_moves_under_faketime() {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
     const TOKEN: &str = "cli-token-9c2d41";
     let d = tempfile::tempdir().unwrap();
@@ -459,6 +461,7 @@ fn run_with_a_token_file_against_a_dev_server_that_requires_it() {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn config_refresh_against_a_dev_server_mirror() {
     let d = tempfile::tempdir().unwrap();
     let server = DevServer::start(d.path(), &["--regions", "in", "--mirror"]);

@@ -295,6 +295,7 @@ fn mode(path: &str) -> u32 {
 /// (`adb reverse`), with the keys written 0600 and enough to sign a new
 /// config that the CLI installs and uploads under, without `--test-ca`.
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn dev_server_binds_where_asked_and_writes_its_signing_keys() {
     let d = tempfile::tempdir().unwrap();
     let port = two_free_ports();
@@ -500,6 +501,7 @@ fn audit_retention_is_shown_set_and_refused_out_of_range() {
 /// of a page gives the next, every item once, `--json` too; `--state done`
 /// pages by `audit_id`. A negative cursor is `invalid_argument` (exit 1).
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn list_and_audit_page_by_key() {
     let d = tempfile::tempdir().unwrap();
     let db = d.path().join("q.db");

@@ -191,6 +191,7 @@ fn config_carries_ca(config: &Path) -> bool {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn c_program_passes_against_the_cdylib() {
     let _manifest = cloudsync_testkit::repo();
     let lib = lib_dir();

@@ -39,6 +39,7 @@ fn spawn_run(db: &Path, ca: &Path) -> Child {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn killed_runners_never_lose_or_double_an_upload() {
     let dir = tempfile::tempdir().unwrap();
     let world = World::start(&dir.path().join("servers"), standard_regions(&["in", "sg"])).unwrap();

@@ -248,6 +248,7 @@ INSERT INTO scratch SELECT randomblob(1000) FROM n;
 UPDATE items SET priority = 99;";
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn reads_answer_at_once_during_another_process_long_write() {
     bounded(TEST_LIMIT, "the test", || {
         let s = Setup::new();

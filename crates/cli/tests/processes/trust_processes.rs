@@ -223,6 +223,7 @@ fn run_stops_when_another_process_changes_the_country() {
 // ---------------------------------------------------------------------------
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn held_at_once_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -394,6 +395,7 @@ fn config_payload(v: u64, issued: &str, expires: &str) -> serde_json::Value {
 }
 
 #[test]
+// Long: one scenario end to end; each step reads the state the previous one left.
 fn clock_set_back_under_faketime_stays_expired() {
     let have = Command::new("faketime")
         .arg("--version")
