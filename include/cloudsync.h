@@ -7,7 +7,8 @@
  *
  * Conventions
  *  - Every function returns a cs_status: CS_OK (0) or the code of the failure.
- *    cs_last_error() then describes it (per thread).
+ *    cs_last_error() then describes it (per thread). After every CS_OK it is
+ *    "" -- also when a callback made a nested cs_* call that failed.
  *  - NULL pointers are CS_INVALID_ARGUMENT, never a crash (cs_close(NULL) is a
  *    no-op, like free(NULL)).
  *  - A panic inside the library is trapped and returned as CS_INTERNAL.
@@ -439,8 +440,10 @@ cs_status cs_discard_held(cs_agent *agent, uint64_t *out_count);
 cs_status cs_close(cs_agent *agent);
 
 /**
- * The message of the last failed call on this thread ("" after a success).
- * Never NULL; valid until the next cs_* call on the same thread.
+ * The message of the last failed call on this thread. "" after every call
+ * that returned CS_OK, even when a callback made a nested cs_* call that
+ * failed during it. Never NULL; valid until the next cs_* call on the same
+ * thread.
  */
 const char *cs_last_error(void);
 

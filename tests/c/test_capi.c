@@ -242,6 +242,8 @@ static void credential_checks(const uint8_t *root, size_t root_len, const char *
     CHECK(cred.calls == 1 && cred.refresh[0] == 0);
     CHECK(cred.off_thread == 0 && cred.bad_request == 0);
     CHECK(cred.nested == CS_BUSY);
+    /* The nested call failed, the run succeeded: no last error (issue 24). */
+    CHECK(c.error[0] == '\0');
 
     /* The callback has no token (1): unauthorized, nothing sent, item kept. */
     cs_queue_stats stats;

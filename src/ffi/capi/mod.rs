@@ -63,7 +63,9 @@ fn set_last_error(msg: &str) {
 }
 
 /// The single C runner: clears the thread's last error, runs `f` with panics
-/// trapped, and turns an error into its status code and message.
+/// trapped, and turns an error into its status code and message. A success
+/// clears the last error again: a nested call made by a callback during `f`
+/// may have failed and set it, and after `CS_OK` it is always "".
 fn run(f: impl FnOnce() -> Result<()>) -> cs_status {
     clear_last_error();
     status_of(run_ffi(f))
@@ -80,7 +82,10 @@ fn clear_last_error() {
 #[inline(never)]
 fn status_of(result: Result<()>) -> cs_status {
     match result {
-        Ok(()) => CS_OK,
+        Ok(()) => {
+            clear_last_error();
+            CS_OK
+        }
         Err(e) => {
             let msg = e.to_string();
             run_quietly(|| set_last_error(&msg));
@@ -219,7 +224,8 @@ unsafe fn copy_str(buf: *mut c_char, len: usize, s: &str) -> Result<()> {
     Ok(())
 }
 
-/// The message of the last failed call on this thread ("" after a success).
+/// The message of the last failed call on this thread: "" after every call
+/// that returned `CS_OK`, even one whose callback made a nested call that failed.
 /// Valid until the next `cs_*` call on the same thread; never NULL.
 #[no_mangle]
 pub extern "C" fn cs_last_error() -> *const c_char {
@@ -255,4 +261,37 @@ pub extern "C" fn cs_status_name(status: cs_status) -> *const c_char {
         }
     });
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> String {
+        // SAFETY: never NULL, valid until the next call on this thread.
+        unsafe { CStr::from_ptr(cs_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_nested_failure_inside_a_successful_call_leaves_no_last_error() {
+        // As a callback would: a failing cs_* call inside a call that succeeds.
+        let st = run(|| {
+            // SAFETY: a NULL path is the bad input; `out` is valid.
+            let nested = unsafe {
+                cs_open(
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    0,
+                    &mut std::ptr::null_mut(),
+                )
+            };
+            assert_eq!(nested, ErrorKind::InvalidArgument.code());
+            assert!(!last().is_empty());
+            Ok(())
+        });
+        assert_eq!(st, CS_OK);
+        assert_eq!(last(), "");
+    }
 }
