@@ -200,6 +200,10 @@ impl Agent {
         options: AgentOptions,
         lock_path: Option<PathBuf>,
     ) -> Result<Agent> {
+        if options.upload.chunk_size == 0 {
+            // A zero-byte PATCH makes no progress: the run would spin to its deadline.
+            return Err(Error::InvalidArgument("chunk_size must be at least 1 byte"));
+        }
         // Checked before any trust decision: junk is junk, new file or not.
         let firmware = initial_root.map(TrustedRoot::reload).transpose()?;
         let wall = (options.clock)();

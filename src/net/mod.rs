@@ -16,7 +16,7 @@ mod tls;
 /// Upload tuning.
 #[derive(Debug, Clone)]
 pub struct UploadOptions {
-    /// Bytes per PATCH request.
+    /// Bytes per PATCH request; at least 1 (0 is `invalid_argument` when the agent is opened).
     pub chunk_size: u64,
     /// TCP connect timeout (per address tried).
     pub connect_timeout: Duration,

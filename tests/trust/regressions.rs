@@ -136,3 +136,22 @@ fn a_stored_config_below_the_floor_is_ignored_on_load() {
         "config v1 (below the floor v2) must not come back in force"
     );
 }
+
+/// Issue 24: `chunk_size = 0` made every PATCH send nothing and the run spin
+/// to its deadline; it is refused when the agent is opened.
+#[test]
+fn a_zero_chunk_size_is_an_invalid_argument_at_open() {
+    let e = env(&["in"]);
+    let mut opts = e.world.agent_options();
+    opts.upload.chunk_size = 0;
+    let err = cloudsync::Agent::open_with(&e.db, Some(&e.world.root_envelope), opts)
+        .expect_err("chunk_size 0 must be refused");
+    assert_eq!(err.kind(), cloudsync::ErrorKind::InvalidArgument);
+    assert_eq!(
+        err.to_string(),
+        "invalid argument: chunk_size must be at least 1 byte"
+    );
+    let mut one = e.world.agent_options();
+    one.upload.chunk_size = 1;
+    assert!(cloudsync::Agent::open_with(&e.db, Some(&e.world.root_envelope), one).is_ok());
+}

@@ -202,6 +202,10 @@ fn agent_options(f: &RunFlags) -> Result<AgentOptions, Failure> {
         opts.upload.extra_roots.push(der);
     }
     if let Some(c) = f.chunk_size {
+        if c == 0 {
+            // The library refuses it too (invalid_argument): a run would spin.
+            return Err(Failure::Usage("--chunk-size must be at least 1".into()));
+        }
         opts.upload.chunk_size = c;
     }
     if let Some(l) = f.lease_secs {

@@ -176,6 +176,18 @@ fn huge_durations_saturate() {
     assert!(text.contains(" stopped drained"), "{text}");
 }
 
+/// Issue 24: `--chunk-size 0` (a run that would spin to its deadline) is a
+/// usage error, before anything is opened or sent.
+#[test]
+fn a_zero_chunk_size_is_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let server = DevServer::start(d.path(), &["--regions", "in"]);
+    let db = signed_in(d.path(), &server, "IN");
+    let (code, text, e) = cli(&db, &["run", "--chunk-size", "0"]);
+    assert_eq!(code, Some(2), "{text}{e}");
+    assert!(e.contains("--chunk-size must be at least 1"), "{e}");
+}
+
 /// Files named on the command line are read only if they are regular files
 /// of at most 4 MiB: `/dev/zero` and a FIFO fail at once, naming the file.
 #[test]
