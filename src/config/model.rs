@@ -159,6 +159,15 @@ mod tests {
     }
 
     #[test]
+    fn times_past_9999_print_as_its_last_second() {
+        let last = "9999-12-31T23:59:59Z";
+        assert_eq!(format_time(MAX_TIME), last);
+        assert_eq!(format_time(MAX_TIME + 1), last);
+        assert_eq!(format_time(i64::MAX as u64), last);
+        assert_eq!(format_time(u64::MAX), last);
+    }
+
+    #[test]
     fn unknown_fields_ignored_missing_fail() {
         let ok = r#"{"services":{},"allowed_hosts":[],"future":1}"#;
         assert!(serde_json::from_str::<RegionSpec>(ok).is_ok());

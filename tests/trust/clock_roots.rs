@@ -30,6 +30,33 @@ fn timed_config(e: &Env, v: u64, issued: u64, expires: u64) -> Vec<u8> {
     e.world.sign_config(&p)
 }
 
+/// Issue 24: a clock past year 9999 (and the clock floor it leaves in the
+/// database) must not make `config_info` fail: times print clamped to
+/// 9999-12-31T23:59:59Z.
+#[test]
+fn config_info_works_with_a_clock_past_year_9999() {
+    let e = env(&["in", "sg"]);
+    let t0 = unix_secs(SystemTime::now());
+    let clock = Arc::new(AtomicU64::new(t0));
+    let opts = clocked(&e.world, &clock);
+    let a = e.open_at(&e.db, opts.clone());
+    a.install(&timed_config(&e, 1, t0 - 3600, t0 + 3600))
+        .unwrap();
+    a.set_account_country("IN").unwrap();
+    for far in [253_402_300_800, i64::MAX as u64, u64::MAX] {
+        clock.store(far, Ordering::SeqCst);
+        let info = a.config_info().unwrap();
+        assert!(info.expired, "{info:?}");
+        assert_eq!(info.expires_at.as_deref(), Some(&*format_time(t0 + 3600)));
+        // The world's root names no mirrors: nothing to refresh from.
+        assert_eq!(info.refresh_due_at, None, "{info:?}");
+        // A new handle reads the floor the far clock left behind.
+        clock.store(t0, Ordering::SeqCst);
+        let b = e.open_at(&e.db, opts.clone());
+        assert!(b.config_info().unwrap().expired);
+    }
+}
+
 #[test]
 fn an_observed_expiry_is_sticky_across_clock_set_back_and_handles_until_a_newer_config() {
     let e = env(&["in", "sg"]);
