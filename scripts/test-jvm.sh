@@ -114,7 +114,7 @@ if [ "$status" -ne 0 ]; then
   echo "JVM tests failed (exit $status)" >&2
   exit "$status"
 fi
-if grep -E "WARNING in native method|FATAL ERROR in native method" "$LOG" >/dev/null; then
+if grep -E "WARNING in native method|FATAL ERROR in native method|WARNING: JNI local refs" "$LOG" >/dev/null; then
   echo "-Xcheck:jni reported a problem (see $LOG)" >&2
   exit 1
 fi

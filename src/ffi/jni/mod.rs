@@ -146,11 +146,26 @@ fn to_jlong(handle: *mut Agent) -> jlong {
     handle as usize as jlong
 }
 
+/// Every Java string argument goes through here. The conversion runs in a
+/// local frame of its own: jni 0.21's `get_string` leaves two local
+/// references behind (the `String` class and the object's class), which a
+/// loop over an array would pile up past the frame's capacity. The modified
+/// UTF-8 is decoded strictly: an unpaired surrogate is `InvalidArgument`
+/// (as invalid UTF-8 is in C), never U+FFFD.
 fn string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>, null_msg: &'static str) -> Result<String> {
     if s.is_null() {
         return Err(Error::InvalidArgument(null_msg));
     }
-    Ok(env.get_string(s).jni()?.into())
+    env.with_local_frame(4, |env| -> ::jni::errors::Result<Result<String>> {
+        let java = env.get_string(s)?;
+        Ok(match cesu8::from_java_cesu8(java.to_bytes()) {
+            Ok(text) => Ok(text.into_owned()),
+            Err(_) => Err(Error::InvalidArgument(
+                "a string argument has an unpaired UTF-16 surrogate",
+            )),
+        })
+    })
+    .jni()?
 }
 
 fn bytes_arg(env: &JNIEnv<'_>, a: &JByteArray<'_>, null_msg: &'static str) -> Result<Vec<u8>> {
