@@ -1,8 +1,13 @@
 package com.miui.cloudsync;
 
+import java.lang.ref.PhantomReference;
+import java.lang.ref.Reference;
+import java.lang.ref.ReferenceQueue;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
@@ -22,7 +27,9 @@ import org.jetbrains.annotations.Nullable;
  * open, {@link #setAccount} when the account signs in, out or changes country ({@link
  * #setAccountCountry} when only the country changes), {@link #enqueue} from anywhere, and {@link
  * #runOnce} from a background job (WorkManager). Call {@link #close()} (or use try-with-resources) when done;
- * an agent that is never closed keeps its database open until the process dies.
+ * an agent dropped without {@link #close()} is freed (its database closed) some time after the
+ * garbage collector finds it unreachable, which may be late or, if the heap is never collected,
+ * never: do not rely on it.
  *
  * <p><b>Threading:</b> every method is thread-safe and may be called from any thread. Methods
  * that touch the database block briefly (milliseconds) and should not run on the main thread in
@@ -68,8 +75,106 @@ public final class SyncAgent implements AutoCloseable {
      */
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
 
+    /**
+     * Frees the native agent when this object becomes unreachable without {@link #close()}. It
+     * holds the handle and the lock, never the agent; {@link #close()} deregisters it.
+     */
+    private final Cleanup cleanup;
+
     private SyncAgent(long handle) {
         this.handle = new AtomicLong(handle);
+        this.cleanup = Cleanup.register(this, handle, lock);
+    }
+
+    /**
+     * The native agent of a {@link SyncAgent} dropped without {@link #close()} (issue 24: each
+     * held 2 fds and ~120 KB until the process died). One PhantomReference per open agent, on one
+     * shared queue drained by one lazily started daemon thread and by every {@link #open}. Not
+     * {@code java.lang.ref.Cleaner}: Java 9 and Android API 33, above minSdk 24.
+     *
+     * <p>Why freeing then is safe: an unreachable agent has no call in flight and none can start,
+     * since every call is made through the agent. The JIT may still declare the agent unreachable
+     * while one of its methods runs a native call after its last use of {@code this}
+     * ({@code Reference.reachabilityFence} is Java 9 / API 28), so this object also holds the
+     * agent's lock (which references no agent) and frees the handle under the write lock, as
+     * {@link #close()} does: a call in flight holds the read lock, so the free waits for it. It
+     * never runs twice: {@link #close()} removes it from {@link #LIVE} before freeing, and only the
+     * one that removes it from {@link #LIVE} frees the handle.
+     */
+    private static final class Cleanup extends PhantomReference<SyncAgent> {
+        private static final ReferenceQueue<SyncAgent> QUEUE = new ReferenceQueue<>();
+        /** Keeps each registered reference reachable until it is cleaned or deregistered. */
+        private static final Set<Cleanup> LIVE = new HashSet<>();
+
+        private static Thread thread;
+
+        private final long handle;
+        private final ReentrantReadWriteLock lock;
+
+        private Cleanup(SyncAgent agent, long handle, ReentrantReadWriteLock lock) {
+            super(agent, QUEUE);
+            this.handle = handle;
+            this.lock = lock;
+        }
+
+        static Cleanup register(SyncAgent agent, long handle, ReentrantReadWriteLock lock) {
+            Cleanup c = new Cleanup(agent, handle, lock);
+            synchronized (LIVE) {
+                LIVE.add(c);
+                if (thread == null) {
+                    Thread t = new Thread(Cleanup::run, "cloudsync-agent-cleanup");
+                    t.setDaemon(true);
+                    t.start();
+                    thread = t;
+                }
+            }
+            return c;
+        }
+
+        /** Whether this was still registered; after {@code true}, nobody else frees the handle. */
+        boolean deregister() {
+            boolean was;
+            synchronized (LIVE) {
+                was = LIVE.remove(this);
+            }
+            clear();
+            return was;
+        }
+
+        /** Frees the handles of the agents collected so far without blocking. */
+        static void drain() {
+            Reference<? extends SyncAgent> r;
+            while ((r = QUEUE.poll()) != null) {
+                ((Cleanup) r).free();
+            }
+        }
+
+        private static void run() {
+            while (true) {
+                try {
+                    ((Cleanup) QUEUE.remove()).free();
+                } catch (InterruptedException e) {
+                    // A daemon thread nobody interrupts on purpose; keep draining.
+                } catch (Throwable t) {
+                    // Never let one failure stop the cleanup of later agents.
+                }
+            }
+        }
+
+        private void free() {
+            if (!deregister()) {
+                return; // closed explicitly
+            }
+            Lock write = lock.writeLock();
+            write.lock();
+            try {
+                NativeBridge.close(handle);
+            } catch (SyncException e) {
+                // Nobody to report to: the agent is gone.
+            } finally {
+                write.unlock();
+            }
+        }
     }
 
     /**
@@ -108,6 +213,7 @@ public final class SyncAgent implements AutoCloseable {
             throws SyncException {
         Objects.requireNonNull(dbPath, "dbPath");
         Objects.requireNonNull(initialRoot, "initialRoot");
+        Cleanup.drain();
         return new SyncAgent(NativeBridge.open(dbPath, initialRoot));
     }
 
@@ -132,6 +238,7 @@ public final class SyncAgent implements AutoCloseable {
         Objects.requireNonNull(dbPath, "dbPath");
         Objects.requireNonNull(initialRoot, "initialRoot");
         Objects.requireNonNull(extraCaPem, "extraCaPem");
+        Cleanup.drain();
         return new SyncAgent(NativeBridge.openForTest(dbPath, initialRoot, extraCaPem));
     }
 
@@ -720,7 +827,9 @@ public final class SyncAgent implements AutoCloseable {
 
     /**
      * Closes the database and frees the native agent. Cancels a run in progress, then waits for
-     * calls in progress on other threads to return. Idempotent: later calls do nothing.
+     * calls in progress on other threads to return. Idempotent: later calls do nothing. An agent
+     * dropped without it is freed once the garbage collector finds it unreachable; call it anyway,
+     * as collection may come late.
      *
      * <p><b>Threading:</b> any thread, but not from inside a listener or {@link
      * CredentialProvider} of this agent (that would wait for itself; it throws {@link
@@ -740,6 +849,8 @@ public final class SyncAgent implements AutoCloseable {
         try {
             long h = handle.getAndSet(0);
             if (h != 0) {
+                // Before the free: the cleanup then never frees this handle a second time.
+                cleanup.deregister();
                 NativeBridge.close(h);
             }
         } catch (SyncException e) {
