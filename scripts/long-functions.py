@@ -25,6 +25,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rust_source import strip  # noqa: E402
+
 LIMIT = 80
 LOOKBACK = 6
 MARK = "// Long:"
@@ -36,60 +39,6 @@ FN = re.compile(
     r"(?:(?:const|async|unsafe|default|extern(?:\s+\"[^\"]*\")?)\s+)*"
     r"fn\s+(r#)?([A-Za-z_][A-Za-z0-9_]*)"
 )
-
-
-def strip(text):
-    """Source text with comments, strings and char literals blanked (newlines kept).
-
-    A string becomes `""` and a char literal `' '`, so a `fn` or a brace
-    inside either is not seen; the text keeps its lines.
-    """
-    out = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if text.startswith("//", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-        elif text.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            out.append("\n" * text.count("\n", i, j))
-            i = j
-        elif c in "rb" and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")) and re.match(
-            r'b?r#*"', text[i : i + 260]
-        ):
-            m = re.match(r'b?r(#*)"', text[i:])
-            end = '"' + m.group(1)
-            j = text.find(end, i + len(m.group(0)))
-            j = n if j < 0 else j + len(end)
-            out.append('""' + "\n" * text.count("\n", i, j))
-            i = j
-        elif c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append('""' + "\n" * text.count("\n", i, j))
-            i = j + 1
-        elif c == "'":
-            # a char literal ('a', '\n', '\u{..}', '{') or a lifetime ('a)
-            m = re.match(r"'(\\(u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'])'", text[i : i + 16])
-            if m:
-                out.append("' '")
-                i += len(m.group(0))
-            else:
-                out.append("'")
-                i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def body_end(lines, start):
