@@ -9,217 +9,124 @@ use std::fmt;
 
 mod sqlite;
 
-/// The category of a failure, stable across releases: Java exception classes
-/// and C status codes are derived from it (see [`ErrorKind::code`]).
+crate::codes::coded_enum! {
+    /// The category of a failure, stable across releases: the one table of
+    /// each kind's C status code, name and Java exception class (CHANGELOG:
+    /// add kinds, never renumber). `ErrorKind::ALL` lists them for
+    /// exhaustive tests and for the generated header's `CS_*` constants.
+    #[non_exhaustive]
+    pub enum ErrorKind, c_prefix "CS_", java JavaException {
+        /// An envelope carried no valid signature from a trusted key of the role.
+        BadSignature = 10, "bad_signature", Config;
+        /// Some, but fewer than the threshold of, distinct trusted keys signed.
+        ThresholdNotMet = 11, "threshold_not_met", Config;
+        /// A version went down, or the same version arrived with different bytes.
+        Rollback = 12, "rollback", Config;
+        /// A root version skipped ahead by more than one.
+        VersionGap = 13, "version_gap", Config;
+        /// The root or config is past `expires_at` (against the freeze-safe clock).
+        Expired = 14, "expired", Config;
+        /// The envelope's `payloadType` is not the one expected.
+        WrongPayloadType = 15, "wrong_payload_type", Config;
+        /// Input bytes could not be parsed or miss required fields.
+        Malformed = 16, "malformed", Config;
+        /// A config endpoint or host rule breaks the residency rules.
+        InvalidEndpoint = 17, "invalid_endpoint", Config;
+        /// No verified config is installed (uploads are off).
+        NoConfig = 18, "no_config", Config;
+        /// The stored trust is not anchored in the firmware root: the handle was
+        /// opened without one (reads only), or the stored root is newer than the
+        /// firmware root and its chain is not verified yet (a config refresh
+        /// re-walks it). Nothing uploads and trust does not change until it is.
+        RootMismatch = 19, "root_mismatch", Config;
+        /// No region is approved for this account (uploads are off).
+        NoRegion = 20, "no_region", Residency;
+        /// No account is signed in (`set_account(None, ..)`), or the service needs
+        /// one and none was ever set; or the account changed during the run.
+        NoAccount = 22, "no_account", Auth;
+        /// A URL or peer outside the approved region was refused before any byte was sent.
+        Residency = 21, "residency", Residency;
+        /// Another runner holds the queue (the message says which and until
+        /// when), this run was superseded by one, or the database is locked.
+        Busy = 30, "busy", Busy;
+        /// The database file is damaged.
+        StorageCorrupt = 40, "storage_corrupt", Storage;
+        /// The file is not an SQLite database.
+        NotADatabase = 41, "not_a_database", Storage;
+        /// The database cannot be opened or written (read-only or missing directory).
+        StorageUnavailable = 42, "storage_unavailable", Storage;
+        /// The disk (or the database's page budget) is full.
+        StorageFull = 43, "storage_full", Storage;
+        /// The database was written by a newer cloudsync with a newer schema.
+        SchemaTooNew = 44, "schema_too_new", Storage;
+        /// Any other SQLite failure.
+        Storage = 45, "storage", Storage;
+        /// A source file could not be read.
+        SourceIo = 46, "source_io", Sync;
+        /// The source file changed (or shrank, or vanished) while it was being
+        /// uploaded; the upload starts again from a clean read.
+        SourceChanged = 47, "source_changed", Sync;
+        /// Connecting, TLS, or a transfer failed (retryable).
+        Network = 50, "network", Network;
+        /// A server answered something the protocol does not allow.
+        Protocol = 51, "protocol", Network;
+        /// The server refused the upload for good (e.g. 413); the item is dead.
+        Rejected = 52, "rejected", Network;
+        /// The server answered 401 or 403 twice (before and after a refresh), or
+        /// the credential provider returned nothing, failed, or returned a
+        /// malformed token. The run stops; items are left as they were.
+        Unauthorized = 53, "unauthorized", Auth;
+        /// The run was cancelled.
+        Cancelled = 60, "cancelled", Sync;
+        /// No item with that id.
+        NotFound = 61, "not_found", Sync;
+        /// A caller passed an invalid argument (null, empty, out of range).
+        InvalidArgument = 62, "invalid_argument", Sync;
+        /// A bug: a panic was caught at the FFI edge, or an invariant broke.
+        Internal = 99, "internal", Sync;
+    }
+}
+
+/// The Java exception class that carries an [`ErrorKind`] (package
+/// `com.miui.cloudsync`; each has a `(String kind, int code, String
+/// message)` constructor and subclasses `SyncException`, except that one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// An envelope carried no valid signature from a trusted key of the role.
-    BadSignature,
-    /// Some, but fewer than the threshold of, distinct trusted keys signed.
-    ThresholdNotMet,
-    /// A version went down, or the same version arrived with different bytes.
-    Rollback,
-    /// A root version skipped ahead by more than one.
-    VersionGap,
-    /// The root or config is past `expires_at` (against the freeze-safe clock).
-    Expired,
-    /// The envelope's `payloadType` is not the one expected.
-    WrongPayloadType,
-    /// Input bytes could not be parsed or miss required fields.
-    Malformed,
-    /// A config endpoint or host rule breaks the residency rules.
-    InvalidEndpoint,
-    /// No verified config is installed (uploads are off).
-    NoConfig,
-    /// The stored trust is not anchored in the firmware root: the handle was
-    /// opened without one (reads only), or the stored root is newer than the
-    /// firmware root and its chain is not verified yet (a config refresh
-    /// re-walks it). Nothing uploads and trust does not change until it is.
-    RootMismatch,
-    /// No region is approved for this account (uploads are off).
-    NoRegion,
-    /// No account is signed in (`set_account(None, ..)`), or the service needs
-    /// one and none was ever set; or the account changed during the run.
-    NoAccount,
-    /// A URL or peer outside the approved region was refused before any byte was sent.
+pub enum JavaException {
+    /// `ConfigException`: trust and config.
+    Config,
+    /// `ResidencyException`: no region, or a refused destination.
     Residency,
-    /// Another runner holds the queue (the message says which and until
-    /// when), this run was superseded by one, or the database is locked.
+    /// `BusyException`: another runner holds the queue.
     Busy,
-    /// The database file is damaged.
-    StorageCorrupt,
-    /// The file is not an SQLite database.
-    NotADatabase,
-    /// The database cannot be opened or written (read-only or missing directory).
-    StorageUnavailable,
-    /// The disk (or the database's page budget) is full.
-    StorageFull,
-    /// The database was written by a newer cloudsync with a newer schema.
-    SchemaTooNew,
-    /// Any other SQLite failure.
+    /// `StorageException`: the database.
     Storage,
-    /// A source file could not be read.
-    SourceIo,
-    /// The source file changed (or shrank, or vanished) while it was being
-    /// uploaded; the upload starts again from a clean read.
-    SourceChanged,
-    /// Connecting, TLS, or a transfer failed (retryable).
+    /// `NetworkException`: the transfer.
     Network,
-    /// A server answered something the protocol does not allow.
-    Protocol,
-    /// The server refused the upload for good (e.g. 413); the item is dead.
-    Rejected,
-    /// The server answered 401 or 403 twice (before and after a refresh), or
-    /// the credential provider returned nothing, failed, or returned a
-    /// malformed token. The run stops; items are left as they were.
-    Unauthorized,
-    /// The run was cancelled.
-    Cancelled,
-    /// No item with that id.
-    NotFound,
-    /// A caller passed an invalid argument (null, empty, out of range).
-    InvalidArgument,
-    /// A bug: a panic was caught at the FFI edge, or an invariant broke.
-    Internal,
+    /// `AuthException`: the account and its credentials.
+    Auth,
+    /// `SyncException` itself: everything else.
+    Sync,
+}
+
+impl JavaException {
+    /// The JNI class name.
+    pub const fn class(self) -> &'static str {
+        match self {
+            JavaException::Config => "com/miui/cloudsync/ConfigException",
+            JavaException::Residency => "com/miui/cloudsync/ResidencyException",
+            JavaException::Busy => "com/miui/cloudsync/BusyException",
+            JavaException::Storage => "com/miui/cloudsync/StorageException",
+            JavaException::Network => "com/miui/cloudsync/NetworkException",
+            JavaException::Auth => "com/miui/cloudsync/AuthException",
+            JavaException::Sync => "com/miui/cloudsync/SyncException",
+        }
+    }
 }
 
 impl ErrorKind {
-    /// Stable snake_case name, used by the CLI and in logs.
-    pub fn name(self) -> &'static str {
-        use ErrorKind::*;
-        match self {
-            BadSignature => "bad_signature",
-            ThresholdNotMet => "threshold_not_met",
-            Rollback => "rollback",
-            VersionGap => "version_gap",
-            Expired => "expired",
-            WrongPayloadType => "wrong_payload_type",
-            Malformed => "malformed",
-            InvalidEndpoint => "invalid_endpoint",
-            NoConfig => "no_config",
-            RootMismatch => "root_mismatch",
-            NoRegion => "no_region",
-            NoAccount => "no_account",
-            Residency => "residency",
-            Busy => "busy",
-            StorageCorrupt => "storage_corrupt",
-            NotADatabase => "not_a_database",
-            StorageUnavailable => "storage_unavailable",
-            StorageFull => "storage_full",
-            SchemaTooNew => "schema_too_new",
-            Storage => "storage",
-            SourceIo => "source_io",
-            SourceChanged => "source_changed",
-            Network => "network",
-            Protocol => "protocol",
-            Rejected => "rejected",
-            Unauthorized => "unauthorized",
-            Cancelled => "cancelled",
-            NotFound => "not_found",
-            InvalidArgument => "invalid_argument",
-            Internal => "internal",
-        }
-    }
-
-    /// The C status code (`cs_status` in `include/cloudsync.h`); 0 is success.
-    pub fn code(self) -> i32 {
-        use ErrorKind::*;
-        match self {
-            BadSignature => 10,
-            ThresholdNotMet => 11,
-            Rollback => 12,
-            VersionGap => 13,
-            Expired => 14,
-            WrongPayloadType => 15,
-            Malformed => 16,
-            InvalidEndpoint => 17,
-            NoConfig => 18,
-            RootMismatch => 19,
-            NoRegion => 20,
-            NoAccount => 22,
-            Residency => 21,
-            Busy => 30,
-            StorageCorrupt => 40,
-            NotADatabase => 41,
-            StorageUnavailable => 42,
-            StorageFull => 43,
-            SchemaTooNew => 44,
-            Storage => 45,
-            SourceIo => 46,
-            SourceChanged => 47,
-            Network => 50,
-            Protocol => 51,
-            Rejected => 52,
-            Unauthorized => 53,
-            Cancelled => 60,
-            NotFound => 61,
-            InvalidArgument => 62,
-            Internal => 99,
-        }
-    }
-
     /// The Java exception class (JNI name) that carries this kind.
-    pub fn java_class(self) -> &'static str {
-        use ErrorKind::*;
-        match self {
-            BadSignature | ThresholdNotMet | Rollback | VersionGap | Expired | WrongPayloadType
-            | Malformed | InvalidEndpoint | NoConfig | RootMismatch => {
-                "com/miui/cloudsync/ConfigException"
-            }
-            NoRegion | Residency => "com/miui/cloudsync/ResidencyException",
-            Busy => "com/miui/cloudsync/BusyException",
-            StorageCorrupt | NotADatabase | StorageUnavailable | StorageFull | SchemaTooNew
-            | Storage => "com/miui/cloudsync/StorageException",
-            Network | Protocol | Rejected => "com/miui/cloudsync/NetworkException",
-            Unauthorized | NoAccount => "com/miui/cloudsync/AuthException",
-            SourceIo | SourceChanged | Cancelled | NotFound | InvalidArgument | Internal => {
-                "com/miui/cloudsync/SyncException"
-            }
-        }
-    }
-
-    /// All kinds, for exhaustive tests of the mappings.
-    pub const ALL: [ErrorKind; 30] = {
-        use ErrorKind::*;
-        [
-            BadSignature,
-            ThresholdNotMet,
-            Rollback,
-            VersionGap,
-            Expired,
-            WrongPayloadType,
-            Malformed,
-            InvalidEndpoint,
-            NoConfig,
-            RootMismatch,
-            NoRegion,
-            NoAccount,
-            Residency,
-            Busy,
-            StorageCorrupt,
-            NotADatabase,
-            StorageUnavailable,
-            StorageFull,
-            SchemaTooNew,
-            Storage,
-            SourceIo,
-            SourceChanged,
-            Network,
-            Protocol,
-            Rejected,
-            Unauthorized,
-            Cancelled,
-            NotFound,
-            InvalidArgument,
-            Internal,
-        ]
-    };
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+    pub const fn java_class(self) -> &'static str {
+        self.exception().class()
     }
 }
 

@@ -44,6 +44,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod codes;
+
 pub mod agent;
 pub mod auth;
 pub mod config;
@@ -65,11 +67,12 @@ pub mod ffi;
 pub mod platform;
 
 pub use agent::{
-    Agent, AgentOptions, ConfigInfo, Installed, Refreshed, RunEvent, RunReport, StopReason,
+    AccountState, Agent, AgentOptions, ConfigInfo, EventKind, Installed, Refreshed, RunEvent,
+    RunReport, StopReason,
 };
 
 /// The library's version (`CARGO_PKG_VERSION`), as the Java and C APIs report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub use error::{Error, ErrorKind, Result};
-pub use queue::State;
+pub use error::{Error, ErrorKind, JavaException, Result};
+pub use queue::{HeldReason, State};
 pub use upload::Progress;

@@ -138,6 +138,15 @@ impl Agent {
         })
     }
 
+    /// Whether an account is signed in now (see [`AccountState`]).
+    pub fn account_state(&self) -> Result<AccountState> {
+        Ok(match self.signed_in()? {
+            None => AccountState::NeverSet,
+            Some(false) => AccountState::SignedOut,
+            Some(true) => AccountState::SignedIn,
+        })
+    }
+
     /// Whether an account is signed in now (`None`: accounts were never used).
     pub fn signed_in(&self) -> Result<Option<bool>> {
         let mut g = self.lock();
@@ -187,5 +196,19 @@ mod tests {
                 crate::ErrorKind::InvalidArgument
             );
         }
+    }
+}
+
+crate::codes::coded_enum! {
+    /// Whether an account is signed in ([`Agent::account_state`]).
+    pub enum AccountState, c_prefix "CS_ACCOUNT_" {
+        /// No account was ever set on this queue: uploads need none unless a
+        /// service asks for credentials.
+        NeverSet = 0, "never_set";
+        /// The last account signed out: uploads and enqueues stop
+        /// (`no_account`) until one signs in.
+        SignedOut = 1, "signed_out";
+        /// An account is signed in.
+        SignedIn = 2, "signed_in";
     }
 }

@@ -44,6 +44,36 @@ pub enum RunEvent {
     },
 }
 
+crate::codes::coded_enum! {
+    /// The kind of a [`RunEvent`] (the C `cs_event.type`, the Java listener
+    /// method).
+    pub enum EventKind, c_prefix "CS_EVENT_" {
+        /// [`RunEvent::Started`].
+        Started = 0, "started";
+        /// [`RunEvent::Progress`].
+        Progress = 1, "progress";
+        /// [`RunEvent::Done`].
+        Done = 2, "done";
+        /// [`RunEvent::Failed`].
+        Failed = 3, "failed";
+        /// [`RunEvent::Held`].
+        Held = 4, "held";
+    }
+}
+
+impl RunEvent {
+    /// This event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            RunEvent::Started { .. } => EventKind::Started,
+            RunEvent::Progress(_) => EventKind::Progress,
+            RunEvent::Done { .. } => EventKind::Done,
+            RunEvent::Failed { .. } => EventKind::Failed,
+            RunEvent::Held { .. } => EventKind::Held,
+        }
+    }
+}
+
 /// Forwards an item's byte progress as events, remembering how far it was
 /// reported so that its completion is reported once.
 pub(crate) struct ProgressRelay<'l> {

@@ -19,7 +19,8 @@ mod run_waits;
 mod runner_lock;
 mod trust;
 
-pub use events::RunEvent;
+pub use account::AccountState;
+pub use events::{EventKind, RunEvent};
 pub use refresh::{Refreshed, MAX_ROOT_STEPS, REFRESH_DEADLINE};
 pub use retention::PRUNE_BATCHES_PER_CALL;
 pub use run::{RunReport, StopReason, LEASE_TTL};
@@ -98,8 +99,8 @@ pub struct ConfigInfo {
     pub root_version: u64,
     /// Config version, if one is installed.
     pub config_version: Option<u64>,
-    /// RFC 3339 expiry of the config.
-    pub expires_at: Option<String>,
+    /// When the config expires, ms since the epoch.
+    pub expires_at_ms: Option<i64>,
     /// Whether it is expired against the freeze-safe clock.
     pub expired: bool,
     /// Region ids it defines.
@@ -108,11 +109,11 @@ pub struct ConfigInfo {
     pub country: Option<String>,
     /// Approved region id, if any.
     pub approved_region: Option<String>,
-    /// RFC 3339 time the next [`Agent::refresh_config`] is due, when the
+    /// When the next [`Agent::refresh_config`] is due (ms since the epoch), when the
     /// root lists `sources` (see `refresh_due_at`: at once without a valid
     /// config; else the earlier of a day after the last answer and the
     /// middle of the config's validity, at least an hour after the last answer).
-    pub refresh_due_at: Option<String>,
+    pub refresh_due_at_ms: Option<i64>,
     /// Whether the trust is vouched for by the firmware root this handle was
     /// opened with. `false`: opened without one (reads only), or the stored
     /// root is newer and its chain not verified yet (a refresh re-walks it);

@@ -24,22 +24,22 @@ use crate::region::{ApprovedRegion, GuardedUrl};
 use crate::upload::tus::Capabilities;
 use crate::upload::{Finished, Progress, Stop};
 
-/// Why [`Agent::run_once`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// No due item of the approved region is left.
-    Drained,
-    /// `max_duration` elapsed.
-    TimeUp,
-    /// [`Agent::cancel`] was called, or the progress callback asked to stop.
-    Cancelled,
-    /// The approved region changed, or the config expired, during the run
-    /// (through this handle or any other on the same database).
-    RegionChanged,
-    /// Another account was signed in, or the account signed out, during the
-    /// run (through this handle or any other on the same database).
-    AccountChanged,
+crate::codes::coded_enum! {
+    /// Why [`Agent::run_once`] returned.
+    pub enum StopReason, c_prefix "CS_STOP_" {
+        /// No due item of the approved region is left.
+        Drained = 0, "drained";
+        /// `max_duration` elapsed.
+        TimeUp = 1, "time_up";
+        /// [`Agent::cancel`] was called, or the progress callback asked to stop.
+        Cancelled = 2, "cancelled";
+        /// The approved region changed, or the config expired, during the run
+        /// (through this handle or any other on the same database).
+        RegionChanged = 3, "region_changed";
+        /// Another account was signed in, or the account signed out, during the
+        /// run (through this handle or any other on the same database).
+        AccountChanged = 4, "account_changed";
+    }
 }
 
 /// What a run did.

@@ -145,9 +145,29 @@ pub fn format_time(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
+/// [`format_time`] of a time of the API (ms since the epoch; before the
+/// epoch prints as the epoch).
+pub fn format_time_ms(ms: i64) -> String {
+    format_time(u64::try_from(ms / 1000).unwrap_or(0))
+}
+
+/// Seconds since the epoch as the API's ms since the epoch, saturating at
+/// [`MAX_TIME`] like [`format_time`] (no verified time is later: they are
+/// parsed from RFC 3339).
+pub fn secs_to_ms(secs: u64) -> i64 {
+    // MAX_TIME * 1000 is about 2.5e14, far inside i64.
+    secs.min(MAX_TIME) as i64 * 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ms_saturate_like_the_text() {
+        assert_eq!(secs_to_ms(1_809_129_600), 1_809_129_600_000);
+        assert_eq!(secs_to_ms(u64::MAX), MAX_TIME as i64 * 1000);
+    }
 
     #[test]
     fn times_round_trip() {

@@ -9,55 +9,45 @@ pub mod wait;
 pub use db::Db;
 pub use ops::{AuditRecord, ItemInfo, QueueStats, RetryPolicy};
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
 
-/// Where an item is in its life. `done` items leave the queue for the audit table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum State {
-    /// Waiting for a run (stamped with a region, or not yet).
-    Pending,
-    /// Claimed by the current runner.
-    Uploading,
-    /// Failed; retried after `next_attempt_at`.
-    Failed,
-    /// Gave up (max attempts or a permanent error); `retry_dead` revives it.
-    Dead,
-    /// Stamped for a region other than the approved one; waits for `rehome` or `discard`.
-    Held,
-    /// Confirmed by the server and moved to the audit table.
-    Done,
-}
-
-impl State {
-    /// Every state.
-    pub const ALL: [State; 6] = [
-        State::Pending,
-        State::Uploading,
-        State::Failed,
-        State::Dead,
-        State::Held,
-        State::Done,
-    ];
-
-    /// The name stored in the database and shown by the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Uploading => "uploading",
-            State::Failed => "failed",
-            State::Dead => "dead",
-            State::Held => "held",
-            State::Done => "done",
-        }
+crate::codes::coded_enum! {
+    /// Where an item is in its life. `done` items leave the queue for the
+    /// audit table. The name is what the database stores.
+    #[derive(PartialOrd, Ord)]
+    pub enum State, c_prefix "CS_STATE_" {
+        /// Waiting for a run (stamped with a region, or not yet).
+        Pending = 0, "pending";
+        /// Claimed by the current runner.
+        Uploading = 1, "uploading";
+        /// Failed; retried after `next_attempt_at`.
+        Failed = 2, "failed";
+        /// Gave up (max attempts or a permanent error); `retry_dead` revives it.
+        Dead = 3, "dead";
+        /// Waits for another region or account (see [`HeldReason`]): for
+        /// `rehome`, that account's return, or `discard`.
+        Held = 4, "held";
+        /// Confirmed by the server and moved to the audit table.
+        Done = 5, "done";
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl State {
+    /// The name stored in the database and shown by the CLI (= [`State::name`]).
+    pub fn as_str(self) -> &'static str {
+        self.name()
+    }
+}
+
+crate::codes::coded_enum! {
+    /// Why a `held` item waits.
+    pub enum HeldReason, c_prefix "CS_HELD_" {
+        /// It is stamped for a region other than the approved one.
+        Region = 0, "region";
+        /// It belongs to an account other than the one signed in.
+        Account = 1, "account";
     }
 }
 

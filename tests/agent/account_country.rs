@@ -38,7 +38,11 @@ fn enqueue(e: &AgentEnv, name: &str) -> i64 {
 /// (state, held_reason, region) of item `id`.
 fn state(a: &Agent, id: i64) -> (String, Option<String>, Option<String>) {
     let it = a.item(id).unwrap();
-    (it.state, it.held_reason, it.region)
+    (
+        it.state.name().into(),
+        it.held_reason.map(|h| h.name().into()),
+        it.region,
+    )
 }
 
 fn pending(region: Option<&str>) -> (String, Option<String>, Option<String>) {

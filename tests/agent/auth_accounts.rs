@@ -80,7 +80,10 @@ fn state(a: &Agent, id: i64) -> (String, Option<String>) {
         .into_iter()
         .find(|i| i.id == id)
         .expect("still queued");
-    (it.state, it.held_reason)
+    (
+        it.state.name().into(),
+        it.held_reason.map(|h| h.name().into()),
+    )
 }
 
 /// The wrong server saw nothing at all: no connection, no header, no token.

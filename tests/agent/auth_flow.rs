@@ -159,7 +159,10 @@ fn snapshot(a: &Agent) -> Snap {
     a.list(None, 0, 1000)
         .unwrap()
         .into_iter()
-        .map(|i| (i.id, i.state, i.attempts, i.last_error, i.held_reason))
+        .map(|i| {
+            let held = i.held_reason.map(|h| h.name().into());
+            (i.id, i.state.name().into(), i.attempts, i.last_error, held)
+        })
         .collect()
 }
 

@@ -22,7 +22,7 @@ fn snapshot(a: &Agent) -> Vec<(i64, String, u32, Option<String>)> {
     a.list(None, 0, 100)
         .unwrap()
         .into_iter()
-        .map(|i| (i.id, i.state, i.attempts, i.last_error))
+        .map(|i| (i.id, i.state.name().into(), i.attempts, i.last_error))
         .collect()
 }
 

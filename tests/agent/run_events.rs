@@ -121,10 +121,10 @@ fn a_failure_says_its_kind_and_when_the_item_is_due_again() {
     assert_eq!(
         (
             it.state.as_str(),
-            it.last_error_kind.as_deref(),
+            it.last_error_kind.map(|k| k.name()),
             it.next_attempt_at
         ),
-        ("failed", Some("network"), next)
+        ("failed", Some("network"), Some(next))
     );
     assert_eq!(
         it.last_error.as_deref(),

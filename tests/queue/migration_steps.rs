@@ -3,7 +3,7 @@
 //! rows kept and the new columns, tables or indexes as the step defines them.
 
 use cloudsync::queue::schema::CURRENT_VERSION;
-use cloudsync::{Agent, ErrorKind};
+use cloudsync::{Agent, ErrorKind, HeldReason, State};
 use cloudsync_testkit::schema::{database_at, golden, root_v1, user_version, wal_database_at};
 use rusqlite::Connection;
 use std::path::Path;
@@ -80,7 +80,7 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
         .map(|i| {
             (
                 i.state.as_str(),
-                i.held_reason.as_deref(),
+                i.held_reason.map(|h| h.name()),
                 i.account.as_deref(),
             )
         })
@@ -101,13 +101,13 @@ fn v4_database_migrates_to_v5_with_accounts_unset_and_reasons_kept() {
     agent.set_account(Some("dana"), None).unwrap();
     let items = agent.list(None, 0, 10).unwrap();
     assert!(items.iter().all(|i| i.account.is_some()));
-    assert_eq!(items[1].held_reason.as_deref(), Some("region"));
+    assert_eq!(items[1].held_reason.map(|h| h.name()), Some("region"));
     assert_eq!(
         agent.rehome().unwrap_err().kind(),
         ErrorKind::NoRegion,
         "no config here: nothing to move to, nothing changed"
     );
-    assert_eq!(agent.list(None, 0, 10).unwrap()[1].state, "held");
+    assert_eq!(agent.list(None, 0, 10).unwrap()[1].state.name(), "held");
 }
 
 #[test]
@@ -218,20 +218,20 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
     );
     assert_eq!(info.approved_region.as_deref(), Some("in"));
     assert_eq!(
-        info.refresh_due_at, None,
+        info.refresh_due_at_ms, None,
         "the golden root lists no sources"
     );
     let shape: Vec<_> = agent
         .list(None, 0, 10)
         .unwrap()
         .iter()
-        .map(|i| (i.state.clone(), i.held_reason.clone()))
+        .map(|i| (i.state, i.held_reason))
         .collect();
     assert_eq!(
         shape,
         [
-            ("pending".to_string(), None),
-            ("held".to_string(), Some("region".to_string()))
+            (State::Pending, None),
+            (State::Held, Some(HeldReason::Region))
         ]
     );
     assert_eq!(agent.audit(0, 10).unwrap()[0].sent_bytes, Some(42));
@@ -278,7 +278,7 @@ fn v6_database_migrates_to_v7_with_no_run_marks() {
         )
         .unwrap();
     assert_eq!(marks, 0, "no run has tried anything yet");
-    assert_eq!(agent.list(None, 0, 10).unwrap()[0].state, "pending");
+    assert_eq!(agent.list(None, 0, 10).unwrap()[0].state.name(), "pending");
 }
 
 #[test]
@@ -311,7 +311,7 @@ fn v7_database_migrates_to_v8_with_no_keys_and_sessions_kept_for_the_restart_rul
     assert_eq!(url.as_deref(), Some("https://in.example/files/1"));
     assert_eq!(offset, 40);
     assert_eq!((key, print), (None, None));
-    assert_eq!(agent.list(None, 0, 10).unwrap()[0].state, "pending");
+    assert_eq!(agent.list(None, 0, 10).unwrap()[0].state.name(), "pending");
 }
 
 #[test]

@@ -40,7 +40,10 @@ fn a_phone_behind_catches_up_and_an_unchanged_config_costs_a_304() {
     let info = e.info();
     assert_eq!((info.root_version, info.config_version), (4, Some(1)));
     assert_eq!(info.approved_region.as_deref(), Some("in"));
-    assert!(info.refresh_due_at.is_some());
+    assert!(info
+        .refresh_due_at_ms
+        .map(cloudsync::config::model::format_time_ms)
+        .is_some());
     // Again: the chain ends at a 404, the config answers 304.
     let before = e.requests();
     let r = refresh(&e.agent).unwrap();
@@ -121,7 +124,14 @@ fn a_rotation_that_revokes_the_config_key_takes_effect() {
     let info = e.info();
     assert_eq!((info.root_version, info.config_version), (2, None));
     assert_eq!(info.approved_region, None);
-    let due = parse_time("due", info.refresh_due_at.as_deref().unwrap()).unwrap();
+    let due = parse_time(
+        "due",
+        info.refresh_due_at_ms
+            .map(cloudsync::config::model::format_time_ms)
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(due <= unix_secs(SystemTime::now()), "due at once: {info:?}");
     // Signed by the new key: the config goes in.
     e.mirror
@@ -356,7 +366,14 @@ fn run_once_refreshes_first_then_uploads_in_the_same_run() {
     let e = env();
     let info = e.info();
     assert_eq!(info.config_version, None);
-    let due = parse_time("due", info.refresh_due_at.as_deref().unwrap()).unwrap();
+    let due = parse_time(
+        "due",
+        info.refresh_due_at_ms
+            .map(cloudsync::config::model::format_time_ms)
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(
         due <= unix_secs(std::time::SystemTime::now()),
         "due at once"
@@ -410,7 +427,14 @@ fn a_failed_refresh_does_not_stop_uploads_under_a_valid_config() {
     assert_eq!(e.snapshot(), before);
     let info = e.info();
     assert_eq!(info.config_version, Some(1));
-    let due = parse_time("due", info.refresh_due_at.as_deref().unwrap()).unwrap();
+    let due = parse_time(
+        "due",
+        info.refresh_due_at_ms
+            .map(cloudsync::config::model::format_time_ms)
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(due <= unix_secs(std::time::SystemTime::now()), "still due");
 }
 
@@ -425,7 +449,14 @@ fn refresh_due_at_follows_the_documented_rule() {
         e0.world.agent_options(),
     )
     .unwrap();
-    assert_eq!(plain.config_info().unwrap().refresh_due_at, None);
+    assert_eq!(
+        plain
+            .config_info()
+            .unwrap()
+            .refresh_due_at_ms
+            .map(cloudsync::config::model::format_time_ms),
+        None
+    );
     let err = plain.refresh_config().unwrap_err();
     assert_eq!(
         (err.kind(), err.to_string().as_str()),
@@ -447,7 +478,11 @@ fn refresh_due_at_follows_the_documented_rule() {
             ..w.agent_options()
         },
     );
-    let due = |e: &Env| e.info().refresh_due_at;
+    let due = |e: &Env| {
+        e.info()
+            .refresh_due_at_ms
+            .map(cloudsync::config::model::format_time_ms)
+    };
     // No config: due now.
     assert_eq!(due(&e), Some(format_time(t)));
     // A month-long config: a day after the answer.
@@ -486,5 +521,9 @@ fn refresh_due_at_follows_the_documented_rule() {
     clock.store(later, Ordering::SeqCst);
     let info = e.info();
     assert!(info.expired);
-    assert_eq!(info.refresh_due_at, Some(format_time(later)));
+    assert_eq!(
+        info.refresh_due_at_ms
+            .map(cloudsync::config::model::format_time_ms),
+        Some(format_time(later))
+    );
 }

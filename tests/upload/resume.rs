@@ -176,7 +176,7 @@ fn retry_dead_drops_the_stored_url_and_the_item_then_uploads() {
         });
         let r = e.run(&mut |_| true);
         assert_eq!(r.dead, 1, "{r:?}");
-        assert_eq!(e.item(id).state, "dead");
+        assert_eq!(e.item(id).state.name(), "dead");
         assert!(e.row(id).upload_url.is_some());
 
         assert_eq!(e.agent.retry_dead().unwrap(), 1);
@@ -348,7 +348,11 @@ fn a_creation_answered_complete_is_believed_only_when_a_head_confirms_it() {
         let r = e.run(&mut |_| true);
         assert_eq!((r.uploaded, r.failed), (0, 1), "{r:?}");
         assert_eq!(
-            e.agent.item(id_f).unwrap().last_error_kind.as_deref(),
+            e.agent
+                .item(id_f)
+                .unwrap()
+                .last_error_kind
+                .map(|k| k.name()),
             Some("protocol")
         );
         assert!(
@@ -442,7 +446,7 @@ fn a_new_key_answered_with_bytes_already_there_is_refused_before_any_byte() {
         let r = e.run(&mut |_| true);
         assert_eq!((r.uploaded, r.failed), (0, 1), "{r:?}");
         assert_eq!(
-            e.agent.item(id).unwrap().last_error_kind.as_deref(),
+            e.agent.item(id).unwrap().last_error_kind.map(|k| k.name()),
             Some("protocol")
         );
         assert_eq!(e.server().stats().body_bytes_received, 0, "not one byte");

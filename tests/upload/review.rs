@@ -150,7 +150,7 @@ fn review_a_417_to_expect_never_lets_a_resumed_upload_finish() {
             .list(None, 0, 10)
             .unwrap()
             .iter()
-            .any(|i| i.id == id && i.state != "dead")
+            .any(|i| i.id == id && i.state.name() != "dead")
         {
             runs += 1;
             if runs > 8 {

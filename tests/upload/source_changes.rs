@@ -88,7 +88,7 @@ fn a_source_that_keeps_shrinking_fails_the_attempt_with_source_changed() {
         assert_eq!(cuts, 3, "one clean start and two restarts");
         assert_eq!((r.uploaded, r.failed, r.dead), (0, 1, 0), "{r:?}");
         let it = e.item(id);
-        assert_eq!(it.state, "failed", "backoff, not dead");
+        assert_eq!(it.state.name(), "failed", "backoff, not dead");
         assert_eq!(
             it.last_error.as_deref(),
             Some("source_changed: source file changed during upload")

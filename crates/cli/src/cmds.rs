@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cloudsync::config::model::{format_time, unix_secs};
+use cloudsync::config::model::{format_time, format_time_ms, unix_secs};
 use cloudsync::config::sign::{sign_envelope, SigningKey};
 use cloudsync::config::{
     verify_offline, TrustedRoot, Verified, CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE,
@@ -17,6 +17,11 @@ type Out = Result<ExitCode, Failure>;
 
 fn ok() -> Out {
     Ok(ExitCode::SUCCESS)
+}
+
+/// A time of the API (ms since the epoch) as RFC 3339 text for people.
+pub fn time_text(ms: Option<i64>) -> Option<String> {
+    ms.map(format_time_ms)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Out {
@@ -120,13 +125,13 @@ pub fn config_show(db: &Store, as_json: bool) -> Out {
     }
     outln!(
         "expires        {}{}",
-        info.expires_at.as_deref().unwrap_or("-"),
+        time_text(info.expires_at_ms).as_deref().unwrap_or("-"),
         if info.expired { " (expired)" } else { "" }
     );
     outln!("regions        {}", info.regions.join(" "));
     outln!(
         "refresh due    {}",
-        info.refresh_due_at
+        time_text(info.refresh_due_at_ms)
             .as_deref()
             .unwrap_or("- (the root lists no sources)")
     );

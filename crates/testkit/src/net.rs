@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use cloudsync::queue::ItemInfo;
-use cloudsync::{Agent, AgentOptions, RunReport};
+use cloudsync::{Agent, AgentOptions, RunReport, State};
 use cloudsync_devserver::world::{RegionSetup, World};
 
 use crate::proxy::Proxy;
@@ -228,7 +228,7 @@ pub fn server_copy(world: &World, id: i64) -> Option<Vec<u8>> {
 pub fn assert_resumable(net: &Net, id: i64, what: &str) -> ItemInfo {
     let it = item(&net.agent, id);
     assert!(
-        it.state == "pending" || it.state == "failed",
+        matches!(it.state, State::Pending | State::Failed),
         "{what}: item {id} must be left pending or failed, not {:?} (last_error {:?})",
         it.state,
         it.last_error

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime};
 
-use cloudsync::config::model::{format_time, parse_time, unix_secs};
+use cloudsync::config::model::{format_time, unix_secs};
 use cloudsync::config::sign::{root_payload, sign_envelope, SigningKey};
 use cloudsync::config::{CONFIG_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE};
 use cloudsync::{Agent, AgentOptions, ConfigInfo, ErrorKind, Refreshed, RunReport};
@@ -277,16 +277,12 @@ impl Seen {
     /// The same `config_info`; a refresh "due now" (rendered with the clock
     /// of the moment) must still be due now.
     pub fn assert_same(&self, later: &Seen, what: &str) {
-        let due = |i: &ConfigInfo| {
-            i.refresh_due_at
-                .as_deref()
-                .map(|s| parse_time("refresh_due_at", s).unwrap())
-        };
+        let due = |i: &ConfigInfo| i.refresh_due_at_ms.map(|ms| (ms / 1000) as u64);
         let (a, b) = (due(&self.info), due(&later.info));
         let still_due = a.is_some_and(|a| a <= self.at) && b.is_some_and(|b| b <= later.at);
         assert!(a == b || still_due, "{what}: refresh_due_at {a:?} -> {b:?}");
         let strip = |i: &ConfigInfo| ConfigInfo {
-            refresh_due_at: None,
+            refresh_due_at_ms: None,
             ..i.clone()
         };
         assert_eq!(

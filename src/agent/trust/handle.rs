@@ -7,7 +7,7 @@ use rusqlite::Transaction;
 use super::{refresh_due_at, Trust};
 use crate::agent::anchor::Standing;
 use crate::agent::{Agent, ConfigInfo, Inner};
-use crate::config::model::format_time;
+use crate::config::model::secs_to_ms;
 use crate::config::store;
 use crate::error::{Error, ErrorKind, Result};
 use crate::queue::wait::{Scope, SHORT_WAIT};
@@ -156,18 +156,18 @@ impl Agent {
         let t = &g.trust;
         let now = self.now_secs(t);
         let cfg = t.config.as_ref();
-        let refresh_due_at = refresh_due_at(t, last_check, now).map(format_time);
+        let refresh_due_at_ms = refresh_due_at(t, last_check, now).map(secs_to_ms);
         Ok(ConfigInfo {
             root_version: t.root.version(),
             config_version: cfg.map(|c| c.version()),
-            expires_at: cfg.map(|c| format_time(c.expires_at())),
+            expires_at_ms: cfg.map(|c| secs_to_ms(c.expires_at())),
             expired: cfg.is_some_and(|c| t.config_expired(c, now)) || t.root_expired(now),
             regions: cfg
                 .map(|c| c.regions().keys().cloned().collect())
                 .unwrap_or_default(),
             country: t.country.clone(),
             approved_region: approved,
-            refresh_due_at,
+            refresh_due_at_ms,
             anchored: t.standing == Standing::Anchored,
             trust_reset: t.trust_reset.map(|r| r.sentence().to_string()),
         })

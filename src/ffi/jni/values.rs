@@ -86,10 +86,20 @@ pub(super) fn config_info_object<'local>(
         let s = env.auto_local(env.new_string(r).jni()?);
         env.set_object_array_element(&regions, i, &*s).jni()?;
     }
-    let expires = opt_string(env, info.expires_at.as_deref())?;
+    let expires = opt_string(
+        env,
+        info.expires_at_ms
+            .map(crate::config::model::format_time_ms)
+            .as_deref(),
+    )?;
     let country = opt_string(env, info.country.as_deref())?;
     let approved = opt_string(env, info.approved_region.as_deref())?;
-    let due = opt_string(env, info.refresh_due_at.as_deref())?;
+    let due = opt_string(
+        env,
+        info.refresh_due_at_ms
+            .map(crate::config::model::format_time_ms)
+            .as_deref(),
+    )?;
     let reset = opt_string(env, info.trust_reset.as_deref())?;
     let config_version = info.config_version.map(sat).unwrap_or(-1);
     env.new_object(
@@ -232,10 +242,10 @@ fn item_object<'local>(
         Some(it.path.as_str()),
         Some(&it.service),
         it.region.as_deref(),
-        Some(&it.state),
-        it.last_error_kind.as_deref(),
+        Some(it.state.name()),
+        it.last_error_kind.map(|k| k.name()),
         it.last_error.as_deref(),
-        it.held_reason.as_deref(),
+        it.held_reason.map(|h| h.name()),
         it.account.as_deref(),
     ] {
         s.push(match v {
@@ -257,7 +267,7 @@ fn item_object<'local>(
             JValue::Object(&s[3]),
             JValue::Int(jint::try_from(it.attempts).unwrap_or(jint::MAX)),
             JValue::Long(sat(it.confirmed_offset)),
-            JValue::Long(it.next_attempt_at),
+            JValue::Long(it.next_attempt_at.unwrap_or(-1)),
             JValue::Object(&s[4]),
             JValue::Object(&s[5]),
             JValue::Object(&s[6]),

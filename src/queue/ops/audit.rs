@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::{to_i64, SourceMeta};
-use crate::error::{Error, Result};
-use crate::queue::State;
+use crate::error::{Error, ErrorKind, Result};
+use crate::queue::{HeldReason, State};
 
 /// What the audit trail records for a finished upload.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -105,21 +105,22 @@ pub struct ItemInfo {
     pub size: u64,
     /// Region stamp (`None` until the first run with an approved region).
     pub region: Option<String>,
-    /// State name.
-    pub state: String,
+    /// State.
+    pub state: State,
     /// Attempts.
     pub attempts: u32,
     /// Confirmed bytes.
     pub confirmed_offset: u64,
-    /// Next attempt, ms since the epoch.
-    pub next_attempt_at: i64,
+    /// When it is due next, ms since the epoch (in the past: due now);
+    /// `None` for an item no run will attempt (`dead` or `held`), as in
+    /// its `Failed` event.
+    pub next_attempt_at: Option<i64>,
     /// Last error (kind: message), if any.
     pub last_error: Option<String>,
-    /// The kind of the last error (`network`, `rejected`, ...), if any.
-    pub last_error_kind: Option<String>,
-    /// Why a `held` item waits: `region` (another region's) or `account`
-    /// (another account's); `None` otherwise.
-    pub held_reason: Option<String>,
+    /// The kind of the last error, if any.
+    pub last_error_kind: Option<ErrorKind>,
+    /// Why a `held` item waits; `None` otherwise.
+    pub held_reason: Option<HeldReason>,
     /// The first 8 bytes of the item's account stamp, in hex (`None`: no
     /// account). The same for all items of one account on this device, and
     /// never the account id.
@@ -184,6 +185,11 @@ pub fn item(conn: &Connection, id: i64) -> Result<ItemInfo> {
 
 fn item_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemInfo> {
     let last_error: Option<String> = r.get(10)?;
+    let state = named(r, 6, State::from_name)?;
+    let held_reason = match r.get_ref(11)? {
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(named(r, 11, HeldReason::from_name)?),
+    };
     Ok(ItemInfo {
         id: r.get(0)?,
         path: r.get(1)?,
@@ -191,19 +197,39 @@ fn item_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemInfo> {
         priority: r.get(3)?,
         size: r.get::<_, i64>(4)?.max(0) as u64,
         region: r.get(5)?,
-        state: r.get(6)?,
+        state,
         attempts: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
         confirmed_offset: r.get::<_, i64>(8)?.max(0) as u64,
-        next_attempt_at: r.get(9)?,
+        next_attempt_at: match state {
+            State::Dead | State::Held => None,
+            _ => Some(r.get(9)?),
+        },
         last_error_kind: last_error
             .as_deref()
             .and_then(|e| e.split_once(':'))
-            .map(|(k, _)| k.to_string()),
+            .and_then(|(k, _)| ErrorKind::from_name(k)),
         last_error,
-        held_reason: r.get(11)?,
+        held_reason,
         account: r
             .get::<_, Option<Vec<u8>>>(12)?
             .map(|a| hex::encode(&a[..a.len().min(8)])),
+    })
+}
+
+/// Column `i` read as one of a table's names; a name this build does not
+/// know (a newer schema's, or an edit) is a conversion error, not a guess.
+fn named<T>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    from_name: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    from_name(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            "unknown name".into(),
+        )
     })
 }
 

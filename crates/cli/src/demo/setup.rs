@@ -12,6 +12,7 @@ use cloudsync_devserver::world::{standard_regions, World};
 use super::checks::Checks;
 use super::files::io;
 use super::tokens::{Tokens, ACCOUNT};
+use crate::cmds::time_text;
 use crate::store::Failure;
 
 /// Step 1: one tus server per region on loopback, each requiring its own
@@ -67,8 +68,8 @@ pub(super) fn trust_from_mirror(
     outln!(
         "  config v{} expires {}, next refresh due {}; country {} -> approved region {}",
         info.config_version.unwrap_or(0),
-        info.expires_at.as_deref().unwrap_or("-"),
-        info.refresh_due_at.as_deref().unwrap_or("-"),
+        time_text(info.expires_at_ms).as_deref().unwrap_or("-"),
+        time_text(info.refresh_due_at_ms).as_deref().unwrap_or("-"),
         country.to_ascii_uppercase(),
         region.id()
     );

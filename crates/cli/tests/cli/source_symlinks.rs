@@ -93,7 +93,7 @@ fn a_source_replaced_by_a_symlink_before_the_run_fails_and_nothing_is_sent() {
             it.state.as_str(),
             it.attempts,
             it.last_error.as_deref(),
-            it.last_error_kind.as_deref()
+            it.last_error_kind.map(|k| k.name())
         ),
         (
             "dead",

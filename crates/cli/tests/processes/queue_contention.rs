@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use cloudsync::{Agent, AgentOptions, ErrorKind, RunEvent, RunReport, StopReason};
+use cloudsync::{Agent, AgentOptions, ErrorKind, RunEvent, RunReport, State, StopReason};
 use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
 use sqlite_holder::{bounded, Sqlite3};
@@ -80,7 +80,7 @@ impl Setup {
         self.world.servers["in"].clear_faults();
         let state = a.item(self.id).unwrap().state;
         assert!(
-            state == "uploading" || state == "pending",
+            matches!(state, State::Uploading | State::Pending),
             "the interrupted item is {state}"
         );
         // The stopped run could not release its lease (the file was locked):

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use cloudsync::config::sign::{root_payload, sign_envelope};
 use cloudsync::config::ROOT_PAYLOAD_TYPE;
 use cloudsync::queue::{ops, Db};
-use cloudsync::{Agent, AgentOptions, ErrorKind, RunEvent, StopReason};
+use cloudsync::{Agent, AgentOptions, ErrorKind, RunEvent, State, StopReason};
 use cloudsync_devserver::world::{standard_regions, World};
 use cloudsync_devserver::Fault;
 use rusqlite::Connection;
@@ -249,7 +249,7 @@ fn a_read_only_file_serves_reads_refuses_writes_and_uploads_nothing() {
         let a = s.open().expect("a read-only file opens for reading");
         assert_eq!(a.stats().unwrap().pending, 2);
         assert_eq!(a.list(None, 0, 10).unwrap().len(), 2);
-        assert_eq!(a.item(s.ids[0]).unwrap().state, "pending");
+        assert_eq!(a.item(s.ids[0]).unwrap().state.name(), "pending");
         assert!(a.audit(0, 10).unwrap().is_empty());
         let info = a.config_info().unwrap();
         assert_eq!((info.config_version, info.anchored), (Some(1), true));
@@ -448,7 +448,10 @@ fn a_disk_that_fills_up_mid_run_is_storage_full_without_a_half_written_row_or_a_
             assert_eq!(ops::stats(&c).unwrap(), ops::stats_by_scan(&c).unwrap());
         }
         let state = a.item(s.ids[0]).unwrap().state;
-        assert!(state == "uploading" || state == "pending", "{state}");
+        assert!(
+            matches!(state, State::Uploading | State::Pending),
+            "{state}"
+        );
 
         // Space again: the next run takes the item over and finishes it once.
         std::fs::remove_file(filled.unwrap()).unwrap();
