@@ -95,19 +95,7 @@ fn a_server_requires_the_token_it_is_given_and_reports_what_it_saw() {
         // A faulted request is answered before its Authorization is looked at.
         let seen = json!(["Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]);
         assert_eq!(r.json, json!({ "authorizations": seen }));
-        let st = call(&admin, "GET", "/servers/1/stats", None).json;
-        assert_eq!(st["requests"], 5, "{st}");
-        assert_eq!(st["authorization_headers"], 3, "{st}");
-        assert_eq!(st["unauthorized"], 2, "{st}");
-        assert_eq!(st["uploads_created"], 2, "{st}");
-        assert_eq!(st["uploads_completed"], 0, "{st}");
-        assert_eq!(st["body_bytes_received"], 0, "{st}");
-        assert_eq!(st["connections"], 1, "{st}");
-        assert_eq!(
-            st.as_object().expect("an object").len(),
-            11,
-            "every counter: {st}"
-        );
+        assert_counters(&call(&admin, "GET", "/servers/1/stats", None).json);
 
         // Anonymous from now on.
         let r = call(
@@ -119,6 +107,23 @@ fn a_server_requires_the_token_it_is_given_and_reports_what_it_saw() {
         assert_eq!(r.status, 204, "{r:?}");
         assert_eq!(post(&mut c, None).status, 201);
     });
+}
+
+/// The counters after the requests of
+/// `a_server_requires_the_token_it_is_given_and_reports_what_it_saw`.
+fn assert_counters(st: &Value) {
+    assert_eq!(st["requests"], 5, "{st}");
+    assert_eq!(st["authorization_headers"], 3, "{st}");
+    assert_eq!(st["unauthorized"], 2, "{st}");
+    assert_eq!(st["uploads_created"], 2, "{st}");
+    assert_eq!(st["uploads_completed"], 0, "{st}");
+    assert_eq!(st["body_bytes_received"], 0, "{st}");
+    assert_eq!(st["connections"], 1, "{st}");
+    assert_eq!(
+        st.as_object().expect("an object").len(),
+        11,
+        "every counter: {st}"
+    );
 }
 
 #[test]
