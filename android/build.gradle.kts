@@ -14,6 +14,7 @@ val crateDir: File = projectDir.parentFile
 val abis = listOf("arm64-v8a", "armeabi-v7a", "x86_64")
 val rustJniLibs = layout.buildDirectory.dir("rustJniLibs")
 val hostJniLib = layout.buildDirectory.dir("hostJniLib")
+val hostBin = layout.buildDirectory.dir("hostBin")
 val minSdkVersion = 24
 
 android {
@@ -52,6 +53,9 @@ android {
             it.useJUnitPlatform()
             it.jvmArgs("-Xcheck:jni")
             it.systemProperty("java.library.path", hostJniLib.get().asFile.path)
+            // TestServer.java: the dev server binary and where its children keep their files.
+            it.systemProperty("cloudsync.bin", hostBin.get().file("cloudsync").asFile.path)
+            it.systemProperty("cloudsync.devserver.dir", layout.buildDirectory.dir("jvmTestDevServer").get().asFile.path)
             it.dependsOn("cargoHostBuild")
         }
     }
@@ -89,22 +93,27 @@ val cargoNdkBuild = tasks.register<Exec>("cargoNdkBuild") {
 
 // Host build for the host-JVM unit tests in src/test, as scripts/test-jvm.sh
 // builds it: crates/jvm-test-lib, the library with ffi-test-hooks (the
-// deliberate panic, openForTest) plus the NativeBridge.testServer* entry points
-// (the credential tests start a token-requiring tus server in the JVM's process
-// through them), copied under the name the Java code loads. The tests that need
-// a `cloudsync dev-server` process (CLOUDSYNC_DEVSERVER_READY) are skipped under
-// Gradle; scripts/test-jvm.sh runs them.
+// deliberate panic, openForTest), copied under the name the Java code loads,
+// and the `cloudsync` binary, whose `dev-server --admin` children run the tus
+// servers the credential and refresh tests drive (TestServer.java). The tests
+// of the shared `cloudsync dev-server` (CLOUDSYNC_DEVSERVER_READY) are skipped
+// under Gradle; scripts/test-jvm.sh runs them.
 tasks.register<Exec>("cargoHostBuild") {
     group = "build"
-    description = "Builds the host libcloudsync.so of the JVM tests (crates/jvm-test-lib)."
+    description = "Builds the host libcloudsync.so of the JVM tests (crates/jvm-test-lib) and the cloudsync binary."
     workingDir = crateDir
-    commandLine("cargo", "build", "-p", "cloudsync-jvm-test-lib")
+    commandLine("cargo", "build", "-p", "cloudsync-jvm-test-lib", "-p", "cloudsync-cli")
     outputs.dir(hostJniLib)
+    outputs.dir(hostBin)
     doLast {
         copy {
             from(File(crateDir, "target/debug/libcloudsync_jvm_test_lib.so"))
             into(hostJniLib)
             rename { "libcloudsync.so" }
+        }
+        copy {
+            from(File(crateDir, "target/debug/cloudsync"))
+            into(hostBin)
         }
     }
 }

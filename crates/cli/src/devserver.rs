@@ -13,6 +13,10 @@
 //! every request. Publishing while it runs is writing a file there (aside,
 //! then renamed into place).
 //!
+//! With `--admin` it also serves the test-only admin channel
+//! ([`cloudsync_devserver::admin`]) on 127.0.0.1, named by the ready file's
+//! `admin`: the JVM tests start their own servers through it.
+//!
 //! For an emulator or a phone, `--bind` / `--port` / `--public-host` put
 //! every server on one address with consecutive ports, and the config, the
 //! certificates and the URLs name the host the phone uses
@@ -24,6 +28,7 @@ use std::process::ExitCode;
 
 use cloudsync::config::model::unix_secs;
 use cloudsync::config::{verify_offline, TrustedRoot};
+use cloudsync_devserver::admin::AdminServer;
 use cloudsync_devserver::mirror::Mirror;
 use cloudsync_devserver::world::{standard_regions, RegionSetup, World};
 
@@ -41,7 +46,7 @@ pub struct DevServerArgs {
     dir: PathBuf,
     /// Written (atomically) once the servers listen: JSON naming root,
     /// config, ca_pem, root_key, config_key, root_payload, config_payload,
-    /// regions (and mirror).
+    /// regions (and mirror, admin).
     #[arg(long)]
     ready_file: PathBuf,
     /// Listen on this IPv4 address (e.g. 127.0.0.1 for `adb reverse` and the
@@ -75,6 +80,14 @@ pub struct DevServerArgs {
     /// atomically.
     #[arg(long)]
     mirror: bool,
+    /// Also serve the test-only admin channel: plain HTTP with JSON on
+    /// 127.0.0.1 (a free port; the ready file's `admin` URL), refusing every
+    /// peer that is not loopback. Tests in another process (the JVM tests)
+    /// start tus servers and mirrors through it, set their bearer token and
+    /// failures, and read their counters and the `Authorization` headers they
+    /// received. No authentication: never for a shared machine.
+    #[arg(long)]
+    admin: bool,
     /// Do not log requests. By default each request is one line on stderr:
     /// `<region> <METHOD> <path> <status> <body bytes>B` (never a header value
     /// or a token, never a body), to see whether a phone reached the server
@@ -107,8 +120,11 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
     } else {
         None
     };
+    let admin = args.admin.then(|| start_admin(&args)).transpose()?;
+    let extra: Vec<(&str, serde_json::Value)> =
+        admin.iter().map(|a| ("admin", a.url().into())).collect();
     world
-        .write_ready_file_with(&args.ready_file, mirror.as_ref())
+        .write_ready_file_full(&args.ready_file, mirror.as_ref(), &extra)
         .map_err(|e| Failure::Usage(format!("cannot write --ready-file: {e}")))?;
     if let Err(e) = check_written(&world) {
         // Not ready after all: whoever waits for the ready file must not start.
@@ -124,6 +140,9 @@ pub fn run(args: DevServerArgs) -> Result<ExitCode, Failure> {
             m.url(),
             m.dir.display()
         );
+    }
+    if let Some(a) = &admin {
+        eprintln!("admin channel (test-only, loopback) at {}", a.url());
     }
     eprintln!("dev-server ready: {}", args.ready_file.display());
     // Serve until killed.
@@ -205,6 +224,14 @@ fn start_mirror(
         }
     }
     .map_err(|e| Failure::Usage(format!("cannot start the mirror: {e}")))
+}
+
+/// The test-only admin channel on 127.0.0.1 (a free port); its servers
+/// keep their files under `<dir>/admin/`.
+fn start_admin(args: &DevServerArgs) -> Result<AdminServer, Failure> {
+    let bind = (Ipv4Addr::LOCALHOST, 0).into();
+    AdminServer::start(bind, args.dir.join("admin"), !args.quiet)
+        .map_err(|e| Failure::Usage(format!("cannot start the admin channel: {e}")))
 }
 
 /// Checks the written root and config the way an agent will (e.g. a

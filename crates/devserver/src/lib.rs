@@ -10,6 +10,8 @@
 //!   lost uploads, delays, false "already complete" answers, a cut that races the next
 //!   request for the upload's lock) plus [`TusServer::restart`] and
 //!   [`TusServer::forget_uploads`].
+//! * A test-only control channel ([`admin`]): plain HTTP on loopback, for tests in another
+//!   process (the JVM tests) to start servers, set their token and faults and read them.
 //! * Modes of other servers ([`ServerOptions`]): no checksum or termination, relative
 //!   `Location`s, a required `filetype` metadata field, 409 to a PATCH racing the lock.
 //!
@@ -30,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod ca;
 mod conn;
 mod http;

@@ -168,8 +168,26 @@ impl World {
     /// by the ready file's `root_payload`, `config_payload`, `root_key` and
     /// `config_key`.
     pub fn write_ready_file_with(&self, ready: &Path, mirror: Option<&Mirror>) -> io::Result<()> {
+        self.write_ready_file_full(ready, mirror, &[])
+    }
+
+    /// [`World::write_ready_file_with`], the ready file also holding the
+    /// top-level fields `extra` (e.g. `cloudsync dev-server --admin`'s
+    /// `admin` URL).
+    pub fn write_ready_file_full(
+        &self,
+        ready: &Path,
+        mirror: Option<&Mirror>,
+        extra: &[(&str, serde_json::Value)],
+    ) -> io::Result<()> {
         let Some(m) = mirror else {
-            return self.write_ready_file(ready);
+            // One envelope for both places: a v1 signed twice would differ in
+            // `issued_at`, and the same version with other bytes is a rollback.
+            let config_payload = self.config_json(1);
+            let config_envelope = self.sign_config(&config_payload);
+            let root_payload = serde_json::from_slice(&self.root_payload_bytes()).expect("JSON");
+            let root = (root_payload, self.root_envelope.clone());
+            return self.write_ready(ready, (config_payload, config_envelope), root, extra);
         };
         // One envelope for both places: the mirror serves the config written here.
         let config_payload = self.config_json(1);
@@ -180,7 +198,7 @@ impl World {
             ready,
             (config_payload, config_envelope),
             (payload, envelope),
-            Some(info),
+            &[extra, &[("mirror", info)]].concat(),
         )
     }
 }

@@ -1,5 +1,6 @@
 //! Unit tests of the dev server, through a raw TLS client.
 
+mod admin;
 mod client;
 mod modes;
 

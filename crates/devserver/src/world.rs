@@ -304,24 +304,19 @@ impl World {
     /// Writes `root.json`, `config.json`, `ca.pem` into the world dir and a
     /// ready file describing them (the contract of `cloudsync dev-server`).
     pub fn write_ready_file(&self, ready: &Path) -> io::Result<()> {
-        // One envelope for both places: a v1 signed twice would differ in
-        // `issued_at`, and the same version with other bytes is a rollback.
-        let config_payload = self.config_json(1);
-        let config_envelope = self.sign_config(&config_payload);
-        let root_payload = serde_json::from_slice(&self.root_payload_bytes()).expect("JSON");
-        let root = (root_payload, self.root_envelope.clone());
-        self.write_ready(ready, (config_payload, config_envelope), root, None)
+        self.write_ready_file_full(ready, None, &[])
     }
 
     /// Writes the ready file and the files it names: the config and root
     /// (payload, envelope) given, the CA, the world's signing keys, and the
-    /// `mirror` object when there is one ([`World::write_ready_file_with`]).
+    /// `extra` top-level fields (the `mirror` object when there is one,
+    /// [`World::write_ready_file_with`]; the `admin` URL).
     pub(crate) fn write_ready(
         &self,
         ready: &Path,
         (config_payload, config_envelope): (serde_json::Value, Vec<u8>),
         (root_payload, root_envelope): (serde_json::Value, Vec<u8>),
-        mirror: Option<serde_json::Value>,
+        extra: &[(&str, serde_json::Value)],
     ) -> io::Result<()> {
         let file = |name: &str| self.dir.join(name);
         let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON");
@@ -346,8 +341,8 @@ impl World {
             "root_key": file("root.key"), "config_key": file("config.key"),
             "regions": regions,
         });
-        if let Some(m) = mirror {
-            v["mirror"] = m;
+        for (name, value) in extra {
+            v[*name] = value.clone();
         }
         let tmp = ready.with_extension("tmp");
         std::fs::write(&tmp, pretty(&v))?;

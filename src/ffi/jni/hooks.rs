@@ -1,8 +1,8 @@
 //! Entry points that exist only with `ffi-test-hooks` (never in the phone
 //! build): a test `open` trusting a loopback CA, a deliberate panic and
 //! error; and `test_support`, the runner and argument helpers for the JVM
-//! tests' own entry points. The JVM tests' in-process tus server is in
-//! `crates/jvm-test-lib`.
+//! tests' own entry points. The JVM tests' tus servers run in a
+//! `cloudsync dev-server --admin` child process (`TestServer.java`).
 
 use ::jni::objects::{JByteArray, JClass, JString};
 use ::jni::sys::{jint, jlong};
@@ -14,9 +14,11 @@ use crate::error::{Error, Result};
 use crate::ffi::into_handle;
 use crate::Agent;
 
-/// The runner and argument helpers, for the JVM tests' own entry points
-/// (`crates/jvm-test-lib`: its in-process test server). Only with
-/// `ffi-test-hooks`, never in the phone build.
+/// The runner and argument helpers, for JVM test entry points outside this
+/// crate (`crates/jvm-test-lib` had an in-process test server; it has none
+/// since issue 24, so nothing uses these now: remove them with their
+/// re-export in `mod.rs`). Only with `ffi-test-hooks`, never in the phone
+/// build.
 #[cfg(feature = "ffi-test-hooks")]
 #[doc(hidden)]
 pub mod test_support {

@@ -1,6 +1,7 @@
 //! The `cli` integration tests, one binary (linked once).
 
 mod accounts;
+mod admin;
 mod anchor;
 mod basics;
 mod edges;

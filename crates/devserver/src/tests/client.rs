@@ -71,15 +71,24 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) fn connect(env: &Env) -> Client {
+        Client::connect_to(env.server.addr(), env.ca.root_store(), HOST)
+    }
+
+    /// A connection to `addr` trusting `roots`, checking the certificate for `name`.
+    pub(super) fn connect_to(
+        addr: std::net::SocketAddr,
+        roots: rustls::RootCertStore,
+        name: &str,
+    ) -> Client {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(env.ca.root_store())
+            .with_root_certificates(roots)
             .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(HOST).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let tcp = TcpStream::connect(env.server.addr()).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Client {
             tls: rustls::StreamOwned::new(conn, tcp),

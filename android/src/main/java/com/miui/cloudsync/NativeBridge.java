@@ -96,39 +96,4 @@ final class NativeBridge {
      * {@code index} is past the last kind. Only with {@code ffi-test-hooks}.
      */
     static native void nativeErrorForTest(int index) throws SyncException;
-
-    // A loopback tus server over TLS inside this process (crates/jvm-test-lib/src/lib.rs),
-    // for the credential tests, and a root's mirror for the refresh tests. Only in the JVM tests'
-    // host library, never in the app's ({@link UnsatisfiedLinkError} otherwise).
-
-    /** Starts one on 127.0.0.1 requiring {@code Bearer <token>} ({@code null}: anonymous); its id. */
-    static native long testServerStart(String dir, String token) throws SyncException;
-
-    /**
-     * Starts a root's mirror on 127.0.0.1 serving the files of {@code dir} under {@code /sources/}
-     * (its own CA); its id, for the other {@code testServer*} calls.
-     */
-    static native long testMirrorStart(String dir) throws SyncException;
-
-    static native int testServerPort(long id) throws SyncException;
-
-    /** The PEM certificate of the server's own CA. */
-    static native byte[] testServerCaPem(long id) throws SyncException;
-
-    /** The token required from now on ({@code null}: anonymous). */
-    static native void testServerSetToken(long id, String token) throws SyncException;
-
-    /** The next request with {@code method} ({@code null}: any) is answered {@code status}. */
-    static native void testServerFail(long id, String method, int status) throws SyncException;
-
-    /** Every {@code Authorization} value received, oldest first. */
-    static native String[] testServerAuthorizations(long id) throws SyncException;
-
-    /**
-     * requests, authorizationHeaders, unauthorized, uploadsCreated, uploadsCompleted,
-     * bodyBytesReceived.
-     */
-    static native long[] testServerStats(long id) throws SyncException;
-
-    static native void testServerStop(long id) throws SyncException;
 }

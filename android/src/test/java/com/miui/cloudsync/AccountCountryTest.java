@@ -8,7 +8,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -17,9 +19,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A country belongs to an account (issue 21): {@link SyncAgent#setAccount} with a {@code null}
  * country gives a new account no country (so no region and no upload), never the previous
- * account's, and gives an account that signs in again its own. Against the in-process tus server
- * of {@link CredentialsTest} (loopback TLS, bearer token), whose request count proves that nothing
- * was sent.
+ * account's, and gives an account that signs in again its own. Against a tus server in a {@code
+ * cloudsync dev-server --admin} child process ({@link TestServer}: loopback TLS, bearer token),
+ * whose request count proves that nothing was sent.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AccountCountryTest {
@@ -31,11 +33,25 @@ class AccountCountryTest {
 
     @TempDir Path dir;
 
-    private CredentialsTest.TokenServer server;
+    private static TestServer.DevServer devServer;
+
+    private TestServer server;
+
+    @BeforeAll
+    static void launchDevServer() throws Exception {
+        devServer = TestServer.DevServer.launch(AccountCountryTest.class);
+    }
+
+    @AfterAll
+    static void stopDevServer() throws Exception {
+        if (devServer != null) {
+            devServer.close();
+        }
+    }
 
     @BeforeEach
-    void startServer() throws SyncException {
-        server = new CredentialsTest.TokenServer(dir.resolve("server"), "tok-alice");
+    void startServer() {
+        server = devServer.server("tok-alice");
     }
 
     @AfterEach

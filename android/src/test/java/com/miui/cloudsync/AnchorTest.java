@@ -14,7 +14,9 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -28,10 +30,9 @@ import org.junit.jupiter.api.io.TempDir;
  * one (not anchored, {@link ConfigInfo#isAnchored()}, until the firmware root's mirror shows it is
  * not on its chain).
  *
- * <p>Two tus servers (the genuine one and the attacker's) and the genuine root's mirror run inside
- * this JVM through the native test hooks ({@code NativeBridge.testServerStart}, {@code
- * testMirrorStart}; built with {@code ffi-test-hooks} and {@code devserver} by {@code
- * scripts/test-jvm.sh}). Every agent trusts every test CA, so only the trust decisions keep the
+ * <p>Two tus servers (the genuine one and the attacker's) and the genuine root's mirror run in a
+ * {@code cloudsync dev-server --admin} child process ({@link TestServer}), each with a CA of its
+ * own. Every agent trusts every test CA, so only the trust decisions keep the
  * uploads away from the attacker's server. Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -44,40 +45,53 @@ class AnchorTest {
 
     @TempDir Path dir;
 
-    private long genuine;
-    private long planted;
-    private long mirror;
+    private static TestServer.DevServer devServer;
+
+    private TestServer genuine;
+    private TestServer planted;
+    private TestServer mirror;
     private Path mirrorFiles;
     private byte[] cas;
 
+    @BeforeAll
+    static void launchDevServer() throws Exception {
+        devServer = TestServer.DevServer.launch(AnchorTest.class);
+    }
+
+    @AfterAll
+    static void stopDevServer() throws Exception {
+        if (devServer != null) {
+            devServer.close();
+        }
+    }
+
     @BeforeEach
     void startServers() throws Exception {
-        genuine = NativeBridge.testServerStart(dir.resolve("genuine").toString(), null);
-        planted = NativeBridge.testServerStart(dir.resolve("planted").toString(), null);
-        mirrorFiles = dir.resolve("mirror");
-        Files.createDirectories(mirrorFiles.resolve("root"));
-        mirror = NativeBridge.testMirrorStart(mirrorFiles.toString());
+        genuine = devServer.server(null);
+        planted = devServer.server(null);
+        mirror = devServer.mirror();
+        mirrorFiles = mirror.mirrorDir;
         ByteArrayOutputStream pem = new ByteArrayOutputStream();
-        for (long id : new long[] {genuine, planted, mirror}) {
-            pem.write(NativeBridge.testServerCaPem(id));
+        for (TestServer server : new TestServer[] {genuine, planted, mirror}) {
+            pem.write(server.caPem);
             pem.write('\n');
         }
         cas = pem.toByteArray();
     }
 
     @AfterEach
-    void stopServers() throws SyncException {
-        for (long id : new long[] {genuine, planted, mirror}) {
-            NativeBridge.testServerStop(id);
+    void stopServers() {
+        for (TestServer server : new TestServer[] {genuine, planted, mirror}) {
+            server.close();
         }
     }
 
-    private static long requests(long server) throws SyncException {
-        return NativeBridge.testServerStats(server)[0];
+    private static long requests(TestServer server) {
+        return server.requests();
     }
 
-    private static int port(long server) throws SyncException {
-        return NativeBridge.testServerPort(server);
+    private static int port(TestServer server) {
+        return server.port;
     }
 
     /** The firmware root: version 1, listing the genuine mirror. */
@@ -157,7 +171,7 @@ class AnchorTest {
             assertEquals(1, run.getUploaded(), run.toString());
         }
         assertTrue(requests(planted) > 0);
-        assertEquals(1, NativeBridge.testServerStats(planted)[4], "completed on the planted server");
+        assertEquals(1, planted.uploadsCompleted(), "completed on the planted server");
     }
 
     @Test
@@ -197,7 +211,7 @@ class AnchorTest {
             assertEquals("lo", info.getApprovedRegion(), info.toString());
             RunReport run = a.runOnce(20_000, null);
             assertEquals(1, run.getUploaded(), run.toString());
-            assertEquals(1, NativeBridge.testServerStats(genuine)[4], "completed on the genuine server");
+            assertEquals(1, genuine.uploadsCompleted(), "completed on the genuine server");
         }
         assertEquals(0, requests(planted), "nothing ever reached the planted host");
     }

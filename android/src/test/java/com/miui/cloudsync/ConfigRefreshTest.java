@@ -17,7 +17,9 @@ import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -25,9 +27,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@link SyncAgent#refreshConfig()} through JNI (issue 13): the agent fetches a root rotation and
- * the config from a root's mirror over loopback TLS. The mirror runs inside this JVM through the
- * native test hooks ({@code NativeBridge.testMirrorStart}, built with {@code ffi-test-hooks} and
- * {@code devserver} by {@code scripts/test-jvm.sh}) and serves a directory the tests publish into.
+ * the config from a root's mirror over loopback TLS. The mirror runs in a {@code cloudsync
+ * dev-server --admin} child process ({@link TestServer}) and serves a directory the tests publish
+ * into.
  * Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -37,25 +39,38 @@ class ConfigRefreshTest {
 
     @TempDir Path dir;
 
+    private static TestServer.DevServer devServer;
+
     private Path files;
-    private long mirror;
+    private TestServer mirror;
     private String hostPort;
     private byte[] caPem;
     private byte[] root1;
 
+    @BeforeAll
+    static void launchDevServer() throws Exception {
+        devServer = TestServer.DevServer.launch(ConfigRefreshTest.class);
+    }
+
+    @AfterAll
+    static void stopDevServer() throws Exception {
+        if (devServer != null) {
+            devServer.close();
+        }
+    }
+
     @BeforeEach
-    void startMirror() throws Exception {
-        files = dir.resolve("mirror");
-        Files.createDirectories(files.resolve("root"));
-        mirror = NativeBridge.testMirrorStart(files.toString());
-        hostPort = "127.0.0.1:" + NativeBridge.testServerPort(mirror);
-        caPem = NativeBridge.testServerCaPem(mirror);
+    void startMirror() {
+        mirror = devServer.mirror();
+        files = mirror.mirrorDir;
+        hostPort = "127.0.0.1:" + mirror.port;
+        caPem = mirror.caPem;
         root1 = root(1);
     }
 
     @AfterEach
-    void stopMirror() throws SyncException {
-        NativeBridge.testServerStop(mirror);
+    void stopMirror() {
+        mirror.close();
     }
 
     private byte[] root(int version) {
@@ -125,7 +140,7 @@ class ConfigRefreshTest {
     void aFailingMirrorThrowsItsKindAndAFailingConfigKeepsTheVerifiedRoots() throws Exception {
         publishRotationAndConfig();
         try (SyncAgent a = open()) {
-            NativeBridge.testServerFail(mirror, null, 500);
+            mirror.fail(null, 500);
             NetworkException e = assertThrows(NetworkException.class, a::refreshConfig);
             assertEquals("network", e.getKind(), e.toString());
             assertEquals(50, e.getCode());

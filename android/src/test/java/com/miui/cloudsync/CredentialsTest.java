@@ -24,7 +24,9 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -32,11 +34,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The Java side of credentials (issue 12): {@link CredentialProvider} through JNI against a real
- * tus server over loopback TLS that requires a bearer token. The server runs inside this JVM
- * through the native test hooks ({@code NativeBridge.testServer*}, built with {@code
- * ffi-test-hooks} and {@code devserver} by {@code scripts/test-jvm.sh}), so a test can rotate its
- * token, force a 401 and read every {@code Authorization} header it received. Runs under {@code
- * java -Xcheck:jni}.
+ * tus server over loopback TLS that requires a bearer token. The server runs in a {@code
+ * cloudsync dev-server --admin} child process ({@link TestServer}), so a test can rotate its token,
+ * force a 401 and read every {@code Authorization} header it received over the dev server's admin
+ * channel. Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class CredentialsTest {
@@ -48,61 +49,20 @@ class CredentialsTest {
 
     @TempDir Path dir;
 
+    private static TestServer.DevServer devServer;
+
     private final ExecutorService pool = Executors.newCachedThreadPool();
-    private TokenServer server;
+    private TestServer server;
 
-    /** The in-process tus server (see the class comment). */
-    static final class TokenServer implements AutoCloseable {
-        final long id;
-        final int port;
-        final byte[] caPem;
+    @BeforeAll
+    static void launchDevServer() throws Exception {
+        devServer = TestServer.DevServer.launch(CredentialsTest.class);
+    }
 
-        TokenServer(Path storage, String token) throws SyncException {
-            id = NativeBridge.testServerStart(storage.toString(), token);
-            port = NativeBridge.testServerPort(id);
-            caPem = NativeBridge.testServerCaPem(id);
-        }
-
-        void setToken(String token) throws SyncException {
-            NativeBridge.testServerSetToken(id, token);
-        }
-
-        /** The next {@code method} request is answered {@code status}. */
-        void fail(String method, int status) throws SyncException {
-            NativeBridge.testServerFail(id, method, status);
-        }
-
-        List<String> authorizations() throws SyncException {
-            return Arrays.asList(NativeBridge.testServerAuthorizations(id));
-        }
-
-        long requests() throws SyncException {
-            return NativeBridge.testServerStats(id)[0];
-        }
-
-        long authorizationHeaders() throws SyncException {
-            return NativeBridge.testServerStats(id)[1];
-        }
-
-        long unauthorized() throws SyncException {
-            return NativeBridge.testServerStats(id)[2];
-        }
-
-        long uploadsCreated() throws SyncException {
-            return NativeBridge.testServerStats(id)[3];
-        }
-
-        long uploadsCompleted() throws SyncException {
-            return NativeBridge.testServerStats(id)[4];
-        }
-
-        long bodyBytes() throws SyncException {
-            return NativeBridge.testServerStats(id)[5];
-        }
-
-        @Override
-        public void close() throws SyncException {
-            NativeBridge.testServerStop(id);
+    @AfterAll
+    static void stopDevServer() throws Exception {
+        if (devServer != null) {
+            devServer.close();
         }
     }
 
@@ -162,8 +122,8 @@ class CredentialsTest {
     }
 
     @BeforeEach
-    void startServer() throws SyncException {
-        server = new TokenServer(dir.resolve("server"), "tok-1");
+    void startServer() {
+        server = devServer.server("tok-1");
     }
 
     @AfterEach

@@ -23,8 +23,10 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -35,9 +37,9 @@ import org.junit.jupiter.api.io.TempDir;
  * SyncAgent#getItem}, {@link SyncAgent#listItems}, {@link SyncAgent#retryDead}, {@link
  * SyncAgent#remove}, {@link SyncAgent#version}, {@link RunListener} and the next due time of
  * {@link RunReport} and {@link QueueStats}. Uploads go to an anonymous tus server over loopback
- * TLS inside this JVM (the test hooks {@code NativeBridge.testServer*}, as in {@link
+ * TLS in a {@code cloudsync dev-server --admin} child process ({@link TestServer}, as in {@link
  * CredentialsTest}), which can fail the next request with a given status; the last test uses
- * {@code cloudsync dev-server}'s own files. Runs under {@code java -Xcheck:jni}.
+ * {@code cloudsync dev-server}'s own files (the one {@code scripts/test-jvm.sh} starts). Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class ItemsAndEventsTest {
@@ -48,15 +50,29 @@ class ItemsAndEventsTest {
 
     @TempDir Path dir;
 
-    private CredentialsTest.TokenServer server;
+    private static TestServer.DevServer devServer;
+
+    private TestServer server;
+
+    @BeforeAll
+    static void launchDevServer() throws Exception {
+        devServer = TestServer.DevServer.launch(ItemsAndEventsTest.class);
+    }
+
+    @AfterAll
+    static void stopDevServer() throws Exception {
+        if (devServer != null) {
+            devServer.close();
+        }
+    }
 
     @BeforeEach
-    void startServer() throws SyncException {
-        server = new CredentialsTest.TokenServer(dir.resolve("server"), null);
+    void startServer() {
+        server = devServer.server(null);
     }
 
     @AfterEach
-    void stopServer() throws SyncException {
+    void stopServer() {
         server.close();
     }
 
