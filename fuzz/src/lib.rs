@@ -67,7 +67,9 @@ pub fn config_payload(data: &[u8]) {
     for cc in ["IN", "US", "ZZ"] {
         if let Some(region) = select(&cfg, cc) {
             for service in region.region().services().keys() {
-                let url = region.endpoint(service).expect("an accepted config's endpoints pass");
+                let url = region
+                    .endpoint(service)
+                    .expect("an accepted config's endpoints pass");
                 assert_eq!(url.region_id(), region.id());
             }
         }

@@ -11,13 +11,19 @@ use std::path::PathBuf;
 const MUTATIONS: usize = 64;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut seeds: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
         .collect();
     seeds.sort();
-    assert!(seeds.len() >= 3, "corpus {target} has {} seeds", seeds.len());
+    assert!(
+        seeds.len() >= 3,
+        "corpus {target} has {} seeds",
+        seeds.len()
+    );
     seeds
 }
 

@@ -119,8 +119,16 @@ impl Agent {
     /// It sees each item's bytes (the completion once); for per-item
     /// started/done/failed/held events use [`Agent::run_with_events`].
     ///
+    /// **Callbacks must return quickly.** `progress` (and the listener of
+    /// [`Agent::run_with_events`], and the [`CredentialProvider`](crate::auth::CredentialProvider))
+    /// run on this thread between buffers: while one blocks, nothing
+    /// checks `max` or [`Agent::cancel`], so a blocking callback holds the
+    /// run past its deadline, and the run returns only once the callback
+    /// does (then at once: both are checked again). The run's sockets stay
+    /// open meanwhile. The same rule holds on the C and Java surfaces.
+    ///
     /// When the root lists `sources` and a config refresh is due (see
-    /// [`ConfigInfo::refresh_due_at`](super::ConfigInfo)), the run first calls
+    /// [`ConfigInfo::refresh_due_at_ms`](super::ConfigInfo)), the run first calls
     /// [`Agent::refresh_config`] (once; a failure is logged and the run goes
     /// on under the config in force, if it is still valid).
     ///
