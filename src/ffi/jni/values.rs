@@ -14,7 +14,7 @@ use super::JniResultExt;
 use crate::error::{Error, Result};
 use crate::queue::ops::ItemInfo;
 use crate::queue::QueueStats;
-use crate::{ConfigInfo, Refreshed, RunReport, StopReason};
+use crate::{ConfigInfo, Refreshed, RunReport};
 
 pub(super) const STRING_CLASS: &str = "java/lang/String";
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
@@ -61,16 +61,6 @@ pub(super) fn opt_string<'local>(
 /// before the epoch, which the queue never stores, reads as due now: `0`).
 pub(super) fn due(t: Option<i64>) -> jlong {
     t.map_or(-1, |t| t.max(0))
-}
-
-fn stop_name(s: StopReason) -> &'static str {
-    match s {
-        StopReason::Drained => "drained",
-        StopReason::TimeUp => "time_up",
-        StopReason::Cancelled => "cancelled",
-        StopReason::RegionChanged => "region_changed",
-        StopReason::AccountChanged => "account_changed",
-    }
 }
 
 pub(super) fn config_info_object<'local>(
@@ -171,7 +161,7 @@ pub(super) fn run_report_object<'local>(
     r: &RunReport,
 ) -> Result<JObject<'local>> {
     let region = env.new_string(&r.region).jni()?;
-    let stopped = env.new_string(stop_name(r.stopped)).jni()?;
+    let stopped = env.new_string(r.stopped.name()).jni()?;
     env.new_object(
         RUN_REPORT_CLASS,
         RUN_REPORT_CTOR,
