@@ -19,8 +19,10 @@ use crate::{ConfigInfo, Refreshed, RunReport};
 pub(super) const STRING_CLASS: &str = "java/lang/String";
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
 /// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country,
-/// approvedRegion, refreshDueAt, anchored, trustReset.
-const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;)V";
+/// approvedRegion, refreshDueAt, anchored, trustReset, expiresAtMillis (-1 = none),
+/// refreshDueAtMillis (-1 = none). The times come twice: RFC 3339 text for the
+/// deprecated getters, ms since the epoch for the others.
+const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V";
 const CONFIG_REFRESH_CLASS: &str = "com/miui/cloudsync/ConfigRefresh";
 /// rootVersions, configVersion (-1 = none), mirror, rootVersion (in force after),
 /// configError (kind name, nullable), moreRoots.
@@ -106,6 +108,8 @@ pub(super) fn config_info_object<'local>(
             JValue::Object(&due),
             JValue::Bool(u8::from(info.anchored)),
             JValue::Object(&reset),
+            JValue::Long(info.expires_at_ms.unwrap_or(-1)),
+            JValue::Long(info.refresh_due_at_ms.unwrap_or(-1)),
         ],
     )
     .jni()
