@@ -128,7 +128,11 @@ impl<'local> Arg<'local> for Bytes {
 impl<'local> Arg<'local> for StrArray {
     type Raw = JObjectArray<'local>;
     type Value = Vec<String>;
-    fn get(env: &mut JNIEnv<'local>, raw: JObjectArray<'local>, name: &ArgName) -> Result<Vec<String>> {
+    fn get(
+        env: &mut JNIEnv<'local>,
+        raw: JObjectArray<'local>,
+        name: &ArgName,
+    ) -> Result<Vec<String>> {
         if raw.is_null() {
             return Err(Error::InvalidArgument(name.is_null));
         }
@@ -229,7 +233,8 @@ impl<'local> Ret<'local> for LongArray {
     type Value = Vec<i64>;
     type Raw = JLongArray<'local>;
     fn put(env: &mut JNIEnv<'local>, value: Vec<i64>) -> Result<JLongArray<'local>> {
-        let len = jsize::try_from(value.len()).map_err(|_| Error::Internal("too many ids".into()))?;
+        let len =
+            jsize::try_from(value.len()).map_err(|_| Error::Internal("too many ids".into()))?;
         let out = env.new_long_array(len).jni()?;
         env.set_long_array_region(&out, 0, &value).jni()?;
         Ok(out)
