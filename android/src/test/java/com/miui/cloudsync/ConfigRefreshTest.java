@@ -204,7 +204,8 @@ class ConfigRefreshTest {
         ConfigRefresh.class.getDeclaredConstructor(long[].class, long.class, String.class, long.class,
                 String.class, boolean.class);
         ConfigInfo.class.getDeclaredConstructor(long.class, long.class, String.class, boolean.class,
-                String[].class, String.class, String.class, String.class, boolean.class, String.class);
+                String[].class, String.class, String.class, String.class, boolean.class, String.class,
+                long.class, long.class);
         Path rules = Paths.get("android/consumer-rules.pro");
         if (!Files.exists(rules)) {
             rules = Paths.get("consumer-rules.pro"); // Gradle runs tests in android/
@@ -214,6 +215,6 @@ class ConfigRefreshTest {
                 + "    <init>(long[], long, java.lang.String, long, java.lang.String, boolean);"), text);
         assertTrue(text.contains("-keep class com.miui.cloudsync.ConfigInfo {\n"
                 + "    <init>(long, long, java.lang.String, boolean, java.lang.String[], java.lang.String,"
-                + " java.lang.String, java.lang.String, boolean, java.lang.String);"), text);
+                + " java.lang.String, java.lang.String, boolean, java.lang.String, long, long);"), text);
     }
 }
