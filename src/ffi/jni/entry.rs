@@ -263,7 +263,7 @@ impl<'local> Ret<'local> for OptJStr {
 macro_rules! native {
     ($(
         $(#[$attr:meta])*
-        fn $name:ident($($p:ident: $K:ty),* $(,)?) -> $R:ty |$env:pat_param| $body:block
+        fn $name:ident($($p:ident: $K:ident),* $(,)?) -> $R:ty |$env:pat_param| $body:block
     )*) => {$(
         $(#[$attr])*
         #[allow(non_snake_case, clippy::redundant_closure_call)]
@@ -278,11 +278,7 @@ macro_rules! native {
                     let $p = <$K as $crate::ffi::jni::entry::Arg<'local>>::get(
                         env,
                         $p,
-                        &$crate::ffi::jni::entry::ArgName {
-                            is_null: concat!(stringify!($p), " is null"),
-                            has_null: concat!(stringify!($p), " contains null"),
-                            is_negative: concat!(stringify!($p), " is negative"),
-                        },
+                        &$crate::ffi::jni::entry::arg_name!($K $p),
                     )?;
                 )*
                 let body = |$env: &mut ::jni::JNIEnv<'local>|
@@ -297,3 +293,25 @@ macro_rules! native {
 }
 
 pub(super) use native;
+
+/// The [`ArgName`] of parameter `$p` of marker `$K`: only the messages the
+/// marker can use are spelled out, so the library carries no unused text.
+macro_rules! arg_name {
+    (@ $is_null:expr, $has_null:expr, $is_negative:expr) => {
+        $crate::ffi::jni::entry::ArgName {
+            is_null: $is_null,
+            has_null: $has_null,
+            is_negative: $is_negative,
+        }
+    };
+    (Str $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), "", "") };
+    (Bytes $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), "", "") };
+    (StrArray $p:ident) => {
+        $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), concat!(stringify!($p), " contains null"), "")
+    };
+    (Count $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", concat!(stringify!($p), " is negative")) };
+    (Millis $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", concat!(stringify!($p), " is negative")) };
+    ($K:ident $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", "") };
+}
+
+pub(super) use arg_name;
