@@ -118,7 +118,7 @@ native! {
     /// uploads until drained, `maxMillis` elapsed or cancelled; `listener` may be
     /// null; `events`: it is a `RunListener` and gets every event.
     fn runOnce(handle: Handle, maxMillis: Millis, listener: Obj, events: jboolean) -> Obj |env| {
-        run_with_listener(env, handle, maxMillis, &listener, events)
+        run_with_listener(env, &handle, maxMillis, &listener, events)
     }
 
     /// `static native void cancel(long handle)`: asks a running `runOnce` to stop soon.
