@@ -198,6 +198,20 @@ public final class JniKeepCheck {
         while (m.find()) {
             n.natives.computeIfAbsent(PKG + m.group(1), k -> new TreeSet<>()).add(m.group(2));
         }
+        // The entry points declared with native! (src/ffi/jni/entry.rs): `fn <javaName>(` inside a
+        // `native! { ... }` block exports Java_com_miui_cloudsync_NativeBridge_<javaName>.
+        for (m = Pattern.compile("\\bnative!\\s*\\{").matcher(jni); m.find(); ) {
+            int depth = 1;
+            int end = m.end();
+            while (end < jni.length() && depth > 0) {
+                char ch = jni.charAt(end++);
+                depth += ch == '{' ? 1 : ch == '}' ? -1 : 0;
+            }
+            Matcher f = Pattern.compile("\\bfn\\s+([A-Za-z0-9]+)\\s*\\(").matcher(jni.substring(m.end(), end));
+            while (f.find()) {
+                n.natives.computeIfAbsent(PKG + "NativeBridge", k -> new TreeSet<>()).add(f.group(1));
+            }
+        }
         n.classes.addAll(n.ctors.keySet());
         n.classes.addAll(n.natives.keySet());
         return n;

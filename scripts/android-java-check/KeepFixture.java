@@ -57,7 +57,8 @@ public final class KeepFixture {
                 }
             });
             ItemInfo item = agent.getItem(1);
-            System.out.println(item == null ? SyncAgent.version() : item.getState());
+            System.out.println(item == null ? SyncAgent.version() : item.getItemState() + " " + item.getItemHeldReason());
+            System.out.println(agent.getAccountState() + " " + agent.configInfo().getExpiresAtMillis());
         }
     }
 }

@@ -1,11 +1,13 @@
 //! JNI bindings behind the Java class `com.miui.cloudsync.NativeBridge`
 //! (package-private; the public API is `com.miui.cloudsync.SyncAgent`).
 //!
-//! Every `extern "system"` function body is one call to `run`, which runs
-//! the body through `run_ffi` (panics trapped) and turns any error into the
-//! Java exception of its [`ErrorKind`](crate::ErrorKind): the class from
-//! `ErrorKind::java_class()`, built with its `(String kind, int code, String
-//! message)` constructor. If a Java exception is already pending (an
+//! Every entry point is declared once with `native!` (`entry.rs`): its Java
+//! name, its parameters with their conversions and its result's. The macro
+//! writes the `extern "system"` function, whose body is one call to `run`,
+//! which runs the body through `run_ffi` (panics trapped) and turns any
+//! error into the Java exception of its [`ErrorKind`](crate::ErrorKind): the
+//! class from `ErrorKind::java_class()`, built with its `(String kind, int
+//! code, String message)` constructor. If a Java exception is already pending (an
 //! `OutOfMemoryError` while building a string, or the exception a progress
 //! listener threw), that exception is left to propagate instead.
 //!
@@ -24,7 +26,8 @@
 //!
 //! Layout, the same files as `capi/` for the same concerns: this file holds
 //! the runner (with the exception it throws), the argument helpers and
-//! `JNI_OnLoad`; `agent.rs` opens and closes the handle, signs in and out
+//! `JNI_OnLoad`; `entry.rs` the `native!` macro with the argument and result
+//! conversions it names; `agent.rs` opens and closes the handle, signs in and out
 //! and reports the version; `config.rs` installs envelopes, refreshes the
 //! config and reports what is installed and the approved region; `queue.rs`
 //! enqueues and reads and changes the queue (items, counters, the audit
@@ -44,6 +47,7 @@ use crate::Agent;
 
 mod agent;
 mod config;
+mod entry;
 #[cfg(feature = "ffi-test-hooks")]
 mod hooks;
 mod queue;

@@ -10,12 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::jni::objects::{GlobalRef, JClass, JObject, JThrowable, JValue};
-use ::jni::sys::{jboolean, jlong};
+use ::jni::objects::{GlobalRef, JObject, JThrowable, JValue};
+use ::jni::sys::jboolean;
 use ::jni::{JNIEnv, JavaVM};
 
+use super::entry::{native, Handle, Millis, Obj};
 use super::values::{due, run_report_object, sat};
-use super::{agent_ref, run, JniResultExt};
+use super::JniResultExt;
 use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use crate::error::{Error, Result};
 use crate::{Agent, RunEvent};
@@ -112,50 +113,23 @@ fn run_with_listener<'local>(
     }
 }
 
-/// `static native RunReport runOnce(long handle, long maxMillis, ProgressListener listener, boolean events)`:
-/// uploads until drained, `maxMillis` elapsed or cancelled; `listener` may be
-/// null; `events`: it is a `RunListener` and gets every event.
-#[no_mangle]
-pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_runOnce<'local>(
-    mut env: JNIEnv<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-    max_millis: jlong,
-    listener: JObject<'local>,
-    events: jboolean,
-) -> JObject<'local> {
-    run(&mut env, |env| {
-        let max = u64::try_from(max_millis)
-            .map_err(|_| Error::InvalidArgument("maxMillis is negative"))?;
-        let max = Duration::from_millis(max);
-        run_with_listener(env, agent_ref(handle)?, max, &listener, events != 0)
-    })
-}
+native! {
+    /// `static native RunReport runOnce(long handle, long maxMillis, ProgressListener listener, boolean events)`:
+    /// uploads until drained, `maxMillis` elapsed or cancelled; `listener` may be
+    /// null; `events`: it is a `RunListener` and gets every event.
+    fn runOnce(handle: Handle, maxMillis: Millis, listener: Obj, events: jboolean) -> Obj |env| {
+        run_with_listener(env, &handle, maxMillis, &listener, events)
+    }
 
-/// `static native void cancel(long handle)`: asks a running `runOnce` to stop soon.
-#[no_mangle]
-pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_cancel<'local>(
-    mut env: JNIEnv<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-) {
-    run(&mut env, |_| {
-        agent_ref(handle)?.cancel();
+    /// `static native void cancel(long handle)`: asks a running `runOnce` to stop soon.
+    fn cancel(handle: Handle) -> () |_| {
+        handle.cancel();
         Ok(())
-    })
-}
+    }
 
-/// `static native void setCredentialProvider(long handle, CredentialProvider provider)`:
-/// `null` removes it.
-#[no_mangle]
-pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setCredentialProvider<'local>(
-    mut env: JNIEnv<'local>,
-    _class: JClass<'local>,
-    handle: jlong,
-    provider: JObject<'local>,
-) {
-    run(&mut env, |env| {
-        let agent = agent_ref(handle)?;
+    /// `static native void setCredentialProvider(long handle, CredentialProvider provider)`:
+    /// `null` removes it.
+    fn setCredentialProvider(handle: Handle, provider: Obj) -> () |env| {
         let provider: Option<Arc<dyn CredentialProvider>> = if provider.is_null() {
             None
         } else {
@@ -164,9 +138,9 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_setCredentialProvide
                 provider: env.new_global_ref(&provider).jni()?,
             }))
         };
-        agent.set_credential_provider(provider);
+        handle.set_credential_provider(provider);
         Ok(())
-    })
+    }
 }
 
 /// `String getToken(String accountId, String region, String service, boolean refresh)`.

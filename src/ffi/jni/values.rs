@@ -14,13 +14,15 @@ use super::JniResultExt;
 use crate::error::{Error, Result};
 use crate::queue::ops::ItemInfo;
 use crate::queue::QueueStats;
-use crate::{ConfigInfo, Refreshed, RunReport, StopReason};
+use crate::{ConfigInfo, Refreshed, RunReport};
 
 pub(super) const STRING_CLASS: &str = "java/lang/String";
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
 /// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country,
-/// approvedRegion, refreshDueAt, anchored, trustReset.
-const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;)V";
+/// approvedRegion, refreshDueAt, anchored, trustReset, expiresAtMillis (-1 = none),
+/// refreshDueAtMillis (-1 = none). The times come twice: RFC 3339 text for the
+/// deprecated getters, ms since the epoch for the others.
+const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V";
 const CONFIG_REFRESH_CLASS: &str = "com/miui/cloudsync/ConfigRefresh";
 /// rootVersions, configVersion (-1 = none), mirror, rootVersion (in force after),
 /// configError (kind name, nullable), moreRoots.
@@ -61,16 +63,6 @@ pub(super) fn opt_string<'local>(
 /// before the epoch, which the queue never stores, reads as due now: `0`).
 pub(super) fn due(t: Option<i64>) -> jlong {
     t.map_or(-1, |t| t.max(0))
-}
-
-fn stop_name(s: StopReason) -> &'static str {
-    match s {
-        StopReason::Drained => "drained",
-        StopReason::TimeUp => "time_up",
-        StopReason::Cancelled => "cancelled",
-        StopReason::RegionChanged => "region_changed",
-        StopReason::AccountChanged => "account_changed",
-    }
 }
 
 pub(super) fn config_info_object<'local>(
@@ -116,6 +108,8 @@ pub(super) fn config_info_object<'local>(
             JValue::Object(&due),
             JValue::Bool(u8::from(info.anchored)),
             JValue::Object(&reset),
+            JValue::Long(info.expires_at_ms.unwrap_or(-1)),
+            JValue::Long(info.refresh_due_at_ms.unwrap_or(-1)),
         ],
     )
     .jni()
@@ -171,7 +165,7 @@ pub(super) fn run_report_object<'local>(
     r: &RunReport,
 ) -> Result<JObject<'local>> {
     let region = env.new_string(&r.region).jni()?;
-    let stopped = env.new_string(stop_name(r.stopped)).jni()?;
+    let stopped = env.new_string(r.stopped.name()).jni()?;
     env.new_object(
         RUN_REPORT_CLASS,
         RUN_REPORT_CTOR,

@@ -23,13 +23,16 @@ public final class ConfigInfo {
     private final String country;
     private final String approvedRegion;
     private final String refreshDueAt;
+    private final long expiresAtMillis;
+    private final long refreshDueAtMillis;
     private final boolean anchored;
     private final String trustReset;
 
     /**
      * Built by native code (signature {@code
-     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;)V};
-     * kept in {@code consumer-rules.pro}).
+     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V};
+     * kept in {@code consumer-rules.pro}). The two times come twice: as the RFC 3339 text of the
+     * deprecated getters and in milliseconds since the epoch ({@code -1}: none).
      */
     ConfigInfo(
             long rootVersion,
@@ -41,7 +44,9 @@ public final class ConfigInfo {
             @Nullable String approvedRegion,
             @Nullable String refreshDueAt,
             boolean anchored,
-            @Nullable String trustReset) {
+            @Nullable String trustReset,
+            long expiresAtMillis,
+            long refreshDueAtMillis) {
         this.rootVersion = rootVersion;
         this.configVersion = configVersion;
         this.expiresAt = expiresAt;
@@ -52,6 +57,8 @@ public final class ConfigInfo {
         this.refreshDueAt = refreshDueAt;
         this.anchored = anchored;
         this.trustReset = trustReset;
+        this.expiresAtMillis = expiresAtMillis;
+        this.refreshDueAtMillis = refreshDueAtMillis;
     }
 
     /** @return the version of the root of trust in force */
@@ -69,10 +76,25 @@ public final class ConfigInfo {
         return configVersion;
     }
 
-    /** @return the config's expiry as RFC 3339 UTC text, or {@code null} when none is installed */
+    /**
+     * The config's expiry as text.
+     *
+     * @return the config's expiry as RFC 3339 UTC text, or {@code null} when none is installed
+     * @deprecated use {@link #getExpiresAtMillis()}: every time of the API is a {@code long} of
+     *     milliseconds since the epoch
+     */
+    @Deprecated
     @Nullable
     public String getExpiresAt() {
         return expiresAt;
+    }
+
+    /**
+     * @return when the installed config expires, in milliseconds since the epoch, or {@code -1}
+     *     when none is installed
+     */
+    public long getExpiresAtMillis() {
+        return expiresAtMillis;
     }
 
     /** @return whether the config or root is expired (uploads are then off) */
@@ -107,10 +129,23 @@ public final class ConfigInfo {
      * for this time to refresh without uploads.
      *
      * @return RFC 3339 UTC text, or {@code null} when the root lists no sources
+     * @deprecated use {@link #getRefreshDueAtMillis()}: the same time in milliseconds since the
+     *     epoch
      */
+    @Deprecated
     @Nullable
     public String getRefreshDueAt() {
         return refreshDueAt;
+    }
+
+    /**
+     * When the next {@link SyncAgent#refreshConfig()} is due: see {@link #getRefreshDueAt()} for
+     * the rule.
+     *
+     * @return milliseconds since the epoch, or {@code -1} when the root lists no sources
+     */
+    public long getRefreshDueAtMillis() {
+        return refreshDueAtMillis;
     }
 
     /**

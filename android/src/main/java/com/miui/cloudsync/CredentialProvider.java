@@ -13,8 +13,9 @@ import org.jetbrains.annotations.Nullable;
  * <p><b>Threading:</b> called synchronously on the thread that called {@link
  * SyncAgent#runOnce}, at most once per run and service plus once per refresh, while no lock of
  * the native agent is held. It may block (e.g. to refresh the token through the account service)
- * but the run waits meanwhile and cannot be cancelled until it returns; {@code runOnce}'s time
- * budget is checked again afterwards. It may call back into the same agent without deadlock:
+ * but the run waits meanwhile: {@link SyncAgent#cancel()} cannot cut it short (the run sees the
+ * cancel only once it returns, then ends and {@code runOnce} returns), and {@code runOnce}'s time
+ * budget is checked again only afterwards. Give a blocking lookup its own timeout. It may call back into the same agent without deadlock:
  * {@link SyncAgent#stats()}, {@link SyncAgent#enqueue}, {@link SyncAgent#cancel()}, {@link
  * SyncAgent#setAccount} and the other methods work as from any thread; a nested {@link
  * SyncAgent#runOnce} throws {@link BusyException} (this run holds the queue), and {@link

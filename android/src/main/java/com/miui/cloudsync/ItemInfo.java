@@ -9,33 +9,65 @@ import org.jetbrains.annotations.Nullable;
  * confirmed, its last error and when it is due again. An item leaves the queue when the server
  * confirms it (see {@link SyncAgent#audit(long, int)}) or when it is removed.
  *
- * <p>States ({@link #getState()}) are stable snake_case names, like the kinds of {@link
- * SyncException}: the {@code STATE_*} constants below; a newer library may add states, so treat an
- * unknown one like {@link #STATE_PENDING} (queued, nothing to do).
+ * <p>The state is {@link #getItemState()}, an {@link ItemState} ({@link ItemState#UNKNOWN} for a
+ * state a newer library adds: treat it like {@link ItemState#PENDING}); a held item's reason is
+ * {@link #getItemHeldReason()}. The string forms ({@link #getState()}, {@link #getHeldReason()} and
+ * their {@code STATE_*} / {@code HELD_*} constants) are deprecated but unchanged.
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */
 public final class ItemInfo {
-    /** Waiting for a run (due at {@link #getNextAttemptAt()}). */
+    /**
+     * Waiting for a run (due at {@link #getNextAttemptAt()}).
+     *
+     * @deprecated use {@link ItemState#PENDING}
+     */
+    @Deprecated
     public static final String STATE_PENDING = "pending";
-    /** Claimed by the run in progress. */
+    /**
+     * Claimed by the run in progress.
+     *
+     * @deprecated use {@link ItemState#UPLOADING}
+     */
+    @Deprecated
     public static final String STATE_UPLOADING = "uploading";
-    /** The last attempt failed; retried from {@link #getNextAttemptAt()} with backoff. */
+    /**
+     * The last attempt failed; retried from {@link #getNextAttemptAt()} with backoff.
+     *
+     * @deprecated use {@link ItemState#FAILED}
+     */
+    @Deprecated
     public static final String STATE_FAILED = "failed";
     /**
      * Given up on (a permanent error, or too many attempts); {@link SyncAgent#retryDead()} revives
      * it.
+     *
+     * @deprecated use {@link ItemState#DEAD}
      */
+    @Deprecated
     public static final String STATE_DEAD = "dead";
     /**
      * Waiting for its region or account to come back ({@link #getHeldReason()}), or for {@link
      * SyncAgent#rehome()} / {@link SyncAgent#discardHeld()}.
+     *
+     * @deprecated use {@link ItemState#HELD}
      */
+    @Deprecated
     public static final String STATE_HELD = "held";
 
-    /** {@link #getHeldReason()}: stamped for a region other than the approved one. */
+    /**
+     * {@link #getHeldReason()}: stamped for a region other than the approved one.
+     *
+     * @deprecated use {@link HeldReason#REGION}
+     */
+    @Deprecated
     public static final String HELD_REGION = "region";
-    /** {@link #getHeldReason()}: belongs to an account other than the signed-in one. */
+    /**
+     * {@link #getHeldReason()}: belongs to an account other than the signed-in one.
+     *
+     * @deprecated use {@link HeldReason#ACCOUNT}
+     */
+    @Deprecated
     public static final String HELD_ACCOUNT = "account";
 
     private final long id;
@@ -45,12 +77,14 @@ public final class ItemInfo {
     private final long size;
     private final String region;
     private final String state;
+    private final ItemState itemState;
     private final int attempts;
     private final long confirmedOffset;
     private final long nextAttemptAt;
     private final String lastErrorKind;
     private final String lastErrorMessage;
     private final String heldReason;
+    private final HeldReason itemHeldReason;
     private final String account;
 
     /**
@@ -81,12 +115,14 @@ public final class ItemInfo {
         this.size = size;
         this.region = region;
         this.state = state;
+        this.itemState = ItemState.fromNative(state);
         this.attempts = attempts;
         this.confirmedOffset = confirmedOffset;
         this.nextAttemptAt = nextAttemptAt;
         this.lastErrorKind = lastErrorKind;
         this.lastErrorMessage = message(lastErrorKind, lastError);
         this.heldReason = heldReason;
+        this.itemHeldReason = heldReason == null ? null : HeldReason.fromNative(heldReason);
         this.account = account;
     }
 
@@ -135,10 +171,26 @@ public final class ItemInfo {
         return region;
     }
 
-    /** @return the state, one of the {@code STATE_*} constants */
+    /**
+     * The item's state as a string.
+     *
+     * @return the state's native name, one of the {@code STATE_*} constants
+     * @deprecated use {@link #getItemState()} (the same state as an enum, with {@link
+     *     ItemState#UNKNOWN} for a state a newer library adds)
+     */
+    @Deprecated
     @NotNull
     public String getState() {
         return state;
+    }
+
+    /**
+     * @return the state; {@link ItemState#UNKNOWN} for one a newer native library adds (treat it
+     *     like {@link ItemState#PENDING})
+     */
+    @NotNull
+    public ItemState getItemState() {
+        return itemState;
     }
 
     /** @return failed attempts so far (0 after {@link SyncAgent#retryDead()}) */
@@ -153,7 +205,10 @@ public final class ItemInfo {
 
     /**
      * @return when the item is due for its next attempt, in milliseconds since the epoch (a time
-     *     in the past: due now); meaningful for {@link #STATE_PENDING} and {@link #STATE_FAILED}
+     *     in the past: due now), for {@link ItemState#PENDING}, {@link ItemState#UPLOADING} and
+     *     {@link ItemState#FAILED} items; {@code -1} for {@link ItemState#DEAD} and {@link
+     *     ItemState#HELD} items, which no run attempts (as {@link RunListener#onItemFailed} says
+     *     for a dead item; before issue 24 a stale time)
      */
     public long getNextAttemptAt() {
         return nextAttemptAt;
@@ -178,12 +233,25 @@ public final class ItemInfo {
     }
 
     /**
-     * @return why a {@link #STATE_HELD} item waits: {@link #HELD_REGION} or {@link #HELD_ACCOUNT};
+     * Why a held item waits, as a string.
+     *
+     * @return {@link #HELD_REGION} or {@link #HELD_ACCOUNT} for a {@link ItemState#HELD} item;
      *     {@code null} for items in other states
+     * @deprecated use {@link #getItemHeldReason()} (the same reason as an enum)
      */
+    @Deprecated
     @Nullable
     public String getHeldReason() {
         return heldReason;
+    }
+
+    /**
+     * @return why a {@link ItemState#HELD} item waits ({@link HeldReason#UNKNOWN} for a reason a
+     *     newer native library adds); {@code null} for items in other states
+     */
+    @Nullable
+    public HeldReason getItemHeldReason() {
+        return itemHeldReason;
     }
 
     /**

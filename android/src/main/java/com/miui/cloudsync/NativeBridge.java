@@ -40,6 +40,9 @@ final class NativeBridge {
 
     static native String approvedRegion(long handle) throws SyncException;
 
+    /** The account state's native name: {@code never_set}, {@code signed_out} or {@code signed_in}. */
+    static native String accountState(long handle) throws SyncException;
+
     static native long enqueue(long handle, String path, String service, int priority)
             throws SyncException;
 

@@ -12,6 +12,12 @@ package com.miui.cloudsync;
  *
  * <p>If it throws, the run is cancelled cleanly (the current item goes back to the queue) and
  * {@code runOnce} rethrows the same exception once the run has wound down.
+ *
+ * <p><b>Blocking:</b> the run waits while it runs, and {@link SyncAgent#cancel()} cannot cut it
+ * short: the run sees the cancel only once it returns, then winds down, and {@code
+ * runOnce} returns (the time budget, too, is checked only between calls). A listener that blocks
+ * for a minute delays {@code runOnce}, and a {@link SyncAgent#close()} on another thread, by a
+ * minute. Do slow work elsewhere (post it to an executor).
  */
 @FunctionalInterface
 public interface ProgressListener {

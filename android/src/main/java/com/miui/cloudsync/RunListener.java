@@ -27,6 +27,12 @@ import org.jetbrains.annotations.NotNull;
  * <p>If a method throws, the run is cancelled cleanly (an item in flight goes back to the queue)
  * and {@code runOnce} rethrows the same exception once the run has wound down; no further method
  * is called. Keep the methods in R8 (the library's {@code consumer-rules.pro} does).
+ *
+ * <p><b>Blocking:</b> the run waits while a method runs, and {@link SyncAgent#cancel()} cannot cut
+ * it short: the run sees the cancel only once the method returns, then winds down, and {@code
+ * runOnce} returns (the time budget, too, is checked only between calls). A method that blocks for
+ * a minute delays {@code runOnce}, and a {@link SyncAgent#close()} on another thread, by a
+ * minute. Do slow work elsewhere (post it to an executor).
  */
 public interface RunListener extends ProgressListener {
     /**

@@ -37,23 +37,7 @@ public final class RunReport {
         /** The constant of a native name; {@link #UNKNOWN} for any other name (never throws). */
         @NotNull
         static StopReason fromNative(@Nullable String name) {
-            if (name == null) {
-                return UNKNOWN;
-            }
-            switch (name) {
-                case "drained":
-                    return DRAINED;
-                case "time_up":
-                    return TIME_UP;
-                case "cancelled":
-                    return CANCELLED;
-                case "region_changed":
-                    return REGION_CHANGED;
-                case "account_changed":
-                    return ACCOUNT_CHANGED;
-                default:
-                    return UNKNOWN;
-            }
+            return NativeNames.toEnum(StopReason.class, name, UNKNOWN);
         }
     }
 

@@ -444,6 +444,37 @@ public final class SyncAgent implements AutoCloseable {
     }
 
     /**
+     * Whether an account is signed in, as stored in the database now (every agent and process on
+     * the file sees the same; {@link #setAccount} changes it).
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @return {@link AccountState#NEVER_SET}, {@link AccountState#SIGNED_OUT} or {@link
+     *     AccountState#SIGNED_IN} ({@link AccountState#UNKNOWN} for a state a newer native library
+     *     adds)
+     * @throws StorageException if the database cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    @NotNull
+    public AccountState getAccountState() throws SyncException {
+        return AccountState.fromNative(withHandle(NativeBridge::accountState));
+    }
+
+    /**
+     * Whether an account is signed in: {@link #getAccountState()} is {@link
+     * AccountState#SIGNED_IN}.
+     *
+     * <p><b>Threading:</b> any thread.
+     *
+     * @return {@code true} when an account is signed in
+     * @throws StorageException if the database cannot be read
+     * @throws IllegalStateException if the agent is closed
+     */
+    public boolean isSignedIn() throws SyncException {
+        return getAccountState() == AccountState.SIGNED_IN;
+    }
+
+    /**
      * The region uploads go to.
      *
      * <p><b>Threading:</b> any thread.
@@ -525,6 +556,15 @@ public final class SyncAgent implements AutoCloseable {
      *
      * <p><b>Threading:</b> blocks; call from a background thread (e.g. a WorkManager worker),
      * never the main thread. {@code listener} is called on this same thread.
+     *
+     * <p><b>Blocking callbacks:</b> the listener and the {@link CredentialProvider} run
+     * synchronously on this thread, and the run waits while one runs. {@link #cancel()} cannot cut
+     * a callback short: it only asks the run to stop, which the run sees once the callback has
+     * returned (then it winds down and this method returns, with {@link
+     * RunReport.StopReason#CANCELLED} or the exception the cancel caused). The time budget is
+     * likewise checked only between callbacks. So a callback that blocks for a minute makes this
+     * method return a minute late, however early it was cancelled, and {@link #close()} waits as
+     * long; keep callbacks short, or give them their own timeouts.
      *
      * @param maxMillis time budget in milliseconds (the current chunk may overrun it slightly)
      * @param listener the run's events, or {@code null}; if it throws, the run is cancelled and

@@ -36,6 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
  * uploads away from the attacker's server. Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
+// Also checks that the string getters deprecated by issue 24 still return what they did.
+@SuppressWarnings("deprecation")
 class AnchorTest {
     private static final TestEnvelopes.Key ROOT_KEY = new TestEnvelopes.Key();
     private static final TestEnvelopes.Key CONFIG_KEY = new TestEnvelopes.Key();

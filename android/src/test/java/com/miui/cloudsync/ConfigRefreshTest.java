@@ -33,6 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
+// Also checks that the string getters deprecated by issue 24 still return what they did.
+@SuppressWarnings("deprecation")
 class ConfigRefreshTest {
     private static final TestEnvelopes.Key ROOT_KEY = new TestEnvelopes.Key();
     private static final TestEnvelopes.Key CONFIG_KEY = new TestEnvelopes.Key();
@@ -217,7 +219,8 @@ class ConfigRefreshTest {
         ConfigRefresh.class.getDeclaredConstructor(long[].class, long.class, String.class, long.class,
                 String.class, boolean.class);
         ConfigInfo.class.getDeclaredConstructor(long.class, long.class, String.class, boolean.class,
-                String[].class, String.class, String.class, String.class, boolean.class, String.class);
+                String[].class, String.class, String.class, String.class, boolean.class, String.class,
+                long.class, long.class);
         Path rules = Paths.get("android/consumer-rules.pro");
         if (!Files.exists(rules)) {
             rules = Paths.get("consumer-rules.pro"); // Gradle runs tests in android/
@@ -227,6 +230,6 @@ class ConfigRefreshTest {
                 + "    <init>(long[], long, java.lang.String, long, java.lang.String, boolean);"), text);
         assertTrue(text.contains("-keep class com.miui.cloudsync.ConfigInfo {\n"
                 + "    <init>(long, long, java.lang.String, boolean, java.lang.String[], java.lang.String,"
-                + " java.lang.String, java.lang.String, boolean, java.lang.String);"), text);
+                + " java.lang.String, java.lang.String, boolean, java.lang.String, long, long);"), text);
     }
 }

@@ -42,6 +42,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code cloudsync dev-server}'s own files (the one {@code scripts/test-jvm.sh} starts). Runs under {@code java -Xcheck:jni}.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+// Also checks that the string getters deprecated by issue 24 still return what they did.
+@SuppressWarnings("deprecation")
 class ItemsAndEventsTest {
     private static final TestEnvelopes.Key ROOT_KEY = new TestEnvelopes.Key();
     private static final TestEnvelopes.Key CONFIG_KEY = new TestEnvelopes.Key();

@@ -53,6 +53,8 @@ import org.junit.jupiter.api.io.TempDir;
  * cloudsync dev-server}, started by the script) and are skipped without it.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+// Also checks that the string getters deprecated by issue 24 still return what they did.
+@SuppressWarnings("deprecation")
 class SyncAgentTest {
     private static final TestEnvelopes.Key ROOT_KEY = new TestEnvelopes.Key();
     private static final TestEnvelopes.Key CONFIG_KEY = new TestEnvelopes.Key();
