@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use cloudsync::agent::MAX_ROOT_STEPS;
 use cloudsync::auth::{CredentialRequest, ProviderError, Secret};
-use cloudsync::config::model::{format_time, parse_time, unix_secs};
+use cloudsync::config::model::{format_time_ms, parse_time, secs_to_ms, unix_secs};
 use cloudsync::config::sign::SigningKey;
 use cloudsync::{Agent, ErrorKind, StopReason};
 use cloudsync_devserver::world::standard_regions;
@@ -40,10 +40,7 @@ fn a_phone_behind_catches_up_and_an_unchanged_config_costs_a_304() {
     let info = e.info();
     assert_eq!((info.root_version, info.config_version), (4, Some(1)));
     assert_eq!(info.approved_region.as_deref(), Some("in"));
-    assert!(info
-        .refresh_due_at_ms
-        .map(cloudsync::config::model::format_time_ms)
-        .is_some());
+    assert!(info.refresh_due_at_ms.map(format_time_ms).is_some());
     // Again: the chain ends at a 404, the config answers 304.
     let before = e.requests();
     let r = refresh(&e.agent).unwrap();
@@ -127,7 +124,7 @@ fn a_rotation_that_revokes_the_config_key_takes_effect() {
     let due = parse_time(
         "due",
         info.refresh_due_at_ms
-            .map(cloudsync::config::model::format_time_ms)
+            .map(format_time_ms)
             .as_deref()
             .unwrap(),
     )
@@ -369,7 +366,7 @@ fn run_once_refreshes_first_then_uploads_in_the_same_run() {
     let due = parse_time(
         "due",
         info.refresh_due_at_ms
-            .map(cloudsync::config::model::format_time_ms)
+            .map(format_time_ms)
             .as_deref()
             .unwrap(),
     )
@@ -430,7 +427,7 @@ fn a_failed_refresh_does_not_stop_uploads_under_a_valid_config() {
     let due = parse_time(
         "due",
         info.refresh_due_at_ms
-            .map(cloudsync::config::model::format_time_ms)
+            .map(format_time_ms)
             .as_deref()
             .unwrap(),
     )
@@ -449,14 +446,7 @@ fn refresh_due_at_follows_the_documented_rule() {
         e0.world.agent_options(),
     )
     .unwrap();
-    assert_eq!(
-        plain
-            .config_info()
-            .unwrap()
-            .refresh_due_at_ms
-            .map(cloudsync::config::model::format_time_ms),
-        None
-    );
+    assert_eq!(plain.config_info().unwrap().refresh_due_at_ms, None);
     let err = plain.refresh_config().unwrap_err();
     assert_eq!(
         (err.kind(), err.to_string().as_str()),
@@ -478,13 +468,10 @@ fn refresh_due_at_follows_the_documented_rule() {
             ..w.agent_options()
         },
     );
-    let due = |e: &Env| {
-        e.info()
-            .refresh_due_at_ms
-            .map(cloudsync::config::model::format_time_ms)
-    };
+    let due = |e: &Env| e.info().refresh_due_at_ms;
+    let at = |secs: u64| Some(secs_to_ms(secs));
     // No config: due now.
-    assert_eq!(due(&e), Some(format_time(t)));
+    assert_eq!(due(&e), at(t));
     // A month-long config: a day after the answer.
     let publish = |v: u64, issued: u64, expires: u64| {
         let p = config_payload(&e.world, v, issued, expires);
@@ -495,7 +482,7 @@ fn refresh_due_at_follows_the_documented_rule() {
     publish(1, t - HOUR, t + 30 * DAY);
     refresh(&e.agent).unwrap();
     assert_eq!(checked_at(&e.db), t);
-    assert_eq!(due(&e), Some(format_time(t + DAY)));
+    assert_eq!(due(&e), at(t + DAY));
     // A day later the run refreshes first (a 304), once.
     let now = t + DAY;
     clock.store(now, Ordering::SeqCst);
@@ -507,23 +494,19 @@ fn refresh_due_at_follows_the_documented_rule() {
         ["/sources/root/2.json", "/sources/config.json"]
     );
     assert_eq!(checked_at(&e.db), now);
-    assert_eq!(due(&e), Some(format_time(now + DAY)));
+    assert_eq!(due(&e), at(now + DAY));
     // A config valid 3 h: its middle is 30 min away, but an hour at least.
     publish(2, now - HOUR, now + 2 * HOUR);
     assert_eq!(refresh(&e.agent).unwrap().config, Some(2));
-    assert_eq!(due(&e), Some(format_time(now + HOUR)));
+    assert_eq!(due(&e), at(now + HOUR));
     // A config valid 11 h: its middle, 4.5 h away.
     publish(3, now - HOUR, now + 10 * HOUR);
     assert_eq!(refresh(&e.agent).unwrap().config, Some(3));
-    assert_eq!(due(&e), Some(format_time(now - HOUR + 11 * HOUR / 2)));
+    assert_eq!(due(&e), at(now - HOUR + 11 * HOUR / 2));
     // Expired: due at once.
     let later = now + 11 * HOUR;
     clock.store(later, Ordering::SeqCst);
     let info = e.info();
     assert!(info.expired);
-    assert_eq!(
-        info.refresh_due_at_ms
-            .map(cloudsync::config::model::format_time_ms),
-        Some(format_time(later))
-    );
+    assert_eq!(info.refresh_due_at_ms, at(later));
 }
