@@ -77,10 +77,6 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_close<'local>(
     _class: JClass<'local>,
     handle: jlong,
 ) {
-    run(&mut env, |_| {
-        // SAFETY: `SyncAgent.close` swapped its handle to 0 under the write
-        // lock, so no other call is using it and it is freed exactly once.
-        unsafe { free_handle(handle as usize as *mut Agent) };
-        Ok(())
-    })
+    // A handle closed already is an `invalid_argument` error (the registry in `ffi`).
+    run(&mut env, |_| free_handle(handle as u64))
 }

@@ -128,7 +128,7 @@ pub extern "system" fn Java_com_miui_cloudsync_NativeBridge_runOnce<'local>(
         let max = u64::try_from(max_millis)
             .map_err(|_| Error::InvalidArgument("maxMillis is negative"))?;
         let max = Duration::from_millis(max);
-        run_with_listener(env, agent_ref(handle)?, max, &listener, events != 0)
+        run_with_listener(env, &*agent_ref(handle)?, max, &listener, events != 0)
     })
 }
 
