@@ -6,7 +6,6 @@ use super::values::cs_status;
 
 /// Panics inside the runner, to prove the panic arrives as `CS_INTERNAL`.
 /// Only in builds with the `ffi-test-hooks` feature.
-#[cfg(feature = "ffi-test-hooks")]
 #[no_mangle]
 pub extern "C" fn cs_test_panic() -> cs_status {
     c_body!(=> panic!("deliberate panic from cs_test_panic"))

@@ -49,7 +49,7 @@ pub struct cs_queue_stats {
     pub next_due_at_ms: i64,
 }
 
-/// What one [`cs_run_once`](super::cs_run_once) did (`cs_run_report` in C).
+/// What one `cs_run_once` did (`cs_run_report` in C).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct cs_run_report {
@@ -172,7 +172,7 @@ pub struct cs_config_info {
     pub trust_reset: [c_char; 128],
 }
 
-/// What one [`cs_refresh_config`](super::cs_refresh_config) installed (`cs_refresh_report` in C).
+/// What one `cs_refresh_config` installed (`cs_refresh_report` in C).
 /// `more_roots`, `config_error` and `root_in_force` were added at the end:
 /// code built against an older header must be rebuilt.
 #[repr(C)]
@@ -197,7 +197,7 @@ pub struct cs_refresh_report {
     pub root_in_force: u64,
 }
 
-/// One event of [`cs_run_with_events`](super::cs_run_with_events) (`cs_event` in C).
+/// One event of `cs_run_with_events` (`cs_event` in C).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct cs_event {
