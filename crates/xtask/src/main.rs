@@ -138,9 +138,7 @@ fn generate() -> Result<String, cbindgen::Error> {
 /// The version macro and one C enum per Rust table.
 fn constants() -> String {
     let mut s = String::new();
-    s.push_str(
-        "\n/** The version of the library this header belongs to (see cs_version()). */\n",
-    );
+    s.push_str("\n/** The version of the library this header belongs to (see cs_version()). */\n");
     s.push_str(&format!(
         "#define CLOUDSYNC_VERSION \"{}\"\n",
         cloudsync::VERSION
@@ -151,7 +149,9 @@ fn constants() -> String {
             .collect::<Vec<_>>()
     };
     let mut status = ok.to_vec();
-    status.extend(rows(&mut ErrorKind::ALL.iter().map(|k| (k.name(), k.code(), k.doc()))));
+    status.extend(rows(
+        &mut ErrorKind::ALL.iter().map(|k| (k.name(), k.code(), k.doc())),
+    ));
     let tables = [
         (
             "cs_status_code",
@@ -169,13 +169,21 @@ fn constants() -> String {
             "cs_held_reason",
             "cs_item.held_reason_code values (cs_held_reason_name); -1: not held.",
             HeldReason::C_PREFIX,
-            rows(&mut HeldReason::ALL.iter().map(|k| (k.name(), k.code(), k.doc()))),
+            rows(
+                &mut HeldReason::ALL
+                    .iter()
+                    .map(|k| (k.name(), k.code(), k.doc())),
+            ),
         ),
         (
             "cs_stop_reason",
             "cs_run_report.stopped values (cs_stop_reason_name).",
             StopReason::C_PREFIX,
-            rows(&mut StopReason::ALL.iter().map(|k| (k.name(), k.code(), k.doc()))),
+            rows(
+                &mut StopReason::ALL
+                    .iter()
+                    .map(|k| (k.name(), k.code(), k.doc())),
+            ),
         ),
         (
             "cs_event_type",
@@ -187,7 +195,11 @@ fn constants() -> String {
             "cs_account_state",
             "cs_account_state values (cs_account_state_name).",
             AccountState::C_PREFIX,
-            rows(&mut AccountState::ALL.iter().map(|k| (k.name(), k.code(), k.doc()))),
+            rows(
+                &mut AccountState::ALL
+                    .iter()
+                    .map(|k| (k.name(), k.code(), k.doc())),
+            ),
         ),
     ];
     for (name, doc, prefix, rows) in tables {
@@ -196,7 +208,9 @@ fn constants() -> String {
         ));
         for (i, (variant, code, vdoc)) in rows.iter().enumerate() {
             let comma = if i + 1 < rows.len() { "," } else { "" };
-            s.push_str(&format!("    {prefix}{variant} = {code}{comma} /**< {vdoc} */\n"));
+            s.push_str(&format!(
+                "    {prefix}{variant} = {code}{comma} /**< {vdoc} */\n"
+            ));
         }
         s.push_str("};\n");
     }
@@ -211,6 +225,9 @@ fn first_paragraph(doc: &str) -> String {
         .map(str::trim)
         .take_while(|l| !l.is_empty())
         .collect();
-    let text = para.join(" ").replace(['`', '[', ']'], "").replace("*/", "* /");
+    let text = para
+        .join(" ")
+        .replace(['`', '[', ']'], "")
+        .replace("*/", "* /");
     text.trim_end_matches('.').to_string()
 }

@@ -219,10 +219,7 @@ mod tests {
         // SAFETY: every pointer is NULL or valid, and NULLs must be refused.
         unsafe {
             assert_eq!(cs_get_item(null, 1, item.as_mut_ptr()), bad);
-            assert_eq!(
-                cs_list_items(null, -1, 0, null.cast(), 0, &mut n),
-                bad
-            );
+            assert_eq!(cs_list_items(null, -1, 0, null.cast(), 0, &mut n), bad);
             assert_eq!(cs_retry_dead(null, null.cast()), bad);
             assert_eq!(cs_remove(null, 1), bad);
             assert_eq!(cs_audit(null, 0, null.cast(), 0, &mut n), bad);

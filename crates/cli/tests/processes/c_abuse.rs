@@ -64,7 +64,10 @@ fn abuse_program_gets_exact_codes_and_no_sanitizer_report() {
         .arg(&config)
         .env("LD_LIBRARY_PATH", lib_dir())
         .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:exitcode=86")
-        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:exitcode=87")
+        .env(
+            "UBSAN_OPTIONS",
+            "halt_on_error=1:print_stacktrace=1:exitcode=87",
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
