@@ -20,7 +20,6 @@
 //! (`-D warnings`) refuses a block without one.
 
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -85,20 +84,21 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// reused and never an address: a handle that was closed (or never issued)
 /// finds nothing here and is an error, not a dangling pointer. A call holds
 /// an `Arc` for its duration, so a close while another thread runs frees the
-/// agent only when that call returns. A `BTreeMap` because its `new` is
-/// `const`; with a handful of agents per process a lookup is a few compares.
-static HANDLES: RwLock<BTreeMap<u64, Arc<Agent>>> = RwLock::new(BTreeMap::new());
+/// agent only when that call returns. A plain list: a process holds a
+/// handful of agents, so a scan is a few compares, and its code is a
+/// fraction of a map's (the phone `.so` has a size budget).
+static HANDLES: RwLock<Vec<(u64, Arc<Agent>)>> = RwLock::new(Vec::new());
 
 /// The next handle: counts up from 1 (0 is NULL), so ids are never reused.
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 /// The registry, read side. No code panics while holding the lock, but a
 /// poisoned lock would still hold a consistent map: recover it.
-fn handles() -> RwLockReadGuard<'static, BTreeMap<u64, Arc<Agent>>> {
+fn handles() -> RwLockReadGuard<'static, Vec<(u64, Arc<Agent>)>> {
     HANDLES.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn handles_mut() -> RwLockWriteGuard<'static, BTreeMap<u64, Arc<Agent>>> {
+fn handles_mut() -> RwLockWriteGuard<'static, Vec<(u64, Arc<Agent>)>> {
     HANDLES.write().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -107,7 +107,7 @@ fn handles_mut() -> RwLockWriteGuard<'static, BTreeMap<u64, Arc<Agent>>> {
 #[inline(never)]
 pub(crate) fn into_handle(agent: Agent) -> u64 {
     let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    handles_mut().insert(id, Arc::new(agent));
+    handles_mut().push((id, Arc::new(agent)));
     id
 }
 
@@ -121,8 +121,8 @@ pub(crate) fn borrow_handle(handle: u64) -> Result<Arc<Agent>> {
     if handle == 0 {
         return Err(Error::InvalidArgument("agent handle is null"));
     }
-    match handles().get(&handle) {
-        Some(agent) => Ok(Arc::clone(agent)),
+    match handles().iter().find(|(id, _)| *id == handle) {
+        Some((_, agent)) => Ok(Arc::clone(agent)),
         // Built on this path only: an eager `ok_or` builds and drops an
         // `Error` in every entry point that inlines this.
         None => Err(closed()),
@@ -143,10 +143,19 @@ pub(crate) fn free_handle(handle: u64) -> Result<()> {
     if handle == 0 {
         return Ok(());
     }
-    let agent = handles_mut().remove(&handle).ok_or_else(closed)?;
+    let agent = {
+        let mut list = handles_mut();
+        let at = list.iter().position(|(id, _)| *id == handle);
+        at.map(|i| list.swap_remove(i))
+    };
     // Dropped outside the lock: closing the database may take a while.
-    drop(agent);
-    Ok(())
+    match agent {
+        Some(agent) => {
+            drop(agent);
+            Ok(())
+        }
+        None => Err(closed()),
+    }
 }
 
 /// An error of each [`ErrorKind`](crate::ErrorKind), so that FFI tests can

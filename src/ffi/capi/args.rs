@@ -1,8 +1,8 @@
 //! The argument checkers of the C entry points, one per kind of parameter,
-//! called by `c_body!` (in `mod.rs`) with the parameter and its
-//! [`Arg`] (messages derived from the parameter's name). Each one refuses
-//! NULL and lengths past `isize::MAX` bytes before any work is done, so a bad
-//! argument never comes after a side effect. A leaf like `values.rs`.
+//! called by `c_body!` (in `mod.rs`) with the parameter and the messages
+//! derived from its name. Each one refuses NULL and lengths past
+//! `isize::MAX` bytes before any work is done, so a bad argument never comes
+//! after a side effect. A leaf like `values.rs`.
 
 use std::ffi::{c_char, CStr};
 use std::mem::MaybeUninit;
@@ -12,16 +12,6 @@ use super::values::cs_agent;
 use crate::error::{Error, Result};
 use crate::Agent;
 
-/// The messages of one parameter, built by `c_body!` from its name.
-pub(crate) struct Arg {
-    /// `"<name> is null"`.
-    pub(crate) null: &'static str,
-    /// `"<name> is not valid UTF-8"`.
-    pub(crate) utf8: &'static str,
-    /// `"<name> is too long"` (a length past `isize::MAX` bytes).
-    pub(crate) long: &'static str,
-}
-
 /// The handle given to C for a registry id (see `ffi::into_handle`).
 pub(super) fn to_handle(id: u64) -> *mut cs_agent {
     id as usize as *mut cs_agent
@@ -29,7 +19,7 @@ pub(super) fn to_handle(id: u64) -> *mut cs_agent {
 
 /// The agent behind a C handle: NULL, closed or made-up handles are
 /// `CS_INVALID_ARGUMENT` ("agent handle is null" / "is closed").
-pub(crate) fn agent(handle: *const cs_agent, _: &Arg) -> Result<Arc<Agent>> {
+pub(crate) fn agent(handle: *const cs_agent) -> Result<Arc<Agent>> {
     crate::ffi::borrow_handle(handle as usize as u64)
 }
 
@@ -37,35 +27,42 @@ pub(crate) fn agent(handle: *const cs_agent, _: &Arg) -> Result<Arc<Agent>> {
 ///
 /// # Safety
 /// `s` is NULL or a NUL-terminated string that stays valid for the call.
-pub(crate) unsafe fn string<'a>(s: *const c_char, arg: &Arg) -> Result<&'a str> {
+pub(crate) unsafe fn string<'a>(
+    s: *const c_char,
+    null: &'static str,
+    utf8: &'static str,
+) -> Result<&'a str> {
     if s.is_null() {
-        return Err(Error::InvalidArgument(arg.null));
+        return Err(Error::InvalidArgument(null));
     }
     // SAFETY: non-null, NUL-terminated per the contract.
     unsafe { CStr::from_ptr(s) }
         .to_str()
-        .map_err(|_| Error::InvalidArgument(arg.utf8))
+        .map_err(|_| Error::InvalidArgument(utf8))
 }
 
 /// [`string`] where NULL means `None`.
 ///
 /// # Safety
 /// `s` is NULL or a NUL-terminated string that stays valid for the call.
-pub(crate) unsafe fn opt_string<'a>(s: *const c_char, arg: &Arg) -> Result<Option<&'a str>> {
+pub(crate) unsafe fn opt_string<'a>(
+    s: *const c_char,
+    utf8: &'static str,
+) -> Result<Option<&'a str>> {
     if s.is_null() {
         return Ok(None);
     }
     // SAFETY: forwarded contract.
-    unsafe { string(s, arg) }.map(Some)
+    unsafe { string(s, "", utf8) }.map(Some)
 }
 
 /// Fails on a NULL array or one of more than `isize::MAX` bytes.
-fn check_array<T>(p: *const T, len: usize, arg: &Arg) -> Result<()> {
+fn check_array<T>(p: *const T, len: usize, null: &'static str, long: &'static str) -> Result<()> {
     if p.is_null() {
-        return Err(Error::InvalidArgument(arg.null));
+        return Err(Error::InvalidArgument(null));
     }
     if len > isize::MAX as usize / size_of::<T>().max(1) {
-        return Err(Error::InvalidArgument(arg.long));
+        return Err(Error::InvalidArgument(long));
     }
     Ok(())
 }
@@ -74,8 +71,13 @@ fn check_array<T>(p: *const T, len: usize, arg: &Arg) -> Result<()> {
 ///
 /// # Safety
 /// `p` is NULL or points to `len` readable values.
-pub(crate) unsafe fn slice<'a, T>(p: *const T, len: usize, arg: &Arg) -> Result<&'a [T]> {
-    check_array(p, len, arg)?;
+pub(crate) unsafe fn slice<'a, T>(
+    p: *const T,
+    len: usize,
+    null: &'static str,
+    long: &'static str,
+) -> Result<&'a [T]> {
+    check_array(p, len, null, long)?;
     // SAFETY: non-null, `len` readable values per the contract.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
@@ -95,11 +97,11 @@ impl<T> Out<'_, T> {
 ///
 /// # Safety
 /// `out` is NULL or valid for writes of `T` for the call.
-pub(crate) unsafe fn out<'a, T>(out: *mut T, arg: &Arg) -> Result<Out<'a, T>> {
+pub(crate) unsafe fn out<'a, T>(out: *mut T, null: &'static str) -> Result<Out<'a, T>> {
     // SAFETY: NULL or writable per the contract; `MaybeUninit` needs no init.
     match unsafe { out.cast::<MaybeUninit<T>>().as_mut() } {
         Some(slot) => Ok(Out(slot)),
-        None => Err(Error::InvalidArgument(arg.null)), // not `ok_or`: built on this path only
+        None => Err(Error::InvalidArgument(null)), // not `ok_or`: built on this path only
     }
 }
 
@@ -110,9 +112,10 @@ pub(crate) unsafe fn out<'a, T>(out: *mut T, arg: &Arg) -> Result<Out<'a, T>> {
 pub(crate) unsafe fn slots<'a, T>(
     out: *mut T,
     cap: usize,
-    arg: &Arg,
+    null: &'static str,
+    long: &'static str,
 ) -> Result<&'a mut [MaybeUninit<T>]> {
-    check_array(out, cap, arg)?;
+    check_array(out, cap, null, long)?;
     // SAFETY: non-null and writable for `cap` values per the contract; a
     // `MaybeUninit<T>` has the layout of `T` and needs no initialisation.
     Ok(unsafe { std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<T>>(), cap) })
@@ -147,8 +150,13 @@ impl Buf<'_> {
 ///
 /// # Safety
 /// `buf` is NULL or valid for writes of `len` bytes.
-pub(crate) unsafe fn buf<'a>(buf: *mut c_char, len: usize, arg: &Arg) -> Result<Buf<'a>> {
-    check_array(buf, len, arg)?;
+pub(crate) unsafe fn buf<'a>(
+    buf: *mut c_char,
+    len: usize,
+    null: &'static str,
+    long: &'static str,
+) -> Result<Buf<'a>> {
+    check_array(buf, len, null, long)?;
     if len == 0 {
         return Err(Error::InvalidArgument("buffer length is 0"));
     }

@@ -50,7 +50,8 @@ use crate::{AccountState, EventKind, HeldReason, State, StopReason};
 /// parameter's name, e.g. "out_id is null"), in the order listed, before the
 /// expression runs; parameters not listed are passed as they are. The whole
 /// body runs in [`run`]: panics trapped, the error mapped to its status code
-/// and message once.
+/// and message once. Only the messages a kind can return are built (each is
+/// a string in the library).
 macro_rules! c_body {
     ($($arg:ident: $kind:ident $(($len:ident))?),* => $body:expr) => {
         $crate::ffi::capi::run(|| {
@@ -60,16 +61,40 @@ macro_rules! c_body {
             // see (that a non-NULL pointer is valid as the entry point's
             // `# Safety` section says, and that a callback is callable with
             // its `user`) is that contract, which the C caller keeps.
-            #[allow(unused_unsafe, unused_mut)]
+            #[allow(unused_unsafe)]
             unsafe {
-                $(let mut $arg = $crate::ffi::capi::args::$kind($arg, $($len,)? &$crate::ffi::capi::args::Arg {
-                    null: concat!(stringify!($arg), " is null"),
-                    utf8: concat!(stringify!($arg), " is not valid UTF-8"),
-                    long: concat!(stringify!($arg), " is too long"),
-                })?;)*
+                $(c_body!(@arg $arg $kind $($len)?);)*
                 $body
             }
         })
+    };
+    (@arg $arg:ident agent) => {
+        let $arg = $crate::ffi::capi::args::agent($arg)?;
+    };
+    (@arg $arg:ident string) => {
+        let $arg = $crate::ffi::capi::args::string(
+            $arg,
+            concat!(stringify!($arg), " is null"),
+            concat!(stringify!($arg), " is not valid UTF-8"),
+        )?;
+    };
+    (@arg $arg:ident opt_string) => {
+        let $arg = $crate::ffi::capi::args::opt_string(
+            $arg,
+            concat!(stringify!($arg), " is not valid UTF-8"),
+        )?;
+    };
+    (@arg $arg:ident out) => {
+        let mut $arg = $crate::ffi::capi::args::out($arg, concat!(stringify!($arg), " is null"))?;
+    };
+    (@arg $arg:ident $kind:ident $len:ident) => {
+        #[allow(unused_mut)]
+        let mut $arg = $crate::ffi::capi::args::$kind(
+            $arg,
+            $len,
+            concat!(stringify!($arg), " is null"),
+            concat!(stringify!($arg), " is too long"),
+        )?;
     };
 }
 

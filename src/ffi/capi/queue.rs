@@ -148,11 +148,7 @@ pub unsafe extern "C" fn cs_enqueue_all(
     c_body!(agent: agent, paths: slice(n), service: string, out_ids: slots(n) => {
         let mut strs = Vec::with_capacity(n);
         for &p in paths {
-            strs.push(args::string(p, &args::Arg {
-                null: "a path is null",
-                utf8: "a path is not valid UTF-8",
-                long: "",
-            })?);
+            strs.push(args::string(p, "a path is null", "a path is not valid UTF-8")?);
         }
         fill(out_ids, agent.enqueue_all(&strs, service, priority)?.into_iter());
         Ok(())
