@@ -70,8 +70,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root (this crate is `crates/xtask`).
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
 }
 
 fn header(check: bool) -> ExitCode {
