@@ -6,11 +6,9 @@
 
 use std::ffi::{c_char, CStr};
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 
 use super::values::cs_agent;
 use crate::error::{Error, Result};
-use crate::Agent;
 
 /// The handle given to C for a registry id (see `ffi::into_handle`).
 pub(super) fn to_handle(id: u64) -> *mut cs_agent {
@@ -19,7 +17,7 @@ pub(super) fn to_handle(id: u64) -> *mut cs_agent {
 
 /// The agent behind a C handle: NULL, closed or made-up handles are
 /// `CS_INVALID_ARGUMENT` ("agent handle is null" / "is closed").
-pub(crate) fn agent(handle: *const cs_agent) -> Result<Arc<Agent>> {
+pub(crate) fn agent(handle: *const cs_agent) -> Result<crate::ffi::AgentRef> {
     crate::ffi::borrow_handle(handle as usize as u64)
 }
 

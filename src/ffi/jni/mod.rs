@@ -38,11 +38,8 @@ use ::jni::objects::{JByteArray, JString, JThrowable, JValue};
 use ::jni::sys::{jint, jlong, JNI_VERSION_1_6};
 use ::jni::{JNIEnv, JavaVM};
 
-use std::sync::Arc;
-
 use super::{borrow_handle, run_ffi, run_quietly};
 use crate::error::{Error, Result};
-use crate::Agent;
 
 mod agent;
 mod config;
@@ -139,7 +136,7 @@ fn init_logging() {}
 
 /// The agent behind a Java handle (an id of the registry in `ffi`, kept
 /// alive for the call): 0 or a closed handle is an `invalid_argument` error.
-fn agent_ref(handle: jlong) -> Result<Arc<Agent>> {
+fn agent_ref(handle: jlong) -> Result<super::AgentRef> {
     borrow_handle(handle as u64)
 }
 
