@@ -13,18 +13,19 @@
 ///
 /// Generates the enum with its doc comments and these items: `ALL` (every
 /// variant in table order), `C_PREFIX`, `code()`, `name()`, `from_code()`,
-/// `from_name()`, and `Display` and `Serialize` (the name).
+/// `c_name()`, `doc()`, `from_name()`, and `Display` and `Serialize` (the
+/// name). Variants take doc comments only (`doc()` reads them).
 macro_rules! coded_enum {
     (
         $(#[$meta:meta])*
         pub enum $Enum:ident, c_prefix $prefix:literal {
-            $( $(#[$vmeta:meta])* $Variant:ident = $code:literal, $name:literal; )*
+            $( $(#[doc = $vdoc:literal])* $Variant:ident = $code:literal, $name:literal; )*
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $Enum {
-            $( $(#[$vmeta])* $Variant, )*
+            $( $(#[doc = $vdoc])* $Variant, )*
         }
 
         impl $Enum {
@@ -46,6 +47,26 @@ macro_rules! coded_enum {
             pub const fn name(self) -> &'static str {
                 match self {
                     $( $Enum::$Variant => $name, )*
+                }
+            }
+
+            /// [`Self::name`] as a static C string (the C `cs_*_name` functions).
+            pub const fn c_name(self) -> &'static std::ffi::CStr {
+                match self {
+                    $( $Enum::$Variant => match std::ffi::CStr::from_bytes_with_nul(
+                        concat!($name, "\0").as_bytes(),
+                    ) {
+                        Ok(c) => c,
+                        Err(_) => panic!("a name holds a NUL"),
+                    }, )*
+                }
+            }
+
+            /// The variant's doc comment, one line per source line (the
+            /// generated header's comment for its C constant).
+            pub const fn doc(self) -> &'static str {
+                match self {
+                    $( $Enum::$Variant => concat!($($vdoc, "\n"),*), )*
                 }
             }
 
@@ -76,13 +97,13 @@ macro_rules! coded_enum {
     (
         $(#[$meta:meta])*
         pub enum $Enum:ident, c_prefix $prefix:literal, java $Java:ident {
-            $( $(#[$vmeta:meta])* $Variant:ident = $code:literal, $name:literal, $class:ident; )*
+            $( $(#[doc = $vdoc:literal])* $Variant:ident = $code:literal, $name:literal, $class:ident; )*
         }
     ) => {
         $crate::codes::coded_enum! {
             $(#[$meta])*
             pub enum $Enum, c_prefix $prefix {
-                $( $(#[$vmeta])* $Variant = $code, $name; )*
+                $( $(#[doc = $vdoc])* $Variant = $code, $name; )*
             }
         }
 
@@ -126,5 +147,7 @@ mod tests {
         assert_eq!(Sample::from_name("One"), None);
         assert_eq!(Sample::One.to_string(), "one");
         assert_eq!(Sample::C_PREFIX, "CS_SAMPLE_");
+        assert_eq!(Sample::TwoWords.c_name(), c"two_words");
+        assert_eq!(Sample::One.doc(), " First.\n");
     }
 }

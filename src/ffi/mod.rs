@@ -6,11 +6,12 @@
 //! boundary; the two shells ([`jni`] and [`capi`]) then map the error to a
 //! Java exception or a C status code exactly once, at the edge.
 //!
-//! The agent handle both shells hand out is a leaked `Box<Agent>` (see
-//! `into_handle`, `borrow_handle`, `free_handle`). Who guarantees that a
-//! handle is not used after it is freed differs: the Java wrapper does it with
-//! a read/write lock around every call, C callers must do it themselves (the
-//! header says so).
+//! The agent handle both shells hand out is an opaque id in a registry of
+//! open agents (see `into_handle`, `borrow_handle`, `free_handle`), never an
+//! address and never reused: a handle used after it was closed, closed twice,
+//! or made up is `InvalidArgument` ("agent handle is closed"), not undefined
+//! behaviour, and a close while a call runs on another thread frees the
+//! agent when that call returns (each call holds an `Arc`).
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` comment saying what it
 //! relies on; in the C entry points that is the function's `# Safety`
@@ -20,6 +21,8 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::Agent;
@@ -77,37 +80,102 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Moves `agent` to the heap and returns the raw handle given to Java or C.
-/// The handle must be released exactly once with [`free_handle`].
-pub(crate) fn into_handle(agent: Agent) -> *mut Agent {
-    Box::into_raw(Box::new(agent))
+/// The open agents by handle. A handle is an id from [`NEXT_HANDLE`], never
+/// reused and never an address: a handle that was closed (or never issued)
+/// finds nothing here and is an error, not a dangling pointer. A call holds
+/// an `Arc` for its duration, so a close while another thread runs frees the
+/// agent only when that call returns. A plain list: a process holds a
+/// handful of agents, so a scan is a few compares, and its code is a
+/// fraction of a map's (the phone `.so` has a size budget).
+static HANDLES: RwLock<Vec<(u64, Arc<Agent>)>> = RwLock::new(Vec::new());
+
+/// The next handle: counts up from 1 (0 is NULL), so ids are never reused.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+/// The registry, read side. No code panics while holding the lock, but a
+/// poisoned lock would still hold a consistent map: recover it.
+fn handles() -> RwLockReadGuard<'static, Vec<(u64, Arc<Agent>)>> {
+    HANDLES.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Borrows the agent behind a handle; a null handle is `InvalidArgument`.
-///
-/// # Safety
-/// `handle` is null or was returned by [`into_handle`] and has not been passed
-/// to [`free_handle`]; it stays valid for the lifetime `'a` chosen by the caller
-/// (the duration of one FFI call).
-pub(crate) unsafe fn borrow_handle<'a>(handle: *const Agent) -> Result<&'a Agent> {
-    // SAFETY: per this function's contract the pointer is null or live.
-    match unsafe { handle.as_ref() } {
-        Some(agent) => Ok(agent),
-        // Built on this path only: an eager `ok_or` builds and drops an
-        // `Error` in every entry point that inlines this.
-        None => Err(Error::InvalidArgument("agent handle is null")),
+fn handles_mut() -> RwLockWriteGuard<'static, Vec<(u64, Arc<Agent>)>> {
+    HANDLES.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Registers `agent` and returns its handle for Java or C (never 0). The
+/// handle must be released with [`free_handle`].
+#[inline(never)]
+pub(crate) fn into_handle(agent: Agent) -> u64 {
+    let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+    handles_mut().push((id, Arc::new(agent)));
+    id
+}
+
+/// One counted reference to an open agent, held for one FFI call (the
+/// agent is not freed while it lives). An `Arc` whose release is out of
+/// line: every entry point drops one, on its normal and its unwind path,
+/// and an inlined `Arc` drop in each cost ~5 KB of the phone `.so`.
+pub(crate) struct AgentRef(std::mem::ManuallyDrop<Arc<Agent>>);
+
+impl std::ops::Deref for AgentRef {
+    type Target = Agent;
+    fn deref(&self) -> &Agent {
+        &self.0
     }
 }
 
-/// Frees the agent behind a handle (closing its database). Null is a no-op.
-///
-/// # Safety
-/// `handle` is null or was returned by [`into_handle`], has not been freed
-/// yet, and no other thread is using it.
-pub(crate) unsafe fn free_handle(handle: *mut Agent) {
-    if !handle.is_null() {
-        // SAFETY: per this function's contract we own the box now.
-        drop(unsafe { Box::from_raw(handle) });
+impl Drop for AgentRef {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is dropped exactly once, here; `self` is not used after.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
+/// The agent behind a handle, kept alive for as long as the caller holds
+/// the [`AgentRef`] (one FFI call). 0 is "agent handle is null"; a handle that was
+/// closed (or never issued) is "agent handle is closed"; both
+/// `InvalidArgument`. Out of line: one copy for the ~60 C and Java entry
+/// points instead of a lock and a tree search inlined into each.
+#[inline(never)]
+pub(crate) fn borrow_handle(handle: u64) -> Result<AgentRef> {
+    if handle == 0 {
+        return Err(Error::InvalidArgument("agent handle is null"));
+    }
+    match handles().iter().find(|(id, _)| *id == handle) {
+        Some((_, agent)) => Ok(AgentRef(std::mem::ManuallyDrop::new(Arc::clone(agent)))),
+        // Built on this path only: an eager `ok_or` builds and drops an
+        // `Error` in every entry point that inlines this.
+        None => Err(closed()),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn closed() -> Error {
+    Error::InvalidArgument("agent handle is closed")
+}
+
+/// Unregisters a handle; the agent (and its database) is dropped now, or
+/// when the last call still using it returns. 0 is a no-op; a handle that
+/// was already closed is "agent handle is closed".
+#[inline(never)]
+pub(crate) fn free_handle(handle: u64) -> Result<()> {
+    if handle == 0 {
+        return Ok(());
+    }
+    let agent = {
+        let mut list = handles_mut();
+        let at = list.iter().position(|(id, _)| *id == handle);
+        at.map(|i| list.swap_remove(i))
+    };
+    // Dropped outside the lock: closing the database may take a while.
+    match agent {
+        Some(agent) => {
+            drop(agent);
+            Ok(())
+        }
+        None => Err(closed()),
     }
 }
 
@@ -197,13 +265,35 @@ mod tests {
         assert!(!run_quietly(|| panic!("in reporter")));
     }
 
+    /// An agent on an in-memory database (root v1 signed by key 1).
+    pub(crate) fn test_agent() -> Agent {
+        use crate::config::sign::{root_payload, sign_envelope, SigningKey};
+        let key = SigningKey::from_seed([1; 32]).unwrap();
+        let payload = root_payload(1, "2100-01-01T00:00:00Z", &[&key], 1, &[&key], 1);
+        let root = sign_envelope(crate::config::ROOT_PAYLOAD_TYPE, &payload, &[&key]);
+        Agent::open_in_memory(&root, crate::AgentOptions::default()).unwrap()
+    }
+
     #[test]
-    fn null_handle_is_an_argument_error() {
-        // SAFETY: null is allowed by the contract.
-        let e = unsafe { borrow_handle(std::ptr::null()) }.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-        // SAFETY: null is a no-op.
-        unsafe { free_handle(std::ptr::null_mut()) };
+    fn null_and_closed_handles_are_argument_errors() {
+        let e = borrow_handle(0).map(drop).unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: agent handle is null");
+        free_handle(0).unwrap();
+        let h = into_handle(test_agent());
+        let held = borrow_handle(h).unwrap();
+        free_handle(h).unwrap();
+        // The call that still holds it keeps it alive; new calls are refused.
+        assert!(held.stats().is_ok());
+        let e = borrow_handle(h).map(drop).unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: agent handle is closed");
+        assert_eq!(
+            free_handle(h).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            borrow_handle(h + 1_000_000).map(drop).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[cfg(feature = "ffi-test-hooks")]

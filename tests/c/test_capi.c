@@ -416,10 +416,15 @@ static void queue_checks(const uint8_t *root, size_t root_len, const uint8_t *co
     CHECK_STATUS(cs_get_config_info(agent, NULL), CS_INVALID_ARGUMENT);
     memset(&ci, 0xab, sizeof ci);
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
-    CHECK(ci.root_version == 1 && ci.config_version == 0 && ci.region_count == 0);
-    CHECK(ci.expired == 0 && strcmp(ci.expires_at, "") == 0);
+    CHECK(ci.root_version == 1 && ci.installed_config_version == -1 && ci.region_count == 0);
+    CHECK(ci.expired == 0 && ci.expires_at_ms == -1);
     CHECK(strcmp(ci.approved_region, "") == 0 && strcmp(ci.country, "") == 0);
-    CHECK(strcmp(ci.refresh_due_at, "") == 0);
+    CHECK(ci.refresh_due_at_ms == -1);
+    {
+        char region[64] = "x";
+        CHECK_STATUS(cs_config_region(agent, 0, region, sizeof region), CS_NO_CONFIG);
+        CHECK(region[0] == '\0');
+    }
     CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0); /* a new file: the root passed */
     /* Without a config nothing is known about services: any is accepted. */
     int64_t id = 0;
@@ -429,10 +434,20 @@ static void queue_checks(const uint8_t *root, size_t root_len, const uint8_t *co
     CHECK_STATUS(cs_set_country(agent, "in"), CS_OK);
     memset(&ci, 0xab, sizeof ci);
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
-    CHECK(ci.root_version == 1 && ci.config_version == 1 && ci.region_count == 1);
-    CHECK(ci.expired == 0 && strcmp(ci.expires_at, "2099-01-01T00:00:00Z") == 0);
+    CHECK(ci.root_version == 1 && ci.installed_config_version == 1 && ci.region_count == 1);
+    CHECK(ci.expired == 0 && ci.expires_at_ms == INT64_C(4070908800000)); /* 2099-01-01 */
     CHECK(strcmp(ci.approved_region, "in") == 0 && strcmp(ci.country, "IN") == 0);
-    CHECK(strcmp(ci.refresh_due_at, "") == 0); /* the root lists no sources */
+    CHECK(ci.refresh_due_at_ms == -1); /* the root lists no sources */
+    {
+        char region[64];
+        char tiny[2];
+        CHECK_STATUS(cs_config_region(agent, 0, region, sizeof region), CS_OK);
+        CHECK(strcmp(region, "in") == 0);
+        CHECK_STATUS(cs_config_region(agent, 1, region, sizeof region), CS_NOT_FOUND);
+        CHECK_STATUS(cs_config_region(agent, 0, tiny, sizeof tiny), CS_INVALID_ARGUMENT);
+        CHECK_STATUS(cs_config_region(agent, 0, NULL, 64), CS_INVALID_ARGUMENT);
+        CHECK(strcmp(cs_last_error(), "invalid argument: buf is null") == 0);
+    }
 
     /* A service the config does not offer is refused at enqueue. */
     CHECK_STATUS(cs_enqueue(agent, f[0], "photos", 0, &id), CS_INVALID_ARGUMENT);
@@ -473,9 +488,9 @@ static void queue_checks(const uint8_t *root, size_t root_len, const uint8_t *co
     CHECK(item.id == ids[1] && item.size == 101 && item.confirmed_offset == 0);
     CHECK(item.priority == 5 && item.attempts == 0 && item.last_error_status == CS_OK);
     CHECK(item.next_attempt_at_ms >= before - 1000 && item.next_attempt_at_ms <= now_ms());
-    CHECK(strcmp(item.state, "pending") == 0 && strcmp(item.service, "backup") == 0);
+    CHECK(item.state_code == CS_STATE_PENDING && strcmp(item.service, "backup") == 0);
     CHECK(strcmp(item.region, "in") == 0 && strcmp(item.account, "") == 0);
-    CHECK(strcmp(item.held_reason, "") == 0 && strcmp(item.last_error, "") == 0);
+    CHECK(item.held_reason_code == -1 && strcmp(item.last_error, "") == 0);
     CHECK(strcmp(item.last_error_kind, "") == 0);
     CHECK_STATUS(cs_get_item(agent, 999999, &item), CS_NOT_FOUND);
     CHECK(strlen(cs_last_error()) > 0);
@@ -489,25 +504,25 @@ static void queue_checks(const uint8_t *root, size_t root_len, const uint8_t *co
     /* Listing, by id, filtered and paged. */
     cs_item items[4];
     size_t n = 99;
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, items, 4, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, items, 4, &n), CS_OK);
     CHECK(n == 3 && items[0].id == ids[0] && items[1].id == ids[1] && items[2].id == ids[2]);
-    CHECK(items[2].size == 102 && strcmp(items[2].state, "pending") == 0);
-    CHECK_STATUS(cs_list_items(agent, NULL, ids[0], items, 4, &n), CS_OK);
+    CHECK(items[2].size == 102 && items[2].state_code == CS_STATE_PENDING);
+    CHECK_STATUS(cs_list_items(agent, -1, ids[0], items, 4, &n), CS_OK);
     CHECK(n == 2 && items[0].id == ids[1]);
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, items, 1, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, items, 1, &n), CS_OK);
     CHECK(n == 1 && items[0].id == ids[0]);
-    CHECK_STATUS(cs_list_items(agent, "pending", 0, items, 4, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, CS_STATE_PENDING, 0, items, 4, &n), CS_OK);
     CHECK(n == 3);
-    CHECK_STATUS(cs_list_items(agent, "dead", 0, items, 4, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, CS_STATE_DEAD, 0, items, 4, &n), CS_OK);
     CHECK(n == 0);
-    CHECK_STATUS(cs_list_items(agent, "done", 0, items, 4, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, CS_STATE_DONE, 0, items, 4, &n), CS_OK);
     CHECK(n == 0); /* finished items are in the audit trail */
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, items, 0, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, items, 0, &n), CS_OK);
     CHECK(n == 0);
-    CHECK_STATUS(cs_list_items(agent, "bogus", 0, items, 4, &n), CS_INVALID_ARGUMENT);
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, NULL, 4, &n), CS_INVALID_ARGUMENT);
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, items, 4, NULL), CS_INVALID_ARGUMENT);
-    CHECK_STATUS(cs_list_items(NULL, NULL, 0, items, 4, &n), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_list_items(agent, 12345, 0, items, 4, &n), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, NULL, 4, &n), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, items, 4, NULL), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_list_items(NULL, -1, 0, items, 4, &n), CS_INVALID_ARGUMENT);
 
     /* retry_dead with nothing dead, remove, audit of nothing. */
     uint64_t count = 99;
@@ -519,7 +534,7 @@ static void queue_checks(const uint8_t *root, size_t root_len, const uint8_t *co
     CHECK_STATUS(cs_remove(agent, ids[2]), CS_OK);
     CHECK_STATUS(cs_remove(agent, ids[2]), CS_NOT_FOUND);
     CHECK_STATUS(cs_get_item(agent, ids[2], &item), CS_NOT_FOUND);
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, items, 4, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, items, 4, &n), CS_OK);
     CHECK(n == 2);
     cs_audit_record recs[2];
     CHECK_STATUS(cs_audit(agent, 0, recs, 2, &n), CS_OK);
@@ -559,7 +574,7 @@ static void paging_checks(const uint8_t *root, size_t root_len, const char *dir)
         int64_t after = 0;
         int in_order = 1;
         do {
-            CHECK_STATUS(cs_list_items(agent, filtered ? "pending" : NULL, after, page, CAP, &n),
+            CHECK_STATUS(cs_list_items(agent, filtered ? CS_STATE_PENDING : -1, after, page, CAP, &n),
                          CS_OK);
             pages++;
             for (size_t k = 0; k < n; k++) {
@@ -576,17 +591,17 @@ static void paging_checks(const uint8_t *root, size_t root_len, const char *dir)
     }
     cs_item one;
     size_t n = 99;
-    CHECK_STATUS(cs_list_items(agent, NULL, ids[4], &one, 1, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, -1, ids[4], &one, 1, &n), CS_OK);
     CHECK(n == 1 && one.id == ids[6]);
-    CHECK_STATUS(cs_list_items(agent, "dead", 0, &one, 1, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, CS_STATE_DEAD, 0, &one, 1, &n), CS_OK);
     CHECK(n == 0);
-    CHECK_STATUS(cs_list_items(agent, NULL, INT64_MAX, &one, 1, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, -1, INT64_MAX, &one, 1, &n), CS_OK);
     CHECK(n == 0);
     n = 99;
-    CHECK_STATUS(cs_list_items(agent, NULL, -1, &one, 1, &n), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_list_items(agent, -1, -1, &one, 1, &n), CS_INVALID_ARGUMENT);
     CHECK(strcmp(cs_last_error(), "invalid argument: after_id is negative") == 0);
     CHECK(n == 99); /* untouched on failure */
-    CHECK_STATUS(cs_list_items(agent, "held", INT64_MIN, &one, 1, &n), CS_INVALID_ARGUMENT);
+    CHECK_STATUS(cs_list_items(agent, CS_STATE_HELD, INT64_MIN, &one, 1, &n), CS_INVALID_ARGUMENT);
     cs_audit_record rec;
     CHECK_STATUS(cs_audit(agent, -1, &rec, 1, &n), CS_INVALID_ARGUMENT);
     CHECK(strcmp(cs_last_error(), "invalid argument: after_id is negative") == 0);
@@ -701,9 +716,9 @@ static void world_checks(const char *dir, const char *root_path, const char *con
     CHECK_STATUS(cs_set_account(agent, "alice", "IN"), CS_OK);
     cs_config_info ci;
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
-    CHECK(ci.config_version == 1 && ci.region_count == 2 && ci.expired == 0);
+    CHECK(ci.installed_config_version == 1 && ci.region_count == 2 && ci.expired == 0);
     CHECK(strcmp(ci.approved_region, "in") == 0 && strcmp(ci.country, "IN") == 0);
-    CHECK(strlen(ci.expires_at) == 20 && ci.expires_at[19] == 'Z');
+    CHECK(ci.expires_at_ms > now_ms());
 
     /* 1. A failed attempt (the server answers the first POST 503, Retry-After:
      * 600): its kind and when it is due again, in the event, the item, the
@@ -724,7 +739,7 @@ static void world_checks(const char *dir, const char *root_path, const char *con
     CHECK(ev.off_thread == 0);
     cs_item item;
     CHECK_STATUS(cs_get_item(agent, id_a, &item), CS_OK);
-    CHECK(strcmp(item.state, "failed") == 0 && item.attempts == 1);
+    CHECK(item.state_code == CS_STATE_FAILED && item.attempts == 1);
     CHECK(strcmp(item.last_error_kind, "network") == 0 && item.last_error_status == CS_NETWORK);
     CHECK(strcmp(item.last_error, "network: POST: HTTP 503") == 0);
     CHECK(item.next_attempt_at_ms == report.next_due_at_ms);
@@ -734,7 +749,7 @@ static void world_checks(const char *dir, const char *root_path, const char *con
     CHECK(stats.failed == 1 && stats.next_due_at_ms == report.next_due_at_ms);
     cs_item items[4];
     size_t n = 0;
-    CHECK_STATUS(cs_list_items(agent, "failed", 0, items, 4, &n), CS_OK);
+    CHECK_STATUS(cs_list_items(agent, CS_STATE_FAILED, 0, items, 4, &n), CS_OK);
     CHECK(n == 1 && items[0].id == id_a && items[0].attempts == 1);
     /* Removed: gone, and nothing waits any more. */
     CHECK_STATUS(cs_remove(agent, id_a), CS_OK);
@@ -760,11 +775,11 @@ static void world_checks(const char *dir, const char *root_path, const char *con
     end = item_events(&ev, ids[1], c_size, CS_EVENT_DONE, __LINE__);
     CHECK(end != NULL && end->status == CS_OK);
     CHECK_STATUS(cs_get_item(agent, ids[0], &item), CS_OK);
-    CHECK(strcmp(item.state, "dead") == 0 && item.attempts == 1);
+    CHECK(item.state_code == CS_STATE_DEAD && item.attempts == 1);
     CHECK(strcmp(item.last_error_kind, "source_io") == 0 && item.last_error_status == CS_SOURCE_IO);
     CHECK_STATUS(cs_get_item(agent, ids[1], &item), CS_NOT_FOUND); /* done: left the queue */
-    CHECK_STATUS(cs_list_items(agent, NULL, 0, items, 4, &n), CS_OK);
-    CHECK(n == 1 && items[0].id == ids[0] && strcmp(items[0].state, "dead") == 0);
+    CHECK_STATUS(cs_list_items(agent, -1, 0, items, 4, &n), CS_OK);
+    CHECK(n == 1 && items[0].id == ids[0] && items[0].state_code == CS_STATE_DEAD);
     cs_audit_record recs[4];
     CHECK_STATUS(cs_audit(agent, 0, recs, 4, &n), CS_OK);
     CHECK(n == 1);
@@ -781,7 +796,7 @@ static void world_checks(const char *dir, const char *root_path, const char *con
     CHECK_STATUS(cs_retry_dead(agent, &count), CS_OK);
     CHECK(count == 1);
     CHECK_STATUS(cs_get_item(agent, ids[0], &item), CS_OK);
-    CHECK(strcmp(item.state, "pending") == 0);
+    CHECK(item.state_code == CS_STATE_PENDING);
     CHECK_STATUS(cs_run_once(agent, 30000, NULL, NULL, &report), CS_OK);
     CHECK(report.uploaded == 1 && report.failed == 0 && report.next_due_at_ms == -1);
     CHECK_STATUS(cs_audit(agent, recs[0].id, recs + 1, 3, &n), CS_OK);
@@ -818,7 +833,7 @@ static void world_checks(const char *dir, const char *root_path, const char *con
     CHECK(report.stopped == CS_STOP_REGION_CHANGED && report.uploaded == 0);
     item_events(&ev, id_e, e_size, CS_EVENT_HELD, __LINE__);
     CHECK_STATUS(cs_get_item(agent, id_e, &item), CS_OK);
-    CHECK(strcmp(item.state, "held") == 0 && strcmp(item.held_reason, "region") == 0);
+    CHECK(item.state_code == CS_STATE_HELD && item.held_reason_code == CS_HELD_REGION);
     CHECK(strcmp(item.region, "in") == 0);
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
     CHECK(strcmp(ci.approved_region, "sg") == 0 && strcmp(ci.country, "SG") == 0);
@@ -927,6 +942,14 @@ int main(int argc, char **argv) {
     CHECK(strcmp(cs_status_name(CS_MALFORMED), "malformed") == 0);
     CHECK(strcmp(cs_status_name(CS_INTERNAL), "internal") == 0);
     CHECK(strcmp(cs_status_name(12345), "unknown") == 0);
+    CHECK(strcmp(cs_state_name(CS_STATE_HELD), "held") == 0);
+    CHECK(strcmp(cs_state_name(-1), "unknown") == 0);
+    CHECK(strcmp(cs_held_reason_name(CS_HELD_ACCOUNT), "account") == 0);
+    CHECK(strcmp(cs_held_reason_name(-1), "unknown") == 0);
+    CHECK(strcmp(cs_stop_reason_name(CS_STOP_TIME_UP), "time_up") == 0);
+    CHECK(strcmp(cs_event_kind_name(CS_EVENT_FAILED), "failed") == 0);
+    CHECK(strcmp(cs_account_state_name(CS_ACCOUNT_SIGNED_OUT), "signed_out") == 0);
+    CHECK(strcmp(cs_account_state_name(99), "unknown") == 0);
 
     /* Open with garbage and with unusable paths: exact codes, *out cleared. */
     cs_agent *agent = (cs_agent *)&failures; /* poison: must be reset to NULL */
@@ -1039,6 +1062,10 @@ int main(int argc, char **argv) {
 #endif
 
     CHECK_STATUS(cs_close(agent), CS_OK);
+    /* A closed handle is refused, not used (tests/c/abuse.c tries more). */
+    CHECK_STATUS(cs_stats(agent, &stats), CS_INVALID_ARGUMENT);
+    CHECK(strcmp(cs_last_error(), "invalid argument: agent handle is closed") == 0);
+    CHECK_STATUS(cs_close(agent), CS_INVALID_ARGUMENT);
 
     /* Reopen: the enqueued item survived. */
     agent = NULL;
@@ -1132,8 +1159,8 @@ int main(int argc, char **argv) {
     memset(&ci, 0xab, sizeof ci);
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
     CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0);
-    CHECK(ci.config_version > 0 && strcmp(ci.approved_region, "sg") == 0);
-    const uint64_t config2_version = ci.config_version;
+    CHECK(ci.installed_config_version > 0 && strcmp(ci.approved_region, "sg") == 0);
+    const int64_t config2_version = ci.installed_config_version;
     CHECK_STATUS(cs_close(agent), CS_OK);
 
     /* OTHER_ROOT (version 1, other keys) over the file that trusts ROOT v1: CS_OK, reset. */
@@ -1149,7 +1176,7 @@ int main(int argc, char **argv) {
     CHECK(strlen(ci.trust_reset) > 0 && strcmp(ci.trust_reset, reset_why) == 0);
     CHECK(ci.root_version == 1);
     /* CONFIG2 is signed by ROOT's config key, which OTHER_ROOT does not list: dropped. */
-    CHECK(ci.config_version == 0 && ci.region_count == 0);
+    CHECK(ci.installed_config_version == -1 && ci.region_count == 0);
     CHECK(strcmp(ci.approved_region, "") == 0 && strcmp(ci.country, "SG") == 0);
     CHECK_STATUS(cs_stats(agent, &stats), CS_OK);
     CHECK(stats.pending == N_HELD && stats.held == 0); /* the queue is kept */
@@ -1166,7 +1193,7 @@ int main(int argc, char **argv) {
     memset(&ci, 0xab, sizeof ci);
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
     CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, reset_why) == 0);
-    CHECK(ci.root_version == 1 && ci.config_version == 0);
+    CHECK(ci.root_version == 1 && ci.installed_config_version == -1);
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
     CHECK(strcmp(region, "") == 0);
     /* The app re-installs its config (as it did above): the reset floors let the
@@ -1176,7 +1203,7 @@ int main(int argc, char **argv) {
     memset(&ci, 0xab, sizeof ci);
     CHECK_STATUS(cs_get_config_info(agent, &ci), CS_OK);
     CHECK(ci.anchored == 1 && strcmp(ci.trust_reset, "") == 0);
-    CHECK(ci.config_version == config2_version);
+    CHECK(ci.installed_config_version == config2_version);
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
     CHECK(strcmp(region, "sg") == 0);
     CHECK_STATUS(cs_stats(agent, &stats), CS_OK);

@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
     printf("open + stats + config info under the lock: %.1f ms\n", took);
     CHECK(took < 1000.0);
     CHECK(qs.pending + qs.uploading == 1);
-    CHECK(ci.config_version == 1);
+    CHECK(ci.installed_config_version == 1);
 
     /* 3. cs_cancel ends a run blocked on the lock. */
     pthread_t th;

@@ -1,11 +1,10 @@
 //! The C ABI of the agent handle: opening and closing it, the account and
-//! its country, and the library's version (same conventions as [`super`];
-//! `tests/ffi/c_header.rs` parses this file too).
+//! its country, and the library's version (same conventions as [`super`]).
 
 use std::ffi::{c_char, CStr};
 
+use super::args::to_handle;
 use super::values::{cs_agent, cs_status};
-use super::{agent_ref, bytes_arg, opt_str_arg, put, run, str_arg};
 use crate::error::Error;
 use crate::ffi::{free_handle, into_handle};
 use crate::Agent;
@@ -25,18 +24,12 @@ pub unsafe extern "C" fn cs_open(
     root_len: usize,
     out: *mut *mut cs_agent,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `db_path` is NULL or
-    // NUL-terminated (`str_arg`), `root` NULL or `root_len` readable bytes (`bytes_arg`), `out`
-    // NULL or writable (`put`).
-    run(|| unsafe {
-        put(out, std::ptr::null_mut(), "out is null")?;
-        let path = str_arg(db_path, "db_path is null")?;
-        if path.is_empty() {
+    c_body!(out: out, db_path: string, root: slice(root_len) => {
+        out.set(std::ptr::null_mut())?;
+        if db_path.is_empty() {
             return Err(Error::InvalidArgument("db_path is empty"));
         }
-        let root = bytes_arg(root, root_len, "root is null")?;
-        let handle = into_handle(Agent::open(path, root)?);
-        put(out, handle, "out is null")
+        out.set(to_handle(into_handle(Agent::open(db_path, root)?)))
     })
 }
 
@@ -45,12 +38,10 @@ pub unsafe extern "C" fn cs_open(
 /// nothing.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `iso2` is NULL or NUL-terminated.
+/// `agent` is NULL or a handle; `iso2` is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_char) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `iso2` NULL or NUL-terminated (`str_arg`).
-    run(|| unsafe { agent_ref(agent)?.set_account_country(str_arg(iso2, "iso2 is null")?) })
+    c_body!(agent: agent, iso2: string => agent.set_account_country(iso2))
 }
 
 /// Signs `account` in (NULL: signs out) and, unless `country` is NULL, sets
@@ -62,7 +53,7 @@ pub unsafe extern "C" fn cs_set_country(agent: *mut cs_agent, iso2: *const c_cha
 /// `account` is `CS_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `account` and `country` are NULL or
+/// `agent` is NULL or a handle; `account` and `country` are NULL or
 /// NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_account(
@@ -70,23 +61,31 @@ pub unsafe extern "C" fn cs_set_account(
     account: *const c_char,
     country: *const c_char,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `account` and `country` NULL or NUL-terminated (`opt_str_arg`).
-    run(|| unsafe { agent_ref(agent)?.set_account(opt_str_arg(account)?, opt_str_arg(country)?) })
+    c_body!(agent: agent, account: opt_string, country: opt_string => {
+        agent.set_account(account, country)
+    })
 }
 
-/// Frees the handle (closing the database). NULL is a no-op, like `free`.
+/// Closes the handle. NULL is a no-op, like `free`. Every later call with
+/// it (including a second `cs_close`) is `CS_INVALID_ARGUMENT` ("agent handle
+/// is closed"): handles are never reused. A call still running on another
+/// thread (a `cs_run_once`, say) finishes normally, and the database is
+/// closed when it returns; cancel it first (`cs_cancel`) to make that soon.
+#[no_mangle]
+pub extern "C" fn cs_close(agent: *mut cs_agent) -> cs_status {
+    c_body!(=> free_handle(agent as usize as u64))
+}
+
+/// The account state (`CS_ACCOUNT_NEVER_SET`, `CS_ACCOUNT_SIGNED_OUT` or
+/// `CS_ACCOUNT_SIGNED_IN`) into `*out`. Accounts never used leave uploads
+/// to services without auth working as they always did; signed out stops
+/// every upload.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle that no other thread is using; it must
-/// not be used afterwards.
+/// `agent` is NULL or a handle; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cs_close(agent: *mut cs_agent) -> cs_status {
-    run(|| {
-        // SAFETY: per the contract we hold the only reference.
-        unsafe { free_handle(agent) };
-        Ok(())
-    })
+pub unsafe extern "C" fn cs_account_state(agent: *const cs_agent, out: *mut i32) -> cs_status {
+    c_body!(agent: agent, out: out => out.set(agent.account_state()?.code()))
 }
 
 /// The library's version (`CARGO_PKG_VERSION`, e.g. `"0.1.0"`). A static

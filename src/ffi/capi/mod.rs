@@ -1,11 +1,17 @@
-//! The C ABI declared in `include/cloudsync.h` (for native firmware tests).
+//! The C ABI of `include/cloudsync.h`, which `cargo run -p xtask -- header`
+//! generates from this directory (cbindgen reads the signatures, structs
+//! and doc comments written here) and from the Rust tables of the enum codes
+//! (`crate::codes`: `CS_STATE_*`, `CS_STOP_*`, ...); `-- header --check` in CI
+//! fails when the committed header differs.
 //!
 //! Every function returns a `cs_status`: `CS_OK` (0) or the
 //! [`ErrorKind::code`] of the failure, with a message for [`cs_last_error`]
-//! kept per thread. Every body is one call to `run`, which traps panics
-//! (`run_ffi`) so that nothing unwinds into C. NULL pointers are
-//! `CS_INVALID_ARGUMENT`, never a crash (except [`cs_close`], which accepts
-//! NULL like `free`).
+//! kept per thread. Every body is one `c_body!`: the checks of its pointer
+//! arguments (NULL is `CS_INVALID_ARGUMENT` with the parameter's name, never
+//! a crash; strings strict UTF-8; lengths bounded; the handle looked up in
+//! the registry of `ffi`, so a closed handle is an error too) and the call,
+//! all inside `run`, which traps panics (`run_ffi`) so that nothing unwinds
+//! into C. `cs_close` accepts NULL like `free`.
 //!
 //! The credential callback is wrapped as a
 //! [`CredentialProvider`](crate::auth::CredentialProvider) that copies the
@@ -13,30 +19,87 @@
 //! [`Secret`](crate::auth::Secret) for one run at most.
 //!
 //! Layout, the same files as `jni/` for the same concerns: this file holds
-//! the single runner and its per-thread last error (`cs_last_error`,
-//! `cs_status_name`) and the pointer-argument helpers; `agent.rs` opens and
-//! closes the handle, signs in and out and reports the version; `config.rs`
-//! installs envelopes, refreshes the config and reports what is installed and
-//! the approved region; `queue.rs` enqueues and reads and changes the queue
+//! the single runner, `c_body!`, the per-thread last error (`cs_last_error`)
+//! and the name functions (`cs_status_name`, `cs_state_name`, ...);
+//! `args.rs` the argument checkers; `agent.rs` opens and closes the handle,
+//! signs in and out and reports the version; `config.rs` installs envelopes,
+//! refreshes the config and reports what is installed, its regions and the
+//! approved region; `queue.rs` enqueues and reads and changes the queue
 //! (items, counters, the audit trail, held items); `runs.rs` runs (with
 //! progress or per-item events), `cs_cancel` and the credential callback;
 //! `retention.rs` the audit retention; `hooks.rs` the entry points that
 //! exist only with `ffi-test-hooks`; `values.rs` the value types and their
 //! conversions, a leaf that the other files use.
-//!
-//! `tests/ffi/c_header.rs` parses the files of this directory and the header
-//! and fails if their function names, parameter lists, struct fields,
-//! constants or status codes drift apart.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
-use std::mem::MaybeUninit;
 
-use super::{borrow_handle, run_ffi, run_quietly};
-use crate::error::{Error, ErrorKind, Result};
-use crate::Agent;
+use super::{run_ffi, run_quietly};
+use crate::error::{ErrorKind, Result};
+use crate::{AccountState, EventKind, HeldReason, State, StopReason};
+
+/// The body of every C entry point that returns a `cs_status`, from its
+/// parameters and one expression:
+///
+/// ```ignore
+/// c_body!(agent: agent, envelope: slice(len) => agent.install(envelope).map(drop))
+/// ```
+///
+/// Each `name: kind` or `name: kind(len)` rebinds the parameter `name`
+/// through the checker `args::kind` (NULL, UTF-8, length; messages from the
+/// parameter's name, e.g. "out_id is null"), in the order listed, before the
+/// expression runs; parameters not listed are passed as they are. The whole
+/// body runs in [`run`]: panics trapped, the error mapped to its status code
+/// and message once. Only the messages a kind can return are built (each is
+/// a string in the library).
+macro_rules! c_body {
+    ($($arg:ident: $kind:ident $(($len:ident))?),* => $body:expr) => {
+        $crate::ffi::capi::run(|| {
+            // SAFETY: written once for every entry point. Each pointer
+            // parameter goes through the checker of its kind (`args.rs`),
+            // which refuses NULL and oversized lengths; what no checker can
+            // see (that a non-NULL pointer is valid as the entry point's
+            // `# Safety` section says, and that a callback is callable with
+            // its `user`) is that contract, which the C caller keeps.
+            #[allow(unused_unsafe)]
+            unsafe {
+                $(c_body!(@arg $arg $kind $($len)?);)*
+                $body
+            }
+        })
+    };
+    (@arg $arg:ident agent) => {
+        let $arg = $crate::ffi::capi::args::agent($arg)?;
+    };
+    (@arg $arg:ident string) => {
+        let $arg = $crate::ffi::capi::args::string(
+            $arg,
+            concat!(stringify!($arg), " is null"),
+            concat!(stringify!($arg), " is not valid UTF-8"),
+        )?;
+    };
+    (@arg $arg:ident opt_string) => {
+        let $arg = $crate::ffi::capi::args::opt_string(
+            $arg,
+            concat!(stringify!($arg), " is not valid UTF-8"),
+        )?;
+    };
+    (@arg $arg:ident out) => {
+        let mut $arg = $crate::ffi::capi::args::out($arg, concat!(stringify!($arg), " is null"))?;
+    };
+    (@arg $arg:ident $kind:ident $len:ident) => {
+        #[allow(unused_mut)]
+        let mut $arg = $crate::ffi::capi::args::$kind(
+            $arg,
+            $len,
+            concat!(stringify!($arg), " is null"),
+            concat!(stringify!($arg), " is too long"),
+        )?;
+    };
+}
 
 mod agent;
+mod args;
 mod config;
 #[cfg(feature = "ffi-test-hooks")]
 mod hooks;
@@ -66,7 +129,7 @@ fn set_last_error(msg: &str) {
 /// trapped, and turns an error into its status code and message. A success
 /// clears the last error again: a nested call made by a callback during `f`
 /// may have failed and set it, and after `CS_OK` it is always "".
-fn run(f: impl FnOnce() -> Result<()>) -> cs_status {
+pub(crate) fn run(f: impl FnOnce() -> Result<()>) -> cs_status {
     clear_last_error();
     status_of(run_ffi(f))
 }
@@ -94,136 +157,6 @@ fn status_of(result: Result<()>) -> cs_status {
     }
 }
 
-/// Writes `value` through `out`, or fails on NULL.
-///
-/// # Safety
-/// `out` is NULL or valid for writes of `T`.
-unsafe fn put<T>(out: *mut T, value: T, what: &'static str) -> Result<()> {
-    if out.is_null() {
-        return Err(Error::InvalidArgument(what));
-    }
-    // SAFETY: non-null and, per the contract, valid for writes.
-    unsafe { out.write(value) };
-    Ok(())
-}
-
-/// # Safety
-/// `s` is NULL or a NUL-terminated string that stays valid for the call.
-unsafe fn str_arg<'a>(s: *const c_char, null_msg: &'static str) -> Result<&'a str> {
-    if s.is_null() {
-        return Err(Error::InvalidArgument(null_msg));
-    }
-    // SAFETY: non-null, NUL-terminated per the contract.
-    unsafe { CStr::from_ptr(s) }
-        .to_str()
-        .map_err(|_| Error::InvalidArgument("string is not valid UTF-8"))
-}
-
-/// [`str_arg`] where NULL means `None`.
-///
-/// # Safety
-/// `s` is NULL or a NUL-terminated string that stays valid for the call.
-unsafe fn opt_str_arg<'a>(s: *const c_char) -> Result<Option<&'a str>> {
-    if s.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: forwarded contract.
-    unsafe { str_arg(s, "") }.map(Some)
-}
-
-/// Fails on a NULL array or one of more than `isize::MAX` bytes.
-fn check_array<T>(p: *const T, len: usize, null_msg: &'static str) -> Result<()> {
-    if p.is_null() {
-        return Err(Error::InvalidArgument(null_msg));
-    }
-    if len > isize::MAX as usize / size_of::<T>().max(1) {
-        return Err(Error::InvalidArgument("length too large"));
-    }
-    Ok(())
-}
-
-/// # Safety
-/// `p` is NULL or points to `len` readable values.
-unsafe fn slice_arg<'a, T>(p: *const T, len: usize, null_msg: &'static str) -> Result<&'a [T]> {
-    check_array(p, len, null_msg)?;
-    // SAFETY: non-null, `len` readable values per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, len) })
-}
-
-/// # Safety
-/// `p` is NULL or points to `len` readable bytes.
-unsafe fn bytes_arg<'a>(p: *const u8, len: usize, null_msg: &'static str) -> Result<&'a [u8]> {
-    // SAFETY: forwarded contract.
-    unsafe { slice_arg(p, len, null_msg) }
-}
-
-/// A caller's out-parameter, checked before any work is done (so that a
-/// NULL never comes after a side effect), written later with `write`.
-///
-/// # Safety
-/// `out` is NULL or valid for writes of `T` for the call.
-unsafe fn out_ptr<'a, T>(out: *mut T, what: &'static str) -> Result<&'a mut MaybeUninit<T>> {
-    // SAFETY: NULL or writable per the contract; `MaybeUninit` needs no init.
-    match unsafe { out.cast::<MaybeUninit<T>>().as_mut() } {
-        Some(slot) => Ok(slot),
-        None => Err(Error::InvalidArgument(what)), // not `ok_or`: see `borrow_handle`
-    }
-}
-
-/// A caller's array of `cap` slots, checked before any work is done.
-///
-/// # Safety
-/// `out` is NULL or valid for writes of `cap` values of `T` for the call.
-unsafe fn out_slots<'a, T>(
-    out: *mut T,
-    cap: usize,
-    what: &'static str,
-) -> Result<&'a mut [MaybeUninit<T>]> {
-    check_array(out, cap, what)?;
-    // SAFETY: non-null and writable for `cap` values per the contract; a
-    // `MaybeUninit<T>` has the layout of `T` and needs no initialisation.
-    Ok(unsafe { std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<T>>(), cap) })
-}
-
-/// Writes `values` into `slots` (as many as fit) and returns how many.
-fn fill<T>(slots: &mut [MaybeUninit<T>], values: impl Iterator<Item = T>) -> usize {
-    slots
-        .iter_mut()
-        .zip(values)
-        .map(|(s, v)| s.write(v))
-        .count()
-}
-
-/// # Safety
-/// `agent` is NULL or a live handle from `cs_open`.
-unsafe fn agent_ref<'a>(agent: *const cs_agent) -> Result<&'a Agent> {
-    // SAFETY: forwarded contract.
-    unsafe { borrow_handle(agent) }
-}
-
-/// Copies `s` into a C buffer of `len` bytes, NUL-terminated, or fails if it
-/// does not fit (the buffer then holds an empty string).
-///
-/// # Safety
-/// `buf` is NULL or valid for writes of `len` bytes.
-unsafe fn copy_str(buf: *mut c_char, len: usize, s: &str) -> Result<()> {
-    if buf.is_null() {
-        return Err(Error::InvalidArgument("buf is null"));
-    }
-    if len == 0 {
-        return Err(Error::InvalidArgument("buffer length is 0"));
-    }
-    // SAFETY: `buf` is valid for `len` bytes; `len` > 0.
-    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    if s.len() >= len {
-        out[0] = 0;
-        return Err(Error::InvalidArgument("buffer too small"));
-    }
-    out[..s.len()].copy_from_slice(s.as_bytes());
-    out[s.len()] = 0;
-    Ok(())
-}
-
 /// The message of the last failed call on this thread: "" after every call
 /// that returned `CS_OK`, even one whose callback made a nested call that failed.
 /// Valid until the next `cs_*` call on the same thread; never NULL.
@@ -240,27 +173,56 @@ pub extern "C" fn cs_last_error() -> *const c_char {
     p
 }
 
-/// The stable name of a status code (`"ok"`, `"malformed"`, ...; `"unknown"`
-/// for codes this build does not define). A static string.
+/// The name of a status code (`"ok"`, `"malformed"`, ... the constant's
+/// name without `CS_`, in lower case), or `"unknown"` for a code this build
+/// does not define. A static string, never NULL; does not touch the last error.
 #[no_mangle]
 pub extern "C" fn cs_status_name(status: cs_status) -> *const c_char {
-    static NAMES: std::sync::OnceLock<Vec<(cs_status, CString)>> = std::sync::OnceLock::new();
-    let mut p = c"unknown".as_ptr();
-    run_quietly(|| {
-        let names = NAMES.get_or_init(|| {
-            let mut v = vec![(CS_OK, c"ok".to_owned())];
-            v.extend(
-                ErrorKind::ALL
-                    .iter()
-                    .map(|k| (k.code(), CString::new(k.name()).unwrap_or_default())),
-            );
-            v
-        });
-        if let Some((_, name)) = names.iter().find(|(code, _)| *code == status) {
-            p = name.as_ptr();
-        }
-    });
-    p
+    if status == CS_OK {
+        return c"ok".as_ptr();
+    }
+    name_or_unknown(ErrorKind::from_code(status).map(ErrorKind::c_name))
+}
+
+/// The name of a `CS_STATE_*` code (`"pending"`, ...), or `"unknown"`. A
+/// static string, never NULL.
+#[no_mangle]
+pub extern "C" fn cs_state_name(code: i32) -> *const c_char {
+    name_or_unknown(State::from_code(code).map(State::c_name))
+}
+
+/// The name of a `CS_HELD_*` code (`"region"`, `"account"`), or `"unknown"`
+/// (also for -1, no reason). A static string, never NULL.
+#[no_mangle]
+pub extern "C" fn cs_held_reason_name(code: i32) -> *const c_char {
+    name_or_unknown(HeldReason::from_code(code).map(HeldReason::c_name))
+}
+
+/// The name of a `CS_STOP_*` code (`"drained"`, ...), or `"unknown"`. A
+/// static string, never NULL.
+#[no_mangle]
+pub extern "C" fn cs_stop_reason_name(code: i32) -> *const c_char {
+    name_or_unknown(StopReason::from_code(code).map(StopReason::c_name))
+}
+
+/// The name of a `CS_EVENT_*` code (`"started"`, ...), or `"unknown"`. A
+/// static string, never NULL.
+#[no_mangle]
+pub extern "C" fn cs_event_kind_name(code: i32) -> *const c_char {
+    name_or_unknown(EventKind::from_code(code).map(EventKind::c_name))
+}
+
+/// The name of a `CS_ACCOUNT_*` code (`"never_set"`, ...), or `"unknown"`. A
+/// static string, never NULL.
+#[no_mangle]
+pub extern "C" fn cs_account_state_name(code: i32) -> *const c_char {
+    name_or_unknown(AccountState::from_code(code).map(AccountState::c_name))
+}
+
+/// The name functions' result: "unknown" (the name Java's enums give a
+/// value they do not know) for a code without a name.
+fn name_or_unknown(name: Option<&'static CStr>) -> *const c_char {
+    name.unwrap_or(c"unknown").as_ptr()
 }
 
 #[cfg(test)]

@@ -1,28 +1,19 @@
-//! The C ABI of the audit retention (same conventions as [`super`];
-//! `tests/ffi/c_header.rs` parses this file too). The retention is stored in the
+//! The C ABI of the audit retention (same conventions as [`super`]). The retention is stored in the
 //! database, so every handle and process on the file agrees on it.
 
 use super::values::{cs_agent, cs_status};
-use super::{agent_ref, out_ptr, run};
 
 /// Writes how many days finished uploads stay in the audit trail into
 /// `*out_days` (400 unless set).
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `out_days` is NULL or writable.
+/// `agent` is NULL or a handle; `out_days` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_audit_retention_days(
     agent: *const cs_agent,
     out_days: *mut u32,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `out_days` NULL or writable (`out_ptr`).
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        let out = out_ptr(out_days, "out_days is null")?;
-        out.write(a.audit_retention_days()?);
-        Ok(())
-    })
+    c_body!(agent: agent, out_days: out => out_days.set(agent.audit_retention_days()?))
 }
 
 /// Sets the audit retention (1..=36500 days; `CS_INVALID_ARGUMENT`
@@ -30,20 +21,15 @@ pub unsafe extern "C" fn cs_audit_retention_days(
 /// went into `*out_pruned`.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `out_pruned` is NULL or writable.
+/// `agent` is NULL or a handle; `out_pruned` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_audit_retention_days(
     agent: *mut cs_agent,
     days: u32,
     out_pruned: *mut u64,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `out_pruned` NULL or writable (`out_ptr`).
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        let out = out_ptr(out_pruned, "out_pruned is null")?;
-        out.write(a.set_audit_retention_days(days)?);
-        Ok(())
+    c_body!(agent: agent, out_pruned: out => {
+        out_pruned.set(agent.set_audit_retention_days(days)?)
     })
 }
 
@@ -52,17 +38,10 @@ pub unsafe extern "C" fn cs_set_audit_retention_days(
 /// at their end too. How many rows went into `*out_pruned`.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `out_pruned` is NULL or writable.
+/// `agent` is NULL or a handle; `out_pruned` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_prune_audit(agent: *mut cs_agent, out_pruned: *mut u64) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `out_pruned` NULL or writable (`out_ptr`).
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        let out = out_ptr(out_pruned, "out_pruned is null")?;
-        out.write(a.prune_audit()?);
-        Ok(())
-    })
+    c_body!(agent: agent, out_pruned: out => out_pruned.set(agent.prune_audit()?))
 }
 
 #[cfg(test)]

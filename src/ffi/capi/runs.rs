@@ -1,8 +1,7 @@
 //! The C ABI of runs: `cs_run_once` with its progress callback,
 //! `cs_run_with_events` with per-item events, `cs_cancel`, and the
 //! credential callback (`cs_set_credential_provider`) wrapped as a
-//! [`CredentialProvider`] (same conventions as [`super`];
-//! `tests/ffi/c_header.rs` parses this file too).
+//! [`CredentialProvider`] (same conventions as [`super`]).
 
 #![allow(non_camel_case_types)]
 
@@ -13,9 +12,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::values::{cs_agent, cs_event, cs_run_report, cs_status, event_of, report_of};
-use super::{agent_ref, out_ptr, put, run};
 use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret, MAX_TOKEN_LEN};
-use crate::error::Error;
 use crate::{Progress, RunEvent};
 
 /// Progress callback of [`cs_run_once`], called on the thread running it.
@@ -50,7 +47,7 @@ pub type cs_event_fn = Option<unsafe extern "C" fn(user: *mut c_void, e: *const 
 /// Sets (or, with a NULL `cb`, clears) the credential callback and its `user`.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `cb` is NULL or a valid callback that
+/// `agent` is NULL or a handle; `cb` is NULL or a valid callback that
 /// may be called with `user` on any thread running `cs_run_once` until it is
 /// replaced (and runs that started with it returned) or the agent is freed.
 #[no_mangle]
@@ -59,18 +56,14 @@ pub unsafe extern "C" fn cs_set_credential_provider(
     cb: cs_credential_fn,
     user: *mut c_void,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), and `cb` is NULL or a callback that may be called with `user` on any
-    // thread running a run until it is replaced or the agent is freed, which is what `CCredentials`
-    // relies on when it calls it.
-    run(|| unsafe {
+    c_body!(agent: agent => {
         let provider = cb.map(|f| {
             Arc::new(CCredentials {
                 f,
                 user: UserPtr(user),
             }) as Arc<dyn CredentialProvider>
         });
-        agent_ref(agent)?.set_credential_provider(provider);
+        agent.set_credential_provider(provider);
         Ok(())
     })
 }
@@ -80,7 +73,7 @@ pub unsafe extern "C" fn cs_set_credential_provider(
 /// is called on this thread with `user`.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `cb` is NULL or a valid callback;
+/// `agent` is NULL or a handle; `cb` is NULL or a valid callback;
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_run_once(
@@ -90,23 +83,12 @@ pub unsafe extern "C" fn cs_run_once(
     user: *mut c_void,
     out: *mut cs_run_report,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `cb` NULL or a valid callback for `user` (called below, on this
-    // thread), `out` NULL or writable (`put`).
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        if out.is_null() {
-            return Err(Error::InvalidArgument("out is null"));
-        }
+    c_body!(agent: agent, out: out => {
         let mut progress = |p: Progress| -> bool {
-            match cb {
-                // SAFETY: the caller vouches for the callback and its `user`.
-                Some(f) => f(user, p.item_id, p.sent, p.total) == 0,
-                None => true,
-            }
+            // The caller vouches for the callback and its `user` (`c_body!`).
+            cb.is_none_or(|f| f(user, p.item_id, p.sent, p.total) == 0)
         };
-        let r = a.run_once(Duration::from_millis(max_ms), &mut progress)?;
-        put(out, report_of(&r), "out is null")
+        out.set(report_of(&agent.run_once(Duration::from_millis(max_ms), &mut progress)?))
     })
 }
 
@@ -114,7 +96,7 @@ pub unsafe extern "C" fn cs_run_once(
 /// (`cs_event`): started, progress, done, failed, held; each completion once.
 ///
 /// # Safety
-/// `agent` is NULL or a live handle; `cb` is NULL or a valid callback;
+/// `agent` is NULL or a handle; `cb` is NULL or a valid callback;
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cs_run_with_events(
@@ -124,33 +106,21 @@ pub unsafe extern "C" fn cs_run_with_events(
     user: *mut c_void,
     out: *mut cs_run_report,
 ) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`), `cb` NULL or a valid callback for `user` (called below, on this
-    // thread), `out` NULL or writable (`out_ptr`).
-    run(|| unsafe {
-        let a = agent_ref(agent)?;
-        let out = out_ptr(out, "out is null")?;
-        let mut listener = |e: &RunEvent| match cb {
-            // SAFETY: the caller vouches for the callback and its `user`.
-            Some(f) => f(user, &event_of(e)) == 0,
-            None => true,
-        };
-        let r = a.run_with_events(Duration::from_millis(max_ms), &mut listener)?;
-        out.write(report_of(&r));
-        Ok(())
+    c_body!(agent: agent, out: out => {
+        // The caller vouches for the callback and its `user` (`c_body!`).
+        let mut listener = |e: &RunEvent| cb.is_none_or(|f| f(user, &event_of(e)) == 0);
+        let r = agent.run_with_events(Duration::from_millis(max_ms), &mut listener)?;
+        out.set(report_of(&r))
     })
 }
 
-/// Asks a `cs_run_once` running on another thread to stop soon. Does not block.
-///
-/// # Safety
-/// `agent` is NULL or a live handle.
+/// Asks a `cs_run_once` or `cs_run_with_events` running on another thread
+/// to stop soon. Does not block. It cannot cut a callback short: a callback
+/// that blocks holds the run until it returns.
 #[no_mangle]
-pub unsafe extern "C" fn cs_cancel(agent: *const cs_agent) -> cs_status {
-    // SAFETY: the caller keeps this function's contract (# Safety above): `agent` is NULL or a live
-    // handle (`agent_ref`).
-    run(|| unsafe {
-        agent_ref(agent)?.cancel();
+pub extern "C" fn cs_cancel(agent: *const cs_agent) -> cs_status {
+    c_body!(agent: agent => {
+        agent.cancel();
         Ok(())
     })
 }

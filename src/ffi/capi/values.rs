@@ -1,8 +1,9 @@
-//! The value types of the C ABI: the handle and status types, the stop
-//! reasons and event types, the `#[repr(C)]` structs of `include/cloudsync.h`,
-//! and the conversions of Rust values to those structs (each one copy, out
-//! of line). A leaf: it uses no other file of `capi/`, all of which use it.
-//! `tests/ffi/c_header.rs` parses this file too.
+//! The value types of the C ABI: the handle and status types, the
+//! `#[repr(C)]` structs of `include/cloudsync.h`, and the conversions of
+//! Rust values to those structs (each one copy, out of line). A leaf: it
+//! uses no other file of `capi/`, all of which use it. The enum constants
+//! (`CS_STATE_*`, ...) are not here: `crates/xtask` writes them into the
+//! header from the Rust tables (`crate::codes`).
 
 #![allow(non_camel_case_types)]
 
@@ -10,38 +11,20 @@ use std::ffi::c_char;
 
 use crate::error::ErrorKind;
 use crate::queue::{AuditRecord, ItemInfo, QueueStats};
-use crate::{Agent, ConfigInfo, Refreshed, RunEvent, RunReport, StopReason};
+use crate::{ConfigInfo, Refreshed, RunEvent, RunReport};
 
-/// The opaque agent handle (`cs_agent` in C; the Rust [`Agent`]).
-pub type cs_agent = Agent;
+/// Opaque agent handle, from `cs_open`, closed by `cs_close`. Its value is
+/// an id in the library's registry of open agents, not an address: a handle
+/// that was closed is refused (`CS_INVALID_ARGUMENT`), never dereferenced.
+pub struct cs_agent {
+    _opaque: [u8; 0],
+}
 
-/// A status code: `CS_OK` (0) or an [`ErrorKind::code`].
+/// `CS_OK` or one of the status codes (`enum cs_status_code`).
 pub type cs_status = i32;
 
-/// Success.
+/// Success (the status code enum also lists it, generated with the others).
 pub const CS_OK: cs_status = 0;
-
-/// `cs_run_report.stopped`: no due item of the approved region is left.
-pub const CS_STOP_DRAINED: i32 = 0;
-/// `cs_run_report.stopped`: `max_ms` elapsed.
-pub const CS_STOP_TIME_UP: i32 = 1;
-/// `cs_run_report.stopped`: cancelled (`cs_cancel` or the progress callback).
-pub const CS_STOP_CANCELLED: i32 = 2;
-/// `cs_run_report.stopped`: the approved region changed (or the config expired) mid-run.
-pub const CS_STOP_REGION_CHANGED: i32 = 3;
-/// The account signed out, or another was signed in, during the run.
-pub const CS_STOP_ACCOUNT_CHANGED: i32 = 4;
-
-/// `cs_event.type`: an item was claimed and its upload attempt begins (`total`: its size).
-pub const CS_EVENT_STARTED: i32 = 0;
-/// `cs_event.type`: bytes of the item in flight (`sent` of `total`).
-pub const CS_EVENT_PROGRESS: i32 = 1;
-/// `cs_event.type`: the server confirmed the whole item (`sent` = `total` = its bytes).
-pub const CS_EVENT_DONE: i32 = 2;
-/// `cs_event.type`: the attempt failed (`status`, `dead`, `next_attempt_at_ms`).
-pub const CS_EVENT_FAILED: i32 = 3;
-/// `cs_event.type`: the item in flight is held (the region or account changed).
-pub const CS_EVENT_HELD: i32 = 4;
 
 /// Queue counters (`cs_queue_stats` in C).
 #[repr(C)]
@@ -66,7 +49,7 @@ pub struct cs_queue_stats {
     pub next_due_at_ms: i64,
 }
 
-/// What one [`cs_run_once`](super::cs_run_once) did (`cs_run_report` in C).
+/// What one `cs_run_once` did (`cs_run_report` in C).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct cs_run_report {
@@ -84,14 +67,14 @@ pub struct cs_run_report {
     pub held: u64,
     /// Items still queued for the approved region.
     pub remaining: u64,
-    /// `CS_STOP_DRAINED`, `CS_STOP_TIME_UP`, `CS_STOP_CANCELLED`, `CS_STOP_REGION_CHANGED` or `CS_STOP_ACCOUNT_CHANGED`.
+    /// Why the run returned: a `CS_STOP_*` code (`cs_stop_reason_name`).
     pub stopped: i32,
     /// When the next queued item is due, ms since the epoch (in the past:
     /// due now); -1 when none waits. Schedule the next run for it.
     pub next_due_at_ms: i64,
 }
 
-/// One queued item (`cs_item` in C; strings are "" when absent).
+/// One queued item (`cs_item` in C; strings are "" when absent, codes -1).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct cs_item {
@@ -101,7 +84,8 @@ pub struct cs_item {
     pub size: u64,
     /// Bytes the server confirmed so far.
     pub confirmed_offset: u64,
-    /// When the item is due (again), ms since the epoch.
+    /// When the item is due (again), ms since the epoch; -1 for `dead` and
+    /// `held` items (they wait for `cs_retry_dead` or `cs_rehome`, not a time).
     pub next_attempt_at_ms: i64,
     /// Priority given at enqueue.
     pub priority: i32,
@@ -109,10 +93,12 @@ pub struct cs_item {
     pub attempts: u32,
     /// The status code of the last error (`CS_OK`: none).
     pub last_error_status: cs_status,
-    /// `pending`, `uploading`, `failed`, `dead` or `held`.
-    pub state: [c_char; 16],
-    /// Why a `held` item waits: `region` or `account`.
-    pub held_reason: [c_char; 16],
+    /// `CS_STATE_PENDING`, `_UPLOADING`, `_FAILED`, `_DEAD` or `_HELD`
+    /// (`cs_state_name`). Was the string `state`.
+    pub state_code: i32,
+    /// Why a `CS_STATE_HELD` item waits: `CS_HELD_REGION` or `CS_HELD_ACCOUNT`
+    /// (`cs_held_reason_name`); -1 for other states. Was the string `held_reason`.
+    pub held_reason_code: i32,
     /// The last error's kind (`network`, `rejected`, ...; `cs_status_name` of `last_error_status`).
     pub last_error_kind: [c_char; 32],
     /// The first 8 bytes of the item's account stamp in hex (never the account id).
@@ -159,16 +145,19 @@ pub struct cs_audit_record {
 pub struct cs_config_info {
     /// Root version in force.
     pub root_version: u64,
-    /// Config version (0: none installed).
-    pub config_version: u64,
-    /// Regions the config defines.
+    /// The installed config's version; -1 when none is installed (was
+    /// `config_version`, 0 for none).
+    pub installed_config_version: i64,
+    /// Regions the config defines (their ids: `cs_config_region`).
     pub region_count: u64,
     /// 1 if the config or the root is expired (against the freeze-safe clock).
     pub expired: i32,
-    /// The config's expiry, RFC 3339 UTC.
-    pub expires_at: [c_char; 32],
-    /// RFC 3339 UTC time the next config refresh is due ("" when the root lists no sources).
-    pub refresh_due_at: [c_char; 32],
+    /// When the config expires, ms since the epoch; -1 without a config
+    /// (was the RFC 3339 string `expires_at`).
+    pub expires_at_ms: i64,
+    /// When the next config refresh is due, ms since the epoch; -1 when the
+    /// root lists no sources (was the RFC 3339 string `refresh_due_at`).
+    pub refresh_due_at_ms: i64,
     /// The approved region id.
     pub approved_region: [c_char; 64],
     /// The account country (ISO 3166-1 alpha-2).
@@ -183,7 +172,7 @@ pub struct cs_config_info {
     pub trust_reset: [c_char; 128],
 }
 
-/// What one [`cs_refresh_config`](super::cs_refresh_config) installed (`cs_refresh_report` in C).
+/// What one `cs_refresh_config` installed (`cs_refresh_report` in C).
 /// `more_roots`, `config_error` and `root_in_force` were added at the end:
 /// code built against an older header must be rebuilt.
 #[repr(C)]
@@ -208,11 +197,12 @@ pub struct cs_refresh_report {
     pub root_in_force: u64,
 }
 
-/// One event of [`cs_run_with_events`](super::cs_run_with_events) (`cs_event` in C).
+/// One event of `cs_run_with_events` (`cs_event` in C).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct cs_event {
-    /// `CS_EVENT_STARTED`, `_PROGRESS`, `_DONE`, `_FAILED` or `_HELD`.
+    /// `CS_EVENT_STARTED`, `_PROGRESS`, `_DONE`, `_FAILED` or `_HELD`
+    /// (`cs_event_kind_name`).
     pub r#type: i32,
     /// `CS_EVENT_FAILED`: the failure's status code; `CS_OK` otherwise.
     pub status: cs_status,
@@ -268,16 +258,6 @@ pub(super) fn code_of(kind: Option<&str>) -> cs_status {
         .map_or(CS_OK, |k| k.code())
 }
 
-fn stop_code(s: StopReason) -> i32 {
-    match s {
-        StopReason::Drained => CS_STOP_DRAINED,
-        StopReason::TimeUp => CS_STOP_TIME_UP,
-        StopReason::Cancelled => CS_STOP_CANCELLED,
-        StopReason::RegionChanged => CS_STOP_REGION_CHANGED,
-        StopReason::AccountChanged => CS_STOP_ACCOUNT_CHANGED,
-    }
-}
-
 #[inline(never)]
 pub(super) fn report_of(r: &RunReport) -> cs_run_report {
     cs_run_report {
@@ -288,7 +268,7 @@ pub(super) fn report_of(r: &RunReport) -> cs_run_report {
         dead: r.dead,
         held: r.held,
         remaining: r.remaining,
-        stopped: stop_code(r.stopped),
+        stopped: r.stopped.code(),
         next_due_at_ms: ms(r.next_due_at),
     }
 }
@@ -317,8 +297,8 @@ pub(super) fn item_of(i: &ItemInfo) -> cs_item {
         priority: i.priority.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
         attempts: i.attempts,
         last_error_status: i.last_error_kind.map_or(CS_OK, |k| k.code()),
-        state: c_field(i.state.name()),
-        held_reason: c_field(i.held_reason.map_or("", |h| h.name())),
+        state_code: i.state.code(),
+        held_reason_code: i.held_reason.map_or(-1, |h| h.code()),
         last_error_kind: c_field(i.last_error_kind.map_or("", |k| k.name())),
         account: opt_field(&i.account),
         service: c_field(&i.service),
@@ -349,14 +329,13 @@ pub(super) fn audit_of(r: &AuditRecord) -> cs_audit_record {
 pub(super) fn config_info_of(c: &ConfigInfo) -> cs_config_info {
     cs_config_info {
         root_version: c.root_version,
-        config_version: c.config_version.unwrap_or(0),
+        installed_config_version: c
+            .config_version
+            .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
         region_count: c.regions.len() as u64,
         expired: i32::from(c.expired),
-        expires_at: opt_field(&c.expires_at_ms.map(crate::config::model::format_time_ms)),
-        refresh_due_at: opt_field(
-            &c.refresh_due_at_ms
-                .map(crate::config::model::format_time_ms),
-        ),
+        expires_at_ms: ms(c.expires_at_ms),
+        refresh_due_at_ms: ms(c.refresh_due_at_ms),
         approved_region: opt_field(&c.approved_region),
         country: opt_field(&c.country),
         anchored: i32::from(c.anchored),
@@ -367,7 +346,7 @@ pub(super) fn config_info_of(c: &ConfigInfo) -> cs_config_info {
 #[inline(never)]
 pub(super) fn event_of(e: &RunEvent) -> cs_event {
     let mut ev = cs_event {
-        r#type: CS_EVENT_STARTED,
+        r#type: e.kind().code(),
         status: CS_OK,
         item_id: 0,
         sent: 0,
@@ -378,11 +357,9 @@ pub(super) fn event_of(e: &RunEvent) -> cs_event {
     match *e {
         RunEvent::Started { item_id, size } => (ev.item_id, ev.total) = (item_id, size),
         RunEvent::Progress(p) => {
-            ev.r#type = CS_EVENT_PROGRESS;
             (ev.item_id, ev.sent, ev.total) = (p.item_id, p.sent, p.total);
         }
         RunEvent::Done { item_id, bytes } => {
-            ev.r#type = CS_EVENT_DONE;
             (ev.item_id, ev.sent, ev.total) = (item_id, bytes, bytes);
         }
         RunEvent::Failed {
@@ -391,11 +368,10 @@ pub(super) fn event_of(e: &RunEvent) -> cs_event {
             dead,
             next_attempt_at,
         } => {
-            ev.r#type = CS_EVENT_FAILED;
             (ev.item_id, ev.status, ev.dead) = (item_id, kind.code(), i32::from(dead));
             ev.next_attempt_at_ms = ms(next_attempt_at);
         }
-        RunEvent::Held { item_id } => (ev.r#type, ev.item_id) = (CS_EVENT_HELD, item_id),
+        RunEvent::Held { item_id } => ev.item_id = item_id,
     }
     ev
 }
@@ -461,7 +437,7 @@ mod tests {
         let c = item_of(&info);
         assert_eq!((c.id, c.priority, c.attempts), (7, i32::MAX, 2));
         assert_eq!(c.last_error_status, ErrorKind::Network.code());
-        assert_eq!(text(&c.state), "failed");
+        assert_eq!((c.state_code, c.held_reason_code), (2, -1));
         assert_eq!(text(&c.region), "");
         assert_eq!(text(&c.account), "00112233aabbccdd");
         let e = text(&c.last_error);
@@ -476,7 +452,7 @@ mod tests {
             dead: true,
             next_attempt_at: None,
         });
-        assert_eq!(ev.r#type, CS_EVENT_FAILED);
+        assert_eq!(ev.r#type, crate::EventKind::Failed.code());
         assert_eq!((ev.status, ev.dead, ev.next_attempt_at_ms), (52, 1, -1));
         let ev = event_of(&RunEvent::Done {
             item_id: 3,
@@ -484,7 +460,7 @@ mod tests {
         });
         assert_eq!(
             (ev.r#type, ev.sent, ev.total, ev.status),
-            (CS_EVENT_DONE, 5, 5, 0)
+            (crate::EventKind::Done.code(), 5, 5, 0)
         );
         assert_eq!(code_of(Some("no_such_kind")), CS_OK);
     }

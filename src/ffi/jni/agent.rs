@@ -40,9 +40,7 @@ native! {
 
     /// `static native void close(long handle)`: frees the agent; `0` is a no-op.
     fn close(handle: jlong) -> () |_| {
-        // SAFETY: `SyncAgent.close` swapped its handle to 0 under the write
-        // lock, so no other call is using it and it is freed exactly once.
-        unsafe { free_handle(handle as usize as *mut Agent) };
-        Ok(())
+        // A handle closed already is an `invalid_argument` error (the registry in `ffi`).
+        free_handle(handle as u64)
     }
 }

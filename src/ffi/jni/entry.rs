@@ -30,7 +30,7 @@ use ::jni::JNIEnv;
 use super::values::sat;
 use super::{agent_ref, bytes_arg, db_path_arg, opt_string_arg, string_arg, JniResultExt};
 use crate::error::{Error, Result};
-use crate::Agent;
+use crate::ffi::AgentRef;
 
 /// The messages of a refused argument, each naming its Java parameter
 /// (built by [`native!`] with `concat!`, so they are `&'static str`).
@@ -57,7 +57,7 @@ pub(super) trait Ret<'local> {
     fn put(env: &mut JNIEnv<'local>, value: Self::Value) -> Result<Self::Raw>;
 }
 
-/// `long handle` → `&Agent` (`0` is `invalid_argument`).
+/// `long handle` → the live agent (a counted reference) (`0` is `invalid_argument`).
 pub(super) struct Handle;
 /// `String` → `String`: non-null, strict UTF-8 (see `string_arg`).
 pub(super) struct Str;
@@ -87,8 +87,10 @@ pub(super) struct OptJStr;
 
 impl<'local> Arg<'local> for Handle {
     type Raw = jlong;
-    type Value = &'local Agent;
-    fn get(_: &mut JNIEnv<'local>, raw: jlong, _: &ArgName) -> Result<&'local Agent> {
+    /// A counted reference: a `close` on another thread (or in a callback
+    /// of this call) frees the agent only once this call returns.
+    type Value = AgentRef;
+    fn get(_: &mut JNIEnv<'local>, raw: jlong, _: &ArgName) -> Result<AgentRef> {
         agent_ref(raw)
     }
 }

@@ -1,75 +1,16 @@
 //! Entry points that exist only with `ffi-test-hooks` (never in the phone
 //! build): a test `open` trusting a loopback CA, a deliberate panic and
-//! error; and `test_support`, the runner and argument helpers for the JVM
-//! tests' own entry points. The JVM tests' tus servers run in a
+//! error. The JVM tests' tus servers run in a
 //! `cloudsync dev-server --admin` child process (`TestServer.java`).
 
 use ::jni::objects::{JByteArray, JClass, JString};
 use ::jni::sys::{jint, jlong};
 use ::jni::JNIEnv;
 
-use super::values::{sat, STRING_CLASS};
-use super::{bytes_arg, db_path_arg, opt_string_arg, run, string_arg, to_jlong, JniResultExt};
+use super::{bytes_arg, db_path_arg, run, to_jlong};
 use crate::error::{Error, Result};
 use crate::ffi::into_handle;
 use crate::Agent;
-
-/// The runner and argument helpers, for JVM test entry points outside this
-/// crate (`crates/jvm-test-lib` had an in-process test server; it has none
-/// since issue 24, so nothing uses these now: remove them with their
-/// re-export in `mod.rs`). Only with `ffi-test-hooks`, never in the phone
-/// build.
-#[cfg(feature = "ffi-test-hooks")]
-#[doc(hidden)]
-pub mod test_support {
-    use ::jni::objects::JString;
-    use ::jni::sys::jlong;
-    use ::jni::JNIEnv;
-
-    use crate::error::Result;
-
-    /// `java.lang.String`'s class name.
-    pub const STRING_CLASS: &str = super::STRING_CLASS;
-
-    /// The single JNI runner (see the module's `run`).
-    pub fn run<'local, T: Default>(
-        env: &mut JNIEnv<'local>,
-        f: impl FnOnce(&mut JNIEnv<'local>) -> Result<T>,
-    ) -> T {
-        super::run(env, f)
-    }
-
-    /// A u64 counter as a Java long, saturating.
-    pub fn sat(n: u64) -> jlong {
-        super::sat(n)
-    }
-
-    /// A non-null Java string argument.
-    pub fn string_arg(
-        env: &mut JNIEnv<'_>,
-        s: &JString<'_>,
-        null_msg: &'static str,
-    ) -> Result<String> {
-        super::string_arg(env, s, null_msg)
-    }
-
-    /// A nullable Java string argument.
-    pub fn opt_string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>> {
-        super::opt_string_arg(env, s)
-    }
-
-    /// `jni` crate failures as `Internal` errors.
-    pub trait JniResultExt<T> {
-        /// See the module's `JniResultExt`.
-        fn jni(self) -> Result<T>;
-    }
-
-    impl<T> JniResultExt<T> for ::jni::errors::Result<T> {
-        fn jni(self) -> Result<T> {
-            super::JniResultExt::jni(self)
-        }
-    }
-}
 
 /// `static native long openForTest(String dbPath, byte[] initialRoot, byte[] extraCaPem)`:
 /// like `open`, also trusting the PEM certificates in `extraCaPem` for every

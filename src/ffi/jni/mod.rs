@@ -11,10 +11,10 @@
 //! `OutOfMemoryError` while building a string, or the exception a progress
 //! listener threw), that exception is left to propagate instead.
 //!
-//! Handles are leaked `Box<Agent>` pointers in a `jlong`. The Java wrapper
-//! holds a read lock around every call and frees the handle (with `close`)
-//! only under the write lock, so a handle is never used after it is freed;
-//! `0` (a closed handle that slipped through) is an `invalid_argument` error.
+//! Handles are ids of the registry of open agents in `ffi` (shared with C),
+//! in a `jlong`: `0` or a closed handle that slipped through is an
+//! `invalid_argument` error, never a dangling pointer. The Java wrapper still
+//! holds a read lock around every call and closes only under the write lock.
 //!
 //! Objects built here (keep them in `android/consumer-rules.pro`):
 //! `ConfigInfo`, `ConfigRefresh`, `QueueStats`, `RunReport`, `AuditRecord`,
@@ -34,7 +34,7 @@
 //! trail, held items); `runs.rs` holds `runOnce` with its listener,
 //! `cancel` and the app's `CredentialProvider`; `retention.rs` the audit
 //! retention; `hooks.rs` the entry points that exist only with
-//! `ffi-test-hooks` (and `test_support`); `values.rs` builds the Java value
+//! `ffi-test-hooks`; `values.rs` builds the Java value
 //! objects.
 
 use ::jni::objects::{JByteArray, JString, JThrowable, JValue};
@@ -43,7 +43,6 @@ use ::jni::{JNIEnv, JavaVM};
 
 use super::{borrow_handle, run_ffi, run_quietly};
 use crate::error::{Error, Result};
-use crate::Agent;
 
 mod agent;
 mod config;
@@ -54,10 +53,6 @@ mod queue;
 mod retention;
 mod runs;
 mod values;
-
-#[cfg(feature = "ffi-test-hooks")]
-#[doc(hidden)]
-pub use hooks::test_support;
 
 /// Constructor of every exception class: `(String kind, int code, String message)`.
 const EXCEPTION_CTOR: &str = "(Ljava/lang/String;ILjava/lang/String;)V";
@@ -139,15 +134,14 @@ fn init_logging() {
 #[cfg(not(target_os = "android"))]
 fn init_logging() {}
 
-fn agent_ref<'a>(handle: jlong) -> Result<&'a Agent> {
-    // SAFETY: `SyncAgent` passes 0 or a handle returned by `open` and holds
-    // its read lock for the whole call, while `close` frees the handle only
-    // under the write lock; so the handle is null or live for this call.
-    unsafe { borrow_handle(handle as usize as *const Agent) }
+/// The agent behind a Java handle (an id of the registry in `ffi`, kept
+/// alive for the call): 0 or a closed handle is an `invalid_argument` error.
+fn agent_ref(handle: jlong) -> Result<super::AgentRef> {
+    borrow_handle(handle as u64)
 }
 
-fn to_jlong(handle: *mut Agent) -> jlong {
-    handle as usize as jlong
+fn to_jlong(handle: u64) -> jlong {
+    handle as jlong
 }
 
 /// Every Java string argument goes through here. The conversion runs in a

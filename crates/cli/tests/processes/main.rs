@@ -1,6 +1,7 @@
 //! The `processes` integration tests, one binary (linked once).
 
 mod c_abi;
+mod c_abuse;
 mod c_runner_lock;
 mod kill_run;
 mod net_faults;
