@@ -20,6 +20,8 @@
 #     ABI is covered by scripts/test.sh on the host;
 #   - processes/c_runner_lock.rs: like c_abi, a C program built with the host gcc
 #     against the .so (aarch64 here); covered on the host;
+#   - processes/c_abuse.rs: like c_abi, and built with the host's ASan/UBSan
+#     runtime (x86_64); covered on the host;
 #   - processes/power_cut.rs: its fsync recorder is an x86_64 LD_PRELOAD library
 #     (tests/c/powercut_shim.c, host cc), which cannot be preloaded into an
 #     emulated aarch64 process; covered on the host;
@@ -56,7 +58,7 @@ start=$(date +%s)
 
 # Test modules left out under qemu (matched as `<module>::` in the test names
 # of the grouped binaries), and single tests skipped.
-EXCLUDE=(c_abi c_runner_lock power_cut queue_contention interop_tus_node net_faults)
+EXCLUDE=(c_abi c_abuse c_runner_lock power_cut queue_contention interop_tus_node net_faults)
 SKIP=(clock_moves_under_faketime clock_set_back_under_faketime_stays_expired)
 PACKAGES=(-p cloudsync -p cloudsync-devserver -p cloudsync-cli)
 FEATURES=cloudsync/ffi-test-hooks
