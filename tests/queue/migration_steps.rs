@@ -4,7 +4,9 @@
 
 use cloudsync::queue::schema::CURRENT_VERSION;
 use cloudsync::{Agent, ErrorKind, HeldReason, State};
-use cloudsync_testkit::schema::{database_at, golden, root_v1, user_version, wal_database_at};
+use cloudsync_testkit::schema::{
+    columns, database_at, golden, root_v1, user_version, wal_database_at,
+};
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -163,16 +165,7 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
     let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
     assert_eq!(user_version(&p), CURRENT_VERSION);
     assert_eq!(integrity(&p), "ok");
-    let columns: Vec<String> = {
-        let c = Connection::open(&p).unwrap();
-        let mut st = c
-            .prepare("SELECT name FROM pragma_table_info('source_cache')")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    };
+    let columns = columns(&p, "source_cache");
     assert_eq!(
         columns,
         ["url", "etag", "last_modified", "body_sha256", "checked_at"]
@@ -239,17 +232,11 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
 
 /// The columns `items` had at schema v5/v6 (all but v7's `run_id` and v8's session columns).
 fn items_v5_columns(p: &Path) -> String {
-    let c = Connection::open(p).unwrap();
-    let mut st = c
-        .prepare(
-            "SELECT name FROM pragma_table_info('items') WHERE name NOT IN ('run_id', 'upload_key', 'upload_print')",
-        )
-        .unwrap();
-    let names: Vec<String> = st
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let later = ["run_id", "upload_key", "upload_print"];
+    let names: Vec<String> = columns(p, "items")
+        .into_iter()
+        .filter(|n| !later.contains(&n.as_str()))
+        .collect();
     names.join(", ")
 }
 

@@ -34,12 +34,7 @@ struct V2 {
 }
 
 fn trust_columns(db: &Path) -> Vec<String> {
-    let c = Connection::open(db).unwrap();
-    let mut st = c
-        .prepare("SELECT name FROM pragma_table_info('trust')")
-        .unwrap();
-    let names = st.query_map([], |r| r.get(0)).unwrap();
-    names.collect::<rusqlite::Result<Vec<String>>>().unwrap()
+    cloudsync_testkit::schema::columns(db, "trust")
 }
 
 /// `(id, path, service, priority, size, mtime_ns, region, state, attempts)` of every item.

@@ -43,6 +43,18 @@ fn apply(c: &Connection, version: usize) {
 }
 
 /// `PRAGMA user_version` of the database at `path`.
+/// The column names of `table` in the database at `path`, in order. Read
+/// from a statement's result columns, not `pragma_table_info`: the SQLite
+/// the phone ships (and the tests use) is built without the schema pragmas
+/// (`SQLITE_OMIT_SCHEMA_PRAGMAS`, `.cargo/config.toml`).
+pub fn columns(path: &Path, table: &str) -> Vec<String> {
+    let c = Connection::open(path).expect("open the database");
+    let st = c
+        .prepare(&format!("SELECT * FROM {table} LIMIT 0"))
+        .expect("the table exists");
+    st.column_names().into_iter().map(String::from).collect()
+}
+
 pub fn user_version(path: &Path) -> i64 {
     Connection::open(path)
         .unwrap()

@@ -18,11 +18,12 @@ use crate::{ConfigInfo, Refreshed, RunReport};
 
 pub(super) const STRING_CLASS: &str = "java/lang/String";
 const CONFIG_INFO_CLASS: &str = "com/miui/cloudsync/ConfigInfo";
-/// rootVersion, configVersion (-1 = none), expiresAt, expired, regions, country,
-/// approvedRegion, refreshDueAt, anchored, trustReset, expiresAtMillis (-1 = none),
-/// refreshDueAtMillis (-1 = none). The times come twice: RFC 3339 text for the
-/// deprecated getters, ms since the epoch for the others.
-const CONFIG_INFO_CTOR: &str = "(JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V";
+/// rootVersion, configVersion (-1 = none), expired, regions, country,
+/// approvedRegion, anchored, trustReset, expiresAtMillis (-1 = none),
+/// refreshDueAtMillis (-1 = none). Java formats the deprecated text getters
+/// from the ms (the library carries no time formatting: ~1 KB of the .so).
+const CONFIG_INFO_CTOR: &str =
+    "(JJZ[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V";
 const CONFIG_REFRESH_CLASS: &str = "com/miui/cloudsync/ConfigRefresh";
 /// rootVersions, configVersion (-1 = none), mirror, rootVersion (in force after),
 /// configError (kind name, nullable), moreRoots.
@@ -78,20 +79,8 @@ pub(super) fn config_info_object<'local>(
         let s = env.auto_local(env.new_string(r).jni()?);
         env.set_object_array_element(&regions, i, &*s).jni()?;
     }
-    let expires = opt_string(
-        env,
-        info.expires_at_ms
-            .map(crate::config::model::format_time_ms)
-            .as_deref(),
-    )?;
     let country = opt_string(env, info.country.as_deref())?;
     let approved = opt_string(env, info.approved_region.as_deref())?;
-    let due = opt_string(
-        env,
-        info.refresh_due_at_ms
-            .map(crate::config::model::format_time_ms)
-            .as_deref(),
-    )?;
     let reset = opt_string(env, info.trust_reset.as_deref())?;
     let config_version = info.config_version.map(sat).unwrap_or(-1);
     env.new_object(
@@ -100,12 +89,10 @@ pub(super) fn config_info_object<'local>(
         &[
             JValue::Long(sat(info.root_version)),
             JValue::Long(config_version),
-            JValue::Object(&expires),
             JValue::Bool(u8::from(info.expired)),
             JValue::Object(&regions),
             JValue::Object(&country),
             JValue::Object(&approved),
-            JValue::Object(&due),
             JValue::Bool(u8::from(info.anchored)),
             JValue::Object(&reset),
             JValue::Long(info.expires_at_ms.unwrap_or(-1)),

@@ -1,8 +1,12 @@
 package com.miui.cloudsync;
 
+import java.text.SimpleDateFormat;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Date;
 import java.util.List;
+import java.util.Locale;
+import java.util.TimeZone;
 import org.jetbrains.annotations.NotNull;
 import org.jetbrains.annotations.Nullable;
 
@@ -17,12 +21,10 @@ import org.jetbrains.annotations.Nullable;
 public final class ConfigInfo {
     private final long rootVersion;
     private final long configVersion;
-    private final String expiresAt;
     private final boolean expired;
     private final List<String> regions;
     private final String country;
     private final String approvedRegion;
-    private final String refreshDueAt;
     private final long expiresAtMillis;
     private final long refreshDueAtMillis;
     private final boolean anchored;
@@ -30,31 +32,28 @@ public final class ConfigInfo {
 
     /**
      * Built by native code (signature {@code
-     * (JJLjava/lang/String;Z[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V};
-     * kept in {@code consumer-rules.pro}). The two times come twice: as the RFC 3339 text of the
-     * deprecated getters and in milliseconds since the epoch ({@code -1}: none).
+     * (JJZ[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;ZLjava/lang/String;JJ)V};
+     * kept in {@code consumer-rules.pro}). Times in milliseconds since the epoch ({@code -1}:
+     * none); the deprecated text getters format them here, so the native library carries no
+     * time formatting.
      */
     ConfigInfo(
             long rootVersion,
             long configVersion,
-            @Nullable String expiresAt,
             boolean expired,
             @NotNull String[] regions,
             @Nullable String country,
             @Nullable String approvedRegion,
-            @Nullable String refreshDueAt,
             boolean anchored,
             @Nullable String trustReset,
             long expiresAtMillis,
             long refreshDueAtMillis) {
         this.rootVersion = rootVersion;
         this.configVersion = configVersion;
-        this.expiresAt = expiresAt;
         this.expired = expired;
         this.regions = Collections.unmodifiableList(Arrays.asList(regions.clone()));
         this.country = country;
         this.approvedRegion = approvedRegion;
-        this.refreshDueAt = refreshDueAt;
         this.anchored = anchored;
         this.trustReset = trustReset;
         this.expiresAtMillis = expiresAtMillis;
@@ -86,7 +85,7 @@ public final class ConfigInfo {
     @Deprecated
     @Nullable
     public String getExpiresAt() {
-        return expiresAt;
+        return rfc3339(expiresAtMillis);
     }
 
     /**
@@ -135,7 +134,22 @@ public final class ConfigInfo {
     @Deprecated
     @Nullable
     public String getRefreshDueAt() {
-        return refreshDueAt;
+        return rfc3339(refreshDueAtMillis);
+    }
+
+    /**
+     * {@code millis} as the RFC 3339 UTC text the native library used to send (seconds precision,
+     * {@code 2027-05-01T00:00:00Z}), or {@code null} for {@code -1}. A new formatter per call:
+     * {@code SimpleDateFormat} is not thread-safe, and {@code java.time} needs API 26.
+     */
+    @Nullable
+    private static String rfc3339(long millis) {
+        if (millis < 0) {
+            return null;
+        }
+        SimpleDateFormat f = new SimpleDateFormat("yyyy-MM-dd'T'HH:mm:ss'Z'", Locale.ROOT);
+        f.setTimeZone(TimeZone.getTimeZone("UTC"));
+        return f.format(new Date(millis));
     }
 
     /**
@@ -183,9 +197,9 @@ public final class ConfigInfo {
     @NotNull
     public String toString() {
         return "ConfigInfo{rootVersion=" + rootVersion + ", configVersion=" + configVersion
-                + ", expiresAt=" + expiresAt + ", expired=" + expired + ", regions=" + regions
+                + ", expiresAt=" + rfc3339(expiresAtMillis) + ", expired=" + expired + ", regions=" + regions
                 + ", country=" + country + ", approvedRegion=" + approvedRegion
-                + ", refreshDueAt=" + refreshDueAt + ", anchored=" + anchored
+                + ", refreshDueAt=" + rfc3339(refreshDueAtMillis) + ", anchored=" + anchored
                 + ", trustReset=" + trustReset + "}";
     }
 }

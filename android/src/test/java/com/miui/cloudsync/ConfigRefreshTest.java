@@ -218,8 +218,8 @@ class ConfigRefreshTest {
     void consumerRulesKeepTheConstructorsNativeCodeCalls() throws Exception {
         ConfigRefresh.class.getDeclaredConstructor(long[].class, long.class, String.class, long.class,
                 String.class, boolean.class);
-        ConfigInfo.class.getDeclaredConstructor(long.class, long.class, String.class, boolean.class,
-                String[].class, String.class, String.class, String.class, boolean.class, String.class,
+        ConfigInfo.class.getDeclaredConstructor(long.class, long.class, boolean.class,
+                String[].class, String.class, String.class, boolean.class, String.class,
                 long.class, long.class);
         Path rules = Paths.get("android/consumer-rules.pro");
         if (!Files.exists(rules)) {
@@ -229,7 +229,7 @@ class ConfigRefreshTest {
         assertTrue(text.contains("-keep class com.miui.cloudsync.ConfigRefresh {\n"
                 + "    <init>(long[], long, java.lang.String, long, java.lang.String, boolean);"), text);
         assertTrue(text.contains("-keep class com.miui.cloudsync.ConfigInfo {\n"
-                + "    <init>(long, long, java.lang.String, boolean, java.lang.String[], java.lang.String,"
-                + " java.lang.String, java.lang.String, boolean, java.lang.String, long, long);"), text);
+                + "    <init>(long, long, boolean, java.lang.String[], java.lang.String,"
+                + " java.lang.String, boolean, java.lang.String, long, long);"), text);
     }
 }

@@ -127,7 +127,10 @@ final class TestEnvelopes {
      */
     static byte[] loopbackConfig(Key configKey, int version, int port, String auth) {
         String authField = auth == null ? "" : ",\"auth\":\"" + auth + "\"";
-        Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+        // Times from the hour, not the second: a test that installs "version 1" twice (reopening
+        // its database) must get the same bytes, or the second install is a rollback
+        // ("already installed with different content") whenever the two straddle a second.
+        Instant now = Instant.now().truncatedTo(ChronoUnit.HOURS);
         String payload = "{\"version\":" + version
                 + ",\"issued_at\":\"" + now.minus(1, ChronoUnit.HOURS) + "\""
                 + ",\"expires_at\":\"" + now.plus(30, ChronoUnit.DAYS) + "\""
@@ -144,7 +147,7 @@ final class TestEnvelopes {
      * region selection and queue stamps are exercised); issued an hour ago, valid for 30 days.
      */
     static byte[] twoRegionConfig(Key configKey, int version) {
-        Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+        Instant now = Instant.now().truncatedTo(ChronoUnit.HOURS);
         String payload = "{\"version\":" + version
                 + ",\"issued_at\":\"" + now.minus(1, ChronoUnit.HOURS) + "\""
                 + ",\"expires_at\":\"" + now.plus(30, ChronoUnit.DAYS) + "\""
