@@ -123,8 +123,7 @@ fn count_items(db: &Path) -> i64 {
         .expect("count")
 }
 
-const PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL;\nPRAGMA synchronous = FULL;\nPRAGMA foreign_keys = ON;\n";
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL;\nPRAGMA synchronous = FULL;\n";
 
 // Long: one bench from set-up to its result lines, read top to bottom.
 fn enqueue_benches(keys: &Keys) {

@@ -4,4 +4,6 @@
 //! Run: `scripts/fuzz.sh config_payload [seconds]`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cloudsync_fuzz::config_payload(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cloudsync_fuzz::config_payload(data);
+});

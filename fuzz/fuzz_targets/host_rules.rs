@@ -4,4 +4,6 @@
 //! Run: `scripts/fuzz.sh host_rules [seconds]`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cloudsync_fuzz::host_rules(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cloudsync_fuzz::host_rules(data);
+});

@@ -58,10 +58,12 @@ pub fn envelope(data: &[u8]) {
 /// correctly signed by the fixed root's config key, so parsing and the
 /// residency rules run past the signature check. An accepted config must
 /// map every country it lists to a region whose endpoints pass its guard.
-pub fn config_payload(data: &[u8]) {
+/// Returns whether the config was accepted (the replay test checks that the
+/// seeds reach that far).
+pub fn config_payload(data: &[u8]) -> bool {
     let env = sign_envelope(CONFIG_PAYLOAD_TYPE, data, &[key()]);
     let Ok(cfg) = VerifiedConfig::verify(root(), &env) else {
-        return;
+        return false;
     };
     let _ = cfg.check_fresh(NOW);
     for cc in ["IN", "US", "ZZ"] {
@@ -74,27 +76,62 @@ pub fn config_payload(data: &[u8]) {
             }
         }
     }
+    true
 }
 
-/// Target `host_rules`: the first line as an `allowed_hosts` rule, the
-/// rest as a host to match and as URLs (a service URL, then a `Location`
-/// relative to it) for the guard of the fixed region. A URL the guard
-/// passes must name a host and port the region allows.
-pub fn host_rules(data: &[u8]) {
+/// Target `host_rules`: line 1 an `allowed_hosts` rule, line 2 a URL, line
+/// 3 a `Location`. Checked against two regions: the fixed one, and one
+/// whose only rule is line 1 and whose service URL is line 2 (built through
+/// a signed config, so the config's own checks run). Whatever a guard
+/// passes, the region allows; and a URL the one-rule region passes, the
+/// rule allows on its own. Returns whether the one-rule region was built.
+pub fn host_rules(data: &[u8]) -> bool {
     let text = String::from_utf8_lossy(data);
     let mut lines = text.lines();
     let rule = lines.next().unwrap_or("");
-    let target = lines.next().unwrap_or("");
+    let url = lines.next().unwrap_or("");
     let location = lines.next().unwrap_or("");
-    if let Ok(r) = HostRule::parse(rule) {
-        let port = u16::try_from(target.len()).unwrap_or(443);
-        let _ = r.allows(&target.to_ascii_lowercase(), port);
-    }
-    let region = region();
-    if let Ok(url) = region.guard(target) {
-        assert!(region.region().allows_host(url.host(), url.port()));
-        if let Ok(next) = region.resolve(&url, location) {
+    check_guard(region(), url, location);
+    let Ok(parsed) = HostRule::parse(rule) else {
+        return false;
+    };
+    let Some(own) = region_with(rule, url) else {
+        return false;
+    };
+    check_guard(&own, url, location);
+    let guarded = own
+        .guard(url)
+        .expect("the config accepted this service URL");
+    assert!(parsed.allows(guarded.host(), guarded.port()));
+    true
+}
+
+/// A URL (and a `Location` after it) that `region`'s guard passes names a
+/// host and port the region allows.
+fn check_guard(region: &ApprovedRegion, url: &str, location: &str) {
+    if let Ok(u) = region.guard(url) {
+        assert!(region.region().allows_host(u.host(), u.port()));
+        if let Ok(next) = region.resolve(&u, location) {
             assert!(region.region().allows_host(next.host(), next.port()));
         }
     }
+}
+
+/// The region of a config whose one region allows only `rule` and serves
+/// `backup` at `url`, if the config is accepted.
+fn region_with(rule: &str, url: &str) -> Option<ApprovedRegion> {
+    let payload = serde_json::json!({
+        "version": 1,
+        "issued_at": "2026-01-01T00:00:00Z",
+        "expires_at": "2100-01-01T00:00:00Z",
+        "countries": {"IN": "r"},
+        "regions": {"r": {
+            "allowed_hosts": [rule],
+            "services": {"backup": {"protocol": "tus", "url": url}}
+        }}
+    });
+    let bytes = serde_json::to_vec(&payload).expect("JSON values serialise");
+    let env = sign_envelope(CONFIG_PAYLOAD_TYPE, &bytes, &[key()]);
+    let cfg = VerifiedConfig::verify(root(), &env).ok()?;
+    select(&cfg, "IN")
 }

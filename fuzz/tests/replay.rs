@@ -68,34 +68,47 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
     v
 }
 
-fn replay(target: &str, f: fn(&[u8])) -> usize {
+/// Runs `f` over every seed and its mutations; returns (seeds for which
+/// `f` said it reached its deep checks, inputs run).
+fn replay(target: &str, f: fn(&[u8]) -> bool) -> (usize, usize) {
     let seeds = corpus(target);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut runs = 0;
+    let (mut deep, mut runs) = (0, 0);
     for (i, seed) in seeds.iter().enumerate() {
-        f(seed);
+        deep += usize::from(f(seed));
         let other = &seeds[(i + 1) % seeds.len()];
         for _ in 0..MUTATIONS {
             f(&mutate(&mut rng, seed, other));
             runs += 1;
         }
     }
-    runs
+    (deep, runs + seeds.len())
 }
 
 #[test]
 fn envelope_corpus_replays() {
-    assert!(replay("envelope", cloudsync_fuzz::envelope) > 0);
+    let (_, runs) = replay("envelope", |d| {
+        cloudsync_fuzz::envelope(d);
+        true
+    });
+    assert!(runs > 1000, "{runs}");
 }
 
+/// The good golden configs and the fixture are accepted, so the target's
+/// checks past the signature really run (a key or fixture that drifted
+/// would leave the target fuzzing only the refusal).
 #[test]
-fn config_payload_corpus_replays() {
-    assert!(replay("config_payload", cloudsync_fuzz::config_payload) > 0);
+fn config_payload_corpus_replays_and_reaches_accepted_configs() {
+    let (accepted, _) = replay("config_payload", cloudsync_fuzz::config_payload);
+    assert!(accepted >= 2, "{accepted} seeds accepted");
 }
 
+/// The seeds with a valid rule and a URL it allows build the one-rule
+/// region, so the rule-vs-guard check runs.
 #[test]
-fn host_rules_corpus_replays() {
-    assert!(replay("host_rules", cloudsync_fuzz::host_rules) > 0);
+fn host_rules_corpus_replays_and_builds_one_rule_regions() {
+    let (built, _) = replay("host_rules", cloudsync_fuzz::host_rules);
+    assert!(built >= 2, "{built} seeds built a region");
 }
 
 /// The fixtures themselves hold: the fixed region accepts its own service

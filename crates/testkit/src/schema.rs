@@ -42,7 +42,6 @@ fn apply(c: &Connection, version: usize) {
         .unwrap();
 }
 
-/// `PRAGMA user_version` of the database at `path`.
 /// The column names of `table` in the database at `path`, in order. Read
 /// from a statement's result columns, not `pragma_table_info`: the SQLite
 /// the phone ships (and the tests use) is built without the schema pragmas
@@ -55,6 +54,7 @@ pub fn columns(path: &Path, table: &str) -> Vec<String> {
     st.column_names().into_iter().map(String::from).collect()
 }
 
+/// `PRAGMA user_version` of the database at `path`.
 pub fn user_version(path: &Path) -> i64 {
     Connection::open(path)
         .unwrap()

@@ -10,6 +10,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::queue::State;
 
 /// Counts per state and bytes still to send.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -35,19 +36,26 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// One row of the counters table: a state's name (`audit` for the
+    /// done items the audit table holds). A name this build does not know
+    /// (a newer schema's) is left out.
     fn put(&mut self, name: &str, n: i64, bytes_left: i64) {
+        let state = match name {
+            "audit" => Some(State::Done),
+            _ => State::from_name(name),
+        };
+        let Some(state) = state else { return };
         let n = n.max(0) as u64;
-        let slot = match name {
-            "pending" => &mut self.pending,
-            "uploading" => &mut self.uploading,
-            "failed" => &mut self.failed,
-            "dead" => &mut self.dead,
-            "held" => &mut self.held,
-            "audit" => &mut self.done,
-            _ => return,
+        let slot = match state {
+            State::Pending => &mut self.pending,
+            State::Uploading => &mut self.uploading,
+            State::Failed => &mut self.failed,
+            State::Dead => &mut self.dead,
+            State::Held => &mut self.held,
+            State::Done => &mut self.done,
         };
         *slot = n;
-        if matches!(name, "pending" | "uploading" | "failed") {
+        if matches!(state, State::Pending | State::Uploading | State::Failed) {
             self.pending_bytes = self.pending_bytes.saturating_add(bytes_left.max(0) as u64);
         }
     }
