@@ -151,9 +151,11 @@ typedef struct cs_refresh_report {
      */
     uint64_t root_version;
     /**
-     * The config version installed (0: the config did not change).
+     * The config version installed; -1 when the config did not change, like
+     * `cs_config_info.installed_config_version` and Java's `ConfigRefresh`
+     * (was `config_version`, 0 for none).
      */
-    uint64_t config_version;
+    int64_t installed_config_version;
     /**
      * 1 if a root or a config was installed, 0 if nothing changed.
      */
