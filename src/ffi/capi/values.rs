@@ -376,7 +376,9 @@ pub(super) fn refresh_report_of(r: &Refreshed) -> cs_refresh_report {
     cs_refresh_report {
         roots_installed: r.roots.len() as u64,
         root_version: r.roots.last().copied().unwrap_or(0),
-        installed_config_version: r.config.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        installed_config_version: r
+            .config
+            .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
         changed: i32::from(!r.unchanged()),
         mirror: c_field(&r.mirror),
         more_roots: i32::from(r.more_roots),
@@ -470,7 +472,11 @@ mod tests {
         };
         let c = refresh_report_of(&r);
         assert_eq!(
-            (c.roots_installed, c.root_version, c.installed_config_version),
+            (
+                c.roots_installed,
+                c.root_version,
+                c.installed_config_version
+            ),
             (2, 4, -1)
         );
         assert_eq!((c.changed, c.more_roots, c.root_in_force), (1, 1, 4));
