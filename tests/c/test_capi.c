@@ -1242,8 +1242,8 @@ int main(int argc, char **argv) {
     free(config);
     free(config2);
     free(other_root);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (atomic_load(&failures)) {
+        fprintf(stderr, "%d check(s) failed\n", atomic_load(&failures));
         return 1;
     }
     printf("test_capi: all checks passed\n");
