@@ -16,11 +16,21 @@
  *  - A panic inside the library is trapped and returned as CS_INTERNAL.
  *  - A cs_agent may be used from several threads at once (cs_cancel is meant
  *    to be called from another thread while cs_run_once runs).
- *  - After cs_close: the handle is an id, not an address, and never reused.
- *    Every later call with it, a second cs_close included, returns
- *    CS_INVALID_ARGUMENT ("agent handle is closed"). A call already running
- *    on another thread finishes normally and the database is closed when it
- *    returns (cs_cancel first to make that soon).
+ *  - A cs_agent is an id, not an address: below 2^31 (it survives a 32-bit
+ *    pointer and a Java long), counting up from a random start per process,
+ *    never 0..0xffff nor 0x7fff0000 and up, and not reused before about 2^31
+ *    opens in one process (then it wraps around, skipping handles still
+ *    open). Calls with a closed handle -- a second cs_close included -- or
+ *    a made-up one return CS_INVALID_ARGUMENT ("agent handle is closed");
+ *    for a made-up handle that is best-effort: one in range may name a live
+ *    agent by chance.
+ *  - cs_close cancels a run in progress on another thread (as cs_cancel
+ *    does: it returns CS_STOP_CANCELLED within its usual latency); other
+ *    calls already running finish normally, and the database is closed when
+ *    the last of them returns.
+ *  - Caller buffers of one call must not overlap (e.g. the `out` array and
+ *    `out_len` of cs_list_items and cs_audit; `paths` and `out_ids` of
+ *    cs_enqueue_all).
  *  - Callbacks run on the calling thread and must return quickly: a callback
  *    that blocks holds the run past its max_ms deadline, and cs_cancel cannot
  *    cut it short. They must not unwind (C++ exceptions) or longjmp out.
@@ -151,9 +161,11 @@ typedef struct cs_refresh_report {
      */
     uint64_t root_version;
     /**
-     * The config version installed (0: the config did not change).
+     * The config version installed; -1 when the config did not change, like
+     * `cs_config_info.installed_config_version` and Java's `ConfigRefresh`
+     * (was `config_version`, 0 for none).
      */
-    uint64_t config_version;
+    int64_t installed_config_version;
     /**
      * 1 if a root or a config was installed, 0 if nothing changed.
      */
@@ -540,7 +552,8 @@ const char *cs_account_state_name(int32_t code);
 
 /**
  * Opens (or creates) the database at `db_path` with the firmware's initial
- * root envelope and stores a new handle in `*out` (NULL on failure). The
+ * root envelope and stores a new handle in `*out` (NULL on every failure
+ * but a NULL `out`: written before any other argument is checked). The
  * root anchors every trust decision: stored trust it cannot vouch for is
  * replaced by it (`cs_config_info.trust_reset`), not refused.
  *
@@ -578,9 +591,11 @@ cs_status cs_set_account(struct cs_agent *agent, const char *account, const char
 /**
  * Closes the handle. NULL is a no-op, like `free`. Every later call with
  * it (including a second `cs_close`) is `CS_INVALID_ARGUMENT` ("agent handle
- * is closed"): handles are never reused. A call still running on another
- * thread (a `cs_run_once`, say) finishes normally, and the database is
- * closed when it returns; cancel it first (`cs_cancel`) to make that soon.
+ * is closed"; see the preamble on handle ids). A run still in progress on
+ * another thread (`cs_run_once`, `cs_run_with_events`) is cancelled, as by
+ * `cs_cancel`: it returns within its usual cancel latency with
+ * `stopped == CS_STOP_CANCELLED`; any other call still running finishes
+ * normally. The database is closed when the last of them returns.
  */
 cs_status cs_close(struct cs_agent *agent);
 
@@ -696,7 +711,7 @@ cs_status cs_item_path(const struct cs_agent *agent, int64_t id, char *buf, size
  *
  * # Safety
  * `agent` is NULL or a handle; `out` is NULL or writable for `cap` items;
- * `out_len` is NULL or writable.
+ * `out_len` is NULL or writable; `out` and `out_len` do not overlap.
  */
 cs_status cs_list_items(const struct cs_agent *agent,
                         int32_t state,
@@ -727,7 +742,8 @@ cs_status cs_remove(struct cs_agent *agent, int64_t id);
  *
  * # Safety
  * `agent` is NULL or a handle; `out` is NULL or writable for `cap`
- * records; `out_len` is NULL or writable.
+ * records; `out_len` is NULL or writable; `out` and `out_len` do not
+ * overlap.
  */
 cs_status cs_audit(const struct cs_agent *agent,
                    int64_t after_id,
@@ -742,7 +758,8 @@ cs_status cs_audit(const struct cs_agent *agent,
  * # Safety
  * `agent` is NULL or a handle; `paths` is NULL or points to `n`
  * pointers, each NULL or NUL-terminated; `service` is NULL or
- * NUL-terminated; `out_ids` is NULL or writable for `n` ids.
+ * NUL-terminated; `out_ids` is NULL or writable for `n` ids and overlaps
+ * neither `paths`, nor the strings, nor `service`.
  */
 cs_status cs_enqueue_all(struct cs_agent *agent,
                          const char *const *paths,
@@ -819,9 +836,12 @@ cs_status cs_prune_audit(struct cs_agent *agent, uint64_t *out_pruned);
  * Sets (or, with a NULL `cb`, clears) the credential callback and its `user`.
  *
  * # Safety
- * `agent` is NULL or a handle; `cb` is NULL or a valid callback that
- * may be called with `user` on any thread running `cs_run_once` until it is
- * replaced (and runs that started with it returned) or the agent is freed.
+ * `agent` is NULL or a handle; `cb` is NULL or a valid callback that may be
+ * called with `user` on any thread running `cs_run_once` or
+ * `cs_run_with_events`. `cb` and `user` must stay valid until it is
+ * replaced and the runs that started with it have returned, or, after
+ * `cs_close`, until every call using the handle has returned (a run that
+ * `cs_close` cancels may still call it before it returns).
  */
 cs_status cs_set_credential_provider(struct cs_agent *agent, cs_credential_fn cb, void *user);
 

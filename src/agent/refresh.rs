@@ -31,7 +31,7 @@ use super::trust::Trust;
 use super::Agent;
 use crate::config::store::{self, SourceEntry};
 use crate::config::{TrustedRoot, VerifiedConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::net::fetch::{Fetched, SourceHttp, Validators};
 use crate::net::http::IoControl;
 use crate::region::{GuardedUrl, Sources};
@@ -55,9 +55,9 @@ pub struct Refreshed {
     /// The root version in force after the refresh.
     pub root_version: u64,
     /// Why the config was not installed although roots were (the error
-    /// kind's name, e.g. `threshold_not_met` while more roots remain):
-    /// the next refresh is due at once.
-    pub config_error: Option<String>,
+    /// kind, e.g. [`ErrorKind::ThresholdNotMet`] while more roots remain;
+    /// serialized as its name): the next refresh is due at once.
+    pub config_error: Option<ErrorKind>,
     /// Whether the walk stopped at [`MAX_ROOT_STEPS`] with more roots to come.
     pub more_roots: bool,
 }
@@ -216,7 +216,7 @@ impl Agent {
             Ok(version) => report.config = version,
             // Nothing gained from this mirror: the next one may do better.
             Err(e) if steps.is_empty() => return Err(e),
-            Err(e) => report.config_error = Some(e.kind().to_string()),
+            Err(e) => report.config_error = Some(e.kind()),
         }
         let mut g = self.lock();
         if !report.complete() {

@@ -8,10 +8,13 @@
 //!
 //! The agent handle both shells hand out is an opaque id in a registry of
 //! open agents (see `into_handle`, `borrow_handle`, `free_handle`), never an
-//! address and never reused: a handle used after it was closed, closed twice,
-//! or made up is `InvalidArgument` ("agent handle is closed"), not undefined
-//! behaviour, and a close while a call runs on another thread frees the
-//! agent when that call returns (each call holds an `Arc`).
+//! address, starting at a random offset per process and not reused before
+//! about 2^31 opens (`next_id`): a handle used after it was closed, closed
+//! twice, or made up is `InvalidArgument` ("agent handle is closed"), not
+//! undefined behaviour (for a made-up one, best-effort: it may name a live
+//! agent by chance), and a close while a call runs on another thread
+//! cancels a run in progress and frees the agent when that call returns
+//! (each call holds an `Arc`).
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` comment saying what it
 //! relies on; in the C entry points that is the function's `# Safety`
@@ -80,17 +83,45 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// The open agents by handle. A handle is an id from [`NEXT_HANDLE`], never
-/// reused and never an address: a handle that was closed (or never issued)
-/// finds nothing here and is an error, not a dangling pointer. A call holds
-/// an `Arc` for its duration, so a close while another thread runs frees the
-/// agent only when that call returns. A plain list: a process holds a
-/// handful of agents, so a scan is a few compares, and its code is a
-/// fraction of a map's (the phone `.so` has a size budget).
+/// The open agents by handle. A handle is an id from [`next_id`], never an
+/// address: a handle that was closed (or never issued) finds nothing here
+/// and is an error, not a dangling pointer. A call holds an `Arc` for its
+/// duration, so a close while another thread runs frees the agent only when
+/// that call returns. A plain list: a process holds a handful of agents, so
+/// a scan is a few compares, and its code is a fraction of a map's (the
+/// phone `.so` has a size budget).
 static HANDLES: RwLock<Vec<(u64, Arc<Agent>)>> = RwLock::new(Vec::new());
 
-/// The next handle: counts up from 1 (0 is NULL), so ids are never reused.
-static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+/// The ids handed out: `FIRST_ID..END_ID`. Never 0 (NULL) nor a small
+/// integer, never -1 or another value from `0x7fff0000` up, and below 2^31,
+/// so that an id survives a round trip through a 32-bit pointer (armeabi-v7a)
+/// and a `jlong` either way.
+const FIRST_ID: u64 = 0x1_0000;
+const END_ID: u64 = 0x7fff_0000;
+
+/// The next id to hand out, 0 until the first open draws a random start.
+/// Only touched with the registry's write lock held.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(0);
+
+/// The next handle id: counts up from a random offset per process (so a
+/// made-up handle, or one kept from an earlier process, is unlikely to name
+/// a live agent), wrapping from `END_ID - 1` back to `FIRST_ID`. An id comes
+/// round again only after `END_ID - FIRST_ID` (about 2^31) opens in one
+/// process, and [`into_handle`] then skips the ids still open. Detecting a
+/// made-up handle is best-effort: one in range names a live agent with
+/// probability (open agents) / 2^31.
+fn next_id() -> u64 {
+    use std::hash::BuildHasher;
+    let mut id = NEXT_HANDLE.load(Ordering::Relaxed);
+    if id == 0 {
+        // `RandomState` is keyed from the OS's randomness once per process.
+        let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        id = FIRST_ID + r % (END_ID - FIRST_ID);
+    }
+    let next = if id + 1 >= END_ID { FIRST_ID } else { id + 1 };
+    NEXT_HANDLE.store(next, Ordering::Relaxed);
+    id
+}
 
 /// The registry, read side. No code panics while holding the lock, but a
 /// poisoned lock would still hold a consistent map: recover it.
@@ -106,8 +137,14 @@ fn handles_mut() -> RwLockWriteGuard<'static, Vec<(u64, Arc<Agent>)>> {
 /// handle must be released with [`free_handle`].
 #[inline(never)]
 pub(crate) fn into_handle(agent: Agent) -> u64 {
-    let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    handles_mut().push((id, Arc::new(agent)));
+    let agent = Arc::new(agent);
+    let mut list = handles_mut();
+    let mut id = next_id();
+    // After a wrap-around, an id still open is skipped (a handful at most).
+    while list.iter().any(|(live, _)| *live == id) {
+        id = next_id();
+    }
+    list.push((id, agent));
     id
 }
 
@@ -157,8 +194,11 @@ fn closed() -> Error {
 }
 
 /// Unregisters a handle; the agent (and its database) is dropped now, or
-/// when the last call still using it returns. 0 is a no-op; a handle that
-/// was already closed is "agent handle is closed".
+/// when the last call still using it returns. If such calls are alive, the
+/// agent is cancelled first (as Java's `close()` does), so that a run in
+/// progress stops within its usual cancel latency instead of running on for
+/// a handle nobody holds. 0 is a no-op; a handle that was already closed is
+/// "agent handle is closed".
 #[inline(never)]
 pub(crate) fn free_handle(handle: u64) -> Result<()> {
     if handle == 0 {
@@ -171,7 +211,10 @@ pub(crate) fn free_handle(handle: u64) -> Result<()> {
     };
     // Dropped outside the lock: closing the database may take a while.
     match agent {
-        Some(agent) => {
+        Some((_, agent)) => {
+            if Arc::strong_count(&agent) > 1 {
+                agent.cancel();
+            }
             drop(agent);
             Ok(())
         }
@@ -294,6 +337,54 @@ mod tests {
             borrow_handle(h + 1_000_000).map(drop).unwrap_err().kind(),
             ErrorKind::InvalidArgument
         );
+    }
+
+    #[test]
+    fn ids_are_never_small_and_fit_in_31_bits() {
+        let h = into_handle(test_agent());
+        assert!((FIRST_ID..END_ID).contains(&h), "{h:#x}");
+        for made_up in [1, 2, 3, 0xffff, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(
+                borrow_handle(made_up).map(drop).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+        }
+        free_handle(h).unwrap();
+    }
+
+    #[test]
+    fn ids_wrap_around_skipping_live_ones() {
+        {
+            // Under the write lock, as `into_handle` draws them.
+            let _list = handles_mut();
+            NEXT_HANDLE.store(END_ID - 1, Ordering::Relaxed);
+            assert_eq!(next_id(), END_ID - 1);
+            assert_eq!(next_id(), FIRST_ID);
+        }
+        let live = into_handle(test_agent());
+        {
+            let _list = handles_mut();
+            NEXT_HANDLE.store(live, Ordering::Relaxed);
+        }
+        let other = into_handle(test_agent());
+        assert_ne!(other, live);
+        free_handle(live).unwrap();
+        free_handle(other).unwrap();
+    }
+
+    #[test]
+    fn closing_a_handle_in_use_cancels_it() {
+        let h = into_handle(test_agent());
+        let held = borrow_handle(h).unwrap();
+        free_handle(h).unwrap();
+        assert!(
+            held.cancel.load(Ordering::SeqCst),
+            "a run in progress stops"
+        );
+        drop(held);
+        // Nobody else holds it: nothing to cancel.
+        let h = into_handle(test_agent());
+        free_handle(h).unwrap();
     }
 
     #[cfg(feature = "ffi-test-hooks")]

@@ -1,9 +1,11 @@
 /*
  * The C ABI against bad input (issue 24): NULLs everywhere, invalid UTF-8,
  * oversized lengths, zero-length buffers, calls after cs_close, double
- * close, made-up handles, cs_cancel racing cs_close from a thread, a close
- * during a run, callbacks that call back in and fail, and many threads on
- * one handle. Every call must return its exact status code and nothing may
+ * close, made-up handles (small integers among them), cs_open's `*out` on
+ * every failure, cs_cancel racing cs_close from a thread, a close during a
+ * run (from its own callback and from another thread: the run is
+ * cancelled), callbacks that call back in and fail, and many threads on one
+ * handle, closed while they all make calls. Every call must return its exact status code and nothing may
  * crash: crates/cli/tests/processes/c_abuse.rs builds this with
  * -fsanitize=address,undefined and fails on any ASan/UBSan/LSan report.
  *
@@ -15,11 +17,13 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -43,6 +47,15 @@ static atomic_long calls;
 
 #define BAD(call, msg) EXPECT(call, CS_INVALID_ARGUMENT, msg)
 #define OK(call) EXPECT(call, CS_OK, "")
+
+/* cs_open fails with `msg` and leaves NULL in `*out`, which held a
+ * non-NULL value before, whichever argument it refused. */
+#define BAD_OPEN(db, r, rlen, msg)                          \
+    do {                                                    \
+        cs_agent *out_ = (cs_agent *)(uintptr_t)1;          \
+        BAD(cs_open((db), (r), (rlen), &out_), (msg));      \
+        CHECK(out_ == NULL);                                \
+    } while (0)
 
 static uint8_t *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -102,7 +115,6 @@ static void bad_handles(cs_agent *h, const char *msg) {
 
 /* Every pointer argument NULL in turn, on a live handle. */
 static void null_arguments(cs_agent *a, const uint8_t *root, size_t root_len) {
-    cs_agent *out = NULL;
     cs_item item;
     cs_audit_record rec;
     char buf[64];
@@ -110,8 +122,9 @@ static void null_arguments(cs_agent *a, const uint8_t *root, size_t root_len) {
     uint64_t n64;
     size_t n;
     const char *paths[] = {"/x", NULL};
-    BAD(cs_open(NULL, root, root_len, &out), "db_path is null");
-    BAD(cs_open("x.db", NULL, root_len, &out), "root is null");
+    BAD_OPEN(NULL, root, root_len, "db_path is null");
+    BAD_OPEN("x.db", NULL, root_len, "root is null");
+    BAD_OPEN(NULL, NULL, root_len, "db_path is null");
     BAD(cs_open("x.db", root, root_len, NULL), "out is null");
     BAD(cs_set_country(a, NULL), "iso2 is null");
     BAD(cs_account_state(a, NULL), "out is null");
@@ -149,7 +162,6 @@ static void null_arguments(cs_agent *a, const uint8_t *root, size_t root_len) {
 
 /* Invalid UTF-8, oversized lengths, zero-length and short buffers. */
 static void bad_values(cs_agent *a, const char *dir, const uint8_t *root, size_t root_len) {
-    cs_agent *out = NULL;
     cs_item item;
     char buf[64];
     char path[4096];
@@ -157,10 +169,10 @@ static void bad_values(cs_agent *a, const char *dir, const uint8_t *root, size_t
     uint64_t n64;
     size_t n = 7;
     const char *bad_paths[] = {"/ok", "/\xc3\x28"};
-    BAD(cs_open("\xff.db", root, root_len, &out), "db_path is not valid UTF-8");
-    CHECK(out == NULL);
-    BAD(cs_open("", root, root_len, &out), "db_path is empty");
-    BAD(cs_open("x.db", root, SIZE_MAX, &out), "root is too long");
+    BAD_OPEN("\xff.db", root, root_len, "db_path is not valid UTF-8");
+    BAD_OPEN("", root, root_len, "db_path is empty");
+    BAD_OPEN("x.db", root, SIZE_MAX, "root is too long");
+    BAD_OPEN("x.db", root, (size_t)PTRDIFF_MAX + 1, "root is too long");
     BAD(cs_set_country(a, "I\xe2\x82"), "iso2 is not valid UTF-8");
     BAD(cs_set_account(a, "\xed\xa0\x80", NULL), "account is not valid UTF-8"); /* a surrogate */
     BAD(cs_set_account(a, NULL, "IN"), "");
@@ -208,23 +220,48 @@ static void bad_values(cs_agent *a, const char *dir, const uint8_t *root, size_t
     CHECK(strcmp(cs_stop_reason_name(-1), "unknown") == 0);
 }
 
+/* Successful calls each thread makes before the handle may be closed, and
+ * the threads that made them (or gave up): the close comes while every
+ * thread is busy on the live handle, not before the first call. */
+#define CALLS_BEFORE_CLOSE 50
+static atomic_int ready;
+
+/* One thread's count of successful calls; at CALLS_BEFORE_CLOSE it says so. */
+static void made_call(int *n) {
+    if (++*n == CALLS_BEFORE_CLOSE) {
+        atomic_fetch_add(&ready, 1);
+    }
+}
+
+/* A thread that returns early still counts as ready: the close must come. */
+static void leaving(int n) {
+    if (n < CALLS_BEFORE_CLOSE) {
+        atomic_fetch_add(&ready, 1);
+    }
+}
+
 /* cs_cancel in a loop on another thread while this one closes the handle. */
 static void *cancel_loop(void *arg) {
     cs_agent *a = arg;
+    int n = 0;
     for (;;) {
         atomic_fetch_add(&calls, 1);
         cs_status st = cs_cancel(a);
         if (st == CS_INVALID_ARGUMENT) {
             CHECK(strcmp(cs_last_error(), "invalid argument: agent handle is closed") == 0);
+            CHECK(n >= CALLS_BEFORE_CLOSE);
+            leaving(n);
             return NULL;
         }
         CHECK(st == CS_OK);
+        made_call(&n);
     }
 }
 
 /* Readers on a shared handle; the handle is closed under them. */
 static void *reader_loop(void *arg) {
     cs_agent *a = arg;
+    int n = 0;
     for (int i = 0; i < 100000; i++) {
         cs_queue_stats stats;
         cs_config_info ci;
@@ -233,10 +270,14 @@ static void *reader_loop(void *arg) {
         cs_status s2 = cs_get_config_info(a, &ci);
         if (s1 == CS_INVALID_ARGUMENT || s2 == CS_INVALID_ARGUMENT) {
             CHECK(strstr(cs_last_error(), "agent handle is closed") != NULL);
+            CHECK(n >= CALLS_BEFORE_CLOSE);
+            leaving(n);
             return NULL;
         }
         CHECK(s1 == CS_OK && s2 == CS_OK);
+        made_call(&n);
     }
+    leaving(n);
     return NULL;
 }
 
@@ -247,9 +288,14 @@ static void threads(const char *dir, const uint8_t *root, size_t root_len) {
         cs_agent *a = NULL;
         OK(cs_open(db, root, root_len, &a));
         pthread_t t[9];
+        atomic_store(&ready, 0);
         pthread_create(&t[0], NULL, cancel_loop, a);
         for (int i = 1; i < 9; i++) {
             pthread_create(&t[i], NULL, reader_loop, a);
+        }
+        /* Every thread has made CALLS_BEFORE_CLOSE successful calls (or left). */
+        while (atomic_load(&ready) < 9) {
+            sched_yield();
         }
         OK(cs_close(a));
         for (int i = 0; i < 9; i++) {
@@ -299,8 +345,9 @@ static int event_cb(void *user, const cs_event *e) {
     cs_item item;
     s->events++;
     if (e->type == CS_EVENT_STARTED && s->close_in_event) {
-        /* Closing the handle of the run in progress: the run goes on, the
-         * handle is gone for every new call. */
+        /* Closing the handle of the run in progress: the run is cancelled
+         * (it returns when this callback does), the handle is gone for
+         * every new call. */
         OK(cs_get_item(s->agent, e->item_id, &item));
         CHECK(item.state_code == CS_STATE_UPLOADING);
         OK(cs_close(s->agent));
@@ -345,12 +392,111 @@ static void callbacks(const char *dir, const uint8_t *root, size_t root_len,
     OK(cs_run_with_events(s.agent, 20000, event_cb, &s, &rep));
     CHECK(rep.stopped == CS_STOP_CANCELLED && s.events >= 1);
 
-    /* 3. The event callback closes the handle mid-run: the run finishes. */
+    /* 3. The event callback closes the handle mid-run: the run is
+     * cancelled, as by cs_cancel, and returns normally. */
     s.close_in_event = 1;
     s.events = 0;
     OK(cs_run_with_events(s.agent, 20000, event_cb, &s, &rep));
-    CHECK(rep.uploaded == 1 && rep.stopped == CS_STOP_DRAINED);
+    CHECK(rep.stopped == CS_STOP_CANCELLED);
     BAD(cs_run_once(s.agent, 10, NULL, NULL, &rep), "agent handle is closed");
+}
+
+/* A run in progress on one thread while another closes its handle. */
+struct close_run {
+    cs_agent *agent;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started; /* the run's first item started */
+    int closed;  /* the main thread closed the handle */
+    int done;    /* the run returned */
+    cs_status st;
+    cs_run_report rep;
+};
+
+static void set_flag(struct close_run *c, int *flag) {
+    pthread_mutex_lock(&c->mu);
+    *flag = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits at most `secs` seconds for `*flag`; returns whether it is set. */
+static int wait_flag(struct close_run *c, int *flag, int secs) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += secs;
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    while (!*flag && rc == 0) {
+        rc = pthread_cond_timedwait(&c->cv, &c->mu, &until);
+    }
+    int set = *flag;
+    pthread_mutex_unlock(&c->mu);
+    return set;
+}
+
+static int token_cb(void *user, const char *account, const char *region, const char *service,
+                    int refresh, char *out, size_t out_cap, size_t *out_len) {
+    (void)user, (void)account, (void)region, (void)service, (void)refresh;
+    CHECK(out_cap >= strlen(TOKEN));
+    memcpy(out, TOKEN, strlen(TOKEN));
+    *out_len = strlen(TOKEN);
+    return 0;
+}
+
+/* Holds the run at its first item until the handle is closed. */
+static int close_run_event(void *user, const cs_event *e) {
+    struct close_run *c = user;
+    if (e->type == CS_EVENT_STARTED && !c->started) {
+        set_flag(c, &c->started);
+        CHECK(wait_flag(c, &c->closed, 30));
+    }
+    return 0;
+}
+
+static void *close_run_thread(void *arg) {
+    struct close_run *c = arg;
+    atomic_fetch_add(&calls, 1);
+    c->st = cs_run_with_events(c->agent, 60000, close_run_event, c, &c->rep);
+    set_flag(c, &c->done);
+    return NULL;
+}
+
+/* cs_close cancels a run in progress on another thread: with two items
+ * queued, the run returns CS_STOP_CANCELLED soon after the close instead of
+ * going on to the second (a bounded wait, not a timing assertion: a run
+ * that was not cancelled would also return, DRAINED). */
+static void close_during_run(const char *dir, const uint8_t *root, size_t root_len,
+                             const uint8_t *config, size_t config_len) {
+    char db[4096], file[4096];
+    snprintf(db, sizeof db, "%s/close_run.db", dir);
+    struct close_run c = {0};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    OK(cs_open(db, root, root_len, &c.agent));
+    OK(cs_install(c.agent, config, config_len));
+    OK(cs_set_account(c.agent, "bob", "IN"));
+    OK(cs_set_credential_provider(c.agent, token_cb, NULL));
+    for (int i = 0; i < 2; i++) {
+        int64_t id;
+        snprintf(file, sizeof file, "%s/close_run_%d.bin", dir, i);
+        FILE *f = fopen(file, "wb");
+        fputs("some bytes", f);
+        fclose(f);
+        OK(cs_enqueue(c.agent, file, "backup", 0, &id));
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, close_run_thread, &c);
+    CHECK(wait_flag(&c, &c.started, 30));
+    OK(cs_close(c.agent));
+    set_flag(&c, &c.closed);
+    CHECK(wait_flag(&c, &c.done, 2));
+    pthread_join(t, NULL);
+    CHECK(c.st == CS_OK);
+    CHECK(c.rep.stopped == CS_STOP_CANCELLED);
+    BAD(cs_close(c.agent), "agent handle is closed");
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
 }
 
 int main(int argc, char **argv) {
@@ -370,6 +516,12 @@ int main(int argc, char **argv) {
 
     cs_agent *a = NULL;
     OK(cs_open(db, root, root_len, &a));
+    /* Ids are never small integers nor near -1 (ffi::next_id), so made-up
+     * small handles are refused while an agent is open. */
+    CHECK((uintptr_t)a >= 0x10000 && (uintptr_t)a < 0x7fff0000);
+    for (uintptr_t k = 1; k <= 3; k++) {
+        bad_handles((cs_agent *)k, "agent handle is closed");
+    }
     null_arguments(a, root, root_len);
     bad_values(a, argv[1], root, root_len);
     OK(cs_close(a));
@@ -379,12 +531,13 @@ int main(int argc, char **argv) {
 
     threads(argv[1], root, root_len);
     callbacks(argv[1], root, root_len, config, config_len);
+    close_during_run(argv[1], root, root_len, config, config_len);
 
     free(root);
     free(config);
     printf("abuse: %ld calls\n", (long)atomic_load(&calls));
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (atomic_load(&failures)) {
+        fprintf(stderr, "%d check(s) failed\n", atomic_load(&failures));
         return 1;
     }
     printf("all checks passed\n");

@@ -359,7 +359,7 @@ static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, con
     memset(&r, 0xab, sizeof r);
     CHECK_STATUS(cs_refresh_config(agent, &r), CS_NETWORK);
     CHECK(strstr(cs_last_error(), "HTTP 500") != NULL);
-    CHECK(r.roots_installed == 0xababababababababULL && r.config_version == 0xababababababababULL);
+    CHECK(r.roots_installed == 0xababababababababULL && r.installed_config_version == (int64_t)0xababababababababULL);
     CHECK(r.root_in_force == 0xababababababababULL && r.config_error == (int32_t)0xabababab);
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
     CHECK(strcmp(region, "") == 0); /* still no config */
@@ -367,7 +367,7 @@ static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, con
     /* Then the rotation to root 2 and config 1, in one call. */
     CHECK_STATUS(cs_refresh_config(agent, &r), CS_OK);
     CHECK(r.roots_installed == 1 && r.root_version == 2);
-    CHECK(r.config_version == 1 && r.changed == 1);
+    CHECK(r.installed_config_version == 1 && r.changed == 1);
     CHECK(strncmp(r.mirror, "127.0.0.9:", 10) == 0 && strlen(r.mirror) > 10);
     CHECK(r.root_in_force == 2 && r.config_error == CS_OK && r.more_roots == 0);
     CHECK_STATUS(cs_approved_region(agent, region, sizeof region), CS_OK);
@@ -376,7 +376,7 @@ static void refresh_checks(const uint8_t *plain_root, size_t plain_root_len, con
     /* Nothing new: unchanged. */
     memset(&r, 0xab, sizeof r);
     CHECK_STATUS(cs_refresh_config(agent, &r), CS_OK);
-    CHECK(r.roots_installed == 0 && r.root_version == 0 && r.config_version == 0 && r.changed == 0);
+    CHECK(r.roots_installed == 0 && r.root_version == 0 && r.installed_config_version == -1 && r.changed == 0);
     CHECK(strncmp(r.mirror, "127.0.0.9:", 10) == 0);
     /* root_version says what was installed (none); root_in_force what is in force. */
     CHECK(r.root_in_force == 2 && r.config_error == CS_OK && r.more_roots == 0);
@@ -1242,8 +1242,8 @@ int main(int argc, char **argv) {
     free(config);
     free(config2);
     free(other_root);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (atomic_load(&failures)) {
+        fprintf(stderr, "%d check(s) failed\n", atomic_load(&failures));
         return 1;
     }
     printf("test_capi: all checks passed\n");

@@ -137,8 +137,8 @@ int main(int argc, char **argv) {
     CHECK(cs_close(b) == CS_OK);
     CHECK(cs_close(a) == CS_OK);
     free(root);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (atomic_load(&failures)) {
+        fprintf(stderr, "%d check(s) failed\n", atomic_load(&failures));
         return 1;
     }
     printf("ok\n");

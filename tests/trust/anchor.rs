@@ -415,7 +415,7 @@ fn a_phone_70_roots_behind_catches_up_in_two_calls() {
         (first.root_version, first.config, first.more_roots),
         (65, None, true)
     );
-    assert_eq!(first.config_error.as_deref(), Some("bad_signature"));
+    assert_eq!(first.config_error, Some(ErrorKind::BadSignature));
     // Kept on disk, and due again at once.
     let reopened = open(&e, &w.root_with_sources(1, &e.urls(), &e.pins()));
     let info = reopened.config_info().unwrap();

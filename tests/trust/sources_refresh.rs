@@ -114,8 +114,8 @@ fn a_rotation_that_revokes_the_config_key_takes_effect() {
         .unwrap();
     let r = refresh(&e.agent).unwrap();
     assert_eq!(
-        (r.roots.as_slice(), r.config, r.config_error.as_deref()),
-        (&[2][..], None, Some("bad_signature")),
+        (r.roots.as_slice(), r.config, r.config_error),
+        (&[2][..], None, Some(ErrorKind::BadSignature)),
         "{r:?}"
     );
     let info = e.info();

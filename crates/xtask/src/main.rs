@@ -35,11 +35,21 @@ const PREAMBLE: &str = "\
  *  - A panic inside the library is trapped and returned as CS_INTERNAL.
  *  - A cs_agent may be used from several threads at once (cs_cancel is meant
  *    to be called from another thread while cs_run_once runs).
- *  - After cs_close: the handle is an id, not an address, and never reused.
- *    Every later call with it, a second cs_close included, returns
- *    CS_INVALID_ARGUMENT (\"agent handle is closed\"). A call already running
- *    on another thread finishes normally and the database is closed when it
- *    returns (cs_cancel first to make that soon).
+ *  - A cs_agent is an id, not an address: below 2^31 (it survives a 32-bit
+ *    pointer and a Java long), counting up from a random start per process,
+ *    never 0..0xffff nor 0x7fff0000 and up, and not reused before about 2^31
+ *    opens in one process (then it wraps around, skipping handles still
+ *    open). Calls with a closed handle -- a second cs_close included -- or
+ *    a made-up one return CS_INVALID_ARGUMENT (\"agent handle is closed\");
+ *    for a made-up handle that is best-effort: one in range may name a live
+ *    agent by chance.
+ *  - cs_close cancels a run in progress on another thread (as cs_cancel
+ *    does: it returns CS_STOP_CANCELLED within its usual latency); other
+ *    calls already running finish normally, and the database is closed when
+ *    the last of them returns.
+ *  - Caller buffers of one call must not overlap (e.g. the `out` array and
+ *    `out_len` of cs_list_items and cs_audit; `paths` and `out_ids` of
+ *    cs_enqueue_all).
  *  - Callbacks run on the calling thread and must return quickly: a callback
  *    that blocks holds the run past its max_ms deadline, and cs_cancel cannot
  *    cut it short. They must not unwind (C++ exceptions) or longjmp out.

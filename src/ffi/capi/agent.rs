@@ -3,14 +3,15 @@
 
 use std::ffi::{c_char, CStr};
 
-use super::args::to_handle;
+use super::args::{self, to_handle};
 use super::values::{cs_agent, cs_status};
 use crate::error::Error;
 use crate::ffi::{free_handle, into_handle};
 use crate::Agent;
 
 /// Opens (or creates) the database at `db_path` with the firmware's initial
-/// root envelope and stores a new handle in `*out` (NULL on failure). The
+/// root envelope and stores a new handle in `*out` (NULL on every failure
+/// but a NULL `out`: written before any other argument is checked). The
 /// root anchors every trust decision: stored trust it cannot vouch for is
 /// replaced by it (`cs_config_info.trust_reset`), not refused.
 ///
@@ -24,8 +25,16 @@ pub unsafe extern "C" fn cs_open(
     root_len: usize,
     out: *mut *mut cs_agent,
 ) -> cs_status {
-    c_body!(out: out, db_path: string, root: slice(root_len) => {
+    // `*out` is NULL before any other argument is looked at (the header's
+    // promise: NULL on every failure), so those are checked in the body.
+    c_body!(out: out => {
         out.set(std::ptr::null_mut())?;
+        // SAFETY: the contract: `db_path` is NULL (refused here) or
+        // NUL-terminated, valid for the call.
+        let db_path = unsafe { args::string(db_path, "db_path is null", "db_path is not valid UTF-8") }?;
+        // SAFETY: the contract: `root` is NULL (refused here) or points to
+        // `root_len` readable bytes; a length past `isize::MAX` is refused.
+        let root = unsafe { args::slice(root, root_len, "root is null", "root is too long") }?;
         if db_path.is_empty() {
             return Err(Error::InvalidArgument("db_path is empty"));
         }
@@ -68,9 +77,11 @@ pub unsafe extern "C" fn cs_set_account(
 
 /// Closes the handle. NULL is a no-op, like `free`. Every later call with
 /// it (including a second `cs_close`) is `CS_INVALID_ARGUMENT` ("agent handle
-/// is closed"): handles are never reused. A call still running on another
-/// thread (a `cs_run_once`, say) finishes normally, and the database is
-/// closed when it returns; cancel it first (`cs_cancel`) to make that soon.
+/// is closed"; see the preamble on handle ids). A run still in progress on
+/// another thread (`cs_run_once`, `cs_run_with_events`) is cancelled, as by
+/// `cs_cancel`: it returns within its usual cancel latency with
+/// `stopped == CS_STOP_CANCELLED`; any other call still running finishes
+/// normally. The database is closed when the last of them returns.
 #[no_mangle]
 pub extern "C" fn cs_close(agent: *mut cs_agent) -> cs_status {
     c_body!(=> free_handle(agent as usize as u64))

@@ -31,6 +31,8 @@
 //! exist only with `ffi-test-hooks`; `values.rs` the value types and their
 //! conversions, a leaf that the other files use.
 
+#![warn(unsafe_op_in_unsafe_fn)]
+
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
@@ -52,49 +54,64 @@ use crate::{AccountState, EventKind, HeldReason, State, StopReason};
 /// body runs in [`run`]: panics trapped, the error mapped to its status code
 /// and message once. Only the messages a kind can return are built (each is
 /// a string in the library).
+///
+/// Only the checkers run inside `unsafe` (each in its own block, whose
+/// SAFETY comment is the entry point's `# Safety` contract); the expression
+/// runs outside, so an unsafe operation of its own (calling a C callback,
+/// reading a pointer the checkers did not see) needs its own `unsafe {}` and
+/// SAFETY comment (`unsafe_op_in_unsafe_fn` is on for this module, and
+/// `clippy::undocumented_unsafe_blocks` for `ffi`).
 macro_rules! c_body {
     ($($arg:ident: $kind:ident $(($len:ident))?),* => $body:expr) => {
         $crate::ffi::capi::run(|| {
-            // SAFETY: written once for every entry point. Each pointer
-            // parameter goes through the checker of its kind (`args.rs`),
-            // which refuses NULL and oversized lengths; what no checker can
-            // see (that a non-NULL pointer is valid as the entry point's
-            // `# Safety` section says, and that a callback is callable with
-            // its `user`) is that contract, which the C caller keeps.
-            #[allow(unused_unsafe)]
-            unsafe {
-                $(c_body!(@arg $arg $kind $($len)?);)*
-                $body
-            }
+            $(c_body!(@arg $arg $kind $($len)?);)*
+            $body
         })
     };
     (@arg $arg:ident agent) => {
         let $arg = $crate::ffi::capi::args::agent($arg)?;
     };
     (@arg $arg:ident string) => {
-        let $arg = $crate::ffi::capi::args::string(
-            $arg,
-            concat!(stringify!($arg), " is null"),
-            concat!(stringify!($arg), " is not valid UTF-8"),
-        )?;
+        // SAFETY: the entry point's contract: NULL (refused here) or a
+        // NUL-terminated string valid for the call.
+        let $arg = unsafe {
+            $crate::ffi::capi::args::string(
+                $arg,
+                concat!(stringify!($arg), " is null"),
+                concat!(stringify!($arg), " is not valid UTF-8"),
+            )
+        }?;
     };
     (@arg $arg:ident opt_string) => {
-        let $arg = $crate::ffi::capi::args::opt_string(
-            $arg,
-            concat!(stringify!($arg), " is not valid UTF-8"),
-        )?;
+        // SAFETY: the entry point's contract: NULL or a NUL-terminated
+        // string valid for the call.
+        let $arg = unsafe {
+            $crate::ffi::capi::args::opt_string(
+                $arg,
+                concat!(stringify!($arg), " is not valid UTF-8"),
+            )
+        }?;
     };
     (@arg $arg:ident out) => {
-        let mut $arg = $crate::ffi::capi::args::out($arg, concat!(stringify!($arg), " is null"))?;
+        // SAFETY: the entry point's contract: NULL (refused here) or
+        // writable for the call.
+        let mut $arg = unsafe {
+            $crate::ffi::capi::args::out($arg, concat!(stringify!($arg), " is null"))
+        }?;
     };
     (@arg $arg:ident $kind:ident $len:ident) => {
+        // SAFETY: the entry point's contract: NULL (refused here) or valid
+        // for `$len` values (or bytes) for the call; lengths past
+        // `isize::MAX` bytes are refused here too.
         #[allow(unused_mut)]
-        let mut $arg = $crate::ffi::capi::args::$kind(
-            $arg,
-            $len,
-            concat!(stringify!($arg), " is null"),
-            concat!(stringify!($arg), " is too long"),
-        )?;
+        let mut $arg = unsafe {
+            $crate::ffi::capi::args::$kind(
+                $arg,
+                $len,
+                concat!(stringify!($arg), " is null"),
+                concat!(stringify!($arg), " is too long"),
+            )
+        }?;
     };
 }
 
@@ -150,8 +167,8 @@ fn status_of(result: Result<()>) -> cs_status {
             CS_OK
         }
         Err(e) => {
-            let msg = e.to_string();
-            run_quietly(|| set_last_error(&msg));
+            // Inside: even a `Display` that panics cannot unwind into C.
+            run_quietly(|| set_last_error(&e.to_string()));
             e.kind().code()
         }
     }

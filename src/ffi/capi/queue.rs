@@ -70,7 +70,7 @@ pub unsafe extern "C" fn cs_item_path(
 ///
 /// # Safety
 /// `agent` is NULL or a handle; `out` is NULL or writable for `cap` items;
-/// `out_len` is NULL or writable.
+/// `out_len` is NULL or writable; `out` and `out_len` do not overlap.
 #[no_mangle]
 pub unsafe extern "C" fn cs_list_items(
     agent: *const cs_agent,
@@ -114,7 +114,8 @@ pub extern "C" fn cs_remove(agent: *mut cs_agent, id: i64) -> cs_status {
 ///
 /// # Safety
 /// `agent` is NULL or a handle; `out` is NULL or writable for `cap`
-/// records; `out_len` is NULL or writable.
+/// records; `out_len` is NULL or writable; `out` and `out_len` do not
+/// overlap.
 #[no_mangle]
 pub unsafe extern "C" fn cs_audit(
     agent: *const cs_agent,
@@ -135,7 +136,8 @@ pub unsafe extern "C" fn cs_audit(
 /// # Safety
 /// `agent` is NULL or a handle; `paths` is NULL or points to `n`
 /// pointers, each NULL or NUL-terminated; `service` is NULL or
-/// NUL-terminated; `out_ids` is NULL or writable for `n` ids.
+/// NUL-terminated; `out_ids` is NULL or writable for `n` ids and overlaps
+/// neither `paths`, nor the strings, nor `service`.
 #[no_mangle]
 pub unsafe extern "C" fn cs_enqueue_all(
     agent: *mut cs_agent,
@@ -148,7 +150,9 @@ pub unsafe extern "C" fn cs_enqueue_all(
     c_body!(agent: agent, paths: slice(n), service: string, out_ids: slots(n) => {
         let mut strs = Vec::with_capacity(n);
         for &p in paths {
-            strs.push(args::string(p, "a path is null", "a path is not valid UTF-8")?);
+            // SAFETY: the contract: each of the `n` pointers is NULL
+            // (refused here) or NUL-terminated and valid for the call.
+            strs.push(unsafe { args::string(p, "a path is null", "a path is not valid UTF-8") }?);
         }
         fill(out_ids, agent.enqueue_all(&strs, service, priority)?.into_iter());
         Ok(())

@@ -47,9 +47,12 @@ pub type cs_event_fn = Option<unsafe extern "C" fn(user: *mut c_void, e: *const 
 /// Sets (or, with a NULL `cb`, clears) the credential callback and its `user`.
 ///
 /// # Safety
-/// `agent` is NULL or a handle; `cb` is NULL or a valid callback that
-/// may be called with `user` on any thread running `cs_run_once` until it is
-/// replaced (and runs that started with it returned) or the agent is freed.
+/// `agent` is NULL or a handle; `cb` is NULL or a valid callback that may be
+/// called with `user` on any thread running `cs_run_once` or
+/// `cs_run_with_events`. `cb` and `user` must stay valid until it is
+/// replaced and the runs that started with it have returned, or, after
+/// `cs_close`, until every call using the handle has returned (a run that
+/// `cs_close` cancels may still call it before it returns).
 #[no_mangle]
 pub unsafe extern "C" fn cs_set_credential_provider(
     agent: *mut cs_agent,
@@ -85,8 +88,11 @@ pub unsafe extern "C" fn cs_run_once(
 ) -> cs_status {
     c_body!(agent: agent, out: out => {
         let mut progress = |p: Progress| -> bool {
-            // The caller vouches for the callback and its `user` (`c_body!`).
-            cb.is_none_or(|f| f(user, p.item_id, p.sent, p.total) == 0)
+            cb.is_none_or(|f| {
+                // SAFETY: the contract: `cb` is a valid callback, callable
+                // with `user` on this thread (the one that called us).
+                unsafe { f(user, p.item_id, p.sent, p.total) == 0 }
+            })
         };
         out.set(report_of(&agent.run_once(Duration::from_millis(max_ms), &mut progress)?))
     })
@@ -107,8 +113,14 @@ pub unsafe extern "C" fn cs_run_with_events(
     out: *mut cs_run_report,
 ) -> cs_status {
     c_body!(agent: agent, out: out => {
-        // The caller vouches for the callback and its `user` (`c_body!`).
-        let mut listener = |e: &RunEvent| cb.is_none_or(|f| f(user, &event_of(e)) == 0);
+        let mut listener = |e: &RunEvent| {
+            cb.is_none_or(|f| {
+                let event = event_of(e);
+                // SAFETY: the contract: `cb` is a valid callback, callable
+                // with `user` on this thread; `event` outlives the call.
+                unsafe { f(user, &event) == 0 }
+            })
+        };
         let r = agent.run_with_events(Duration::from_millis(max_ms), &mut listener)?;
         out.set(report_of(&r))
     })
@@ -132,7 +144,7 @@ pub(super) struct UserPtr(pub(super) *mut c_void);
 // to the caller's callback, on whichever thread runs `cs_run_once`. The
 // header makes the caller responsible for what it points to being usable
 // from that thread and alive until the callback is replaced (and runs that
-// started with it returned) or the agent is freed.
+// started with it returned) or every call using the closed handle returned.
 unsafe impl Send for UserPtr {}
 // SAFETY: as above; shared access only copies the pointer.
 unsafe impl Sync for UserPtr {}

@@ -182,8 +182,10 @@ pub struct cs_refresh_report {
     pub roots_installed: u64,
     /// The last root version installed, now in force (0: none installed).
     pub root_version: u64,
-    /// The config version installed (0: the config did not change).
-    pub config_version: u64,
+    /// The config version installed; -1 when the config did not change, like
+    /// `cs_config_info.installed_config_version` and Java's `ConfigRefresh`
+    /// (was `config_version`, 0 for none).
+    pub installed_config_version: i64,
     /// 1 if a root or a config was installed, 0 if nothing changed.
     pub changed: i32,
     /// `host:port` of the mirror that answered, NUL-terminated.
@@ -248,14 +250,6 @@ fn opt_field<const N: usize>(s: &Option<String>) -> [c_char; N] {
 /// A time in ms since the epoch, or -1 for none.
 fn ms(t: Option<i64>) -> i64 {
     t.unwrap_or(-1)
-}
-
-/// The status code of an error kind's name (`CS_OK` for none).
-pub(super) fn code_of(kind: Option<&str>) -> cs_status {
-    ErrorKind::ALL
-        .iter()
-        .find(|k| Some(k.name()) == kind)
-        .map_or(CS_OK, |k| k.code())
 }
 
 #[inline(never)]
@@ -382,11 +376,13 @@ pub(super) fn refresh_report_of(r: &Refreshed) -> cs_refresh_report {
     cs_refresh_report {
         roots_installed: r.roots.len() as u64,
         root_version: r.roots.last().copied().unwrap_or(0),
-        config_version: r.config.unwrap_or(0),
+        installed_config_version: r
+            .config
+            .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
         changed: i32::from(!r.unchanged()),
         mirror: c_field(&r.mirror),
         more_roots: i32::from(r.more_roots),
-        config_error: code_of(r.config_error.as_deref()),
+        config_error: r.config_error.map_or(CS_OK, ErrorKind::code),
         root_in_force: r.root_version,
     }
 }
@@ -462,7 +458,6 @@ mod tests {
             (ev.r#type, ev.sent, ev.total, ev.status),
             (crate::EventKind::Done.code(), 5, 5, 0)
         );
-        assert_eq!(code_of(Some("no_such_kind")), CS_OK);
     }
 
     #[test]
@@ -472,13 +467,17 @@ mod tests {
             config: None,
             mirror: "m.example:443".into(),
             root_version: 4,
-            config_error: Some(ErrorKind::ThresholdNotMet.name().to_string()),
+            config_error: Some(ErrorKind::ThresholdNotMet),
             more_roots: true,
         };
         let c = refresh_report_of(&r);
         assert_eq!(
-            (c.roots_installed, c.root_version, c.config_version),
-            (2, 4, 0)
+            (
+                c.roots_installed,
+                c.root_version,
+                c.installed_config_version
+            ),
+            (2, 4, -1)
         );
         assert_eq!((c.changed, c.more_roots, c.root_in_force), (1, 1, 4));
         assert_eq!(c.config_error, ErrorKind::ThresholdNotMet.code());

@@ -110,7 +110,7 @@ pub(super) fn config_refresh_object<'local>(
     let array = env.new_long_array(roots.len() as jsize).jni()?;
     env.set_long_array_region(&array, 0, &roots).jni()?;
     let mirror = env.new_string(&r.mirror).jni()?;
-    let config_error = opt_string(env, r.config_error.as_deref())?;
+    let config_error = opt_string(env, r.config_error.map(|k| k.name()))?;
     env.new_object(
         CONFIG_REFRESH_CLASS,
         CONFIG_REFRESH_CTOR,
