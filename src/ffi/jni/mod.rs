@@ -57,15 +57,19 @@ mod values;
 /// Constructor of every exception class: `(String kind, int code, String message)`.
 const EXCEPTION_CTOR: &str = "(Ljava/lang/String;ILjava/lang/String;)V";
 
-/// The single JNI runner: initialises logging, runs `f` with panics trapped,
-/// and throws the mapped exception on error (returning `T::default()`, i.e.
-/// `0` or `null`, which Java never sees because an exception is pending).
+/// The single JNI runner: initialises logging and runs `f`, both with panics
+/// trapped, and throws the mapped exception on error (returning
+/// `T::default()`, i.e. `0` or `null`, which Java never sees because an
+/// exception is pending).
 fn run<'local, T: Default>(
     env: &mut JNIEnv<'local>,
     f: impl FnOnce(&mut JNIEnv<'local>) -> Result<T>,
 ) -> T {
-    init_logging();
-    match run_ffi(|| f(&mut *env)) {
+    let result = run_ffi(|| {
+        init_logging();
+        f(&mut *env)
+    });
+    match result {
         Ok(v) => v,
         Err(e) => {
             throw(env, &e);
