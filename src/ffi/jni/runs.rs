@@ -15,7 +15,7 @@ use ::jni::sys::jboolean;
 use ::jni::{JNIEnv, JavaVM};
 
 use super::entry::{native, Handle, Millis, Obj};
-use super::values::{due, run_report_object, sat};
+use super::values::{run_report_object, sat, time_ms};
 use super::{java_string, JniResultExt};
 use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ fn deliver(
                 JValue::Long(item_id),
                 JValue::Object(&k),
                 JValue::Bool(u8::from(dead)),
-                JValue::Long(due(next_attempt_at)),
+                JValue::Long(time_ms(next_attempt_at)),
             ];
             let (name, sig) = ("onItemFailed", "(JLjava/lang/String;ZJ)V");
             return env.call_method(l, name, sig, &args).map(drop);
