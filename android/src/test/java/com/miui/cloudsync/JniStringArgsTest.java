@@ -68,6 +68,7 @@ class JniStringArgsTest {
     }
 
     @Test
+    @SuppressWarnings("deprecation") // listItems(String, ...): the only state given as text
     void unpairedSurrogatesAreInvalidArguments() throws Exception {
         String f = file("plain");
         try (SyncAgent a = open()) {
@@ -87,7 +88,7 @@ class JniStringArgsTest {
             // A proper pair (U+1F600) is fine: only unpaired halves are refused.
             String emoji = file("smile-\uD83D\uDE00");
             a.enqueue(emoji, "backup", 0);
-            assertEquals(emoji, a.listItems(null, 0, 10).get(0).getPath());
+            assertEquals(emoji, a.listItemsIn(null, 0, 10).get(0).getPath());
         }
     }
 }
