@@ -38,6 +38,8 @@ pub(super) struct ArgName {
     pub(super) is_null: &'static str,
     pub(super) has_null: &'static str,
     pub(super) is_negative: &'static str,
+    /// An unpaired UTF-16 surrogate (in an element, for `String[]`).
+    pub(super) not_utf16: &'static str,
 }
 
 /// A parameter's conversion: the JNI type it arrives as and what the body
@@ -59,7 +61,7 @@ pub(super) trait Ret<'local> {
 
 /// `long handle` → the live agent (a counted reference) (`0` is `invalid_argument`).
 pub(super) struct Handle;
-/// `String` → `String`: non-null, strict UTF-8 (see `string_arg`).
+/// `String` → `String`: non-null, no unpaired surrogate (see `string_arg`).
 pub(super) struct Str;
 /// `String` → `Option<String>`: `null` is `None`.
 pub(super) struct OptStr;
@@ -99,15 +101,19 @@ impl<'local> Arg<'local> for Str {
     type Raw = JString<'local>;
     type Value = String;
     fn get(env: &mut JNIEnv<'local>, raw: JString<'local>, name: &ArgName) -> Result<String> {
-        string_arg(env, &raw, name.is_null)
+        string_arg(env, &raw, name.is_null, name.not_utf16)
     }
 }
 
 impl<'local> Arg<'local> for OptStr {
     type Raw = JString<'local>;
     type Value = Option<String>;
-    fn get(env: &mut JNIEnv<'local>, raw: JString<'local>, _: &ArgName) -> Result<Option<String>> {
-        opt_string_arg(env, &raw)
+    fn get(
+        env: &mut JNIEnv<'local>,
+        raw: JString<'local>,
+        name: &ArgName,
+    ) -> Result<Option<String>> {
+        opt_string_arg(env, &raw, name.not_utf16)
     }
 }
 
@@ -144,7 +150,7 @@ impl<'local> Arg<'local> for StrArray {
             let element = env.get_object_array_element(&raw, i).jni()?;
             let element = env.auto_local(element);
             let s: &JString<'_> = (&*element).into();
-            list.push(string_arg(env, s, name.has_null)?);
+            list.push(string_arg(env, s, name.has_null, name.not_utf16)?);
         }
         Ok(list)
     }
@@ -299,21 +305,31 @@ pub(super) use native;
 /// The [`ArgName`] of parameter `$p` of marker `$K`: only the messages the
 /// marker can use are spelled out, so the library carries no unused text.
 macro_rules! arg_name {
-    (@ $is_null:expr, $has_null:expr, $is_negative:expr) => {
+    (@ $is_null:expr, $has_null:expr, $is_negative:expr, $not_utf16:expr) => {
         $crate::ffi::jni::entry::ArgName {
             is_null: $is_null,
             has_null: $has_null,
             is_negative: $is_negative,
+            not_utf16: $not_utf16,
         }
     };
-    (Str $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), "", "") };
-    (Bytes $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), "", "") };
-    (StrArray $p:ident) => {
-        $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), concat!(stringify!($p), " contains null"), "")
+    (Str $p:ident) => {
+        $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), "", "", concat!(stringify!($p), " is not valid UTF-16"))
     };
-    (Count $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", concat!(stringify!($p), " is negative")) };
-    (Millis $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", concat!(stringify!($p), " is negative")) };
-    ($K:ident $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", "") };
+    (OptStr $p:ident) => {
+        $crate::ffi::jni::entry::arg_name!(@ "", "", "", concat!(stringify!($p), " is not valid UTF-16"))
+    };
+    (Bytes $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ concat!(stringify!($p), " is null"), "", "", "") };
+    (StrArray $p:ident) => {
+        $crate::ffi::jni::entry::arg_name!(@
+            concat!(stringify!($p), " is null"),
+            concat!(stringify!($p), " contains null"),
+            "",
+            concat!(stringify!($p), " contains a string that is not valid UTF-16"))
+    };
+    (Count $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", concat!(stringify!($p), " is negative"), "") };
+    (Millis $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", concat!(stringify!($p), " is negative"), "") };
+    ($K:ident $p:ident) => { $crate::ffi::jni::entry::arg_name!(@ "", "", "", "") };
 }
 
 pub(super) use arg_name;

@@ -57,15 +57,19 @@ mod values;
 /// Constructor of every exception class: `(String kind, int code, String message)`.
 const EXCEPTION_CTOR: &str = "(Ljava/lang/String;ILjava/lang/String;)V";
 
-/// The single JNI runner: initialises logging, runs `f` with panics trapped,
-/// and throws the mapped exception on error (returning `T::default()`, i.e.
-/// `0` or `null`, which Java never sees because an exception is pending).
+/// The single JNI runner: initialises logging and runs `f`, both with panics
+/// trapped, and throws the mapped exception on error (returning
+/// `T::default()`, i.e. `0` or `null`, which Java never sees because an
+/// exception is pending).
 fn run<'local, T: Default>(
     env: &mut JNIEnv<'local>,
     f: impl FnOnce(&mut JNIEnv<'local>) -> Result<T>,
 ) -> T {
-    init_logging();
-    match run_ffi(|| f(&mut *env)) {
+    let result = run_ffi(|| {
+        init_logging();
+        f(&mut *env)
+    });
+    match result {
         Ok(v) => v,
         Err(e) => {
             throw(env, &e);
@@ -144,26 +148,38 @@ fn to_jlong(handle: u64) -> jlong {
     handle as jlong
 }
 
-/// Every Java string argument goes through here. The conversion runs in a
-/// local frame of its own: jni 0.21's `get_string` leaves two local
-/// references behind (the `String` class and the object's class), which a
-/// loop over an array would pile up past the frame's capacity. The modified
-/// UTF-8 is decoded strictly: an unpaired surrogate is `InvalidArgument`
-/// (as invalid UTF-8 is in C), never U+FFFD.
-fn string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>, null_msg: &'static str) -> Result<String> {
+/// Every Java string argument goes through here: `null_msg` when it is
+/// null, `bad_msg` (`"<param> is not valid UTF-16"`, as C's `"<param> is not
+/// valid UTF-8"`) when it has an unpaired surrogate.
+fn string_arg(
+    env: &mut JNIEnv<'_>,
+    s: &JString<'_>,
+    null_msg: &'static str,
+    bad_msg: &'static str,
+) -> Result<String> {
     if s.is_null() {
         return Err(Error::InvalidArgument(null_msg));
     }
-    env.with_local_frame(4, |env| -> ::jni::errors::Result<Result<String>> {
+    java_string(env, s)
+        .jni()?
+        .ok_or(Error::InvalidArgument(bad_msg))
+}
+
+/// The text of a non-null Java string, `None` if it has an unpaired UTF-16
+/// surrogate: the modified UTF-8 is decoded strictly (as invalid UTF-8 is
+/// refused in C), never into U+FFFD as jni 0.21's `String` conversion does.
+/// String arguments and the `CredentialProvider`'s token go through here.
+/// The conversion runs in a local frame of its own: jni 0.21's `get_string`
+/// leaves two local references behind (the `String` class and the object's
+/// class), which a loop over an array would pile up past the frame's
+/// capacity.
+fn java_string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> ::jni::errors::Result<Option<String>> {
+    env.with_local_frame(4, |env| {
         let java = env.get_string(s)?;
-        Ok(match cesu8::from_java_cesu8(java.to_bytes()) {
-            Ok(text) => Ok(text.into_owned()),
-            Err(_) => Err(Error::InvalidArgument(
-                "a string argument has an unpaired UTF-16 surrogate",
-            )),
-        })
+        Ok(cesu8::from_java_cesu8(java.to_bytes())
+            .ok()
+            .map(std::borrow::Cow::into_owned))
     })
-    .jni()?
 }
 
 fn bytes_arg(env: &JNIEnv<'_>, a: &JByteArray<'_>, null_msg: &'static str) -> Result<Vec<u8>> {
@@ -174,12 +190,18 @@ fn bytes_arg(env: &JNIEnv<'_>, a: &JByteArray<'_>, null_msg: &'static str) -> Re
 }
 
 /// A nullable Java string argument.
-fn opt_string_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>> {
-    (!s.is_null()).then(|| string_arg(env, s, "")).transpose()
+fn opt_string_arg(
+    env: &mut JNIEnv<'_>,
+    s: &JString<'_>,
+    bad_msg: &'static str,
+) -> Result<Option<String>> {
+    (!s.is_null())
+        .then(|| string_arg(env, s, "", bad_msg))
+        .transpose()
 }
 
 fn db_path_arg(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String> {
-    let path = string_arg(env, s, "dbPath is null")?;
+    let path = string_arg(env, s, "dbPath is null", "dbPath is not valid UTF-16")?;
     if path.is_empty() {
         // SQLite would open a private temporary database: surely a bug.
         return Err(Error::InvalidArgument("dbPath is empty"));

@@ -15,8 +15,8 @@ use ::jni::sys::jboolean;
 use ::jni::{JNIEnv, JavaVM};
 
 use super::entry::{native, Handle, Millis, Obj};
-use super::values::{due, run_report_object, sat};
-use super::JniResultExt;
+use super::values::{run_report_object, sat, time_ms};
+use super::{java_string, JniResultExt};
 use crate::auth::{CredentialProvider, CredentialRequest, ProviderError, Secret};
 use crate::error::{Error, Result};
 use crate::{Agent, RunEvent};
@@ -50,7 +50,7 @@ fn deliver(
                 JValue::Long(item_id),
                 JValue::Object(&k),
                 JValue::Bool(u8::from(dead)),
-                JValue::Long(due(next_attempt_at)),
+                JValue::Long(time_ms(next_attempt_at)),
             ];
             let (name, sig) = ("onItemFailed", "(JLjava/lang/String;ZJ)V");
             return env.call_method(l, name, sig, &args).map(drop);
@@ -172,8 +172,7 @@ impl CredentialProvider for JavaProvider {
         // with this frame; a failure is reported without its Java exception,
         // which is cleared.
         let got = env.with_local_frame(8, |env| -> ::jni::errors::Result<_> {
-            Ok(get_token(env, &self.provider, req)
-                .map_err(|e| take_exception(env).unwrap_or_else(|| e.to_string())))
+            Ok(get_token(env, &self.provider, req))
         });
         match got {
             Ok(token) => token.map_err(ProviderError::new),
@@ -185,11 +184,39 @@ impl CredentialProvider for JavaProvider {
     }
 }
 
+/// Calls `getToken`. A token is decoded strictly, as string arguments are
+/// (`java_string`): one with an unpaired UTF-16 surrogate is a provider
+/// failure, as a token that is not UTF-8 is in C, and its message never
+/// quotes the token. The error is the message of the provider's exception
+/// when it threw.
 fn get_token(
     env: &mut JNIEnv<'_>,
     provider: &JObject<'_>,
     req: &CredentialRequest<'_>,
-) -> ::jni::errors::Result<Option<Secret>> {
+) -> std::result::Result<Option<Secret>, String> {
+    let failed = |env: &mut JNIEnv<'_>, e: ::jni::errors::Error| {
+        take_exception(env).unwrap_or_else(|| e.to_string())
+    };
+    let token = match call_get_token(env, provider, req) {
+        Ok(token) => token,
+        Err(e) => return Err(failed(env, e)),
+    };
+    if token.is_null() {
+        return Ok(None);
+    }
+    match java_string(env, &token.into()) {
+        // Straight into the wiping wrapper (the Java string itself cannot be wiped).
+        Ok(Some(token)) => Ok(Some(Secret::new(token))),
+        Ok(None) => Err("getToken returned a token that is not valid UTF-16".into()),
+        Err(e) => Err(failed(env, e)),
+    }
+}
+
+fn call_get_token<'local>(
+    env: &mut JNIEnv<'local>,
+    provider: &JObject<'_>,
+    req: &CredentialRequest<'_>,
+) -> ::jni::errors::Result<JObject<'local>> {
     let account = env.new_string(req.account)?;
     let region = env.new_string(req.region)?;
     let service = env.new_string(req.service)?;
@@ -199,14 +226,8 @@ fn get_token(
         JValue::Object(&service),
         JValue::Bool(u8::from(req.refresh)),
     ];
-    let token = env
-        .call_method(provider, TOKEN_METHOD, TOKEN_SIG, &args)?
-        .l()?;
-    if token.is_null() {
-        return Ok(None);
-    }
-    // Straight into the wiping wrapper (the Java string itself cannot be wiped).
-    Ok(Some(Secret::new(env.get_string(&token.into())?.into())))
+    env.call_method(provider, TOKEN_METHOD, TOKEN_SIG, &args)?
+        .l()
 }
 
 /// Clears the pending Java exception, if any, and returns its message (or,

@@ -2,7 +2,7 @@
 //! `RunReport`, `AuditRecord`, `ItemInfo`) built from Rust values, kept
 //! apart from the entry points so that the class names and constructor
 //! signatures live in one place, and the conversions of Rust values to Java
-//! ones (`sat`, `due`, `opt_string`). Of the rest of `jni/` it uses only
+//! ones (`sat`, `time_ms`, `opt_string`). Of the rest of `jni/` it uses only
 //! the `jni` crate's error helper (`JniResultExt`, in `mod.rs`); the entry
 //! points use it.
 
@@ -60,10 +60,12 @@ pub(super) fn opt_string<'local>(
     }
 }
 
-/// When the next item is due, ms since the epoch; `-1` for none (a time
-/// before the epoch, which the queue never stores, reads as due now: `0`).
-pub(super) fn due(t: Option<i64>) -> jlong {
-    t.map_or(-1, |t| t.max(0))
+/// Every time Java gets (`ConfigInfo`, `QueueStats`, `RunReport`, `ItemInfo`,
+/// `RunListener.onItemFailed`): ms since the epoch as stored, `-1` for none.
+/// Passed through unchanged, as C passes them (the library never stores a
+/// time before the epoch, so `-1` is never ambiguous): one rule, no clamping.
+pub(super) fn time_ms(t: Option<i64>) -> jlong {
+    t.unwrap_or(-1)
 }
 
 pub(super) fn config_info_object<'local>(
@@ -95,8 +97,8 @@ pub(super) fn config_info_object<'local>(
             JValue::Object(&approved),
             JValue::Bool(u8::from(info.anchored)),
             JValue::Object(&reset),
-            JValue::Long(info.expires_at_ms.unwrap_or(-1)),
-            JValue::Long(info.refresh_due_at_ms.unwrap_or(-1)),
+            JValue::Long(time_ms(info.expires_at_ms)),
+            JValue::Long(time_ms(info.refresh_due_at_ms)),
         ],
     )
     .jni()
@@ -141,7 +143,7 @@ pub(super) fn queue_stats_object<'local>(
             JValue::Long(sat(s.held)),
             JValue::Long(sat(s.done)),
             JValue::Long(sat(s.pending_bytes)),
-            JValue::Long(due(s.next_due_at)),
+            JValue::Long(time_ms(s.next_due_at)),
         ],
     )
     .jni()
@@ -165,7 +167,7 @@ pub(super) fn run_report_object<'local>(
             JValue::Long(sat(r.held)),
             JValue::Long(sat(r.remaining)),
             JValue::Object(&stopped),
-            JValue::Long(due(r.next_due_at)),
+            JValue::Long(time_ms(r.next_due_at)),
         ],
     )
     .jni()
@@ -248,7 +250,7 @@ fn item_object<'local>(
             JValue::Object(&s[3]),
             JValue::Int(jint::try_from(it.attempts).unwrap_or(jint::MAX)),
             JValue::Long(sat(it.confirmed_offset)),
-            JValue::Long(it.next_attempt_at.unwrap_or(-1)),
+            JValue::Long(time_ms(it.next_attempt_at)),
             JValue::Object(&s[4]),
             JValue::Object(&s[5]),
             JValue::Object(&s[6]),

@@ -5,9 +5,9 @@ import org.jetbrains.annotations.Nullable;
 
 /**
  * One item of the upload queue as stored now, from {@link SyncAgent#getItem(long)} and {@link
- * SyncAgent#listItems(String, long, int)}: its file, service, state, attempts, how much the server
- * confirmed, its last error and when it is due again. An item leaves the queue when the server
- * confirms it (see {@link SyncAgent#audit(long, int)}) or when it is removed.
+ * SyncAgent#listItemsIn(ItemState, long, int)}: its file, service, state, attempts, how much the
+ * server confirmed, its last error and when it is due again. An item leaves the queue when the
+ * server confirms it (see {@link SyncAgent#audit(long, int)}) or when it is removed.
  *
  * <p>The state is {@link #getItemState()}, an {@link ItemState} ({@link ItemState#UNKNOWN} for a
  * state a newer library adds: treat it like {@link ItemState#PENDING}); a held item's reason is

@@ -6,7 +6,8 @@ import org.jetbrains.annotations.Nullable;
 /**
  * The state of a queued item ({@link ItemInfo#getItemState()}). The constants are the native
  * state names in upper case ({@code "pending"} is {@link #PENDING}); a state added by a newer
- * native library reads as {@link #UNKNOWN}.
+ * native library reads as {@link #UNKNOWN}. {@link SyncAgent#listItemsIn} lists the items of one
+ * state.
  *
  * <p><b>Threading:</b> immutable; safe to pass between threads.
  */
@@ -26,7 +27,7 @@ public enum ItemState {
     HELD,
     /**
      * Confirmed by the server. Such items leave the queue at once, so {@link SyncAgent#getItem}
-     * and {@link SyncAgent#listItems} never return it today; it completes the native table.
+     * and {@link SyncAgent#listItemsIn} never return it today; it completes the native table.
      */
     DONE,
     /**

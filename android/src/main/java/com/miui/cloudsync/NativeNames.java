@@ -8,7 +8,8 @@ import org.jetbrains.annotations.Nullable;
  * The Java constant of a name from the native tables ({@code src/codes.rs}): each enum there has a
  * stable snake_case name per variant, and the Java constant is that name in upper case. Names this
  * version does not know (a newer native library) map to the enum's {@code UNKNOWN}, so an older
- * app never breaks. The only mapping: there is no second, hand-written table on either side.
+ * app never breaks; the other way, a constant's native name is its name in lower case. The only
+ * mapping: there is no second, hand-written table on either side.
  */
 final class NativeNames {
     private NativeNames() {}
@@ -30,5 +31,14 @@ final class NativeNames {
         } catch (IllegalArgumentException e) {
             return unknown;
         }
+    }
+
+    /**
+     * @param constant a constant other than the enum's {@code UNKNOWN}
+     * @return its native snake_case name: the constant's name in lower case
+     */
+    @NotNull
+    static String toNative(@NotNull Enum<?> constant) {
+        return constant.name().toLowerCase(Locale.ROOT);
     }
 }

@@ -244,7 +244,7 @@ class AbuseTest {
             // The nullable ones: null is a meaning, not an error.
             a.setAccount(null, null);
             a.setCredentialProvider(null);
-            assertEquals(0, a.listItems(null, 0, 10).size());
+            assertEquals(0, a.listItemsIn(null, 0, 10).size());
             assertEquals(0, a.stats().getPending(), "nothing was queued");
         }
     }
@@ -346,7 +346,7 @@ class AbuseTest {
         calls.add(a::stats);
         calls.add(() -> a.audit(0, 10));
         calls.add(() -> a.getItem(1));
-        calls.add(() -> a.listItems(null, 0, 10));
+        calls.add(() -> a.listItemsIn(null, 0, 10));
         calls.add(a::retryDead);
         calls.add(() -> a.remove(1));
         calls.add(a::rehome);
@@ -376,13 +376,13 @@ class AbuseTest {
                 }
             }));
             assertSame(boom, thrown);
-            ItemInfo it = a.listItems(null, 0, 10).get(0);
+            ItemInfo it = a.listItemsIn(null, 0, 10).get(0);
             assertEquals(ItemState.PENDING, it.getItemState(), it.toString());
             assertEquals(0, it.getAttempts(), "no attempt counted");
             // The agent works on: the next run attempts the item (and fails: nobody listens).
             RunReport r = a.runOnce(10_000, (RunListener) null);
             assertEquals(1, r.getFailed(), r.toString());
-            ItemInfo failed = a.listItems(null, 0, 10).get(0);
+            ItemInfo failed = a.listItemsIn(null, 0, 10).get(0);
             assertEquals(ItemState.FAILED, failed.getItemState(), failed.toString());
             assertEquals("network", failed.getLastErrorKind());
             assertTrue(failed.getNextAttemptAt() > 0, failed.toString());
@@ -448,7 +448,7 @@ class AbuseTest {
             AuthException e = assertThrows(AuthException.class, () -> a.runOnce(10_000, (RunListener) null));
             assertEquals(SyncException.KIND_UNAUTHORIZED, e.getKind());
             assertTrue(e.getMessage().contains("account service down"), e.getMessage());
-            ItemInfo it = a.listItems(null, 0, 10).get(0);
+            ItemInfo it = a.listItemsIn(null, 0, 10).get(0);
             assertEquals(0, it.getAttempts(), it.toString());
         }
     }
@@ -525,7 +525,7 @@ class AbuseTest {
                         enqueued.incrementAndGet();
                         a.getItem(id);
                         a.stats();
-                        a.listItems(null, 0, 5);
+                        a.listItemsIn(null, 0, 5);
                         a.cancel();
                         a.configInfo();
                         a.getAccountState();

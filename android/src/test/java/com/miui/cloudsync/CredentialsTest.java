@@ -318,6 +318,27 @@ class CredentialsTest {
     }
 
     @Test
+    void aTokenWithAnUnpairedSurrogateIsAProviderFailureThatNeverQuotesIt() throws Exception {
+        // Decoded strictly, as string arguments are (and as C refuses a token that is not UTF-8):
+        // never sent with U+FFFD in it.
+        Recorder p = new Recorder(c -> "secret-tok\uD800en");
+        try (SyncAgent a = open(p)) {
+            a.enqueue(file("a", 100), "backup", 0);
+            AuthException e = assertThrows(AuthException.class, () -> a.runOnce(30_000, null));
+            assertKind(e, SyncException.KIND_UNAUTHORIZED, 53);
+            assertTrue(e.getMessage().contains("getToken returned a token that is not valid UTF-16"), e.getMessage());
+            assertFalse(e.getMessage().contains("secret"), e.getMessage());
+            assertUntouched(a, 1);
+            assertEquals(0, server.authorizationHeaders(), "nothing was sent with the token");
+            assertEquals(0, server.uploadsCreated());
+
+            // The next run with a good token uploads.
+            p.answer = c -> "tok-1";
+            assertEquals(1, a.runOnce(30_000, null).getUploaded());
+        }
+    }
+
+    @Test
     void aNullTokenOrNoProviderSendsNothing() throws Exception {
         Recorder p = new Recorder(c -> null);
         try (SyncAgent a = open(p)) {

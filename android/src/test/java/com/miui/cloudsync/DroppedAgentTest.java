@@ -1,11 +1,13 @@
 package com.miui.cloudsync;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.File;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -13,7 +15,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Issue 24: a {@link SyncAgent} dropped without {@link SyncAgent#close()} is freed once it is
  * collected (each held 2 fds and ~120 KB until the process died), and one closed explicitly is
- * never freed a second time.
+ * never freed a second time (the cleanup counts refused frees: {@link SyncAgent#failedFrees()}).
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class DroppedAgentTest {
@@ -63,6 +65,7 @@ class DroppedAgentTest {
 
     @Test
     void closedThenCollectedAgentIsNotClosedTwice() throws Exception {
+        long failedBefore = SyncAgent.failedFrees();
         int before = openFds();
         for (int i = 0; i < 50; i++) {
             SyncAgent a = SyncAgent.open(dir.resolve("closed-" + i + ".db").toString(), ROOT);
@@ -73,10 +76,24 @@ class DroppedAgentTest {
         openAndDrop("mixed-", 50);
         int after = collectUntil(before + 10);
         assertTrue(after <= before + 10, "fds before " + before + ", after " + after);
-        // A later open drains the queue too; the closed agents' handles were not freed twice
-        // (a double free would crash the JVM or warn under -Xcheck:jni).
+        // A later open drains the queue too. The closed agents' handles were not freed twice: a
+        // second free is refused by the native handle registry (a SyncException the cleanup
+        // swallows and counts, see failedFreeIsCounted), so the count must not have moved.
         try (SyncAgent a = SyncAgent.open(dir.resolve("last.db").toString(), ROOT)) {
             assertEquals(0, a.stats().getPending());
         }
+        assertEquals(failedBefore, SyncAgent.failedFrees(), "frees refused (double frees)");
+    }
+
+    @Test
+    void failedFreeIsCounted() throws Exception {
+        long h = NativeBridge.open(dir.resolve("twice.db").toString(), ROOT);
+        ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+        long before = SyncAgent.failedFrees();
+        SyncAgent.freeHandle(h, lock);
+        assertEquals(before, SyncAgent.failedFrees(), "the first free succeeds");
+        SyncAgent.freeHandle(h, lock);
+        assertEquals(before + 1, SyncAgent.failedFrees(), "a second free of the same handle fails, counted");
+        assertFalse(lock.isWriteLocked(), "the lock is released after a failed free");
     }
 }

@@ -34,7 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The queue seen and acted on item by item, and a run's events (issue 14): {@link
- * SyncAgent#getItem}, {@link SyncAgent#listItems}, {@link SyncAgent#retryDead}, {@link
+ * SyncAgent#getItem}, {@link SyncAgent#listItemsIn}, {@link SyncAgent#retryDead}, {@link
  * SyncAgent#remove}, {@link SyncAgent#version}, {@link RunListener} and the next due time of
  * {@link RunReport} and {@link QueueStats}. Uploads go to an anonymous tus server over loopback
  * TLS in a {@code cloudsync dev-server --admin} child process ({@link TestServer}, as in {@link
@@ -209,7 +209,7 @@ class ItemsAndEventsTest {
             assertEquals(62, e.getCode());
             e = assertThrows(SyncException.class, () -> a.enqueueAll(new String[] {f}, "photos", 0));
             assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind());
-            assertTrue(a.listItems(null, 0, 10).isEmpty(), "nothing queued");
+            assertTrue(a.listItemsIn(null, 0, 10).isEmpty(), "nothing queued");
             a.enqueue(f, "backup", 0);
         }
         // Without a config nothing is known yet: accepted.
@@ -234,7 +234,7 @@ class ItemsAndEventsTest {
             long after = 0;
             int pages = 0;
             while (true) {
-                List<ItemInfo> page = a.listItems(ItemInfo.STATE_PENDING, after, 2);
+                List<ItemInfo> page = a.listItemsIn(ItemState.PENDING, after, 2);
                 pages++;
                 for (ItemInfo it : page) {
                     seen.add(it.getId());
@@ -246,9 +246,9 @@ class ItemsAndEventsTest {
             }
             assertEquals(Arrays.asList(ids[0], ids[1], ids[2], ids[4], ids[5], ids[6]), seen);
             assertEquals(4, pages, "three full pages and an empty one");
-            assertEquals(ids[4], a.listItems(null, ids[3], 1).get(0).getId(), "a removed id still pages");
-            assertTrue(a.listItems(null, Long.MAX_VALUE, 10).isEmpty());
-            SyncException e = assertThrows(SyncException.class, () -> a.listItems(null, -1, 10));
+            assertEquals(ids[4], a.listItemsIn(null, ids[3], 1).get(0).getId(), "a removed id still pages");
+            assertTrue(a.listItemsIn(null, Long.MAX_VALUE, 10).isEmpty());
+            SyncException e = assertThrows(SyncException.class, () -> a.listItemsIn(null, -1, 10));
             assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind());
             assertEquals("invalid argument: after_id is negative", e.getMessage());
             e = assertThrows(SyncException.class, () -> a.audit(-1, 10));
@@ -260,7 +260,7 @@ class ItemsAndEventsTest {
     void itemsListedAndReadBeforeAndAfterAFailedAttempt() throws Exception {
         try (SyncAgent a = open()) {
             assertNull(a.getItem(1), "nothing queued yet");
-            assertTrue(a.listItems(null, 0, 10).isEmpty());
+            assertTrue(a.listItemsIn(null, 0, 10).isEmpty());
             assertEquals(-1, a.stats().getNextDueAt(), "nothing waits");
             String pa = file("a", 1000);
             String pb = file("b", 2000);
@@ -268,15 +268,28 @@ class ItemsAndEventsTest {
             long ia = a.enqueue(pa, "backup", 5);
             long ib = a.enqueue(pb, "backup", -3);
 
-            List<ItemInfo> all = a.listItems(null, 0, 10);
+            List<ItemInfo> all = a.listItemsIn(null, 0, 10);
             assertEquals(2, all.size(), all.toString());
             assertEquals(ia, all.get(0).getId(), "by id");
             assertThrows(UnsupportedOperationException.class, () -> all.remove(0));
-            assertEquals(1, a.listItems(null, 0, 1).size(), "limit");
-            assertEquals(0, a.listItems(null, 0, 0).size());
+            assertEquals(1, a.listItemsIn(null, 0, 1).size(), "limit");
+            assertEquals(0, a.listItemsIn(null, 0, 0).size());
+            assertEquals(2, a.listItemsIn(ItemState.PENDING, 0, 10).size());
+            assertTrue(a.listItemsIn(ItemState.FAILED, 0, 10).isEmpty());
+            assertTrue(a.listItemsIn(ItemState.DONE, 0, 10).isEmpty(), "done items are in the audit");
+            // Every state but UNKNOWN is a native name (the native side refuses an unknown one).
+            for (ItemState st : ItemState.values()) {
+                if (st != ItemState.UNKNOWN) {
+                    assertEquals(st == ItemState.PENDING ? 2 : 0, a.listItemsIn(st, 0, 10).size(), st.name());
+                }
+            }
+            IllegalArgumentException u = assertThrows(IllegalArgumentException.class,
+                    () -> a.listItemsIn(ItemState.UNKNOWN, 0, 10));
+            assertTrue(u.getMessage().contains("UNKNOWN"), u.getMessage());
+            // The deprecated text form still works as before.
             assertEquals(2, a.listItems(ItemInfo.STATE_PENDING, 0, 10).size());
-            assertTrue(a.listItems(ItemInfo.STATE_FAILED, 0, 10).isEmpty());
-            assertTrue(a.listItems("done", 0, 10).isEmpty(), "done items are in the audit");
+            assertEquals(2, a.listItems(null, 0, 10).size());
+            assertTrue(a.listItems("done", 0, 10).isEmpty());
             SyncException e = assertThrows(SyncException.class, () -> a.listItems("finished", 0, 10));
             assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind());
 
@@ -327,7 +340,7 @@ class ItemsAndEventsTest {
             assertTrue(next >= before, next + " < " + before);
             assertEquals(next, r.getNextDueAt(), "the run says when the failed item is due");
             assertEquals(next, a.stats().getNextDueAt());
-            assertEquals(failed.toString(), a.listItems(ItemInfo.STATE_FAILED, 0, 10).get(0).toString());
+            assertEquals(failed.toString(), a.listItemsIn(ItemState.FAILED, 0, 10).get(0).toString());
             assertNull(a.getItem(ib), "b was uploaded: no longer queued");
             assertEquals(ib, a.audit(0, 10).get(0).getItemId());
 
@@ -350,7 +363,7 @@ class ItemsAndEventsTest {
             assertEquals(-1, r.getNextDueAt(), r.toString());
             assertEquals(-1, a.stats().getNextDueAt());
             assertNull(a.getItem(ia));
-            assertTrue(a.listItems(null, 0, 10).isEmpty());
+            assertTrue(a.listItemsIn(null, 0, 10).isEmpty());
         }
     }
 
@@ -373,7 +386,7 @@ class ItemsAndEventsTest {
             assertEquals(SyncException.KIND_REJECTED, dead.getLastErrorKind());
             assertNotNull(dead.getLastErrorMessage());
             assertTrue(dead.getLastErrorMessage().contains("400"), dead.toString());
-            assertEquals(1, a.listItems(ItemInfo.STATE_DEAD, 0, 10).size());
+            assertEquals(1, a.listItemsIn(ItemState.DEAD, 0, 10).size());
             assertEquals(1, a.stats().getDead());
             assertEquals(-1, a.stats().getNextDueAt());
 
@@ -462,7 +475,7 @@ class ItemsAndEventsTest {
             assertNotNull(it);
             assertEquals(ItemInfo.STATE_HELD, it.getState(), it.toString());
             assertEquals(ItemInfo.HELD_ACCOUNT, it.getHeldReason());
-            assertEquals(1, a.listItems(ItemInfo.STATE_HELD, 0, 10).size());
+            assertEquals(1, a.listItemsIn(ItemState.HELD, 0, 10).size());
             assertEquals(-1, a.stats().getNextDueAt(), "held items wait for their account, not for time");
         }
     }

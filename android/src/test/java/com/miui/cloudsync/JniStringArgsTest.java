@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -36,9 +37,20 @@ class JniStringArgsTest {
         return p.toAbsolutePath().toString();
     }
 
-    private static void assertInvalidArgument(SyncException e) {
+    /**
+     * An {@code invalid_argument} whose message names the parameter ({@code "<param> is not valid
+     * UTF-16"}, as C's {@code "<param> is not valid UTF-8"}).
+     */
+    private static void assertInvalid(String message, Executable call) {
+        SyncException e = assertThrows(SyncException.class, call);
         assertEquals(SyncException.class, e.getClass(), e.toString());
         assertEquals(SyncException.KIND_INVALID_ARGUMENT, e.getKind(), e.toString());
+        assertEquals("invalid argument: " + message, e.getMessage(), e.toString());
+    }
+
+    @Test
+    void anUnpairedSurrogateInDbPathIsNamed() {
+        assertInvalid("dbPath is not valid UTF-16", () -> SyncAgent.open(dir.resolve("db").toString() + "\uD800", ROOT));
     }
 
     @Test
@@ -56,22 +68,27 @@ class JniStringArgsTest {
     }
 
     @Test
+    @SuppressWarnings("deprecation") // listItems(String, ...): the only state given as text
     void unpairedSurrogatesAreInvalidArguments() throws Exception {
         String f = file("plain");
         try (SyncAgent a = open()) {
-            assertInvalidArgument(assertThrows(SyncException.class, () -> a.setAccount("user\uD800", "IN")));
-            assertInvalidArgument(assertThrows(SyncException.class, () -> a.setAccount("user\uDC00", null)));
-            assertInvalidArgument(assertThrows(SyncException.class, () -> a.setAccountCountry("I\uDC00")));
+            assertInvalid("accountId is not valid UTF-16", () -> a.setAccount("user\uD800", "IN"));
+            assertInvalid("accountId is not valid UTF-16", () -> a.setAccount("user\uDC00", null));
+            assertInvalid("iso2 is not valid UTF-16", () -> a.setAccount("user", "I\uD800"));
+            assertInvalid("iso2 is not valid UTF-16", () -> a.setAccountCountry("I\uDC00"));
             assertNull(a.approvedRegion(), "no account and no country were set");
-            assertInvalidArgument(assertThrows(SyncException.class, () -> a.enqueue(f + "\uDC00", "backup", 0)));
-            assertInvalidArgument(assertThrows(SyncException.class, () -> a.enqueue(f, "backup\uD800", 0)));
-            assertInvalidArgument(assertThrows(SyncException.class,
-                    () -> a.enqueueAll(new String[] {f, f + "\uDC00"}, "backup", 0)));
+            assertInvalid("state is not valid UTF-16", () -> a.listItems("pending\uD800", 0, 10));
+            assertInvalid("path is not valid UTF-16", () -> a.enqueue(f + "\uDC00", "backup", 0));
+            assertInvalid("service is not valid UTF-16", () -> a.enqueue(f, "backup\uD800", 0));
+            assertInvalid("paths contains a string that is not valid UTF-16",
+                    () -> a.enqueueAll(new String[] {f, f + "\uDC00"}, "backup", 0));
+            assertInvalid("service is not valid UTF-16", () -> a.enqueueAll(new String[] {f}, "backup\uDC00", 0));
+            assertInvalid("expectedRegion is not valid UTF-16", () -> a.rehome("i\uD800"));
             assertEquals(0, a.stats().getPending(), "nothing was queued");
             // A proper pair (U+1F600) is fine: only unpaired halves are refused.
             String emoji = file("smile-\uD83D\uDE00");
             a.enqueue(emoji, "backup", 0);
-            assertEquals(emoji, a.listItems(null, 0, 10).get(0).getPath());
+            assertEquals(emoji, a.listItemsIn(null, 0, 10).get(0).getPath());
         }
     }
 }

@@ -325,7 +325,7 @@ class SyncAgentTest {
                 a::stats,
                 () -> a.audit(0, 10),
                 () -> a.getItem(1),
-                () -> a.listItems(null, 0, 10),
+                () -> a.listItemsIn(null, 0, 10),
                 a::retryDead,
                 () -> a.remove(1),
                 a::rehome,
