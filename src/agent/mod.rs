@@ -139,6 +139,10 @@ pub struct Agent {
     pub(crate) inner: Mutex<Inner>,
     /// Shared with the sockets of a run, which give up within ~0.2 s of it.
     pub(crate) cancel: Arc<AtomicBool>,
+    /// Set once the FFI handle was closed while calls still hold the agent:
+    /// every run from then on is cancelled, also one that had taken the
+    /// handle but not yet cleared its stale cancel (see `begin_run`).
+    pub(crate) closing: AtomicBool,
     pub(crate) options: AgentOptions,
     /// The firmware root this handle was opened with: the anchor of every
     /// trust decision (`None`: reads only).
@@ -235,6 +239,7 @@ impl Agent {
                 data_version,
             }),
             cancel: Arc::new(AtomicBool::new(false)),
+            closing: AtomicBool::new(false),
             options,
             anchor: firmware,
             credentials: Mutex::new(None),
@@ -403,6 +408,13 @@ impl Agent {
     /// Asks a running [`Agent::run_once`] (on another thread) to stop soon.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels the run in progress and every later one: the FFI handle was
+    /// closed while calls still hold this agent (`ffi::free_handle`).
+    pub(crate) fn cancel_for_good(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.cancel();
     }
 }
 

@@ -214,6 +214,10 @@ impl Agent {
         // right after doWork began) is honoured. Put back if this run does
         // not start: it may have been meant for a run already going.
         let stale = self.cancel.swap(false, Ordering::SeqCst);
+        if self.closing.load(Ordering::SeqCst) {
+            // The handle was closed: this run stops at its first check.
+            self.cancel.store(true, Ordering::SeqCst);
+        }
         // Before the region is fixed: a refresh that changes the config
         // would otherwise stop this very run at its first buffer.
         self.refresh_if_due(deadline);

@@ -213,7 +213,7 @@ pub(crate) fn free_handle(handle: u64) -> Result<()> {
     match agent {
         Some((_, agent)) => {
             if Arc::strong_count(&agent) > 1 {
-                agent.cancel();
+                agent.cancel_for_good();
             }
             drop(agent);
             Ok(())
@@ -380,6 +380,12 @@ mod tests {
         assert!(
             held.cancel.load(Ordering::SeqCst),
             "a run in progress stops"
+        );
+        // A run that had taken the handle but not started yet clears stale
+        // cancels on entry: the close must outlive that.
+        assert!(
+            held.closing.load(Ordering::SeqCst),
+            "and so does a later one"
         );
         drop(held);
         // Nobody else holds it: nothing to cancel.
