@@ -74,5 +74,5 @@ pub use agent::{
 /// The library's version (`CARGO_PKG_VERSION`), as the Java and C APIs report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use error::{Error, ErrorKind, JavaException, Result};
-pub use queue::{HeldReason, State};
+pub use queue::{BackupRule, HeldReason, Network, NetworkRule, State, WaitReason};
 pub use upload::Progress;

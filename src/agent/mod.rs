@@ -14,6 +14,7 @@ mod install;
 mod ledger;
 mod refresh;
 mod retention;
+mod rules;
 mod run;
 mod run_waits;
 mod runner_lock;
@@ -35,7 +36,7 @@ use crate::config::store;
 use crate::config::TrustedRoot;
 use crate::error::{Error, Result};
 use crate::queue::ops::{self, now_ms};
-use crate::queue::{AuditRecord, Db, ItemInfo, QueueStats, RetryPolicy, State};
+use crate::queue::{AuditRecord, BackupRule, Db, ItemInfo, QueueStats, RetryPolicy, State};
 use trust::Trust;
 
 /// Seconds-since-epoch clock; replaceable in tests.
@@ -259,9 +260,11 @@ impl Agent {
     /// the first run that has one). The item belongs to the signed-in
     /// account; after a sign-out it fails with `no_account`, storing nothing.
     /// A symbolic link at the path is refused (`invalid_argument`), never
-    /// followed, and so is anything but a regular file.
+    /// followed, and so is anything but a regular file. A new item takes the
+    /// queue's default rule ([`Agent::default_rule`]); a file already queued
+    /// keeps its rule.
     pub fn enqueue(&self, path: impl AsRef<Path>, service: &str, priority: i32) -> Result<i64> {
-        Ok(self.enqueue_all(&[path], service, priority)?[0])
+        self.enqueue_with_rule(path, service, priority, None)
     }
 
     /// Enqueues many files in one transaction: all or none.
@@ -270,6 +273,31 @@ impl Agent {
         paths: &[P],
         service: &str,
         priority: i32,
+    ) -> Result<Vec<i64>> {
+        self.enqueue_all_with_rule(paths, service, priority, None)
+    }
+
+    /// [`Agent::enqueue`] with the item's backup rule: `Some` sets it (also
+    /// on a file already queued), `None` is [`Agent::enqueue`] (a new item
+    /// takes the queue's default, a queued one keeps its rule).
+    pub fn enqueue_with_rule(
+        &self,
+        path: impl AsRef<Path>,
+        service: &str,
+        priority: i32,
+        rule: Option<BackupRule>,
+    ) -> Result<i64> {
+        Ok(self.enqueue_all_with_rule(&[path], service, priority, rule)?[0])
+    }
+
+    /// [`Agent::enqueue_all`] with one backup rule for every file, as
+    /// [`Agent::enqueue_with_rule`].
+    pub fn enqueue_all_with_rule<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        service: &str,
+        priority: i32,
+        rule: Option<BackupRule>,
     ) -> Result<Vec<i64>> {
         if service.is_empty() || service.len() > 64 {
             return Err(Error::InvalidArgument("service must be 1..=64 characters"));
@@ -318,10 +346,16 @@ impl Agent {
             let ids = items
                 .iter()
                 .map(|(path, print, key)| {
-                    let stamp = region.as_ref().map(|r| r.id());
-                    let owner = account.stamp().map(|s| &s[..]);
-                    let id =
-                        ops::enqueue(tx, path, service, priority, print.meta, stamp, owner, at)?;
+                    let item = ops::NewItem {
+                        path,
+                        service,
+                        priority,
+                        meta: print.meta,
+                        region: region.as_ref().map(|r| r.id()),
+                        account: account.stamp().map(|s| &s[..]),
+                        rule,
+                    };
+                    let id = ops::enqueue_with_rule(tx, &item, at)?;
                     ops::preset_key(tx, id, key, print)?;
                     Ok(id)
                 })

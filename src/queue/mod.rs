@@ -3,11 +3,13 @@
 
 pub mod db;
 pub mod ops;
+pub mod rules;
 pub mod schema;
 pub mod wait;
 
 pub use db::Db;
-pub use ops::{AuditRecord, ItemInfo, QueueStats, RetryPolicy};
+pub use ops::{AuditRecord, Backlog, ItemInfo, QueueStats, RetryPolicy, RuleStats};
+pub use rules::{BackupRule, Network, NetworkRule, WaitReason};
 
 use std::str::FromStr;
 

@@ -230,6 +230,68 @@ pub const MIGRATIONS: &[&str] = &[
         stamp   BLOB PRIMARY KEY,
         country TEXT NOT NULL
     );",
+    // v12: the user's backup rules (issue 25). `items.network_rule` (`NetworkRule`'s code:
+    // 0 any, 1 not_roaming, 2 unmetered) and `items.charging_only`: when the item may go;
+    // existing items keep today's behaviour (any network, charging or not). The per-queue
+    // default for items enqueued without a rule is in `settings`. `rule_counters`: for the
+    // active items (pending, uploading, failed), `n` and `bytes_left` per rule class
+    // (network_rule, charging_only), kept by triggers beside the v9 ones (which stay as
+    // they are) so `stats` says in O(1) how much waits for Wi-Fi, a home network or the
+    // charger; initialised here from the rows (all in class (0, 0)).
+    "ALTER TABLE items ADD COLUMN network_rule INTEGER NOT NULL DEFAULT 0
+        CHECK (network_rule IN (0, 1, 2));
+    ALTER TABLE items ADD COLUMN charging_only INTEGER NOT NULL DEFAULT 0
+        CHECK (charging_only IN (0, 1));
+    ALTER TABLE settings ADD COLUMN default_network_rule INTEGER NOT NULL DEFAULT 0
+        CHECK (default_network_rule IN (0, 1, 2));
+    ALTER TABLE settings ADD COLUMN default_charging_only INTEGER NOT NULL DEFAULT 0
+        CHECK (default_charging_only IN (0, 1));
+    CREATE TABLE rule_counters (
+        network_rule  INTEGER NOT NULL,
+        charging_only INTEGER NOT NULL,
+        n             INTEGER NOT NULL,
+        bytes_left    INTEGER NOT NULL,
+        PRIMARY KEY (network_rule, charging_only)
+    ) WITHOUT ROWID;
+    INSERT INTO rule_counters (network_rule, charging_only, n, bytes_left) VALUES
+        (0, 0, 0, 0), (0, 1, 0, 0), (1, 0, 0, 0), (1, 1, 0, 0), (2, 0, 0, 0), (2, 1, 0, 0);
+    UPDATE rule_counters SET
+        n = (SELECT count(*) FROM items WHERE state IN ('pending', 'uploading', 'failed')
+               AND network_rule = rule_counters.network_rule
+               AND charging_only = rule_counters.charging_only),
+        bytes_left = (SELECT coalesce(sum(max(size - confirmed_offset, 0)), 0) FROM items
+                      WHERE state IN ('pending', 'uploading', 'failed')
+                        AND network_rule = rule_counters.network_rule
+                        AND charging_only = rule_counters.charging_only);
+    CREATE TRIGGER items_rule_count_insert AFTER INSERT ON items
+    WHEN NEW.state IN ('pending', 'uploading', 'failed')
+    BEGIN
+        UPDATE rule_counters SET n = n + 1,
+            bytes_left = bytes_left + max(NEW.size - NEW.confirmed_offset, 0)
+        WHERE network_rule = NEW.network_rule AND charging_only = NEW.charging_only;
+    END;
+    CREATE TRIGGER items_rule_count_delete AFTER DELETE ON items
+    WHEN OLD.state IN ('pending', 'uploading', 'failed')
+    BEGIN
+        UPDATE rule_counters SET n = n - 1,
+            bytes_left = bytes_left - max(OLD.size - OLD.confirmed_offset, 0)
+        WHERE network_rule = OLD.network_rule AND charging_only = OLD.charging_only;
+    END;
+    CREATE TRIGGER items_rule_count_update
+    AFTER UPDATE OF state, size, confirmed_offset, network_rule, charging_only ON items
+    WHEN OLD.state IS NOT NEW.state OR OLD.size IS NOT NEW.size
+        OR OLD.confirmed_offset IS NOT NEW.confirmed_offset
+        OR OLD.network_rule IS NOT NEW.network_rule OR OLD.charging_only IS NOT NEW.charging_only
+    BEGIN
+        UPDATE rule_counters SET n = n - 1,
+            bytes_left = bytes_left - max(OLD.size - OLD.confirmed_offset, 0)
+        WHERE network_rule = OLD.network_rule AND charging_only = OLD.charging_only
+          AND OLD.state IN ('pending', 'uploading', 'failed');
+        UPDATE rule_counters SET n = n + 1,
+            bytes_left = bytes_left + max(NEW.size - NEW.confirmed_offset, 0)
+        WHERE network_rule = NEW.network_rule AND charging_only = NEW.charging_only
+          AND NEW.state IN ('pending', 'uploading', 'failed');
+    END;",
 ];
 
 /// The schema version this build writes.

@@ -2,13 +2,15 @@
 //! thousands of mixed queue operations in a reproducible random order, every
 //! write path the queue has (enqueue and refresh, claim, progress, failure and
 //! death, completion, removal, holds and rehome, discard, revival, lease
-//! takeover), a raw statement no helper knows about, and transactions rolled
-//! back half way. After each step `stats` must equal `stats_by_scan`.
+//! takeover, backup rules at enqueue and changed later), a raw statement no
+//! helper knows about, and transactions rolled back half way. After each step
+//! `stats` (with its counts by rule class, schema v12) must equal
+//! `stats_by_scan`.
 
 use std::time::Duration;
 
 use cloudsync::queue::ops::{self, AuditRecord, SourceMeta};
-use cloudsync::queue::{Db, QueueStats, RetryPolicy};
+use cloudsync::queue::{BackupRule, Db, NetworkRule, QueueStats, RetryPolicy};
 use cloudsync::Error;
 
 /// A small LCG: reproducible from the printed seed, no dependency.
@@ -33,6 +35,23 @@ fn check(db: &Db, step: usize, what: &str) -> QueueStats {
 
 fn meta(size: u64, mtime_ns: i64) -> SourceMeta {
     SourceMeta { size, mtime_ns }
+}
+
+fn random_rule(rng: &mut Rng) -> BackupRule {
+    BackupRule {
+        network: NetworkRule::ALL[rng.below(3) as usize],
+        charging_only: rng.below(2) == 0,
+    }
+}
+
+/// The six rule classes.
+fn all_rules() -> impl Iterator<Item = BackupRule> {
+    NetworkRule::ALL.into_iter().flat_map(|network| {
+        [false, true].map(|charging_only| BackupRule {
+            network,
+            charging_only,
+        })
+    })
 }
 
 /// One random operation; returns its name (for the message).
@@ -62,10 +81,19 @@ fn step(db: &mut Db, rng: &mut Rng, now: i64) -> &'static str {
                 .unwrap()
         })
     };
-    match rng.below(13) {
+    match rng.below(14) {
         0..=2 => {
-            let m = meta(size, rng.below(3) as i64);
-            db.write(|tx| ops::enqueue(tx, &path, "backup", 0, m, Some(region), None, now))
+            let item = ops::NewItem {
+                path: &path,
+                service: "backup",
+                priority: 0,
+                meta: meta(size, rng.below(3) as i64),
+                region: Some(region),
+                account: None,
+                // Half with a rule of their own, half with the queue's default (or kept).
+                rule: (rng.below(2) == 0).then(|| random_rule(rng)),
+            };
+            db.write(|tx| ops::enqueue_with_rule(tx, &item, now))
                 .unwrap();
             "enqueue (new or refreshed)"
         }
@@ -156,6 +184,19 @@ fn step(db: &mut Db, rng: &mut Rng, now: i64) -> &'static str {
             .unwrap();
             "raw update"
         }
+        12 => {
+            // A rule changed, in any state; now and then the queue's default too.
+            let state = ["pending", "uploading", "failed", "dead", "held"][rng.below(5) as usize];
+            if let Some((id, _)) = pick(db, rng, state) {
+                let r = random_rule(rng);
+                db.write(|tx| ops::set_rule(tx, id, r)).unwrap();
+            }
+            if rng.below(4) == 0 {
+                let r = random_rule(rng);
+                db.write(|tx| ops::set_default_rule(tx, r)).unwrap();
+            }
+            "set rule"
+        }
         _ => {
             // Rolled back half way: the counters must not keep the half.
             let m = meta(size, 9);
@@ -191,6 +232,7 @@ fn counters_equal_a_full_count_after_thousands_of_mixed_operations() {
     let mut rng = Rng(seed);
     let now = ops::now_ms();
     let mut seen = std::collections::HashSet::new();
+    let mut classes = std::collections::HashSet::new();
     for i in 0..3000 {
         let what = step(&mut db, &mut rng, now);
         let s = check(&db, i, what);
@@ -201,10 +243,16 @@ fn counters_equal_a_full_count_after_thousands_of_mixed_operations() {
             s.dead > 0,
             s.held > 0,
         ));
+        classes.extend(all_rules().filter(|r| s.rules.class(*r).items > 0));
     }
     let last = check(&db, 3000, "end");
     assert!(last.done > 20, "completions happened: {last:?}");
     assert!(seen.len() > 4, "the states were visited in many mixes");
+    assert_eq!(
+        classes.len(),
+        6,
+        "every rule class was counted at some point"
+    );
     // A second connection (another handle or process) reads the same numbers.
     drop(db);
     let db = Db::open(&path).unwrap();

@@ -1,4 +1,4 @@
-//! One migration step at a time (v3 -> v4 ... v9 -> v10): each old schema,
+//! One migration step at a time (v3 -> v4 ... v11 -> v12): each old schema,
 //! built by the kit from the library's own migration list, upgraded with its
 //! rows kept and the new columns, tables or indexes as the step defines them.
 
@@ -230,12 +230,28 @@ fn v5_database_migrates_to_v6_with_an_empty_source_cache_and_all_else_kept() {
     assert_eq!(agent.audit(0, 10).unwrap()[0].sent_bytes, Some(42));
 }
 
-/// The columns `items` had at schema v5/v6 (all but v7's `run_id` and v8's session columns).
+/// The columns `items` had at schema v5/v6 (all but v7's `run_id`, v8's session columns
+/// and v12's rule).
 fn items_v5_columns(p: &Path) -> String {
-    let later = ["run_id", "upload_key", "upload_print"];
+    let later = [
+        "run_id",
+        "upload_key",
+        "upload_print",
+        "network_rule",
+        "charging_only",
+    ];
     let names: Vec<String> = columns(p, "items")
         .into_iter()
         .filter(|n| !later.contains(&n.as_str()))
+        .collect();
+    names.join(", ")
+}
+
+/// The columns `items` had before schema v12 (all but its rule).
+fn items_before_v12_columns(p: &Path) -> String {
+    let names: Vec<String> = columns(p, "items")
+        .into_iter()
+        .filter(|n| n != "network_rule" && n != "charging_only")
         .collect();
     names.join(", ")
 }
@@ -358,10 +374,16 @@ fn v8_database_migrates_to_v9_with_counters_from_its_rows_and_space_given_back()
     let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
     assert_eq!(user_version(&p), CURRENT_VERSION);
     assert_eq!(integrity(&p), "ok");
-    // Every row kept, as it was (v9 adds no column to them).
+    // Every row kept, as it was (v9 adds no column to them; v12's rule columns are left out).
     let after: Vec<_> = tables
         .iter()
-        .map(|t| dump(&format!("SELECT * FROM {t} ORDER BY rowid")))
+        .map(|t| {
+            let cols = match *t {
+                "items" => items_before_v12_columns(&p),
+                _ => "*".to_string(),
+            };
+            dump(&format!("SELECT {cols} FROM {t} ORDER BY rowid"))
+        })
         .collect();
     assert_eq!(before, after);
     // The counters start from the rows that exist.
@@ -432,4 +454,100 @@ fn v9_database_migrates_to_v10_with_the_state_page_index_and_all_rows_kept() {
         .unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(agent.stats().unwrap().pending, 1);
+}
+
+#[test]
+// Long: builds the old database, migrates it, then checks every table and trigger the step adds.
+fn v11_database_migrates_to_v12_with_every_item_any_network_and_counters_by_rule() {
+    // A database as build 11 left it: items in every state, some part-sent
+    // (one past its size: a shrunk file counts 0 left), a changed retention.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v11.db");
+    {
+        let c = database_at(11, &p);
+        let states = ["pending", "uploading", "failed", "dead", "held"];
+        for i in 0..50i64 {
+            let state = states[i as usize % 5];
+            c.execute(
+                "INSERT INTO items (path, service, size, mtime_ns, region, state, next_attempt_at,
+                                    confirmed_offset, held_reason, created_at, updated_at)
+                 VALUES (?1, 'backup', ?2, 5, 'in', ?3, 0, ?4, ?5, 0, 0)",
+                rusqlite::params![
+                    format!("/sdcard/{i}.jpg"),
+                    1000 + i,
+                    state,
+                    if i == 7 { 5000 } else { i },
+                    (state == "held").then_some("region"),
+                ],
+            )
+            .unwrap();
+        }
+        c.execute_batch("UPDATE settings SET audit_retention_days = 30")
+            .unwrap();
+    }
+    let agent = Agent::open_with(&p, Some(&root_v1()), fixed_clock()).unwrap();
+    assert_eq!(user_version(&p), CURRENT_VERSION);
+    assert_eq!(integrity(&p), "ok");
+    let items = columns(&p, "items");
+    assert!(items.ends_with(&["network_rule".into(), "charging_only".into()]));
+    let settings = columns(&p, "settings");
+    assert!(settings.ends_with(&[
+        "default_network_rule".into(),
+        "default_charging_only".into()
+    ]));
+    assert_eq!(
+        columns(&p, "rule_counters"),
+        ["network_rule", "charging_only", "n", "bytes_left"]
+    );
+    // Every item keeps today's behaviour: any network, charging or not.
+    let any = cloudsync::BackupRule::default();
+    let listed = agent.list(None, 0, 100).unwrap();
+    assert_eq!(listed.len(), 50);
+    assert!(listed.iter().all(|i| i.rule == any));
+    assert_eq!(agent.default_rule().unwrap(), any);
+    assert_eq!(agent.audit_retention_days().unwrap(), 30, "settings kept");
+    // The counters start from the rows: the active items, all in class (any, no).
+    let db = cloudsync::queue::Db::open(&p).unwrap();
+    let kept = cloudsync::queue::ops::stats(db.conn()).unwrap();
+    assert_eq!(
+        kept,
+        cloudsync::queue::ops::stats_by_scan(db.conn()).unwrap()
+    );
+    let active = kept.pending + kept.uploading + kept.failed;
+    assert_eq!(active, 30);
+    assert_eq!(
+        kept.rules.class(any),
+        cloudsync::queue::Backlog {
+            items: active,
+            bytes: kept.pending_bytes
+        }
+    );
+    assert_eq!(kept.rules.unmetered.items + kept.rules.charging.items, 0);
+    // The columns refuse what no build writes.
+    let c = Connection::open(&p).unwrap();
+    for bad in [
+        "UPDATE items SET network_rule = 3 WHERE id = 1",
+        "UPDATE items SET charging_only = 2 WHERE id = 1",
+        "UPDATE settings SET default_network_rule = -1",
+        "UPDATE settings SET default_charging_only = 5",
+    ] {
+        let e = c.execute(bad, []).unwrap_err();
+        assert!(
+            e.to_string().contains("CHECK constraint failed"),
+            "{bad}: {e}"
+        );
+    }
+    // The triggers keep them from here on, whatever statement writes.
+    c.execute_batch(
+        "UPDATE items SET network_rule = 2, charging_only = 1 WHERE id % 2 = 0;
+         UPDATE items SET state = 'failed' WHERE state = 'held';
+         DELETE FROM items WHERE id % 3 = 0;",
+    )
+    .unwrap();
+    let kept = cloudsync::queue::ops::stats(db.conn()).unwrap();
+    assert_eq!(
+        kept,
+        cloudsync::queue::ops::stats_by_scan(db.conn()).unwrap()
+    );
+    assert!(kept.rules.unmetered.items > 0 && kept.rules.unmetered == kept.rules.charging);
 }

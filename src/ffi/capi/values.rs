@@ -429,6 +429,7 @@ mod tests {
             last_error_kind: Some(ErrorKind::Network),
             held_reason: None,
             account: Some("00112233aabbccdd".into()),
+            rule: Default::default(),
         };
         let c = item_of(&info);
         assert_eq!((c.id, c.priority, c.attempts), (7, i32::MAX, 2));

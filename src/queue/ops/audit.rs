@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{to_i64, SourceMeta};
 use crate::error::{Error, ErrorKind, Result};
-use crate::queue::{HeldReason, State};
+use crate::queue::{BackupRule, HeldReason, State};
 
 /// What the audit trail records for a finished upload.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -125,10 +125,12 @@ pub struct ItemInfo {
     /// account). The same for all items of one account on this device, and
     /// never the account id.
     pub account: Option<String>,
+    /// When it may be uploaded (its backup rule).
+    pub rule: BackupRule,
 }
 
 const INFO_COLS: &str = "id, path, service, priority, size, region, state, attempts,
-    confirmed_offset, next_attempt_at, last_error, held_reason, account";
+    confirmed_offset, next_attempt_at, last_error, held_reason, account, network_rule, charging_only";
 
 /// Refuses a negative paging cursor: ids start at 1, so `after_id` is 0 for
 /// the first page or an id a previous page returned.
@@ -213,6 +215,7 @@ fn item_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemInfo> {
         account: r
             .get::<_, Option<Vec<u8>>>(12)?
             .map(|a| hex::encode(&a[..a.len().min(8)])),
+        rule: super::rules::rule_at(r, 13)?,
     })
 }
 

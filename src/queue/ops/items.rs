@@ -5,12 +5,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{item_row, to_i64, ItemRow, SourceMeta, SourcePrint, ITEM_COLS};
 use crate::error::{Error, Result};
+use crate::queue::BackupRule;
 
 /// Adds (or refreshes) one item of `account` (its stamp; `None`: no account
 /// in use). An item with the same path, service and account that is still
 /// active keeps its id; its size/mtime are refreshed (the uploader notices a
 /// changed source and restarts its upload). Another account's item of the
-/// same path is another item.
+/// same path is another item. A new item takes the queue's default rule; a
+/// refreshed one keeps its own (see [`enqueue_with_rule`]).
 #[allow(clippy::too_many_arguments)]
 pub fn enqueue(
     tx: &Transaction<'_>,
@@ -22,38 +24,96 @@ pub fn enqueue(
     account: Option<&[u8]>,
     now: i64,
 ) -> Result<i64> {
+    let item = NewItem {
+        path,
+        service,
+        priority,
+        meta,
+        region,
+        account,
+        rule: None,
+    };
+    enqueue_with_rule(tx, &item, now)
+}
+
+/// What [`enqueue_with_rule`] adds.
+#[derive(Debug, Clone, Copy)]
+pub struct NewItem<'a> {
+    /// Source path.
+    pub path: &'a str,
+    /// Service name.
+    pub service: &'a str,
+    /// Higher first.
+    pub priority: i32,
+    /// Size and mtime seen now.
+    pub meta: SourceMeta,
+    /// Region stamp (`None`: stamped at the first run with an approved region).
+    pub region: Option<&'a str>,
+    /// Account stamp (`None`: no account in use).
+    pub account: Option<&'a [u8]>,
+    /// Its backup rule; `None`: a new item takes the queue's default
+    /// (`settings`), a refreshed one keeps the rule it has.
+    pub rule: Option<BackupRule>,
+}
+
+/// [`enqueue`] with a backup rule: a new item gets `item.rule` (or the
+/// queue's default), a refreshed active item gets `item.rule` if one is given
+/// and keeps its own otherwise (a rule set later with `set_rule` survives a
+/// re-enqueue of the changed file that names none).
+pub fn enqueue_with_rule(tx: &Transaction<'_>, item: &NewItem<'_>, now: i64) -> Result<i64> {
     let existing: Option<i64> = tx
         .query_row(
             "SELECT id FROM items WHERE path = ?1 AND service = ?2
                AND ifnull(account, x'') = ifnull(?3, x'')
                AND state IN ('pending','uploading','failed','held')",
-            params![path, service, account],
+            params![item.path, item.service, item.account],
             |r| r.get(0),
         )
         .optional()?;
-    let size = to_i64(meta.size)?;
+    let size = to_i64(item.meta.size)?;
+    let (network_rule, charging_only) = match item.rule {
+        Some(rule) => {
+            let (n, c) = rule.to_columns();
+            (Some(n), Some(c))
+        }
+        None => (None, None),
+    };
     if let Some(id) = existing {
         tx.execute(
             "UPDATE items SET size = ?2, mtime_ns = ?3, priority = ?4, updated_at = ?5,
-                sha256 = CASE WHEN size = ?2 AND mtime_ns = ?3 THEN sha256 END
+                sha256 = CASE WHEN size = ?2 AND mtime_ns = ?3 THEN sha256 END,
+                network_rule = coalesce(?6, network_rule),
+                charging_only = coalesce(?7, charging_only)
              WHERE id = ?1",
-            params![id, size, meta.mtime_ns, priority, now],
+            params![
+                id,
+                size,
+                item.meta.mtime_ns,
+                item.priority,
+                now,
+                network_rule,
+                charging_only
+            ],
         )?;
         return Ok(id);
     }
     tx.execute(
         "INSERT INTO items (path, service, priority, size, mtime_ns, region, account, state,
-                            next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?8)",
+                            next_attempt_at, created_at, updated_at, network_rule, charging_only)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?8,
+                 coalesce(?9, (SELECT default_network_rule FROM settings WHERE id = 1)),
+                 coalesce(?10, (SELECT default_charging_only FROM settings WHERE id = 1)))",
         params![
-            path,
-            service,
-            priority,
+            item.path,
+            item.service,
+            item.priority,
             size,
-            meta.mtime_ns,
-            region,
-            account,
-            now
+            item.meta.mtime_ns,
+            item.region,
+            item.account,
+            now,
+            network_rule,
+            charging_only
         ],
     )?;
     Ok(tx.last_insert_rowid())

@@ -4,8 +4,8 @@
 //! Split by responsibility into private submodules: `items` (an item's life
 //! in the queue), `regions` (region stamps and held items), `retry` (failures
 //! and backoff), `lease` (the runner lease), `audit` (finished uploads and
-//! what the app reads back), `stats` (the counters behind `status`) and
-//! `retention` (how long audit rows are kept, and pruning them). Everything
+//! what the app reads back), `stats` (the counters behind `status`), `rules`
+//! (the backup rules stored with the items) and `retention` (how long audit rows are kept, and pruning them). Everything
 //! public is re-exported here, so callers keep using `queue::ops::X`.
 
 mod audit;
@@ -14,13 +14,14 @@ mod lease;
 mod regions;
 mod retention;
 mod retry;
+mod rules;
 mod stats;
 
 pub use audit::{audit, complete, item, list, next_attempt_of, AuditRecord, ItemInfo};
 pub use items::{
-    claim, drop_termination, enqueue, get, mark_seen, next_due, next_for_run, preset_key,
-    queue_termination, remove, set_key, set_offset, set_progress, set_sent, set_session,
-    set_source, terminations, unclaim, Owner, Termination,
+    claim, drop_termination, enqueue, enqueue_with_rule, get, mark_seen, next_due, next_for_run,
+    preset_key, queue_termination, remove, set_key, set_offset, set_progress, set_sent,
+    set_session, set_source, terminations, unclaim, NewItem, Owner, Termination,
 };
 pub use lease::{
     acquire_lease, acquire_lease_with, check_lease, release_lease, renew_lease, Taken, Takeover,
@@ -31,14 +32,15 @@ pub use retention::{
     DEFAULT_AUDIT_RETENTION_DAYS, MAX_AUDIT_RETENTION_DAYS, PRUNE_BATCH,
 };
 pub use retry::{fail, retry_dead, RetryPolicy};
-pub use stats::{stats, stats_by_scan, QueueStats};
+pub use rules::{default_rule, set_default_rule, set_rule};
+pub use stats::{stats, stats_by_scan, Backlog, QueueStats, RuleStats};
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Row;
 
-use super::State;
+use super::{BackupRule, State};
 use crate::error::{Error, Result};
 
 /// Milliseconds since the epoch.
@@ -203,10 +205,12 @@ pub struct ItemRow {
     /// runs (a body about to go out is counted before it is sent and
     /// corrected after it).
     pub upload_sent: u64,
+    /// When it may be uploaded.
+    pub rule: BackupRule,
 }
 
 const ITEM_COLS: &str = "id, path, service, priority, size, mtime_ns, region, state, attempts,
-    upload_url, upload_print, upload_key, confirmed_offset, upload_sent";
+    upload_url, upload_print, upload_key, confirmed_offset, upload_sent, network_rule, charging_only";
 
 fn state_of(s: String) -> rusqlite::Result<State> {
     s.parse().map_err(|_| {
@@ -236,6 +240,7 @@ fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
         upload_key: r.get(11)?,
         confirmed_offset: r.get::<_, i64>(12)?.max(0) as u64,
         upload_sent: r.get::<_, i64>(13)?.max(0) as u64,
+        rule: rules::rule_at(r, 14)?,
     })
 }
 

@@ -4,13 +4,14 @@
 //! that inserts, deletes or changes the rows they count, whatever statement
 //! does it; `next_due_at` is one seek in the `items_next_due` index. The old
 //! full count is kept as [`stats_by_scan`], the reference the tests compare
-//! the counters with.
+//! the counters with. The active items by backup rule class come from
+//! `rule_counters` (schema v12), kept the same way.
 
 use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::queue::State;
+use crate::queue::{BackupRule, NetworkRule, State};
 
 /// Counts per state and bytes still to send.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -33,6 +34,86 @@ pub struct QueueStats {
     /// When the next pending or failed item is due, ms since the epoch (in
     /// the past: due now); `None` when none waits.
     pub next_due_at: Option<i64>,
+    /// The pending/uploading/failed items by what their backup rule needs.
+    pub rules: RuleStats,
+}
+
+/// A number of items and their bytes not yet confirmed.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Backlog {
+    /// Items.
+    pub items: u64,
+    /// Bytes of theirs not yet confirmed (`pending_bytes`' measure).
+    pub bytes: u64,
+}
+
+impl Backlog {
+    fn add(&mut self, other: Backlog) {
+        self.items = self.items.saturating_add(other.items);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// The active (pending, uploading, failed) items by what their backup rule
+/// needs, whatever the phone's state: the three overlap (an item that needs
+/// Wi-Fi and the charger is in `unmetered` and in `charging`); the items of
+/// each rule class are in [`RuleStats::class`]. A run knows the phone's
+/// state and reports what waits, and why.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Items whose rule needs an unmetered network.
+    pub unmetered: Backlog,
+    /// Items whose rule needs a network that is not roaming.
+    pub not_roaming: Backlog,
+    /// Items that go only while the phone charges.
+    pub charging: Backlog,
+    /// Per class, at [`RuleStats::slot`].
+    #[serde(skip)]
+    classes: [Backlog; 6],
+}
+
+impl RuleStats {
+    /// The active items whose rule is `rule`.
+    pub fn class(&self, rule: BackupRule) -> Backlog {
+        self.classes[Self::slot(rule)]
+    }
+
+    fn slot(rule: BackupRule) -> usize {
+        rule.network.code() as usize * 2 + usize::from(rule.charging_only)
+    }
+
+    /// One row of `rule_counters` (or of the scan); a class this build does
+    /// not know is left out.
+    fn put(&mut self, network_rule: i64, charging_only: i64, n: i64, bytes_left: i64) {
+        let Some(rule) = BackupRule::from_columns(network_rule, charging_only) else {
+            return;
+        };
+        let b = Backlog {
+            items: n.max(0) as u64,
+            bytes: bytes_left.max(0) as u64,
+        };
+        self.classes[Self::slot(rule)].add(b);
+        match rule.network {
+            NetworkRule::Unmetered => self.unmetered.add(b),
+            NetworkRule::NotRoaming => self.not_roaming.add(b),
+            NetworkRule::Any => {}
+        }
+        if rule.charging_only {
+            self.charging.add(b);
+        }
+    }
+
+    /// Reads rows of (network_rule, charging_only, n, bytes_left).
+    fn read(conn: &Connection, sql: &str) -> Result<RuleStats> {
+        let mut s = RuleStats::default();
+        let mut st = conn.prepare_cached(sql)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        for row in rows {
+            let (network_rule, charging_only, n, bytes_left) = row?;
+            s.put(network_rule, charging_only, n, bytes_left);
+        }
+        Ok(s)
+    }
 }
 
 impl QueueStats {
@@ -61,8 +142,9 @@ impl QueueStats {
     }
 }
 
-/// Queue statistics from the counters: six rows of a small table and one
-/// index seek, whatever the size of the queue and the audit trail.
+/// Queue statistics from the counters: six rows of a small table, six of
+/// another and one index seek, whatever the size of the queue and the audit
+/// trail.
 pub fn stats(conn: &Connection) -> Result<QueueStats> {
     let mut s = QueueStats::default();
     let mut st = conn.prepare_cached("SELECT name, n, bytes_left FROM counters")?;
@@ -74,6 +156,10 @@ pub fn stats(conn: &Connection) -> Result<QueueStats> {
         s.put(&name, n, bytes_left);
     }
     s.next_due_at = next_due_at(conn)?;
+    s.rules = RuleStats::read(
+        conn,
+        "SELECT network_rule, charging_only, n, bytes_left FROM rule_counters",
+    )?;
     Ok(s)
 }
 
@@ -96,6 +182,13 @@ pub fn stats_by_scan(conn: &Connection) -> Result<QueueStats> {
     let audit: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
     s.put("audit", audit, 0);
     s.next_due_at = next_due_at(conn)?;
+    s.rules = RuleStats::read(
+        conn,
+        "SELECT network_rule, charging_only, count(*),
+                coalesce(sum(max(size - confirmed_offset, 0)), 0)
+         FROM items WHERE state IN ('pending', 'uploading', 'failed')
+         GROUP BY network_rule, charging_only",
+    )?;
     Ok(s)
 }
 
