@@ -367,7 +367,9 @@ impl Agent {
     /// Counts per state and bytes left, from counters kept with the rows:
     /// the same cost for any size of queue and audit trail.
     pub fn stats(&self) -> Result<QueueStats> {
-        ops::stats(self.lock().db.conn())
+        // One read transaction: the state and rule counters of one snapshot,
+        // even while another process commits.
+        self.lock().db.read(ops::stats)
     }
 
     /// One queued item (`NotFound` once it left the queue: see the audit).

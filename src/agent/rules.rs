@@ -9,10 +9,9 @@ use crate::queue::BackupRule;
 
 impl Agent {
     /// Changes item `id`'s backup rule (`NotFound` once it left the queue).
-    /// Allowed in every state: a `held` or `dead` item keeps it for when it
-    /// comes back, and an item being uploaded keeps going until its run
-    /// checks the rule again, at its next buffer (the run stops it there,
-    /// its offset kept, if the new rule no longer allows the network).
+    /// Allowed in every state: a `held` item keeps it for when it comes
+    /// back. Runs do not apply rules yet (issue 25 part 2, which will check
+    /// an uploading item's rule again at its next buffer).
     pub fn set_rule(&self, id: i64, rule: BackupRule) -> Result<()> {
         self.lock().db.write(|tx| ops::set_rule(tx, id, rule))
     }

@@ -1,11 +1,12 @@
 //! The user's backup rules (issue 25): when an item may use the network.
 //!
 //! Each item carries a [`BackupRule`] (set at enqueue, or the queue's default,
-//! and changeable later); a run is told the phone's state ([`Network`], and
-//! whether it charges) by the app, since the library sees neither
+//! and changeable later). Part 2 of issue 25 (not built yet: runs ignore the
+//! rules today) tells a run the phone's state ([`Network`], and whether it
+//! charges), given by the app since the library sees neither
 //! `ConnectivityManager` nor the battery, and sends only the items whose rule
-//! allows it. An item that may not go waits, with a [`WaitReason`] that names
-//! the WorkManager constraint that would unlock it.
+//! allows it. An item that may not go will wait with a [`WaitReason`] that
+//! names the WorkManager constraint that would unlock it.
 
 use serde::Serialize;
 
@@ -47,14 +48,18 @@ crate::codes::coded_enum! {
         Charging = 2, "charging";
         /// Its bytes do not fit in what is left of today's metered budget.
         Budget = 3, "budget";
+        /// There is no network at all, and its rule would go on any
+        /// (`NetworkType.CONNECTED`): only an `any` rule waits for this.
+        Connected = 4, "connected";
     }
 }
 
 /// When an item may be uploaded: the user's rule for it. The default (what
 /// every item had before rules existed): any network, charging or not.
 ///
-/// A run is given the phone's [`Network`] and whether it charges, and sends
-/// an item only when [`BackupRule::first_block`] finds nothing that blocks it.
+/// Part 2 of issue 25 gives a run the phone's [`Network`] and whether it
+/// charges, and sends an item only when [`BackupRule::first_block`] finds
+/// nothing that blocks it (runs ignore rules until then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct BackupRule {
     /// Which networks it may use: `any` goes on `unmetered`, `metered` and
@@ -79,16 +84,16 @@ impl BackupRule {
     /// first reason in the order `unmetered`, `not_roaming`, `charging` (the
     /// daily budget, [`WaitReason::Budget`], is the run's to decide).
     ///
-    /// No network (`none`) blocks every rule on the network, as the
-    /// constraint that surely lets the item go: `unmetered` for an
-    /// `unmetered` rule, `not_roaming` for `not_roaming` and `any` (no reason
-    /// names "connected"; `NetworkType.NOT_ROAMING` is the loosest constraint
-    /// among the reasons under which an `any` item goes; a worker that needs
-    /// only a connection covers roaming too).
+    /// No network (`none`) blocks every rule on the network, each with the
+    /// constraint that lets exactly it go: `unmetered` for an `unmetered`
+    /// rule, `not_roaming` for `not_roaming`, `connected` for `any`. (One
+    /// reason for `any` and `not_roaming` would leave the app either never
+    /// sending `any` items while roaming or waking in a loop while roaming.)
     pub fn first_block(&self, network: Network, charging: bool) -> Option<WaitReason> {
         let network_block = match (self.network, network) {
             (NetworkRule::Unmetered, Network::Unmetered) => None,
             (NetworkRule::Unmetered, _) => Some(WaitReason::Unmetered),
+            (NetworkRule::Any, Network::None) => Some(WaitReason::Connected),
             (_, Network::None) => Some(WaitReason::NotRoaming),
             (NetworkRule::NotRoaming, Network::MeteredRoaming) => Some(WaitReason::NotRoaming),
             (NetworkRule::NotRoaming | NetworkRule::Any, _) => None,
@@ -145,7 +150,7 @@ mod tests {
         // by rule, on unmetered / metered / metered_roaming / none.
         let network_block = |r: NetworkRule| -> [Option<WaitReason>; 4] {
             match r {
-                R::Any => [None, None, None, Some(W::NotRoaming)],
+                R::Any => [None, None, None, Some(W::Connected)],
                 R::NotRoaming => [None, None, Some(W::NotRoaming), Some(W::NotRoaming)],
                 R::Unmetered => [
                     None,
@@ -225,7 +230,8 @@ mod tests {
                 (0, "unmetered"),
                 (1, "not_roaming"),
                 (2, "charging"),
-                (3, "budget")
+                (3, "budget"),
+                (4, "connected")
             ]
         );
         assert_eq!(

@@ -6,9 +6,8 @@ use rusqlite::{params, Connection, Transaction};
 use crate::error::{Error, Result};
 use crate::queue::BackupRule;
 
-/// Sets item `id`'s rule (`NotFound` if it is not in the queue). Any state:
-/// a `dead` or `held` item keeps it for when it comes back; an `uploading`
-/// one is checked against it by its run at the next buffer (DESIGN.md §7).
+/// Sets item `id`'s rule (`NotFound` if it is not in the queue), in any
+/// state (runs apply rules from issue 25 part 2 on; DESIGN.md §7).
 pub fn set_rule(tx: &Transaction<'_>, id: i64, rule: BackupRule) -> Result<()> {
     let (network_rule, charging_only) = rule.to_columns();
     let n = tx.execute(

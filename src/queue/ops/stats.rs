@@ -57,13 +57,13 @@ impl Backlog {
 /// The active (pending, uploading, failed) items by what their backup rule
 /// needs, whatever the phone's state: the three overlap (an item that needs
 /// Wi-Fi and the charger is in `unmetered` and in `charging`); the items of
-/// each rule class are in [`RuleStats::class`]. A run knows the phone's
-/// state and reports what waits, and why.
+/// each rule class are in [`RuleStats::class`]. What waits, and why, for a
+/// given phone state is part 2 of issue 25 (not built yet).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RuleStats {
     /// Items whose rule needs an unmetered network.
     pub unmetered: Backlog,
-    /// Items whose rule needs a network that is not roaming.
+    /// Items whose rule is `not_roaming`.
     pub not_roaming: Backlog,
     /// Items that go only while the phone charges.
     pub charging: Backlog,
