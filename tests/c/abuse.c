@@ -200,6 +200,12 @@ static void bad_values(cs_agent *a, const char *dir, const uint8_t *root, size_t
     BAD(cs_set_audit_retention_days(a, UINT32_MAX, &n64), "");
     EXPECT(cs_get_item(a, -1, &item), CS_NOT_FOUND, "");
     EXPECT(cs_remove(a, INT64_MAX), CS_NOT_FOUND, "");
+    /* None of the refused calls above queued, moved or lost anything. */
+    cs_queue_stats untouched;
+    OK(cs_stats(a, &untouched));
+    CHECK(untouched.pending + untouched.uploading + untouched.failed + untouched.dead +
+              untouched.held ==
+          0);
     /* A short buffer fails and holds "". */
     snprintf(path, sizeof path, "%s/short.bin", dir);
     FILE *f = fopen(path, "wb");
